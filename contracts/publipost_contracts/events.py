@@ -1,0 +1,231 @@
+"""Every message that travels on the bus, one class each, in the order of a mailing's life."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .envelope import Event
+
+Id = str
+OutputFormat = Literal["docx", "pdf"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- template -----------------------------------------------------------------
+
+
+class TemplateRegistered(Event):
+    type: Literal["template.registered"] = "template.registered"
+    template_id: Id
+    name: str
+    version: int
+    fields: list[str]
+
+
+# --- merge --------------------------------------------------------------------
+
+
+class MergeRequested(Event):
+    """An internal system asks for one document per record.
+
+    Records travel inline for small requests; a large request stores them in
+    GridFS as NDJSON (one JSON object a line) and passes `records_file_id`.
+    Each record needs an `id`; `email`, `customer_number` and
+    `document_number` are used by dispatch when present.
+    """
+
+    type: Literal["merge.requested"] = "merge.requested"
+    request_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one mailing per request id.")
+    template_id: Id
+    name: str | None = Field(default=None, max_length=200)
+    entity_type: str = "client"
+    records: list[dict[str, Any]] | None = None
+    records_file_id: Id | None = None
+    custom_fields: dict[str, str] = Field(default_factory=dict)
+    output: OutputFormat = "pdf"
+
+    @model_validator(mode="after")
+    def _records_one_way(self) -> MergeRequested:
+        if (self.records is None) == (self.records_file_id is None):
+            raise ValueError("give exactly one of records (inline) or records_file_id (GridFS NDJSON)")
+        return self
+
+
+class Problem(_Part):
+    field: str
+    message: str
+    record_index: int | None = None
+
+
+class MergeRejected(Event):
+    type: Literal["merge.rejected"] = "merge.rejected"
+    request_id: Id
+    problems: list[Problem]
+
+
+class RenderItem(_Part):
+    document_id: Id
+    docx_blob_id: Id
+
+
+class RenderRequested(Event):
+    type: Literal["render.requested"] = "render.requested"
+    mailing_id: Id
+    chunk: int
+    documents: list[RenderItem]
+
+
+class RenderResult(_Part):
+    document_id: Id
+    pdf_blob_id: Id | None = None
+    page_count: int = 0
+    error: str | None = None
+
+
+class DocumentsRendered(Event):
+    type: Literal["documents.rendered"] = "documents.rendered"
+    mailing_id: Id
+    chunk: int
+    results: list[RenderResult]
+
+
+class MergeCompleted(Event):
+    type: Literal["merge.completed"] = "merge.completed"
+    request_id: Id
+    mailing_id: Id
+    name: str
+    status: Literal["ready", "pending_validation", "failed"]
+    documents: int
+    failed: int
+    combined_blob_id: Id | None = None
+
+
+class MailingRegrouped(Event):
+    """A dispatched mailing was replaced by its sent and not-sent mailings."""
+
+    type: Literal["merge.mailing_regrouped"] = "merge.mailing_regrouped"
+    dispatch_id: Id
+    source_mailing_id: Id
+    sent_mailing_id: Id | None
+    not_sent_mailing_id: Id | None
+    sent: int
+    not_sent: int
+
+
+# --- recipient directory --------------------------------------------------------
+
+
+class ResolveRecipient(Event):
+    """Request/reply: which address should this document go to?"""
+
+    type: Literal["recipients.resolve"] = "recipients.resolve"
+    customer_number: str | None = None
+    record_email: str | None = None
+
+
+class RecipientResolved(Event):
+    type: Literal["recipients.resolved"] = "recipients.resolved"
+    email: str | None
+    rule: Literal["record", "directory"] | None
+    reason: str | None = None
+
+
+# --- dispatch -------------------------------------------------------------------
+
+
+class DispatchRequested(Event):
+    type: Literal["dispatch.requested"] = "dispatch.requested"
+    dispatch_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one dispatch per id.")
+    mailing_id: Id
+    subject: str = Field(default="{document_name}", max_length=998)
+    body: str = Field(default="Please find your document attached.\n")
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    reply_to: str | None = None
+
+
+class SendRequested(Event):
+    type: Literal["send.requested"] = "send.requested"
+    dispatch_id: Id
+    document_id: Id
+
+
+DeliveryOutcome = Literal["sent", "failed"]
+
+
+class DeliveryRecorded(Event):
+    type: Literal["delivery.recorded"] = "delivery.recorded"
+    dispatch_id: Id
+    document_id: Id
+    outcome: DeliveryOutcome
+    recipients: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    smtp_message_id: str | None = None
+
+
+class Failure(_Part):
+    document_id: Id
+    reason: str
+
+
+class DispatchCompleted(Event):
+    """Every document of the dispatch has a final outcome.
+
+    `failures` lists at most `FAILURES_LISTED`; the full list is on dispatch's HTTP API.
+    """
+
+    FAILURES_LISTED: ClassVar[int] = 1000
+
+    type: Literal["dispatch.completed"] = "dispatch.completed"
+    dispatch_id: Id
+    mailing_id: Id
+    sent: int
+    failed: int
+    failures: list[Failure]
+    failures_truncated: bool = False
+
+
+class DocumentSent(Event):
+    """Lets the owning system mark, say, an invoice as sent."""
+
+    type: Literal["document.sent"] = "document.sent"
+    dispatch_id: Id
+    mailing_id: Id
+    document_id: Id
+    document_number: str | None
+    recipients: list[str]
+
+
+# --- scheduler ------------------------------------------------------------------
+
+
+class CampaignFired(Event):
+    type: Literal["campaign.fired"] = "campaign.fired"
+    campaign_id: Id
+    occurrence_at: datetime
+    dispatch_id: Id
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    TemplateRegistered,
+    MergeRequested,
+    MergeRejected,
+    RenderRequested,
+    DocumentsRendered,
+    MergeCompleted,
+    MailingRegrouped,
+    ResolveRecipient,
+    RecipientResolved,
+    DispatchRequested,
+    SendRequested,
+    DeliveryRecorded,
+    DispatchCompleted,
+    DocumentSent,
+    CampaignFired,
+)

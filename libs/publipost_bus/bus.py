@@ -1,0 +1,196 @@
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+
+from publipost_contracts import MAX_MESSAGE_BYTES, Event
+from publipost_idempotency import ProcessedMessages
+from publipost_logging import bound_contextvars, get_logger
+from publipost_settings import ServiceSettings
+
+from .metrics import HANDLE_SECONDS, MESSAGES, PUBLISHED
+from .retry import RetryPolicy
+from .topology import ATTEMPT_HEADER, Topology
+
+E = TypeVar("E", bound=Event)
+R = TypeVar("R", bound=Event)
+Handler = Callable[[E], Awaitable[Any]]
+
+log = get_logger(__name__)
+
+
+class MessageTooLarge(ValueError):
+    pass
+
+
+class Bus:
+    """A service's view of RabbitMQ: what it publishes, what it consumes, and the rules for both.
+
+    Every consumer gets its quorum queue, dead-letter queue and retry queue;
+    skips messages it already handled (by event id); retries failures with
+    backoff; and acknowledges only once the handler has returned.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, publishes: Sequence[type[Event]] = ()) -> None:
+        self.service = settings.service_name
+        self.topology = Topology(settings.namespace, settings.delivery_limit)
+        self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
+        self.broker = RabbitBroker(
+            settings.rabbitmq_url,
+            graceful_timeout=settings.shutdown_grace_s,
+            default_channel=Channel(prefetch_count=settings.prefetch),
+            fail_fast=False,
+            log_level=logging.DEBUG,
+            app_id=f"publipost-{self.service}",
+        )
+        self._publishers = {
+            cls: self.broker.publisher(
+                exchange=self.topology.events,
+                routing_key=cls.routing_key,
+                persist=True,
+                schema=cls,
+                title=f"{cls.routing_key}:{self.service}",
+                description=(cls.__doc__ or "").strip() or None,
+            )
+            for cls in publishes
+        }
+        self._queues: list[str] = []
+        self.inbox: ProcessedMessages | None = None
+
+    # --- publishing ---------------------------------------------------------------
+
+    def encode(self, event: Event) -> bytes:
+        body = event.model_dump_json().encode()
+        if len(body) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"{event.type} is {len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit: "
+                "pass large inputs by GridFS reference"
+            )
+        return body
+
+    async def publish(self, event: Event) -> None:
+        publisher = self._publishers.get(type(event))
+        if publisher is None:
+            raise LookupError(f"{self.service} does not declare that it publishes {event.type}")
+        await publisher.publish(
+            self.encode(event),
+            message_id=str(event.event_id),
+            correlation_id=event.correlation_id,
+            content_type="application/json",
+            message_type=event.type,
+        )
+        PUBLISHED.labels(event.type).inc()
+
+    async def request(self, event: Event, reply_type: type[R], timeout_s: float = 5.0) -> R:
+        """Request/reply over the events exchange; the consumer's return value is the answer."""
+        reply = await self.broker.request(
+            self.encode(event),
+            exchange=self.topology.events,
+            routing_key=event.routing_key,
+            correlation_id=event.correlation_id,
+            message_id=str(event.event_id),
+            content_type="application/json",
+            timeout=timeout_s,
+        )
+        return reply_type.model_validate_json(reply.body)
+
+    # --- consuming ----------------------------------------------------------------
+
+    def consumer(self, event_type: type[E], *, idempotent: bool = True) -> Callable[[Handler[E]], Handler[E]]:
+        """Register `handler` for `event_type` on this service's own queue.
+
+        `idempotent=False` is for queries (request/reply), which change nothing.
+        """
+
+        def register(handler: Handler[E]) -> Handler[E]:
+            queue = self.topology.consumer_queue(self.service, event_type.routing_key)
+            self._queues.append(queue.name)
+
+            async def consume(event: Any, message: Any) -> Any:
+                return await self._consume(queue.name, handler, event, message, idempotent)
+
+            consume.__annotations__ = {"event": event_type, "message": RabbitMessage, "return": Any}
+            consume.__name__ = handler.__name__
+            consume.__doc__ = handler.__doc__
+            self.broker.subscriber(
+                queue,
+                self.topology.events,
+                ack_policy=AckPolicy.REJECT_ON_ERROR,
+                title=f"{queue.name}:consume",
+                description=(handler.__doc__ or "").strip() or None,
+            )(consume)
+            return handler
+
+        return register
+
+    async def _consume(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
+        event_id = str(event.event_id)
+        with bound_contextvars(correlation_id=event.correlation_id, event_id=event_id, event_type=event.type):
+            if idempotent and self.inbox and await self.inbox.already_processed(queue, event_id):
+                MESSAGES.labels(queue, "duplicate").inc()
+                log.info("duplicate message skipped", consumer=queue)
+                return None
+            attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0)) + 1
+            started = time.perf_counter()
+            try:
+                result = await handler(event)
+            except Exception as error:
+                if not self.retry_policy.should_retry(attempt, error):
+                    MESSAGES.labels(queue, "dead_lettered").inc()
+                    log.error("message dead-lettered", consumer=queue, attempt=attempt, error=repr(error))
+                    raise
+                delay = self.retry_policy.delay_s(attempt)
+                await self._schedule_retry(queue, message, attempt, delay)
+                MESSAGES.labels(queue, "retried").inc()
+                log.warning("message retried", consumer=queue, attempt=attempt, delay_s=delay, error=repr(error))
+                return None
+            finally:
+                HANDLE_SECONDS.labels(queue).observe(time.perf_counter() - started)
+            if idempotent and self.inbox:
+                await self.inbox.mark(queue, event_id)
+            MESSAGES.labels(queue, "handled").inc()
+            return result
+
+    async def _schedule_retry(self, queue: str, message: Any, attempt: int, delay_s: float) -> None:
+        await self.broker.publish(
+            message.body,
+            exchange=self.topology.retry,
+            routing_key=queue,
+            persist=True,
+            expiration=delay_s,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            content_type=message.content_type,
+            headers={**(message.headers or {}), ATTEMPT_HEADER: attempt},
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        retry_exchange = await self.broker.declare_exchange(self.topology.retry)
+        dead_letter_exchange = await self.broker.declare_exchange(self.topology.dead_letter)
+        for name in self._queues:
+            dlq = self.topology.dead_letter_queue(name)
+            await (await self.broker.declare_queue(dlq)).bind(dead_letter_exchange, routing_key=name)
+            retry = self.topology.retry_queue(name)
+            await (await self.broker.declare_queue(retry)).bind(retry_exchange, routing_key=name)
+        await self.broker.start()
+
+    def queue_names(self) -> list[str]:
+        """Every queue this service declares: consumer queues and their retry and dead-letter queues."""
+        return [name for queue in self._queues for name in (queue, f"{queue}.retry", f"{queue}.dlq")]
+
+    async def stop(self) -> None:
+        """Stop consuming and wait for in-flight handlers (up to the grace period), then disconnect."""
+        await self.broker.stop()
+
+    async def ping(self) -> bool:
+        try:
+            return await self.broker.ping(timeout=2.0)
+        except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
+            return False

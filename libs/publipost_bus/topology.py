@@ -1,0 +1,65 @@
+"""Exchange and queue names, and the arguments that make every consumer queue safe.
+
+- One topic exchange carries every event, routed by its type (`merge.requested`).
+- Each consumer has a durable quorum queue bound to the types it handles.
+- A queue rejects what it cannot handle into its own dead-letter queue
+  (`<queue>.dlq`); the broker does the same after `delivery_limit` redeliveries,
+  so a message that crashes its consumer never blocks the queue.
+- Retries wait in `<queue>.retry` for their backoff delay (per-message TTL),
+  then expire back into the consumer queue through the default exchange.
+"""
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+ATTEMPT_HEADER = "x-publipost-attempt"
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str
+    delivery_limit: int = 10
+
+    @property
+    def events(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.events", type=ExchangeType.TOPIC, durable=True)
+
+    @property
+    def dead_letter(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.dead-letter", type=ExchangeType.DIRECT, durable=True)
+
+    @property
+    def retry(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.retry", type=ExchangeType.DIRECT, durable=True)
+
+    def queue_name(self, service: str, routing_key: str) -> str:
+        return f"{self.namespace}.{service}.{routing_key}"
+
+    def consumer_queue(self, service: str, routing_key: str) -> RabbitQueue:
+        name = self.queue_name(service, routing_key)
+        return RabbitQueue(
+            name,
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            routing_key=routing_key,
+            arguments={
+                "x-dead-letter-exchange": self.dead_letter.name,
+                "x-dead-letter-routing-key": name,
+                "x-delivery-limit": self.delivery_limit,
+            },
+        )
+
+    def dead_letter_queue(self, queue_name: str) -> RabbitQueue:
+        return RabbitQueue(
+            f"{queue_name}.dlq", queue_type=QueueType.QUORUM, durable=True, routing_key=queue_name
+        )
+
+    def retry_queue(self, queue_name: str) -> RabbitQueue:
+        return RabbitQueue(
+            f"{queue_name}.retry",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            routing_key=queue_name,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue_name},
+        )

@@ -1,0 +1,100 @@
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from faststream import FastStream
+from faststream.specification import AsyncAPI
+
+from publipost_bus import Bus
+from publipost_http import ReadinessCheck, health_router
+from publipost_idempotency import ProcessedMessages
+from publipost_logging import configure_logging, get_logger
+from publipost_settings import ServiceSettings
+from publipost_storage import Repository, Storage
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def components(request: Request) -> Any:
+    """FastAPI dependency: the service's components (repositories, bus, settings)."""
+    return request.app.state.components
+log = get_logger(__name__)
+
+
+@dataclass
+class Service:
+    """The bootstrap of a service: what it owns and how it starts and stops.
+
+    Start: indexes, then `on_start` hooks (workers, timers), then consumers.
+    Stop (SIGTERM): consumers first, waiting for in-flight messages, then the
+    hooks in reverse, then the database, so nothing in flight loses its store.
+    """
+
+    settings: ServiceSettings
+    bus: Bus
+    storage: Storage
+    components: Any = None
+    routers: Iterable[APIRouter] = ()
+    repositories: Iterable[Repository] = ()
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        self.bus.inbox = ProcessedMessages(self.storage.db)
+        self.repositories = [*self.repositories, self.bus.inbox]
+
+    @property
+    def asyncapi(self) -> AsyncAPI:
+        return AsyncAPI(self.bus.broker, title=self.title or f"publipost-{self.settings.service_name}")
+
+    def stream_app(self) -> FastStream:
+        """The FastStream application, for `faststream docs` and the AsyncAPI document."""
+        return FastStream(self.bus.broker, specification=self.asyncapi)
+
+    async def start(self) -> None:
+        for repository in self.repositories:
+            await repository.ensure_indexes()
+        for hook in self.on_start:
+            await hook()
+        await self.bus.start()
+        log.info("service started", port=self.settings.http_port)
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+        for hook in reversed(self.on_stop):
+            await hook()
+        await self.storage.close()
+        log.info("service stopped")
+
+    def http_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=self.title or f"Publipost {self.settings.service_name}", lifespan=lifespan)
+        checks = {"database": self.storage.ping, "broker": self.bus.ping, **self.readiness}
+        app.include_router(health_router(checks))
+        for router in self.routers:
+            app.include_router(router)
+        app.state.components = self.components
+        return app
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT; uvicorn then runs the lifespan's shutdown."""
+        configure_logging(self.settings.service_name, self.settings.log_level)
+        uvicorn.run(
+            self.http_app(),
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            timeout_graceful_shutdown=int(self.settings.shutdown_grace_s),
+        )

@@ -1,0 +1,29 @@
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .blobs import BlobStore
+
+
+class Storage:
+    """The service's connection: its own database and the shared blob store.
+
+    Each collection belongs to one service, which is why a service only gets
+    its own database; blobs are the one shared space, read by id.
+    """
+
+    def __init__(self, url: str, database: str, blob_database: str) -> None:
+        self.client: AsyncMongoClient = AsyncMongoClient(
+            url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
+        )
+        self.db: AsyncDatabase = self.client[database]
+        self.blobs = BlobStore(self.client[blob_database])
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+        except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,22 @@
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+
+from publipost_bus import Bus
+from publipost_runtime import components
+from publipost_storage import Storage
+
+from .repository import TemplateRepository
+from .settings import TemplateSettings
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    settings: TemplateSettings
+    storage: Storage
+    bus: Bus
+    templates: TemplateRepository
+
+
+Context = Annotated[TemplateContext, Depends(components)]

@@ -1,0 +1,146 @@
+"""The real pieces every integration test talks to: RabbitMQ, MongoDB (or SecantusDB), SMTP capture.
+
+RABBITMQ_URL / MONGODB_URL when set; else containers when a Docker engine
+answers; else local processes (the RabbitMQ server on this machine, a
+SecantusDB started in a temporary folder).
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
+from publipost_localstack.smtp_capture import start_capture
+from publipost_runtime import Service
+from publipost_settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass(frozen=True)
+class Infra:
+    rabbitmq_url: str
+    mongodb_url: str
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # noqa: BLE001 - no engine, whatever the reason
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    rabbitmq_url = os.environ.get("RABBITMQ_URL")
+    mongodb_url = os.environ.get("MONGODB_URL")
+    cleanups: list[Callable[[], Any]] = []
+    if (rabbitmq_url is None or mongodb_url is None) and _docker_answers():
+        if rabbitmq_url is None:
+            from testcontainers.rabbitmq import RabbitMqContainer
+
+            rabbit = RabbitMqContainer("rabbitmq:3.13-alpine").start()
+            cleanups.append(rabbit.stop)
+            rabbitmq_url = f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
+        if mongodb_url is None:
+            from testcontainers.mongodb import MongoDbContainer
+
+            mongo = MongoDbContainer("mongo:7").start()
+            cleanups.append(mongo.stop)
+            mongodb_url = mongo.get_connection_url()
+    if rabbitmq_url is None:
+        ensure_rabbitmq(LOCAL_RABBITMQ)
+        rabbitmq_url = LOCAL_RABBITMQ
+    if mongodb_url is None:
+        run_dir = tmp_path_factory.mktemp("secantus")
+        port = free_port()
+        secantus = start_secantus(port, run_dir / "data", run_dir, name=f"secantus-{port}")
+        cleanups.append(secantus.stop)
+        mongodb_url = f"mongodb://127.0.0.1:{port}/"
+    yield Infra(rabbitmq_url, mongodb_url)
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace per test: its own exchanges, queues and databases, so tests never see each other's messages."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_settings(infra: Infra, namespace: str) -> Callable[..., Any]:
+    def make(settings_class: type[S], **overrides: Any) -> S:
+        values = {
+            "namespace": namespace,
+            "rabbitmq_url": infra.rabbitmq_url,
+            "mongodb_url": infra.mongodb_url,
+            "retry_base_delay_s": 0.1,
+            "shutdown_grace_s": 5,
+            **overrides,
+        }
+        return settings_class(**values)
+
+    return make
+
+
+@pytest.fixture
+async def running(infra: Infra, namespace: str) -> AsyncIterator[Callable[[Service], Any]]:
+    """`async with running(service):` starts a service against the real broker and database.
+
+    At the end of the test every service is stopped, and its queues and databases deleted.
+    """
+    started: list[Service] = []
+
+    @asynccontextmanager
+    async def run(service: Service) -> AsyncIterator[Service]:
+        await service.start()
+        started.append(service)
+        yield service
+
+    yield run
+    for service in started:
+        await service.stop()
+    connection = await aio_pika.connect(infra.rabbitmq_url)
+    async with connection:
+        for service in started:
+            for name in service.bus.queue_names():
+                channel = await connection.channel()
+                await channel.queue_delete(name)
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_url)
+    for name in await client.list_database_names():
+        if name.startswith(f"{namespace}_"):
+            await client.drop_database(name)
+    await client.close()
+
+
+@dataclass
+class Mailbox:
+    """The SMTP capture server of a test, and what it received."""
+
+    host: str
+    port: int
+    directory: Path
+
+    def messages(self) -> list[bytes]:
+        return [p.read_bytes() for p in sorted(self.directory.glob("*.eml"))]
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+    port = free_port()
+    controller = start_capture(tmp_path / "mail", port=port)
+    yield Mailbox("127.0.0.1", port, tmp_path / "mail")
+    controller.stop()
