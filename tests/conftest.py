@@ -5,16 +5,17 @@ answers; else local processes (the RabbitMQ server on this machine, a
 SecantusDB started in a temporary folder).
 """
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aio_pika
 import pytest
+import uvicorn
 from pymongo import AsyncMongoClient
 
 from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
@@ -98,18 +99,30 @@ def make_settings(infra: Infra, namespace: str) -> Callable[..., Any]:
 
 @pytest.fixture
 async def running(infra: Infra, namespace: str) -> AsyncIterator[Callable[[Service], Any]]:
-    """`async with running(service):` starts a service against the real broker and database.
-
-    At the end of the test every service is stopped, and its queues and databases deleted.
+    """`await running(service)` (or `async with running(service):`) starts a service against the real
+    broker and database. At the end of the test every service is stopped, its queues and databases deleted.
     """
     started: list[Service] = []
 
-    @asynccontextmanager
-    async def run(service: Service) -> AsyncIterator[Service]:
-        await service.start()
-        started.append(service)
-        yield service
+    class Run:
+        def __init__(self, service: Service) -> None:
+            self.service = service
 
+        async def start(self) -> Service:
+            await self.service.start()
+            started.append(self.service)
+            return self.service
+
+        def __await__(self) -> Any:
+            return self.start().__await__()
+
+        async def __aenter__(self) -> Service:
+            return await self.start()
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    run = Run
     yield run
     for service in started:
         await service.stop()
@@ -124,6 +137,27 @@ async def running(infra: Infra, namespace: str) -> AsyncIterator[Callable[[Servi
         if name.startswith(f"{namespace}_"):
             await client.drop_database(name)
     await client.close()
+
+
+@pytest.fixture
+async def serve_http() -> AsyncIterator[Callable[[Service], Any]]:
+    """`url = await serve_http(service)`: the service's HTTP API on a real port, for services that call it."""
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def serve(service: Service) -> str:
+        port = free_port()
+        config = uvicorn.Config(service.http_app(), host="127.0.0.1", port=port, lifespan="off", log_config=None)
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        while not server.started:
+            await asyncio.sleep(0.02)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, task in servers:
+        server.should_exit = True
+        await task
 
 
 @dataclass

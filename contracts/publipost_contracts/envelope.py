@@ -42,14 +42,18 @@ class Event(BaseModel):
             cls.routing_key = field.default
 
     @classmethod
-    def caused_by(cls, cause: Event, *, key: object | None = None, **body: Any) -> Self:
+    def caused_by(
+        cls, cause: Event, *, key: object | None = None, event_id: uuid.UUID | None = None, **body: Any
+    ) -> Self:
         """A follow-up event in the same tenant and correlation.
 
         With `key`, the event id is derived from the cause and the key, so a
-        handler that runs twice for the same cause publishes the same event twice,
-        which consumers recognise as one.
+        handler that runs twice for the same cause publishes the same event
+        twice, which consumers recognise as one. An explicit `event_id` serves
+        events that must be unique whatever caused them (a mailing completes once).
         """
-        event_id = deterministic_id(cause.event_id, cls.routing_key, key) if key is not None else uuid.uuid4()
+        if event_id is None:
+            event_id = deterministic_id(cause.event_id, cls.routing_key, key) if key is not None else uuid.uuid4()
         return cls(
             event_id=event_id,
             tenant_id=cause.tenant_id,

@@ -1,0 +1,73 @@
+"""Wiring of the merge service (its bootstrap)."""
+
+from publipost_bus import Bus
+from publipost_contracts import (
+    DispatchCompleted,
+    DocumentsRendered,
+    MailingRegrouped,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+    RenderRequested,
+)
+from publipost_runtime import Service
+from publipost_storage import Storage
+
+from . import handlers
+from .api import router
+from .clients import DispatchClient, TemplateClient
+from .context import MergeContext
+from .repository import DocumentRepository, MailingRepository
+from .settings import MergeSettings
+
+
+def build(settings: MergeSettings | None = None) -> Service:
+    settings = settings or MergeSettings()
+    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    bus = Bus(settings, publishes=[MergeRejected, RenderRequested, MergeCompleted, MailingRegrouped])
+    ctx = MergeContext(
+        settings=settings,
+        storage=storage,
+        bus=bus,
+        mailings=MailingRepository(storage.db),
+        documents=DocumentRepository(storage.db),
+        templates=TemplateClient(settings.template_url, settings.http_timeout_s),
+        dispatch=DispatchClient(settings.dispatch_url, settings.http_timeout_s),
+    )
+
+    @bus.consumer(MergeRequested)
+    async def merge_requested(event: MergeRequested) -> None:
+        """Render one document per record of a merge request."""
+        await handlers.merge_requested(event, ctx)
+
+    @bus.consumer(DocumentsRendered)
+    async def documents_rendered(event: DocumentsRendered) -> None:
+        """Record converted PDFs; complete the mailing after its last chunk."""
+        await handlers.documents_rendered(event, ctx)
+
+    @bus.consumer(DispatchCompleted)
+    async def dispatch_completed(event: DispatchCompleted) -> None:
+        """Regroup a dispatched mailing into its sent and not-sent mailings."""
+        await handlers.dispatch_completed(event, ctx)
+
+    async def close_clients() -> None:
+        await ctx.templates.close()
+        await ctx.dispatch.close()
+
+    return Service(
+        settings=settings,
+        bus=bus,
+        storage=storage,
+        components=ctx,
+        routers=[router],
+        repositories=[ctx.mailings, ctx.documents],
+        on_stop=[close_clients],
+    )
+
+
+def main() -> None:
+    build().run()
+
+
+if __name__ == "__main__":
+    main()

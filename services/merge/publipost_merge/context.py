@@ -1,0 +1,26 @@
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+
+from publipost_bus import Bus
+from publipost_runtime import components
+from publipost_storage import Storage
+
+from .clients import DispatchClient, TemplateClient
+from .repository import DocumentRepository, MailingRepository
+from .settings import MergeSettings
+
+
+@dataclass(frozen=True)
+class MergeContext:
+    settings: MergeSettings
+    storage: Storage
+    bus: Bus
+    mailings: MailingRepository
+    documents: DocumentRepository
+    templates: TemplateClient
+    dispatch: DispatchClient
+
+
+Context = Annotated[MergeContext, Depends(components)]

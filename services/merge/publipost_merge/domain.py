@@ -1,0 +1,86 @@
+"""Mailing rules, free of I/O: identities, validation, what a record renders with, regrouping names."""
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from enum import StrEnum
+from itertools import islice
+from typing import Any, TypeVar
+
+from publipost_contracts import Problem, deterministic_id
+
+T = TypeVar("T")
+
+
+class MailingStatus(StrEnum):
+    RENDERING = "rendering"  # DOCX being produced, record by record
+    CONVERTING = "converting"  # waiting for render-pdf
+    READY = "ready"
+    PENDING_VALIDATION = "pending_validation"
+    FAILED = "failed"  # no document could be produced
+    REPLACED = "replaced"  # regrouped into sent / not-sent mailings after a dispatch
+
+
+class DocumentStatus(StrEnum):
+    RENDERED = "rendered"  # DOCX stored; PDF pending when asked for
+    CONVERTED = "converted"  # final form stored: the PDF, or the DOCX when no PDF was asked for
+    FAILED = "failed"
+
+
+SENT_SUFFIX = " (sent by e-mail)"
+NOT_SENT_SUFFIX = " (not sent by e-mail)"
+
+
+def mailing_id_for(tenant_id: str, request_id: str) -> str:
+    """The request id is the idempotency key: the same request always names the same mailing."""
+    return str(deterministic_id("mailing", tenant_id, request_id))
+
+
+def document_id_for(mailing_id: str, index: int) -> str:
+    return str(deterministic_id("document", mailing_id, index))
+
+
+def regrouped_mailing_id(source_mailing_id: str, dispatch_id: str, outcome: str) -> str:
+    return str(deterministic_id("regrouped", source_mailing_id, dispatch_id, outcome))
+
+
+def default_name(template_name: str, requested_on: date) -> str:
+    return f"{template_name} {requested_on.isoformat()}"
+
+
+def record_problems(records: Iterable[dict[str, Any]]) -> list[Problem]:
+    """Every record needs an id, so each document can be traced back to what produced it."""
+    problems = []
+    for index, record in enumerate(records):
+        record_id = record.get("id")
+        if record_id is None or str(record_id).strip() == "":
+            problems.append(Problem(field="records[].id", message="record has no id", record_index=index))
+    return problems
+
+
+def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:
+    """Custom fields first, then the record's own data; `date` defaults to the day of rendering."""
+    return {"date": today.strftime("%d/%m/%Y"), **custom_fields, **record}
+
+
+def document_summary(index: int, record: dict[str, Any]) -> dict[str, Any]:
+    """What dispatch and people need to know of a document without opening it."""
+    record_id = str(record["id"])
+    number = record.get("document_number")
+    return {
+        "index": index,
+        "record_id": record_id,
+        "customer_number": str(record["customer_number"]) if record.get("customer_number") is not None else None,
+        "email": record.get("email") or None,
+        "document_number": str(number) if number is not None else record_id,
+        "recipient_name": record.get("name"),
+    }
+
+
+def regrouped_names(base_name: str) -> tuple[str, str]:
+    return base_name + SENT_SUFFIX, base_name + NOT_SENT_SUFFIX
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

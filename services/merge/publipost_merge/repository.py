@@ -1,0 +1,93 @@
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from publipost_storage import Repository
+
+from .domain import DocumentStatus
+
+
+class MailingRepository(Repository):
+    collection_name = "mailings"
+    indexes = (IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),)
+
+    async def create(self, mailing: dict[str, Any]) -> bool:
+        """Insert; False when a mailing with this id exists already (a redelivered request)."""
+        try:
+            await self.collection.insert_one(mailing)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, mailing_id: str, tenant_id: str | None = None) -> dict[str, Any] | None:
+        query: dict[str, Any] = {"_id": mailing_id}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
+        return await self.collection.find_one(query)
+
+    async def update(self, mailing_id: str, changes: dict[str, Any]) -> None:
+        await self.collection.update_one({"_id": mailing_id}, {"$set": changes})
+
+    async def move_status(self, mailing_id: str, from_status: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Compare-and-set on the status: only one of concurrent handlers wins a transition."""
+        return await self.collection.find_one_and_update(
+            {"_id": mailing_id, "status": from_status}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+
+    async def page(self, tenant_id: str, *, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        query = {"tenant_id": tenant_id}
+        cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        items = await cursor.skip(skip).limit(limit).to_list()
+        return items, await self.collection.count_documents(query)
+
+
+class DocumentRepository(Repository):
+    collection_name = "documents"
+    indexes = (
+        IndexModel([("mailing_id", ASCENDING), ("index", ASCENDING)]),
+        IndexModel([("mailing_id", ASCENDING), ("status", ASCENDING)]),
+    )
+
+    async def get(self, document_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": document_id})
+
+    async def save(self, document: dict[str, Any]) -> None:
+        await self.collection.replace_one({"_id": document["_id"]}, document, upsert=True)
+
+    async def existing_ids(self, mailing_id: str) -> set[str]:
+        cursor = self.collection.find({"mailing_id": mailing_id}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    async def set_many(self, updates: dict[str, dict[str, Any]]) -> None:
+        for document_id, changes in updates.items():
+            await self.collection.update_one({"_id": document_id}, {"$set": changes})
+
+    async def count(self, mailing_id: str, status: str | None = None) -> int:
+        query: dict[str, Any] = {"mailing_id": mailing_id}
+        if status is not None:
+            query["status"] = status
+        return await self.collection.count_documents(query)
+
+    def in_order(
+        self, mailing_id: str, *, after: int = -1, limit: int = 0, status: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        query: dict[str, Any] = {"mailing_id": mailing_id, "index": {"$gt": after}}
+        if status is not None:
+            query["status"] = status
+        return aiter(self.collection.find(query).sort("index", ASCENDING).limit(limit))
+
+    async def pending_render(self, mailing_id: str) -> list[dict[str, Any]]:
+        cursor = self.collection.find(
+            {"mailing_id": mailing_id, "status": DocumentStatus.RENDERED}, {"_id": 1, "docx_blob_id": 1}
+        ).sort("index", ASCENDING)
+        return await cursor.to_list()
+
+    async def reassign(self, mailing_id: str, document_ids: list[str], to_mailing_id: str) -> None:
+        await self.collection.update_many(
+            {"mailing_id": mailing_id, "_id": {"$in": document_ids}}, {"$set": {"mailing_id": to_mailing_id}}
+        )
+
+    async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
+        await self.collection.update_many({"mailing_id": mailing_id}, {"$set": {"mailing_id": to_mailing_id}})

@@ -1,0 +1,12 @@
+from pydantic import Field
+
+from publipost_settings import ServiceSettings
+
+
+class MergeSettings(ServiceSettings):
+    service_name: str = "merge"
+    http_port: int = 8103
+    template_url: str = Field(default="http://127.0.0.1:8101", description="The template service's HTTP API.")
+    dispatch_url: str = Field(default="http://127.0.0.1:8105", description="The dispatch service's HTTP API.")
+    render_chunk_size: int = Field(default=20, ge=1, le=500, description="Documents per render.requested message.")
+    http_timeout_s: float = Field(default=10.0, gt=0)
