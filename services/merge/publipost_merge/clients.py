@@ -39,7 +39,7 @@ class DispatchClient:
 
     async def failed_document_ids(self, tenant_id: str, dispatch_id: str) -> AsyncIterator[str]:
         """Every failed document of a dispatch, page by page (the completion event lists only the first ones)."""
-        after = ""
+        after = -1
         while True:
             response = await self._http.get(
                 f"/dispatches/{dispatch_id}/deliveries",
@@ -50,7 +50,7 @@ class DispatchClient:
             page = response.json()
             for item in page["items"]:
                 yield item["document_id"]
-            if not page.get("next_after"):
+            if page["next_after"] is None:
                 return
             after = page["next_after"]
 

@@ -1,0 +1,244 @@
+"""The demo: play an internal system sending a 200-record mailing through the whole local stack.
+
+Registers the sample template, publishes merge.requested on the bus, then
+dispatch.requested once the documents are ready, follows progress, and prints
+what a user would check: sent / not sent with reasons, the regrouped
+mailings, the combined PDF and the captured e-mails.
+"""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from publipost_contracts import (
+    DispatchCompleted,
+    DispatchRequested,
+    MailingRegrouped,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE_TEMPLATE = REPO / "samples" / "letter.docx"
+TENANT = "demo"
+HEADERS = {"X-Tenant-Id": TENANT}
+RECORDS = 200
+REJECTED = range(10, 60, 10)  # 5 addresses at reject.test: the server refuses them
+NO_ADDRESS = (7, 77, 177)  # no e-mail in the record and unknown to the directory
+FROM_DIRECTORY = range(100, 110)  # no e-mail in the record, found in the recipient directory
+
+
+def records() -> list[dict[str, Any]]:
+    out = []
+    for n in range(1, RECORDS + 1):
+        email: str | None = f"client{n}@example.test"
+        if n in REJECTED:
+            email = f"client{n}@reject.test"
+        elif n in NO_ADDRESS or n in FROM_DIRECTORY:
+            email = None
+        out.append(
+            {
+                "id": f"rec-{n:04d}",
+                "customer_number": f"C{n:05d}",
+                "document_number": f"INV-2026-{n:05d}",
+                "name": f"Client {n:03d} SARL",
+                "email": email,
+                "address": f"{n} avenue des Champs",
+                "postal_code": "75008",
+                "city": "Paris",
+                "contract": f"CTR-{1000 + n}",
+                "premium": 100 + n,
+                "tax": 20,
+                "amount_due": 120 + n * 3,
+                "branch": "Paris Nord",
+            }
+        )
+    return out
+
+
+def bar(label: str, done: int, total: int, width: int = 40) -> None:
+    filled = int(width * done / total) if total else 0
+    sys.stdout.write(f"\r{label:<22} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stdout.flush()
+
+
+class Demo:
+    def __init__(self) -> None:
+        namespace = os.environ.get("PUBLIPOST_NAMESPACE", "publipost")
+        self.broker = RabbitBroker(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+        self.exchange = RabbitExchange(f"{namespace}.events", type=ExchangeType.TOPIC, durable=True)
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.template = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_TEMPLATE_URL", "http://127.0.0.1:8101"))
+        self.directory = httpx.AsyncClient(
+            base_url=os.environ.get("PUBLIPOST_DIRECTORY_URL", "http://127.0.0.1:8102")
+        )
+        self.merge = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_MERGE_URL", "http://127.0.0.1:8103"))
+        self.dispatch = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_DISPATCH_URL", "http://127.0.0.1:8105"))
+        self.run_dir = Path(os.environ.get("PUBLIPOST_RUN_DIR", REPO / ".local"))
+        self.correlation_id = str(uuid.uuid4())
+        # An internal system listens to the outcomes on queues of its own.
+        for event_type in (MergeCompleted, MergeRejected, DispatchCompleted, MailingRegrouped):
+            queue = RabbitQueue(
+                f"demo-{uuid.uuid4().hex[:8]}-{event_type.routing_key}",
+                auto_delete=True,
+                exclusive=True,
+                routing_key=event_type.routing_key,
+            )
+            self.broker.subscriber(queue, self.exchange)(self._on_event)
+
+    async def _on_event(self, body: dict[str, Any]) -> None:
+        if body.get("correlation_id") == self.correlation_id:
+            await self.inbox.put(body)
+
+    async def wait_for(self, *types: type, progress: Any = None) -> dict[str, Any]:
+        wanted = {t.routing_key for t in types}
+        while True:
+            try:
+                body = await asyncio.wait_for(self.inbox.get(), timeout=0.5)
+            except TimeoutError:
+                if progress is not None:
+                    await progress()
+                continue
+            if body["type"] in wanted:
+                return body
+
+    async def publish(self, event: Any) -> None:
+        await self.broker.publish(
+            event.model_dump_json().encode(),
+            exchange=self.exchange,
+            routing_key=event.routing_key,
+            message_id=str(event.event_id),
+            correlation_id=event.correlation_id,
+            content_type="application/json",
+            persist=True,
+        )
+
+    async def run(self) -> int:
+        await self.broker.start()
+        try:
+            return await self._run()
+        finally:
+            await self.broker.stop()
+            for client in (self.template, self.directory, self.merge, self.dispatch):
+                await client.aclose()
+
+    async def _run(self) -> int:
+        uploaded = await self.template.post(
+            "/templates",
+            headers=HEADERS,
+            data={"name": "Premium notice"},
+            files={"file": ("letter.docx", SAMPLE_TEMPLATE.read_bytes())},
+        )
+        uploaded.raise_for_status()
+        template = uploaded.json()
+        print(f"template registered: {template['name']} ({template['id']}), fields: {', '.join(template['fields'])}")
+        for n in FROM_DIRECTORY:
+            put = await self.directory.put(
+                f"/recipients/C{n:05d}", headers=HEADERS, json={"email": f"billing{n}@example.test", "name": f"Client {n}"}
+            )
+            put.raise_for_status()
+        print(f"recipient directory: {len(FROM_DIRECTORY)} recipients registered by customer number")
+
+        request_id = str(uuid.uuid4())
+        await self.publish(
+            MergeRequested(
+                tenant_id=TENANT,
+                correlation_id=self.correlation_id,
+                request_id=request_id,
+                template_id=template["id"],
+                name="Premium notices November 2026",
+                records=records(),
+                custom_fields={"signatory": "Claire Martin, Customer Service"},
+                output="pdf",
+            )
+        )
+        print(f"merge.requested published: {RECORDS} records (request {request_id})")
+
+        mailing_id = None
+
+        async def merge_progress() -> None:
+            listing = (await self.merge.get("/mailings", headers=HEADERS, params={"per_page": 5})).json()["items"]
+            mine = next((m for m in listing if m["name"].startswith("Premium notices November 2026")), None)
+            if mine:
+                bar("rendering documents", mine["rendered"], RECORDS)
+
+        outcome = await self.wait_for(MergeCompleted, MergeRejected, progress=merge_progress)
+        if outcome["type"] == MergeRejected.routing_key:
+            print(f"\nmerge rejected: {outcome['problems']}")
+            return 1
+        mailing_id = outcome["mailing_id"]
+        bar("rendering documents", RECORDS, RECORDS)
+        print(f"\nmailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
+              f"{outcome['failed']} failed")
+
+        dispatch_id = str(uuid.uuid4())
+        await self.publish(
+            DispatchRequested(
+                tenant_id=TENANT,
+                correlation_id=self.correlation_id,
+                dispatch_id=dispatch_id,
+                mailing_id=mailing_id,
+                subject="Premium notice {document_number} - {client_name}",
+                body="Dear {client_name},\n\nPlease find attached your premium notice {document_number}.\n\n"
+                "Customer service\n",
+            )
+        )
+
+        async def dispatch_progress() -> None:
+            response = await self.dispatch.get(f"/dispatches/{dispatch_id}", headers=HEADERS)
+            if response.status_code == 200:
+                view = response.json()
+                bar("sending e-mails", view["sent"] + view["failed"], view["total"] or RECORDS)
+
+        completed = await self.wait_for(DispatchCompleted, progress=dispatch_progress)
+        bar("sending e-mails", RECORDS, RECORDS)
+        regrouped = await self.wait_for(MailingRegrouped)
+        print()
+        return await self._report(completed, regrouped)
+
+    async def _report(self, completed: dict[str, Any], regrouped: dict[str, Any]) -> int:
+        print(f"\nsent {completed['sent']} / not sent {completed['failed']}")
+        reasons = Counter(_kind_of_failure(f["reason"]) for f in completed["failures"])
+        for reason, count in reasons.most_common():
+            print(f"  {count} × {reason}")
+        out_dir = self.run_dir / "demo"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print("\nmailings:")
+        for mailing_id in (regrouped["sent_mailing_id"], regrouped["not_sent_mailing_id"]):
+            if mailing_id is None:
+                continue
+            mailing = (await self.merge.get(f"/mailings/{mailing_id}", headers=HEADERS)).json()
+            line = f"  {mailing['name']}: {mailing['documents']} documents"
+            combined = await self.merge.get(f"/mailings/{mailing_id}/combined", headers=HEADERS)
+            if combined.status_code == 200:
+                path = out_dir / f"{mailing['name']}.pdf"
+                path.write_bytes(combined.content)
+                line += f", combined PDF: {path}"
+            print(line)
+        mail_dir = self.run_dir / "mail"
+        print(f"\ncaptured e-mails: {mail_dir} ({len(list(mail_dir.glob('*.eml')))} .eml files)")
+        return 0
+
+
+def _kind_of_failure(reason: str) -> str:
+    if reason.startswith("no address"):
+        return "no address (none in the record, none in the directory)"
+    if reason.startswith("550"):
+        return "rejected by the server (550 mailbox unavailable)"
+    return reason
+
+
+def main() -> None:
+    sys.exit(asyncio.run(Demo().run()))
+
+
+if __name__ == "__main__":
+    main()

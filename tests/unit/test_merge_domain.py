@@ -1,0 +1,40 @@
+from datetime import date
+
+from publipost_merge.domain import (
+    chunked,
+    document_id_for,
+    document_summary,
+    mailing_id_for,
+    record_problems,
+    regrouped_names,
+    render_context,
+)
+
+
+def test_the_request_id_names_the_mailing_per_tenant():
+    assert mailing_id_for("acme", "req-1") == mailing_id_for("acme", "req-1")
+    assert mailing_id_for("acme", "req-1") != mailing_id_for("other", "req-1")
+    assert document_id_for("m", 0) != document_id_for("m", 1)
+
+
+def test_records_without_an_id_are_listed_by_position():
+    problems = record_problems([{"id": 1}, {"name": "x"}, {"id": " "}, {"id": 0}])
+    assert [(p.field, p.record_index) for p in problems] == [("records[].id", 1), ("records[].id", 2)]
+
+
+def test_the_record_wins_over_custom_fields_and_date_has_a_default():
+    context = render_context({"name": "A", "signatory": "record"}, {"signatory": "custom", "x": "1"}, date(2026, 3, 9))
+    assert context == {"date": "09/03/2026", "signatory": "record", "x": "1", "name": "A"}
+
+
+def test_the_document_number_falls_back_to_the_record_id():
+    assert document_summary(3, {"id": 42, "email": ""})["document_number"] == "42"
+    assert document_summary(3, {"id": 42, "email": ""})["email"] is None
+
+
+def test_regrouped_mailings_keep_the_name():
+    assert regrouped_names("Notices") == ("Notices (sent by e-mail)", "Notices (not sent by e-mail)")
+
+
+def test_chunks_keep_order_and_the_last_may_be_short():
+    assert list(chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
