@@ -1,7 +1,7 @@
 """MongoDB for every service: one client, the service's own database, GridFS blobs, a repository base."""
 
-from .blobs import BlobNotFound, BlobStore
+from .blobs import BlobNotFound, BlobStore, derived_blob_id
 from .mongo import Storage
 from .repository import Repository
 
-__all__ = ["BlobNotFound", "BlobStore", "Repository", "Storage"]
+__all__ = ["BlobNotFound", "BlobStore", "Repository", "Storage", "derived_blob_id"]

@@ -1,3 +1,4 @@
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,11 @@ class BlobNotFound(LookupError):
     def __init__(self, blob_id: str) -> None:
         super().__init__(f"no blob with id {blob_id!r}")
         self.blob_id = blob_id
+
+
+def derived_blob_id(*parts: str) -> str:
+    """A blob id fixed by what the blob is (say, the PDF of one document), so a retried write replaces, never adds."""
+    return str(ObjectId(hashlib.sha256("\x1f".join(parts).encode()).digest()[:12]))
 
 
 def _object_id(blob_id: str) -> ObjectId:
@@ -29,11 +35,19 @@ class BlobStore:
         self._bucket = AsyncGridFSBucket(database)
         self._files = database["fs.files"]
 
-    async def put(self, data: bytes, filename: str, content_type: str, **metadata: Any) -> str:
-        blob_id = await self._bucket.upload_from_stream(
-            filename, data, metadata={"content_type": content_type, **metadata}
-        )
-        return str(blob_id)
+    async def put(
+        self, data: bytes, filename: str, content_type: str, *, blob_id: str | None = None, **metadata: Any
+    ) -> str:
+        """Store a blob; with `blob_id`, any earlier (or half-written) blob of that id is replaced."""
+        metadata = {"content_type": content_type, **metadata}
+        if blob_id is None:
+            return str(await self._bucket.upload_from_stream(filename, data, metadata=metadata))
+        await self.delete(blob_id)  # also removes chunks a crashed upload left behind
+        await self._bucket.upload_from_stream_with_id(_object_id(blob_id), filename, data, metadata=metadata)
+        return blob_id
+
+    async def exists(self, blob_id: str) -> bool:
+        return await self._files.find_one({"_id": _object_id(blob_id)}, {"_id": 1}) is not None
 
     async def get(self, blob_id: str) -> bytes:
         try:

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One-time set-up of a fresh machine: system packages (LibreOffice, RabbitMQ when
+# needed), the virtual environment from the lock files, and the source paths.
+# Safe to run again: each step checks what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+UV_VERSION=0.13.9
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing system packages ($*); install them with: sudo apt-get install -y $*" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# render-pdf drives LibreOffice through the UNO bridge of the system Python.
+if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c "import uno" 2>/dev/null; then
+  echo "setup: installing LibreOffice (libreoffice-writer-nogui, python3-uno)"
+  apt_install libreoffice-writer-nogui python3-uno fonts-dejavu-core
+fi
+
+# RabbitMQ: the one on RABBITMQ_URL or 127.0.0.1:5672 if it answers, else the local server.
+if ! "$PYTHON" - <<'PY'
+import os, socket, urllib.parse
+url = urllib.parse.urlparse(os.environ.get("RABBITMQ_URL", "amqp://127.0.0.1:5672/"))
+try:
+    socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=2).close()
+except OSError:
+    raise SystemExit(1)
+PY
+then
+  if ! command -v rabbitmq-server >/dev/null; then
+    echo "setup: installing rabbitmq-server"
+    apt_install rabbitmq-server
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
+  "$VENV/bin/pip" install -q "uv==$UV_VERSION"
+fi
+stamp="$VENV/.synced"
+if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ requirements-dev.lock -nt "$stamp" ]; then
+  VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip sync -q requirements.lock requirements-dev.lock
+  touch "$stamp"
+fi
+
+# The project's packages are plain source folders on the path: no install step to forget.
+site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+sed "s#^#$PWD/#" deploy/source-paths.txt > "$site/publipost.pth"
+echo "setup: ready ($VENV)"

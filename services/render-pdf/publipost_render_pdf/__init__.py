@@ -1,0 +1,1 @@
+"""render-pdf: DOCX to PDF through long-lived LibreOffice workers."""

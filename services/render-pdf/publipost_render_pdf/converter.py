@@ -1,0 +1,206 @@
+"""LibreOffice workers: each keeps one soffice alive, converts one document at a time, and is renewed
+after a number of conversions, a crash or a timeout (soffice leaks memory and can hang on a bad file)."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from publipost_logging import get_logger
+
+BRIDGE = Path(__file__).with_name("uno_bridge.py")
+log = get_logger(__name__)
+
+
+class ConversionFailed(Exception):
+    """This document cannot be converted (LibreOffice refused it, crashed on it twice, or took too long)."""
+
+
+class ConverterUnavailable(Exception):
+    """LibreOffice cannot be started: the message should be retried later, on this replica or another."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    soffice_path: str
+    uno_python: str
+    restart_after: int
+    conversion_timeout_s: float
+    start_timeout_s: float
+
+
+class LibreOfficeWorker:
+    """One bridge process (system Python + uno) driving one soffice, in its own process group."""
+
+    def __init__(self, index: int, config: WorkerConfig) -> None:
+        self.index = index
+        self.config = config
+        self.conversions = 0
+        self.total_conversions = 0
+        self.restarts = 0
+        self.busy = False
+        self._process: asyncio.subprocess.Process | None = None
+        self._soffice_pid: int | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix=f"publipost-render-{index}-"))
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "worker": self.index,
+            "alive": self.alive,
+            "busy": self.busy,
+            "bridge_pid": self._process.pid if self._process else None,
+            "soffice_pid": self._soffice_pid,
+            "conversions_since_start": self.conversions,
+            "conversions": self.total_conversions,
+            "restarts": self.restarts,
+        }
+
+    async def start(self) -> None:
+        profile = self._dir / "profile"
+        shutil.rmtree(profile, ignore_errors=True)  # a crashed soffice can leave a profile it refuses to reuse
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                self.config.uno_python,
+                str(BRIDGE),
+                self.config.soffice_path,
+                str(profile),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=sys.stderr,
+                start_new_session=True,
+            )
+            ready = await self._read_line(self.config.start_timeout_s)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            await self.stop()
+            raise ConverterUnavailable(f"LibreOffice worker {self.index} did not start: {exc}") from exc
+        self._soffice_pid = ready.get("pid")
+        self.conversions = 0
+        log.info("libreoffice worker started", worker=self.index, soffice_pid=self._soffice_pid)
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except (ProcessLookupError, TimeoutError):
+            self._kill(process)
+            await process.wait()
+
+    async def restart(self, reason: str) -> None:
+        log.info("libreoffice worker renewed", worker=self.index, reason=reason, conversions=self.conversions)
+        await self.stop()
+        self.restarts += 1
+        await self.start()
+
+    async def convert(self, docx: bytes) -> bytes:
+        """Convert one document; a crash or timeout renews the worker and tries the document once more."""
+        self.busy = True
+        try:
+            for attempt in (1, 2):
+                if not self.alive:
+                    await self.restart("not running")
+                try:
+                    pdf = await self._convert_once(docx)
+                except _WorkerBroken as exc:
+                    await self.restart(str(exc))
+                    if attempt == 2:
+                        raise ConversionFailed(f"LibreOffice failed twice on this document: {exc}") from exc
+                    continue
+                self.conversions += 1
+                self.total_conversions += 1
+                if self.conversions >= self.config.restart_after:
+                    await self.restart(f"{self.conversions} conversions")
+                return pdf
+            raise AssertionError("unreachable")
+        finally:
+            self.busy = False
+
+    async def _convert_once(self, docx: bytes) -> bytes:
+        name = uuid.uuid4().hex
+        source, target = self._dir / f"{name}.docx", self._dir / f"{name}.pdf"
+        source.write_bytes(docx)
+        try:
+            assert self._process is not None and self._process.stdin is not None
+            request = json.dumps({"source": str(source), "target": str(target)}) + "\n"
+            try:
+                self._process.stdin.write(request.encode())
+                await self._process.stdin.drain()
+                reply = await self._read_line(self.config.conversion_timeout_s)
+            except TimeoutError as exc:
+                raise _WorkerBroken(f"no answer within {self.config.conversion_timeout_s:g}s") from exc
+            except (ConnectionError, BrokenPipeError) as exc:
+                raise _WorkerBroken("LibreOffice stopped") from exc
+            if reply.get("fatal"):
+                raise _WorkerBroken(reply.get("error", "LibreOffice crashed"))
+            if not reply.get("ok"):
+                raise ConversionFailed(reply.get("error") or "LibreOffice could not convert the document")
+            return target.read_bytes()
+        finally:
+            source.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+
+    async def _read_line(self, timeout_s: float) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), timeout=timeout_s)
+        if not line:
+            raise ConnectionError("the LibreOffice bridge exited")
+        return json.loads(line)
+
+    @staticmethod
+    def _kill(process: asyncio.subprocess.Process) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class _WorkerBroken(Exception):
+    """The worker, not the document, is in trouble: renew it."""
+
+
+class ConverterPool:
+    """A fixed set of workers; a conversion waits for an idle one, so load never exceeds the workers."""
+
+    def __init__(self, size: int, config: WorkerConfig) -> None:
+        self.workers = [LibreOfficeWorker(index, config) for index in range(size)]
+        self._idle: asyncio.Queue[LibreOfficeWorker] = asyncio.Queue()
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            await worker.start()
+            self._idle.put_nowait(worker)
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+            worker.close()
+
+    async def convert(self, docx: bytes) -> bytes:
+        worker = await self._idle.get()
+        try:
+            return await worker.convert(docx)
+        finally:
+            self._idle.put_nowait(worker)
+
+    async def healthy(self) -> bool:
+        """Ready while every worker runs or is being renewed by a conversion in progress."""
+        return all(worker.alive or worker.busy for worker in self.workers)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [worker.describe() for worker in self.workers]

@@ -1,0 +1,122 @@
+"""The LibreOffice side of a render-pdf worker, run by the system Python that has `uno` (python3-uno).
+
+It starts one headless soffice with a private profile, connects over a pipe,
+then converts one file per request, for as long as it lives:
+
+    stdin:  {"source": "/tmp/x.docx", "target": "/tmp/x.pdf"}
+    stdout: {"ok": true} | {"ok": false, "error": "..."}
+
+The first line it writes is {"ready": true, "pid": <soffice pid>}. It only
+depends on the standard library and uno, because the service's virtual
+environment is a different Python.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import uno
+from com.sun.star.beans import PropertyValue
+from com.sun.star.connection import NoConnectException
+
+CONNECT_TIMEOUT_S = 60
+
+
+def _props(**values):
+    result = []
+    for name, value in values.items():
+        prop = PropertyValue()
+        prop.Name, prop.Value = name, value
+        result.append(prop)
+    return tuple(result)
+
+
+def _start_soffice(soffice, profile_dir):
+    pipe = f"publipost-{uuid.uuid4().hex}"
+    process = subprocess.Popen(
+        [
+            soffice,
+            "--headless",
+            "--invisible",
+            "--nologo",
+            "--nodefault",
+            "--norestore",
+            "--nolockcheck",
+            f"-env:UserInstallation=file://{profile_dir}",
+            f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    local = uno.getComponentContext()
+    resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"soffice exited with status {process.returncode} while starting")
+        try:
+            context = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
+            break
+        except NoConnectException:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"soffice did not answer within {CONNECT_TIMEOUT_S}s") from None
+            time.sleep(0.1)
+    desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
+    return process, desktop
+
+
+def _convert(desktop, source, target):
+    document = desktop.loadComponentFromURL(
+        uno.systemPathToFileUrl(source), "_blank", 0, _props(Hidden=True, ReadOnly=True, UpdateDocMode=0)
+    )
+    if document is None:
+        raise RuntimeError("LibreOffice could not open the document")
+    try:
+        document.storeToURL(uno.systemPathToFileUrl(target), _props(FilterName="writer_pdf_Export"))
+    finally:
+        document.close(True)
+
+
+def main():
+    soffice, profile_dir = sys.argv[1], sys.argv[2]
+    process, desktop = _start_soffice(soffice, profile_dir)
+
+    def stop(*_):
+        try:
+            desktop.terminate()
+        except Exception:  # noqa: BLE001 - soffice may already be gone
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    out = sys.stdout
+    out.write(json.dumps({"ready": True, "pid": process.pid}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            _convert(desktop, request["source"], request["target"])
+            reply = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - every failure is reported to the service
+            if process.poll() is not None:
+                out.write(json.dumps({"ok": False, "error": "LibreOffice crashed", "fatal": True}) + "\n")
+                out.flush()
+                sys.exit(1)
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {getattr(exc, 'Message', '') or exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    stop()
+
+
+if __name__ == "__main__":
+    main()
