@@ -1,0 +1,1 @@
+"""recipient-directory: recipients by customer number, and the address a document goes to."""

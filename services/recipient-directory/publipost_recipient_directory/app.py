@@ -1,0 +1,41 @@
+"""Wiring of the recipient-directory service (its bootstrap)."""
+
+from publipost_bus import Bus
+from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_runtime import Service
+from publipost_storage import Storage
+
+from . import handlers
+from .api import router
+from .context import DirectoryContext
+from .repository import RecipientRepository
+from .settings import RecipientDirectorySettings
+
+
+def build(settings: RecipientDirectorySettings | None = None) -> Service:
+    settings = settings or RecipientDirectorySettings()
+    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    bus = Bus(settings)
+    ctx = DirectoryContext(settings=settings, recipients=RecipientRepository(storage.db))
+
+    @bus.consumer(ResolveRecipient, idempotent=False)
+    async def resolve_recipient(event: ResolveRecipient) -> RecipientResolved:
+        """Answer which address a document goes to, and by which rule."""
+        return await handlers.resolve_recipient(event, ctx)
+
+    return Service(
+        settings=settings,
+        bus=bus,
+        storage=storage,
+        components=ctx,
+        routers=[router],
+        repositories=[ctx.recipients],
+    )
+
+
+def main() -> None:
+    build().run()
+
+
+if __name__ == "__main__":
+    main()
