@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +18,11 @@ from publipost_storage import Repository, Storage
 Hook = Callable[[], Awaitable[None]]
 
 
+class Timer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 def components(request: Request) -> Any:
     """FastAPI dependency: the service's components (repositories, bus, settings)."""
     return request.app.state.components
@@ -28,9 +33,11 @@ log = get_logger(__name__)
 class Service:
     """The bootstrap of a service: what it owns and how it starts and stops.
 
-    Start: indexes, then `on_start` hooks (workers, timers), then consumers.
-    Stop (SIGTERM): consumers first, waiting for in-flight messages, then the
-    hooks in reverse, then the database, so nothing in flight loses its store.
+    Start: indexes, then `on_start` hooks (workers a consumer needs), then
+    consumers, then `timers` (loops that publish, so they need the broker).
+    Stop (SIGTERM): timers, then consumers, waiting for in-flight messages,
+    then the hooks in reverse, then the database, so nothing in flight loses
+    its store.
     """
 
     settings: ServiceSettings
@@ -41,6 +48,7 @@ class Service:
     repositories: Iterable[Repository] = ()
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     title: str = ""
 
@@ -62,9 +70,13 @@ class Service:
         for hook in self.on_start:
             await hook()
         await self.bus.start()
+        for timer in self.timers:
+            await timer.start()
         log.info("service started", port=self.settings.http_port)
 
     async def stop(self) -> None:
+        for timer in self.timers:
+            await timer.stop()
         await self.bus.stop()
         for hook in reversed(self.on_stop):
             await hook()

@@ -1,0 +1,1 @@
+"""scheduler: campaigns that send a mailing at a date and time."""

@@ -1,0 +1,50 @@
+"""Wiring of the scheduler service (its bootstrap)."""
+
+from datetime import UTC, datetime
+
+from publipost_bus import Bus
+from publipost_contracts import CampaignFired, DispatchRequested
+from publipost_runtime import Service
+from publipost_storage import Storage
+
+from .api import router
+from .context import Clock, SchedulerContext
+from .repository import CampaignRepository, OccurrenceRepository
+from .settings import SchedulerSettings
+from .ticker import Ticker
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now) -> Service:
+    settings = settings or SchedulerSettings()
+    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    bus = Bus(settings, publishes=[CampaignFired, DispatchRequested])
+    ctx = SchedulerContext(
+        settings=settings,
+        bus=bus,
+        campaigns=CampaignRepository(storage.db),
+        occurrences=OccurrenceRepository(storage.db),
+        clock=clock,
+    )
+    ticker = Ticker(ctx)
+    return Service(
+        settings=settings,
+        bus=bus,
+        storage=storage,
+        components=ctx,
+        routers=[router],
+        repositories=[ctx.campaigns, ctx.occurrences],
+        timers=[ticker],
+        readiness={"ticker": ticker.healthy},
+    )
+
+
+def main() -> None:
+    build().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from publipost_storage import Repository
+
+from .domain import CampaignStatus, Occurrence
+
+
+class CampaignRepository(Repository):
+    collection_name = "campaigns"
+    indexes = (
+        IndexModel([("status", ASCENDING), ("next_run_at", ASCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+    )
+
+    async def add(self, campaign: dict[str, Any]) -> None:
+        await self.collection.insert_one(campaign)
+
+    async def get(self, tenant_id: str, campaign_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": campaign_id, "tenant_id": tenant_id})
+
+    async def page(self, tenant_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
+        cursor = self.collection.find({"tenant_id": tenant_id}).sort("created_at", DESCENDING).skip(skip).limit(limit)
+        return await cursor.to_list()
+
+    async def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        cursor = (
+            self.collection.find({"status": CampaignStatus.ACTIVE, "next_run_at": {"$lte": now}})
+            .sort("next_run_at", ASCENDING)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def advance(self, campaign_id: str, fired_at: datetime, changes: dict[str, Any]) -> None:
+        """Move past an occurrence, unless someone already did (compare-and-set on next_run_at)."""
+        await self.collection.update_one({"_id": campaign_id, "next_run_at": fired_at}, {"$set": changes})
+
+    async def set_status(
+        self, tenant_id: str, campaign_id: str, expected: str, status: str
+    ) -> dict[str, Any] | None:
+        return await self.collection.find_one_and_update(
+            {"_id": campaign_id, "tenant_id": tenant_id, "status": expected},
+            {"$set": {"status": status, "updated_at": datetime.now(UTC)}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def delete(self, tenant_id: str, campaign_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": campaign_id, "tenant_id": tenant_id})).deleted_count == 1
+
+
+class OccurrenceRepository(Repository):
+    """One document per occurrence, keyed by campaign and time: the unique key is the lock between replicas."""
+
+    collection_name = "occurrences"
+    indexes = (
+        IndexModel([("announced_at", ASCENDING), ("claimed_at", ASCENDING)]),
+        IndexModel([("campaign_id", ASCENDING), ("at", DESCENDING)]),
+    )
+
+    async def claim(self, occurrence: Occurrence, campaign: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """The occurrence for this replica to announce, or None when another replica claimed it first."""
+        doc = {
+            "_id": occurrence.key,
+            "campaign_id": occurrence.campaign_id,
+            "tenant_id": campaign["tenant_id"],
+            "at": occurrence.at,
+            "dispatch_id": occurrence.dispatch_id,
+            # What is sent is what the campaign said when it fired, even if it is edited later.
+            "dispatch": {k: campaign[k] for k in ("mailing_id", "subject", "body", "cc", "bcc", "reply_to")},
+            "claimed_at": now,
+            "announced_at": None,
+        }
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    async def unannounced(self, claimed_before: datetime) -> list[dict[str, Any]]:
+        """Occurrences whose announcer stopped between claiming and announcing."""
+        return await self.collection.find({"announced_at": None, "claimed_at": {"$lt": claimed_before}}).to_list()
+
+    async def mark_announced(self, occurrence_id: str, now: datetime) -> None:
+        await self.collection.update_one({"_id": occurrence_id}, {"$set": {"announced_at": now}})
+
+    async def of_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
+        return await self.collection.find({"campaign_id": campaign_id}).sort("at", DESCENDING).to_list()
