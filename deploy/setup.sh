@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-time set-up of a fresh machine: system packages (LibreOffice, RabbitMQ when
-# needed), the virtual environment from the lock files, and the source paths.
+# One-time set-up of a fresh machine: LibreOffice, the virtual environment from the
+# lock files, and the source paths. (RabbitMQ is found or started by `make up` and the tests.)
 # Safe to run again: each step checks what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +22,6 @@ apt_install() {
 if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c "import uno" 2>/dev/null; then
   echo "setup: installing LibreOffice (libreoffice-writer-nogui, python3-uno)"
   apt_install libreoffice-writer-nogui python3-uno fonts-dejavu-core
-fi
-
-# RabbitMQ: the one on RABBITMQ_URL or 127.0.0.1:5672 if it answers, else the local server.
-if ! "$PYTHON" - <<'PY'
-import os, socket, urllib.parse
-url = urllib.parse.urlparse(os.environ.get("RABBITMQ_URL", "amqp://127.0.0.1:5672/"))
-try:
-    socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=2).close()
-except OSError:
-    raise SystemExit(1)
-PY
-then
-  if ! command -v rabbitmq-server >/dev/null; then
-    echo "setup: installing rabbitmq-server"
-    apt_install rabbitmq-server
-  fi
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

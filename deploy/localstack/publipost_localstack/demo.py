@@ -7,11 +7,10 @@ mailings, the combined PDF and the captured e-mails.
 """
 
 import asyncio
-import os
+import logging
 import sys
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +25,8 @@ from publipost_contracts import (
     MergeRequested,
 )
 
-REPO = Path(__file__).resolve().parents[3]
+from .stack import REPO, StackConfig
+
 SAMPLE_TEMPLATE = REPO / "samples" / "letter.docx"
 TENANT = "demo"
 HEADERS = {"X-Tenant-Id": TENANT}
@@ -64,25 +64,41 @@ def records() -> list[dict[str, Any]]:
     return out
 
 
-def bar(label: str, done: int, total: int, width: int = 40) -> None:
-    filled = int(width * done / total) if total else 0
-    sys.stdout.write(f"\r{label:<22} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    sys.stdout.flush()
+class Progress:
+    """A bar per stage: redrawn in place on a terminal, a line per change in a log."""
+
+    def __init__(self) -> None:
+        self.shown: tuple[str, int] | None = None
+        self.tty = sys.stdout.isatty()
+
+    def __call__(self, label: str, done: int, total: int, width: int = 40) -> None:
+        if self.shown == (label, done):
+            return
+        if self.tty and self.shown is not None and self.shown[0] != label:
+            sys.stdout.write("\n")
+        self.shown = (label, done)
+        filled = int(width * done / total) if total else 0
+        line = f"{label:<20} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        sys.stdout.write(f"\r{line}" if self.tty else f"{line}\n")
+        sys.stdout.flush()
+
+    def end(self) -> None:
+        if self.tty and self.shown is not None:
+            sys.stdout.write("\n")
+        self.shown = None
 
 
 class Demo:
-    def __init__(self) -> None:
-        namespace = os.environ.get("PUBLIPOST_NAMESPACE", "publipost")
-        self.broker = RabbitBroker(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-        self.exchange = RabbitExchange(f"{namespace}.events", type=ExchangeType.TOPIC, durable=True)
+    def __init__(self, stack: StackConfig) -> None:
+        self.broker = RabbitBroker(stack.rabbitmq_url, log_level=logging.DEBUG)  # quiet: the demo prints its own
+        self.bar = Progress()
+        self.exchange = RabbitExchange(f"{stack.namespace}.events", type=ExchangeType.TOPIC, durable=True)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.template = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_TEMPLATE_URL", "http://127.0.0.1:8101"))
-        self.directory = httpx.AsyncClient(
-            base_url=os.environ.get("PUBLIPOST_DIRECTORY_URL", "http://127.0.0.1:8102")
-        )
-        self.merge = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_MERGE_URL", "http://127.0.0.1:8103"))
-        self.dispatch = httpx.AsyncClient(base_url=os.environ.get("PUBLIPOST_DISPATCH_URL", "http://127.0.0.1:8105"))
-        self.run_dir = Path(os.environ.get("PUBLIPOST_RUN_DIR", REPO / ".local"))
+        self.template = httpx.AsyncClient(base_url=stack.url("template"))
+        self.directory = httpx.AsyncClient(base_url=stack.url("recipient-directory"))
+        self.merge = httpx.AsyncClient(base_url=stack.url("merge"))
+        self.dispatch = httpx.AsyncClient(base_url=stack.url("dispatch"))
+        self.run_dir = stack.run_dir
         self.correlation_id = str(uuid.uuid4())
         # An internal system listens to the outcomes on queues of its own.
         for event_type in (MergeCompleted, MergeRejected, DispatchCompleted, MailingRegrouped):
@@ -167,16 +183,23 @@ class Demo:
         async def merge_progress() -> None:
             listing = (await self.merge.get("/mailings", headers=HEADERS, params={"per_page": 5})).json()["items"]
             mine = next((m for m in listing if m["name"].startswith("Premium notices November 2026")), None)
-            if mine:
-                bar("rendering documents", mine["rendered"], RECORDS)
+            if mine is None:
+                return
+            if mine["status"] == "converting":
+                detail = (await self.merge.get(f"/mailings/{mine['id']}", headers=HEADERS)).json()
+                self.bar("converting to PDF", detail["converted"] + detail["failed"], RECORDS)
+            else:
+                self.bar("rendering documents", mine["rendered"], RECORDS)
 
         outcome = await self.wait_for(MergeCompleted, MergeRejected, progress=merge_progress)
         if outcome["type"] == MergeRejected.routing_key:
-            print(f"\nmerge rejected: {outcome['problems']}")
+            self.bar.end()
+            print(f"merge rejected: {outcome['problems']}")
             return 1
         mailing_id = outcome["mailing_id"]
-        bar("rendering documents", RECORDS, RECORDS)
-        print(f"\nmailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
+        self.bar("converting to PDF", RECORDS, RECORDS)
+        self.bar.end()
+        print(f"mailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
               f"{outcome['failed']} failed")
 
         dispatch_id = str(uuid.uuid4())
@@ -196,12 +219,12 @@ class Demo:
             response = await self.dispatch.get(f"/dispatches/{dispatch_id}", headers=HEADERS)
             if response.status_code == 200:
                 view = response.json()
-                bar("sending e-mails", view["sent"] + view["failed"], view["total"] or RECORDS)
+                self.bar("sending e-mails", view["sent"] + view["failed"], view["total"] or RECORDS)
 
         completed = await self.wait_for(DispatchCompleted, progress=dispatch_progress)
-        bar("sending e-mails", RECORDS, RECORDS)
+        self.bar("sending e-mails", RECORDS, RECORDS)
+        self.bar.end()
         regrouped = await self.wait_for(MailingRegrouped)
-        print()
         return await self._report(completed, regrouped)
 
     async def _report(self, completed: dict[str, Any], regrouped: dict[str, Any]) -> int:
@@ -237,7 +260,7 @@ def _kind_of_failure(reason: str) -> str:
 
 
 def main() -> None:
-    sys.exit(asyncio.run(Demo().run()))
+    sys.exit(asyncio.run(Demo(StackConfig.from_env()).run()))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from publipost_http import TenantId
 
 from .context import Context, MergeContext
+from .domain import DocumentStatus
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 
@@ -22,6 +23,7 @@ class MailingView(BaseModel):
     rendered: int
     failed: int
     combined_available: bool
+    converted: int | None = Field(default=None, description="PDFs ready so far; in the single-mailing view.")
     regrouped_from: dict[str, str] | None = None
     replaced_by: list[str] | None = None
 
@@ -57,7 +59,7 @@ def _view(doc: dict[str, Any]) -> MailingView:
     return MailingView(
         id=doc["_id"],
         combined_available=doc.get("combined_blob_id") is not None,
-        **{k: doc.get(k) for k in MailingView.model_fields if k not in ("id", "combined_available")},
+        **{k: doc.get(k) for k in MailingView.model_fields if k not in ("id", "combined_available", "converted")},
     )
 
 
@@ -82,7 +84,9 @@ async def list_mailings(
 
 @router.get("/{mailing_id}", response_model=MailingView)
 async def get_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str) -> MailingView:
-    return _view(await _mailing(ctx, tenant_id, mailing_id))
+    view = _view(await _mailing(ctx, tenant_id, mailing_id))
+    view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
+    return view
 
 
 @router.get("/{mailing_id}/documents", response_model=DocumentPage)

@@ -1,0 +1,38 @@
+# Publipost: the commands a newcomer and CI need. Each target sets up what it needs first.
+PY := .venv/bin/python
+UV := .venv/bin/uv
+
+.PHONY: setup up down status logs demo test test-fast lock asyncapi bench-merge bench-render bench-dispatch
+
+setup:
+	@bash deploy/setup.sh
+
+up: setup
+	@$(PY) -m publipost_localstack up
+
+down:
+	@$(PY) -m publipost_localstack down
+
+status:
+	@$(PY) -m publipost_localstack status
+
+logs:
+	@$(PY) -m publipost_localstack logs $(SERVICE)
+
+demo: up
+	@$(PY) -m publipost_localstack.demo
+
+test: setup
+	@$(PY) -m pytest
+
+test-fast: setup
+	@$(PY) -m pytest -m "not slow"
+
+# Re-pin after editing requirements*.in (see README, "Dependencies").
+lock: setup
+	@$(UV) pip compile -q requirements.in -o requirements.lock
+	@$(UV) pip compile -q requirements-dev.in -o requirements-dev.lock
+	@bash deploy/setup.sh
+
+asyncapi: setup
+	@$(PY) contracts/generate_asyncapi.py

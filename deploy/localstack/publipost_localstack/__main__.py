@@ -1,0 +1,40 @@
+"""`python -m publipost_localstack up|down|status|restart|logs [name]`: the local stack, no Docker needed."""
+
+import argparse
+import sys
+
+from .stack import SERVICES, Stack, StackConfig
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="publipost_localstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "restart", "logs"])
+    parser.add_argument("name", nargs="?", help="a service (restart, logs) or secantusdb / smtp-capture (logs)")
+    args = parser.parse_args()
+    stack = Stack(StackConfig.from_env())
+    if args.command == "up":
+        try:
+            stack.up()
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"the stack did not start: {exc}", file=sys.stderr)
+            return 1
+        print(f"logs and pid files: {stack.config.run_dir}")
+    elif args.command == "down":
+        stack.down()
+    elif args.command == "status":
+        return 0 if stack.status() else 1
+    elif args.command == "restart":
+        names = [args.name] if args.name else list(SERVICES)
+        for name in names:
+            stack.stop_service(name)
+            stack.start_service(name)
+        for name in names:
+            stack.wait_ready(name, 180)
+            print(f"{name} restarted")
+    elif args.command == "logs":
+        print(stack.log_tail(args.name or "merge", lines=200))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The local stack as background processes: RabbitMQ, SecantusDB, the SMTP capture server, the six services.
+
+Everything it starts leaves a pid file and a log under one run folder
+(`.local/` by default); `down` stops what `up` started and nothing else.
+"""
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .processes import Background, ensure_rabbitmq, port_open, wait_for_port
+
+REPO = Path(__file__).resolve().parents[3]
+SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack runs. Every value has an environment variable, so tests run a second stack beside yours."""
+
+    run_dir: Path = REPO / ".local"
+    namespace: str = "publipost"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongodb_url: str | None = None  # None: start SecantusDB
+    mongodb_port: int = 27117
+    smtp_port: int = 2525
+    http_port_base: int = 8100  # template on base+1 ... scheduler on base+6
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        env = os.environ
+        return cls(
+            run_dir=Path(env.get("PUBLIPOST_RUN_DIR", REPO / ".local")),
+            namespace=env.get("PUBLIPOST_NAMESPACE", "publipost"),
+            rabbitmq_url=env.get("RABBITMQ_URL", cls.rabbitmq_url),
+            mongodb_url=env.get("MONGODB_URL"),
+            mongodb_port=int(env.get("PUBLIPOST_MONGODB_PORT", cls.mongodb_port)),
+            smtp_port=int(env.get("PUBLIPOST_SMTP_PORT", cls.smtp_port)),
+            http_port_base=int(env.get("PUBLIPOST_HTTP_PORT_BASE", cls.http_port_base)),
+        )
+
+    def port(self, service: str) -> int:
+        return self.http_port_base + 1 + SERVICES.index(service)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
+
+    @property
+    def database_url(self) -> str:
+        return self.mongodb_url or f"mongodb://127.0.0.1:{self.mongodb_port}/"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.run_dir / "mail"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        return {
+            "RABBITMQ_URL": self.rabbitmq_url,
+            "MONGODB_URL": self.database_url,
+            "PUBLIPOST_NAMESPACE": self.namespace,
+            "PUBLIPOST_HTTP_PORT": str(self.port(service)),
+            "PUBLIPOST_TEMPLATE_URL": self.url("template"),
+            "PUBLIPOST_MERGE_URL": self.url("merge"),
+            "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
+            "PUBLIPOST_SMTP_HOST": "127.0.0.1",
+            "PUBLIPOST_SMTP_PORT": str(self.smtp_port),
+            **self.extra_env,
+        }
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+
+    def process(self, name: str) -> Background:
+        return Background(name, self.config.run_dir)
+
+    def up(self, timeout: float = 180.0) -> None:
+        config = self.config
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_rabbitmq(config.rabbitmq_url)
+        say(f"RabbitMQ       {config.rabbitmq_url.split('@')[-1]}")
+        if config.mongodb_url is None:
+            self.start_database()
+        say(f"MongoDB        {config.database_url}{'' if config.mongodb_url else ' (SecantusDB)'}")
+        self.start_smtp()
+        say(f"SMTP capture   127.0.0.1:{config.smtp_port} → {config.mail_dir}")
+        for service in SERVICES:
+            self.start_service(service)
+        for service in SERVICES:
+            self.wait_ready(service, timeout)
+            say(f"{service:<14} {config.url(service)}  ready")
+
+    def start_database(self) -> None:
+        storage = self.config.run_dir / "secantus"
+        storage.mkdir(parents=True, exist_ok=True)
+        binary = Path(sys.executable).with_name("secantusd-py")
+        command = [str(binary), "--host", "127.0.0.1", "--port", str(self.config.mongodb_port)]
+        self.process("secantusdb").start([*command, "--storage-path", str(storage)])
+        wait_for_port("127.0.0.1", self.config.mongodb_port, 60, "SecantusDB")
+
+    def start_smtp(self) -> None:
+        command = [sys.executable, "-m", "publipost_localstack.smtp_capture", "--port", str(self.config.smtp_port)]
+        self.process("smtp-capture").start([*command, "--dir", str(self.config.mail_dir)])
+        wait_for_port("127.0.0.1", self.config.smtp_port, 30, "SMTP capture")
+
+    def start_service(self, service: str) -> int:
+        module = f"publipost_{service.replace('-', '_')}.app"
+        return self.process(service).start([sys.executable, "-m", module], env=self.config.service_env(service))
+
+    def stop_service(self, service: str) -> bool:
+        return self.process(service).stop()
+
+    def wait_ready(self, service: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process(service).pid() is None:
+                raise RuntimeError(f"{service} exited while starting:\n{self.log_tail(service)}")
+            try:
+                if httpx.get(f"{self.config.url(service)}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} not ready after {timeout:.0f}s:\n{self.log_tail(service)}")
+            time.sleep(0.3)
+
+    def down(self) -> None:
+        # Services first (they finish in-flight messages on SIGTERM), then what they depend on.
+        for name in (*reversed(SERVICES), "smtp-capture", "secantusdb"):
+            if self.process(name).stop():
+                say(f"{name:<14} stopped")
+
+    def status(self) -> bool:
+        everything_up = True
+        for name in ("secantusdb", "smtp-capture", *SERVICES):
+            pid = self.process(name).pid()
+            state = "stopped"
+            if pid is not None:
+                state = f"running (pid {pid})"
+                if name in SERVICES:
+                    state += "  ready" if self.ready(name) else "  NOT READY"
+            everything_up &= pid is not None or (name == "secantusdb" and self.config.mongodb_url is not None)
+            say(f"{name:<14} {state}")
+        rabbit = self.config.rabbitmq_url.split("@")[-1].rstrip("/")
+        host, _, port = rabbit.partition(":")
+        say(f"{'rabbitmq':<14} {'answers' if port_open(host, int(port or 5672)) else 'DOES NOT ANSWER'} on {rabbit}")
+        return everything_up
+
+    def ready(self, service: str) -> bool:
+        try:
+            return httpx.get(f"{self.config.url(service)}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        log = self.process(name).log_file
+        if not log.exists():
+            return f"(no log at {log})"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def say(line: str) -> None:
+    print(line, flush=True)

@@ -1,0 +1,195 @@
+"""Dispatch against the real pieces: RabbitMQ, the database, LibreOffice, the SMTP capture server.
+
+A mailing is produced by the real template, merge and render-pdf services, then dispatched.
+"""
+
+import email
+import email.policy
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from publipost_bus import Bus
+from publipost_contracts import (
+    DispatchCompleted,
+    DispatchRequested,
+    MailingRegrouped,
+    MergeCompleted,
+    MergeRequested,
+    SendRequested,
+)
+from publipost_dispatch.app import build as build_dispatch
+from publipost_dispatch.settings import DispatchSettings
+from publipost_merge.app import build as build_merge
+from publipost_merge.settings import MergeSettings
+from publipost_recipient_directory.app import build as build_directory
+from publipost_recipient_directory.settings import RecipientDirectorySettings
+from publipost_render_pdf.app import build as build_render
+from publipost_render_pdf.settings import RenderPdfSettings
+from publipost_settings import ServiceSettings
+from publipost_template.app import build as build_template
+from publipost_template.settings import TemplateSettings
+from tests.support import EventTap, wait_until
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
+TENANT = {"X-Tenant-Id": "acme"}
+
+
+def record(n: int, email_address: str | None) -> dict[str, object]:
+    return {
+        "id": f"r{n}",
+        "name": f"Client {n}",
+        "customer_number": f"C{n:04d}",
+        "document_number": f"INV-{n:04d}",
+        "email": email_address,
+        "address": "1 rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+        "contract": f"CT-{n}",
+        "premium": 100,
+        "tax": 20,
+        "amount_due": 120,
+        "branch": "Lyon",
+    }
+
+
+@pytest.fixture
+async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
+    """The services a dispatch needs, each for real, plus an internal system publishing on the bus."""
+    template = await running(build_template(make_settings(TemplateSettings)))
+    template_url = await serve_http(template)
+    await running(build_directory(make_settings(RecipientDirectorySettings)))
+    merge = build_merge(make_settings(MergeSettings, template_url=template_url, render_chunk_size=4))
+    await running(merge)
+    merge_url = await serve_http(merge)
+    await running(build_render(make_settings(RenderPdfSettings)))
+
+    def dispatch_service(**overrides: object):
+        settings = make_settings(
+            DispatchSettings, merge_url=merge_url, smtp_host=mailbox.host, smtp_port=mailbox.port, **overrides
+        )
+        return build_dispatch(settings)
+
+    dispatch = await running(dispatch_service())
+    system = Bus(
+        make_settings(ServiceSettings, service_name="crm"),
+        publishes=[MergeRequested, DispatchRequested, SendRequested],
+    )
+    await system.start()
+    async with httpx.AsyncClient(base_url=template_url) as http:
+        uploaded = await http.post(
+            "/templates", headers=TENANT, data={"name": "Notice"}, files={"file": ("l.docx", SAMPLE.read_bytes())}
+        )
+    tap = EventTap(infra.rabbitmq_url, namespace, MergeCompleted, DispatchCompleted, MailingRegrouped)
+    async with tap:
+        yield {
+            "system": system,
+            "template_id": uploaded.json()["id"],
+            "tap": tap,
+            "dispatch": dispatch,
+            "merge_http": httpx.AsyncClient(base_url=merge_url),
+            "dispatch_http": httpx.AsyncClient(transport=httpx.ASGITransport(dispatch.http_app()), base_url="http://d"),
+            "mailbox": mailbox,
+            "dispatch_service": dispatch_service,
+        }
+    await system.stop()
+
+
+async def merge_mailing(flow, records, output="pdf") -> MergeCompleted:
+    event = MergeRequested(
+        tenant_id="acme",
+        correlation_id=str(uuid.uuid4()),
+        request_id=str(uuid.uuid4()),
+        template_id=flow["template_id"],
+        name="Notices",
+        records=records,
+        custom_fields={"signatory": "Jane Manager"},
+        output=output,
+    )
+    await flow["system"].publish(event)
+    return await flow["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id, timeout=90)
+
+
+async def dispatch(flow, mailing_id: str, **options: object) -> DispatchRequested:
+    event = DispatchRequested(
+        tenant_id="acme",
+        correlation_id=str(uuid.uuid4()),
+        dispatch_id=str(uuid.uuid4()),
+        mailing_id=mailing_id,
+        subject="Invoice {document_number} - {client_name}",
+        body="Dear {client_name},\nyour document is attached.\n",
+        **options,
+    )
+    await flow["system"].publish(event)
+    return event
+
+
+def messages(flow) -> list[email.message.EmailMessage]:
+    return [email.message_from_bytes(raw, policy=email.policy.default) for raw in flow["mailbox"].messages()]
+
+
+async def test_a_mailing_with_refused_and_missing_addresses_is_sent_and_regrouped(flow):
+    records = [record(1, "one@example.test"), record(2, "two@reject.test"), record(3, None), record(4, "four@example.test")]
+    mailing = await merge_mailing(flow, records)
+    request = await dispatch(flow, mailing.mailing_id)
+
+    completed = await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    assert (completed.sent, completed.failed) == (2, 2)
+    reasons = sorted(f.reason for f in completed.failures)
+    assert reasons[0].startswith("550") and "two@reject.test" in reasons[0]
+    assert reasons[1].startswith("no address")
+
+    sent = messages(flow)
+    assert sorted(m["To"] for m in sent) == ["four@example.test", "one@example.test"]
+    one = next(m for m in sent if m["To"] == "one@example.test")
+    assert one["Subject"] == "Invoice INV-0001 - Client 1"
+    attachment = next(one.iter_attachments())
+    assert attachment.get_filename() == "INV-0001.pdf"
+    assert attachment.get_content().startswith(b"%PDF")
+
+    regrouped = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == request.dispatch_id)
+    assert (regrouped.sent, regrouped.not_sent) == (2, 2)
+    not_sent = (await flow["merge_http"].get(f"/mailings/{regrouped.not_sent_mailing_id}", headers=TENANT)).json()
+    assert not_sent["name"] == "Notices (not sent by e-mail)" and not_sent["documents"] == 2
+
+    view = (await flow["dispatch_http"].get(f"/dispatches/{request.dispatch_id}", headers=TENANT)).json()
+    assert (view["status"], view["sent"], view["failed"], view["total"]) == ("completed", 2, 2, 4)
+
+
+async def test_a_redelivered_send_of_a_sent_document_is_not_sent_again(flow):
+    mailing = await merge_mailing(flow, [record(1, "one@example.test")])
+    request = await dispatch(flow, mailing.mailing_id)
+    await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    deliveries = flow["dispatch_http"]
+    url = f"/dispatches/{request.dispatch_id}/deliveries"
+    document_id = (await deliveries.get(url, headers=TENANT)).json()["items"][0]["document_id"]
+
+    # A fresh event id: the consumer's record of handled messages cannot recognise it; the delivery state must.
+    again = SendRequested.caused_by(request, dispatch_id=request.dispatch_id, document_id=document_id)
+    await flow["system"].publish(again)
+    await wait_until(lambda: _handled(flow["dispatch"], again), timeout=30)
+    page = (await deliveries.get(url, headers=TENANT)).json()
+    assert [(d["state"], d["attempts"]) for d in page["items"]] == [("sent", 1)]
+    assert len(messages(flow)) == 1
+
+
+async def _handled(service, event) -> bool:
+    queue = service.bus.topology.consumer_queue("dispatch", event.routing_key).name
+    return await service.bus.inbox.already_processed(queue, str(event.event_id))
+
+
+async def test_a_docx_only_mailing_is_refused_with_a_clear_reason(flow):
+    mailing = await merge_mailing(flow, [record(1, "one@example.test")], output="docx")
+    request = await dispatch(flow, mailing.mailing_id)
+
+    async def refused():
+        response = await flow["dispatch_http"].get(f"/dispatches/{request.dispatch_id}", headers=TENANT)
+        return response.status_code == 200 and response.json()["status"] == "refused" and response.json()
+
+    view = await wait_until(refused)
+    assert "only PDF mailings can be e-mailed" in view["reason"]
+    assert messages(flow) == []
