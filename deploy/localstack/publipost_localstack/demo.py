@@ -92,6 +92,10 @@ class Demo:
     def __init__(self, stack: StackConfig) -> None:
         self.broker = RabbitBroker(stack.rabbitmq_url, log_level=logging.DEBUG)  # quiet: the demo prints its own
         self.bar = Progress()
+        # What the run produced, for whoever drives the demo (the end-to-end test).
+        self.dispatch_id: str | None = None
+        self.completed: dict[str, Any] | None = None
+        self.regrouped: dict[str, Any] | None = None
         self.exchange = RabbitExchange(f"{stack.namespace}.events", type=ExchangeType.TOPIC, durable=True)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.template = httpx.AsyncClient(base_url=stack.url("template"))
@@ -121,7 +125,10 @@ class Demo:
                 body = await asyncio.wait_for(self.inbox.get(), timeout=0.5)
             except TimeoutError:
                 if progress is not None:
-                    await progress()
+                    try:
+                        await progress()
+                    except httpx.HTTPError:
+                        pass  # a service restarting: progress is shown again once it answers
                 continue
             if body["type"] in wanted:
                 return body
@@ -202,7 +209,7 @@ class Demo:
         print(f"mailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
               f"{outcome['failed']} failed")
 
-        dispatch_id = str(uuid.uuid4())
+        dispatch_id = self.dispatch_id = str(uuid.uuid4())
         await self.publish(
             DispatchRequested(
                 tenant_id=TENANT,
@@ -225,6 +232,7 @@ class Demo:
         self.bar("sending e-mails", RECORDS, RECORDS)
         self.bar.end()
         regrouped = await self.wait_for(MailingRegrouped)
+        self.completed, self.regrouped = completed, regrouped
         return await self._report(completed, regrouped)
 
     async def _report(self, completed: dict[str, Any], regrouped: dict[str, Any]) -> int:
