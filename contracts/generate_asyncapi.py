@@ -12,22 +12,44 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from publipost_contracts import REPLIES
+
 DOCUMENT = Path(__file__).with_name("asyncapi.json")
 SERVICES = ("template", "recipient_directory", "merge", "render_pdf", "dispatch", "scheduler")
 
 
 def generate() -> dict[str, Any]:
     # The document describes the product's defaults, not this machine's environment.
-    for name in [n for n in os.environ if n.startswith("PUBLIPOST_") or n in ("RABBITMQ_URL", "MONGODB_URL")]:
-        del os.environ[name]
-    brokers = [importlib.import_module(f"publipost_{name}.app").build().bus.broker for name in SERVICES]
+    saved = {n: os.environ.pop(n) for n in list(os.environ) if n.startswith("PUBLIPOST_") or n.endswith("_URL")}
+    try:
+        brokers = [importlib.import_module(f"publipost_{name}.app").build().bus.broker for name in SERVICES]
+    finally:
+        os.environ.update(saved)
     spec = AsyncAPI(
         *brokers,
         title="Publipost",
         version="1.0.0",
         description="Every message on Publipost's bus: who publishes it, who consumes it, its schema.",
     )
-    return json.loads(spec.to_specification().to_json())
+    document = json.loads(spec.to_specification().to_json())
+    _describe_replies(document)
+    return document
+
+
+def _describe_replies(document: dict[str, Any]) -> None:
+    """FastStream does not write AsyncAPI 3 reply objects: add each request's reply, its message and schema."""
+    schemas, messages = document["components"]["schemas"], document["components"]["messages"]
+    for request, reply in REPLIES.items():
+        schemas[reply.__name__] = reply.model_json_schema(ref_template="#/components/schemas/{model}")
+        message = f"{reply.routing_key}:Reply"
+        messages[message] = {"title": message, "payload": {"$ref": f"#/components/schemas/{reply.__name__}"}}
+        for operation in document["operations"].values():
+            receives = operation["action"] == "receive"
+            if receives and operation["bindings"]["amqp"].get("cc") == [request.routing_key]:
+                operation["reply"] = {
+                    "address": {"location": "$message.header#/reply_to"},
+                    "messages": [{"$ref": f"#/components/messages/{message}"}],
+                }
 
 
 def render(document: dict[str, Any]) -> str:

@@ -2,6 +2,6 @@
 
 from .envelope import MAX_MESSAGE_BYTES, Event, deterministic_id
 from .events import *  # noqa: F403 - the package is the list of messages
-from .events import ALL_EVENTS
+from .events import ALL_EVENTS, REPLIES
 
-__all__ = ["ALL_EVENTS", "MAX_MESSAGE_BYTES", "Event", "deterministic_id"] + [e.__name__ for e in ALL_EVENTS]
+__all__ = ["ALL_EVENTS", "MAX_MESSAGE_BYTES", "REPLIES", "Event", "deterministic_id"] + [e.__name__ for e in ALL_EVENTS]

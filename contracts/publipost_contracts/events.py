@@ -212,6 +212,9 @@ class CampaignFired(Event):
     dispatch_id: Id
 
 
+# Request/reply pairs: the consumer of the request answers to the requester's reply queue.
+REPLIES: dict[type[Event], type[Event]] = {ResolveRecipient: RecipientResolved}
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     TemplateRegistered,
     MergeRequested,

@@ -16,7 +16,7 @@ def _generator():
     return module
 
 
-def test_the_committed_document_matches_the_code(monkeypatch):
+def test_the_committed_document_matches_the_code():
     generator = _generator()
     committed = (CONTRACTS / "asyncapi.json").read_text()
     assert generator.render(generator.generate()) == committed, "contracts/asyncapi.json is stale: run `make asyncapi`"

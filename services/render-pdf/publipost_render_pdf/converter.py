@@ -48,7 +48,7 @@ class LibreOfficeWorker:
         self.busy = False
         self._process: asyncio.subprocess.Process | None = None
         self._soffice_pid: int | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix=f"publipost-render-{index}-"))
+        self._dir = Path(tempfile.gettempdir()) / f"publipost-render-{os.getpid()}-{index}"
 
     @property
     def alive(self) -> bool:
@@ -67,6 +67,7 @@ class LibreOfficeWorker:
         }
 
     async def start(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
         profile = self._dir / "profile"
         shutil.rmtree(profile, ignore_errors=True)  # a crashed soffice can leave a profile it refuses to reuse
         try:
