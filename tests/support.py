@@ -70,3 +70,77 @@ class EventTap:
     async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+
+def sample_record(n: int, **overrides: object) -> dict[str, object]:
+    """A record with every field of samples/letter.docx; names never contain one another (Client Number1, ...12)."""
+    return {
+        "id": f"r{n}",
+        "name": f"Client Number{n}",
+        "customer_number": f"C{n:04d}",
+        "document_number": f"INV-{n:04d}",
+        "email": f"client{n}@example.test",
+        "address": "1 rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+        "contract": f"CT-{n}",
+        "premium": 100,
+        "tax": 20,
+        "amount_due": 120,
+        "branch": "Lyon",
+        **overrides,
+    }
+
+
+class TcpProxy:
+    """A TCP relay to a real server that a test can cut and restore: the server "goes down" for the
+    services behind the proxy only, without touching the broker or database other tests use."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self._target = (host, int(port))
+        self._links: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.up = True
+        self.port = 0
+
+    async def __aenter__(self) -> "TcpProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in list(self._links):
+            writer.close()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._links.update((writer, upstream_writer))
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            self._links.discard(writer)

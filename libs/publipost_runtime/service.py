@@ -75,12 +75,13 @@ class Service:
         log.info("service started", port=self.settings.http_port)
 
     async def stop(self) -> None:
-        for timer in self.timers:
-            await timer.stop()
-        await self.bus.stop()
-        for hook in reversed(self.on_stop):
-            await hook()
-        await self.storage.close()
+        """Every step runs even if one fails: with the broker gone, LibreOffice and the database still close."""
+        steps = [*(timer.stop for timer in self.timers), self.bus.stop, *reversed(self.on_stop), self.storage.close]
+        for step in steps:
+            try:
+                await step()
+            except Exception:  # noqa: BLE001 - stopping goes on; the failure is in the log
+                log.exception("a stop step failed", step=getattr(step, "__qualname__", repr(step)))
         log.info("service stopped")
 
     def http_app(self) -> FastAPI:

@@ -18,6 +18,7 @@ class Ticker:
         self.last_success = 0.0
 
     async def start(self) -> None:
+        await self._pass()  # readiness knows the outcome of a first pass as soon as the service is up
         self._task = asyncio.create_task(self._run(), name="scheduler-ticker")
 
     async def stop(self) -> None:
@@ -30,12 +31,15 @@ class Ticker:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await handlers.tick(self.ctx)
-                self.last_success = time.monotonic()
-            except Exception:  # noqa: BLE001 - a failed pass (database, broker down) is retried next tick
-                log.exception("scheduler tick failed")
             await asyncio.sleep(self.ctx.settings.tick_interval_s)
+            await self._pass()
+
+    async def _pass(self) -> None:
+        try:
+            await handlers.tick(self.ctx)
+            self.last_success = time.monotonic()
+        except Exception:  # noqa: BLE001 - a failed pass (database, broker down) is retried next tick
+            log.exception("scheduler tick failed")
 
     async def healthy(self) -> bool:
         """Ready when the timer runs and its last pass succeeded recently."""
