@@ -3,9 +3,10 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -44,3 +45,18 @@ TenantId = Annotated[
 def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=128)] = None) -> str:
     """The caller's correlation id, or a new one: every event an HTTP call causes carries it."""
     return x_correlation_id or str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """`?page=&per_page=` of a list, newest first; one page is at most 100 items."""
+
+    page: Annotated[int, Query(ge=1)] = 1
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+Paging = Annotated[PageParams, Depends()]

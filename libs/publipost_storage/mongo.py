@@ -1,6 +1,8 @@
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from publipost_settings import ServiceSettings
+
 from .blobs import BlobStore
 
 
@@ -17,6 +19,10 @@ class Storage:
         )
         self.db: AsyncDatabase = self.client[database]
         self.blobs = BlobStore(self.client[blob_database])
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings) -> "Storage":
+        return cls(settings.mongodb_url, settings.database_name, settings.blob_database_name)
 
     async def ping(self) -> bool:
         try:

@@ -31,7 +31,7 @@ from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
-from tests.support import EventTap, wait_until
+from tests.support import EventTap, sample_record, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -40,21 +40,7 @@ TENANT = {"X-Tenant-Id": "acme"}
 
 
 def record(n: int, email_address: str | None) -> dict[str, object]:
-    return {
-        "id": f"r{n}",
-        "name": f"Client {n}",
-        "customer_number": f"C{n:04d}",
-        "document_number": f"INV-{n:04d}",
-        "email": email_address,
-        "address": "1 rue de la Paix",
-        "postal_code": "75002",
-        "city": "Paris",
-        "contract": f"CT-{n}",
-        "premium": 100,
-        "tax": 20,
-        "amount_due": 120,
-        "branch": "Lyon",
-    }
+    return sample_record(n, email=email_address)
 
 
 @pytest.fixture
@@ -146,7 +132,7 @@ async def test_a_mailing_with_refused_and_missing_addresses_is_sent_and_regroupe
     sent = messages(flow)
     assert sorted(m["To"] for m in sent) == ["four@example.test", "one@example.test"]
     one = next(m for m in sent if m["To"] == "one@example.test")
-    assert one["Subject"] == "Invoice INV-0001 - Client 1"
+    assert one["Subject"] == "Invoice INV-0001 - Client Number1"
     attachment = next(one.iter_attachments())
     assert attachment.get_filename() == "INV-0001.pdf"
     assert attachment.get_content().startswith(b"%PDF")

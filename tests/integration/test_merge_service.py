@@ -23,28 +23,10 @@ from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 from tests.support import EventTap
+from tests.support import sample_record as record
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 TENANT = {"X-Tenant-Id": "acme"}
-
-
-def record(n: int, **extra: object) -> dict[str, object]:
-    return {
-        "id": f"r{n}",
-        "name": f"Client Number{n}",
-        "customer_number": f"C{n:04d}",
-        "document_number": f"INV-{n:04d}",
-        "email": f"client{n}@example.test",
-        "address": "1 rue de la Paix",
-        "postal_code": "75002",
-        "city": "Paris",
-        "contract": f"CT-{n}",
-        "premium": 100,
-        "tax": 20,
-        "amount_due": 120,
-        "branch": "Lyon",
-        **extra,
-    }
 
 
 @pytest.fixture

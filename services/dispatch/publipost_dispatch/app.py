@@ -23,7 +23,7 @@ from .smtp import SmtpPool
 
 def build(settings: DispatchSettings | None = None) -> Service:
     settings = settings or DispatchSettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(
         settings,
         publishes=[SendRequested, DeliveryRecorded, DocumentSent, DispatchCompleted, ResolveRecipient],

@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from publipost_http import TenantId
+from publipost_http import Paging, TenantId
 
 from .context import Context, MergeContext
 from .domain import DocumentStatus
@@ -74,12 +74,11 @@ async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> dict[s
 async def list_mailings(
     ctx: Context,
     tenant_id: TenantId,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    paging: Paging,
 ) -> MailingPage:
     """All mailings of the tenant, newest first."""
-    items, total = await ctx.mailings.page(tenant_id, skip=(page - 1) * per_page, limit=per_page)
-    return MailingPage(items=[_view(m) for m in items], total=total, page=page, per_page=per_page)
+    items, total = await ctx.mailings.page(tenant_id, skip=paging.skip, limit=paging.per_page)
+    return MailingPage(items=[_view(m) for m in items], total=total, page=paging.page, per_page=paging.per_page)
 
 
 @router.get("/{mailing_id}", response_model=MailingView)

@@ -23,7 +23,7 @@ from .settings import MergeSettings
 
 def build(settings: MergeSettings | None = None) -> Service:
     settings = settings or MergeSettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[MergeRejected, RenderRequested, MergeCompleted, MailingRegrouped])
     ctx = MergeContext(
         settings=settings,

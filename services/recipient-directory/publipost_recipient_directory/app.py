@@ -14,7 +14,7 @@ from .settings import RecipientDirectorySettings
 
 def build(settings: RecipientDirectorySettings | None = None) -> Service:
     settings = settings or RecipientDirectorySettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(settings)
     ctx = DirectoryContext(settings=settings, recipients=RecipientRepository(storage.db))
 

@@ -14,7 +14,7 @@ from .settings import RenderPdfSettings
 
 def build(settings: RenderPdfSettings | None = None) -> Service:
     settings = settings or RenderPdfSettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[DocumentsRendered])
     converter = ConverterPool(
         settings.workers,

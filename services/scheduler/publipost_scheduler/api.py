@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from publipost_http import TenantId
+from publipost_http import Paging, TenantId
 
 from .context import Context
 from .domain import CampaignConflict, CampaignStatus, pause, resume
@@ -69,10 +69,10 @@ async def create_campaign(ctx: Context, tenant_id: TenantId, body: CampaignIn) -
 async def list_campaigns(
     ctx: Context,
     tenant_id: TenantId,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    paging: Paging,
 ) -> list[CampaignView]:
-    return [_view(d) for d in await ctx.campaigns.page(tenant_id, skip=(page - 1) * per_page, limit=per_page)]
+    """The tenant's campaigns, newest first."""
+    return [_view(d) for d in await ctx.campaigns.page(tenant_id, skip=paging.skip, limit=paging.per_page)]
 
 
 @router.get("/{campaign_id}", response_model=CampaignView)

@@ -20,7 +20,7 @@ def _utc_now() -> datetime:
 
 def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now) -> Service:
     settings = settings or SchedulerSettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[CampaignFired, DispatchRequested])
     ctx = SchedulerContext(
         settings=settings,

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from publipost_contracts import TemplateRegistered
-from publipost_http import TenantId, correlation_id
+from publipost_http import Paging, TenantId, correlation_id
 
 from .context import Context, TemplateContext
 from .domain import DOCX_CONTENT_TYPE, TemplateRejected, inspect_template
@@ -72,10 +72,9 @@ async def upload_template(
 async def list_templates(
     ctx: Context,
     tenant_id: TenantId,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    paging: Paging,
 ) -> list[TemplateView]:
-    docs = await ctx.templates.list(tenant_id, skip=(page - 1) * per_page, limit=per_page)
+    docs = await ctx.templates.list(tenant_id, skip=paging.skip, limit=paging.per_page)
     return [_view(d) for d in docs]
 
 

@@ -13,7 +13,7 @@ from .settings import TemplateSettings
 
 def build(settings: TemplateSettings | None = None) -> Service:
     settings = settings or TemplateSettings()
-    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+    storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[TemplateRegistered])
     templates = TemplateRepository(storage.db)
     return Service(
