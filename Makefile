@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs demo test test-fast lock asyncapi bench-merge bench-render bench-dispatch
+.PHONY: setup up down status logs demo test test-fast lint lock asyncapi
 
 setup:
 	@bash deploy/setup.sh
@@ -30,9 +30,12 @@ test-fast: setup
 
 # Re-pin after editing requirements*.in (see README, "Dependencies").
 lock: setup
-	@$(UV) pip compile -q requirements.in -o requirements.lock
-	@$(UV) pip compile -q requirements-dev.in -o requirements-dev.lock
+	@$(UV) pip compile -q --python-version 3.11 requirements.in -o requirements.lock
+	@$(UV) pip compile -q --python-version 3.11 requirements-dev.in -o requirements-dev.lock
 	@bash deploy/setup.sh
 
 asyncapi: setup
 	@$(PY) contracts/generate_asyncapi.py
+
+lint: setup
+	@.venv/bin/ruff check .

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from faststream.specification import AsyncAPI
-
 from publipost_contracts import REPLIES
 
 DOCUMENT = Path(__file__).with_name("asyncapi.json")

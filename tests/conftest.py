@@ -16,12 +16,11 @@ from typing import Any, TypeVar
 import aio_pika
 import pytest
 import uvicorn
-from pymongo import AsyncMongoClient
-
 from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
 from publipost_localstack.smtp_capture import start_capture
 from publipost_runtime import Service
 from publipost_settings import ServiceSettings
+from pymongo import AsyncMongoClient
 
 S = TypeVar("S", bound=ServiceSettings)
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"

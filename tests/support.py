@@ -3,11 +3,9 @@
 import asyncio
 import json
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aio_pika
-
 from publipost_contracts import Event
 
 E = TypeVar("E", bound=Event)
@@ -38,7 +36,7 @@ class EventTap:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._arrived = asyncio.Event()
 
-    async def __aenter__(self) -> "EventTap":
+    async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(self._url)
         channel = await self._connection.channel()
         exchange = await channel.declare_exchange(self._exchange, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -67,7 +65,7 @@ class EventTap:
 
         return await wait_until(found, timeout=timeout, interval=0.05)
 
-    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._connection is not None:
             await self._connection.close()
 
@@ -104,7 +102,7 @@ class TcpProxy:
         self.up = True
         self.port = 0
 
-    async def __aenter__(self) -> "TcpProxy":
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

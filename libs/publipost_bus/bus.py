@@ -6,7 +6,6 @@ from typing import Any, TypeVar
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
-
 from publipost_contracts import MAX_MESSAGE_BYTES, Event
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import bound_contextvars, get_logger

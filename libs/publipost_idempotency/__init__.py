@@ -2,10 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
+from publipost_storage import Repository
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
-
-from publipost_storage import Repository
 
 
 class ProcessedMessages(Repository):

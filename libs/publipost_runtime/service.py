@@ -7,7 +7,6 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from faststream import FastStream
 from faststream.specification import AsyncAPI
-
 from publipost_bus import Bus
 from publipost_http import ReadinessCheck, health_router
 from publipost_idempotency import ProcessedMessages
@@ -80,7 +79,7 @@ class Service:
         for step in steps:
             try:
                 await step()
-            except Exception:  # noqa: BLE001 - stopping goes on; the failure is in the log
+            except Exception:
                 log.exception("a stop step failed", step=getattr(step, "__qualname__", repr(step)))
         log.info("service stopped")
 

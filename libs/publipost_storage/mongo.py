@@ -1,7 +1,6 @@
+from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-
-from publipost_settings import ServiceSettings
 
 from .blobs import BlobStore
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import AliasChoices
-
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.settings import RecipientDirectorySettings
 from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_scheduler.settings import SchedulerSettings
 from publipost_template.settings import TemplateSettings
+from pydantic import AliasChoices
 
 REPO = Path(__file__).parents[2]
 SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")

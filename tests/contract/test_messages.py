@@ -3,12 +3,11 @@
 import uuid
 
 import pytest
-from pydantic import ValidationError
-
 from publipost_bus import Bus
 from publipost_bus.bus import MessageTooLarge
 from publipost_contracts import ALL_EVENTS, MergeCompleted, MergeRequested, RenderRequested
 from publipost_settings import ServiceSettings
+from pydantic import ValidationError
 
 
 def test_each_message_type_has_its_own_routing_key():

@@ -16,13 +16,11 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
-from pypdf import PdfReader
-
+from publipost_dispatch.app import build as build_dispatch
+from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.demo import HEADERS, NO_ADDRESS, RECORDS, REJECTED, Demo
 from publipost_localstack.processes import free_port, port_open
 from publipost_localstack.stack import SERVICES, Stack, StackConfig
-from publipost_dispatch.app import build as build_dispatch
-from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.app import build as build_directory
@@ -33,6 +31,8 @@ from publipost_scheduler.app import build as build_scheduler
 from publipost_scheduler.settings import SchedulerSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
+from pypdf import PdfReader
+
 from tests.support import wait_until
 
 BUILDERS = (

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
@@ -31,6 +30,7 @@ from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
+
 from tests.support import EventTap, sample_record, wait_until
 
 pytestmark = pytest.mark.slow

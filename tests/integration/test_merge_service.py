@@ -7,7 +7,6 @@ from pathlib import Path
 import httpx
 import pytest
 from docx import Document
-
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
@@ -22,6 +21,7 @@ from publipost_merge.settings import MergeSettings
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
+
 from tests.support import EventTap
 from tests.support import sample_record as record
 

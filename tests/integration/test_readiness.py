@@ -5,7 +5,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-
 from publipost_dispatch.app import build as build_dispatch
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.app import build as build_merge
@@ -18,6 +17,7 @@ from publipost_scheduler.app import build as build_scheduler
 from publipost_scheduler.settings import SchedulerSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
+
 from tests.support import TcpProxy, wait_until
 
 SERVICES = {

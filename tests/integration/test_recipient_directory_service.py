@@ -4,7 +4,6 @@ import uuid
 
 import httpx
 import pytest
-
 from publipost_bus import Bus
 from publipost_contracts import RecipientResolved, ResolveRecipient
 from publipost_recipient_directory.app import build

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pypdf import PdfReader
-
 from publipost_bus import Bus
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.app import build
 from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
+from pypdf import PdfReader
+
 from tests.support import EventTap
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from publipost_contracts import CampaignFired, DispatchRequested
 from publipost_scheduler.app import build
 from publipost_scheduler.domain import Occurrence
 from publipost_scheduler.settings import SchedulerSettings
+
 from tests.support import EventTap, wait_until
 
 ACME = {"X-Tenant-Id": "acme"}
@@ -77,7 +77,7 @@ async def test_a_campaign_fires_once_at_its_time_with_what_it_says_to_send(sched
 
 async def test_two_schedulers_racing_for_the_same_occurrence_announce_it_once(scheduler):
     start, clock, tap = scheduler
-    first, second = await start(), await start()
+    first, _second = await start(), await start()
     for n in range(5):
         await create(first, name=f"campaign {n}", mailing_id=f"m-{n}")
 

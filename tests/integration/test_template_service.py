@@ -4,7 +4,6 @@ from pathlib import Path
 
 import aio_pika
 import httpx
-
 from publipost_template.app import build
 from publipost_template.settings import TemplateSettings
 

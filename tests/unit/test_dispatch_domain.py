@@ -1,5 +1,4 @@
 import pytest
-
 from publipost_dispatch.domain import UnknownVariable, UnsafeHeader, Verdict, check_header, fill, verdict_for_reply
 from publipost_dispatch.mail import build_message
 

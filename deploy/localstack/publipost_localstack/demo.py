@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
-
 from publipost_contracts import (
     DispatchCompleted,
     DispatchRequested,

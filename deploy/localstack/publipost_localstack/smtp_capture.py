@@ -23,7 +23,7 @@ class CaptureHandler:
         self.reject_domains = {d.lower() for d in reject_domains}
         self._sequence = itertools.count(1)
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         domain = address.rpartition("@")[2].lower()
@@ -32,7 +32,7 @@ class CaptureHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         name = f"{time.time_ns()}-{next(self._sequence):06d}.eml"
         header = f"X-Capture-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
         content = envelope.original_content or envelope.content

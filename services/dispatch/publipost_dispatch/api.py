@@ -2,9 +2,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
-
 from publipost_http import TenantId
+from pydantic import BaseModel
 
 from .context import Context
 from .domain import FINAL, PENDING, DeliveryState

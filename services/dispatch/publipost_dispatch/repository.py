@@ -2,10 +2,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from publipost_storage import Repository
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
-
-from publipost_storage import Repository
 
 from .domain import PENDING, DeliveryState
 

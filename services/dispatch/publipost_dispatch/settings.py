@@ -1,6 +1,5 @@
-from pydantic import Field, model_validator
-
 from publipost_settings import ServiceSettings
+from pydantic import Field, model_validator
 
 
 class DispatchSettings(ServiceSettings):

@@ -3,9 +3,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
-
 from publipost_http import Paging, TenantId
+from pydantic import BaseModel, Field
 
 from .context import Context, MergeContext
 from .domain import DocumentStatus

@@ -230,7 +230,7 @@ async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any
             await ctx.storage.blobs.get(d["pdf_blob_id"])
             async for d in ctx.documents.in_order(mailing_id, status=DocumentStatus.CONVERTED)
         ]
-        combined, pages = await asyncio.to_thread(combine_pdfs, pdfs)
+        combined, _pages = await asyncio.to_thread(combine_pdfs, pdfs)
         combined_blob_id = await ctx.storage.blobs.put(
             combined, f"{mailing['name']}.pdf", "application/pdf", tenant_id=mailing["tenant_id"], mailing_id=mailing_id
         )

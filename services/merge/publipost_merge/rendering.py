@@ -21,7 +21,7 @@ def render_docx(template: bytes, context: dict[str, Any]) -> bytes:
     document = DocxTemplate(io.BytesIO(template))
     try:
         document.render(context, jinja_env=_JINJA, autoescape=True)
-    except Exception as exc:  # noqa: BLE001 - any template error is this record's failure
+    except Exception as exc:
         raise RenderFailed(f"{type(exc).__name__}: {exc}") from exc
     out = io.BytesIO()
     document.save(out)

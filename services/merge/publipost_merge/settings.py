@@ -1,6 +1,5 @@
-from pydantic import Field
-
 from publipost_settings import ServiceSettings
+from pydantic import Field
 
 
 class MergeSettings(ServiceSettings):

@@ -2,9 +2,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
-from pydantic import BaseModel, Field, field_validator
-
 from publipost_http import TenantId
+from pydantic import BaseModel, Field, field_validator
 
 from .context import Context
 from .domain import is_valid_address, normalise_address

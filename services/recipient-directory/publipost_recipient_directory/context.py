@@ -2,7 +2,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
-
 from publipost_runtime import components
 
 from .repository import RecipientRepository

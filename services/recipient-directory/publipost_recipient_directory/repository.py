@@ -1,9 +1,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-
 from publipost_storage import Repository
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 
 class RecipientRepository(Repository):

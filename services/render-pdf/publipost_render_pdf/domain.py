@@ -3,10 +3,9 @@
 import io
 from pathlib import PurePath
 
+from publipost_storage import derived_blob_id
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
-
-from publipost_storage import derived_blob_id
 
 
 class UnreadablePdf(ValueError):

@@ -1,8 +1,7 @@
 from typing import Any
 
-from pydantic import Field, model_validator
-
 from publipost_settings import ServiceSettings
+from pydantic import Field, model_validator
 
 
 class RenderPdfSettings(ServiceSettings):

@@ -11,6 +11,7 @@ depends on the standard library and uno, because the service's virtual
 environment is a different Python.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -88,10 +89,8 @@ def main():
     process, desktop = _start_soffice(soffice, profile_dir)
 
     def stop(*_):
-        try:
+        with contextlib.suppress(Exception):  # soffice may already be gone
             desktop.terminate()
-        except Exception:  # noqa: BLE001 - soffice may already be gone
-            pass
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -1,11 +1,10 @@
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field
-
+from fastapi import APIRouter, HTTPException
 from publipost_http import Paging, TenantId
+from pydantic import AwareDatetime, BaseModel, Field
 
 from .context import Context
 from .domain import CampaignConflict, CampaignStatus, pause, resume

@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends
-
 from publipost_bus import Bus
 from publipost_runtime import components
 

@@ -1,10 +1,9 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from publipost_storage import Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
-
-from publipost_storage import Repository
 
 from .domain import CampaignStatus, Occurrence
 

@@ -38,7 +38,7 @@ class Ticker:
         try:
             await handlers.tick(self.ctx)
             self.last_success = time.monotonic()
-        except Exception:  # noqa: BLE001 - a failed pass (database, broker down) is retried next tick
+        except Exception:
             log.exception("scheduler tick failed")
 
     async def healthy(self) -> bool:

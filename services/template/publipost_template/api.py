@@ -2,12 +2,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
-
 from publipost_contracts import TemplateRegistered
 from publipost_http import Paging, TenantId, correlation_id
+from pydantic import BaseModel
 
 from .context import Context, TemplateContext
 from .domain import DOCX_CONTENT_TYPE, TemplateRejected, inspect_template

@@ -2,7 +2,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
-
 from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage

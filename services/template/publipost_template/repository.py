@@ -1,8 +1,7 @@
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
-
 from publipost_storage import Repository
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 
 class TemplateRepository(Repository):
