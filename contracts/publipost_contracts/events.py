@@ -11,6 +11,8 @@ from .envelope import Event
 
 Id = str
 OutputFormat = Literal["docx", "pdf"]
+# A non-standard type makes merge announce each document to the owning system (document.side_effect).
+TemplateType = Literal["standard", "payment_reminder", "due_notice", "unpaid_premium_reminder"]
 
 
 class _Part(BaseModel):
@@ -21,11 +23,15 @@ class _Part(BaseModel):
 
 
 class TemplateRegistered(Event):
+    """A template, or a new version of one, is stored and usable."""
+
     type: Literal["template.registered"] = "template.registered"
     template_id: Id
     name: str
     version: int
     fields: list[str]
+    custom_fields: list[str] = Field(default_factory=list, description="Values asked at generation time.")
+    template_type: TemplateType = "standard"
 
 
 # --- merge --------------------------------------------------------------------
@@ -43,6 +49,7 @@ class MergeRequested(Event):
     type: Literal["merge.requested"] = "merge.requested"
     request_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one mailing per request id.")
     template_id: Id
+    template_version: int | None = Field(default=None, ge=1, description="A version; the latest when absent.")
     name: str | None = Field(default=None, max_length=200)
     entity_type: str = "client"
     records: list[dict[str, Any]] | None = None
@@ -67,6 +74,17 @@ class MergeRejected(Event):
     type: Literal["merge.rejected"] = "merge.rejected"
     request_id: Id
     problems: list[Problem]
+
+
+class DocumentSideEffect(Event):
+    """One per document of a non-standard template (payment reminder, due notice...): the owning
+    system records it (a reminder sent, a notice issued) against its own record."""
+
+    type: Literal["document.side_effect"] = "document.side_effect"
+    mailing_id: Id
+    document_id: Id
+    record_id: str
+    template_type: TemplateType
 
 
 class RenderItem(_Part):
@@ -127,12 +145,14 @@ class ResolveRecipient(Event):
     type: Literal["recipients.resolve"] = "recipients.resolve"
     customer_number: str | None = None
     record_email: str | None = None
+    correspondence_type: str | None = Field(default=None, description="Picks the contact who receives this kind.")
 
 
 class RecipientResolved(Event):
     type: Literal["recipients.resolved"] = "recipients.resolved"
     email: str | None
-    rule: Literal["record", "directory"] | None
+    rule: Literal["record", "directory", "contact", "billing", "main"] | None
+    cc: list[str] = Field(default_factory=list, description="The directory's copies for this recipient.")
     reason: str | None = None
 
 
@@ -219,6 +239,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TemplateRegistered,
     MergeRequested,
     MergeRejected,
+    DocumentSideEffect,
     RenderRequested,
     DocumentsRendered,
     MergeCompleted,

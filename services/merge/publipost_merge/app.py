@@ -3,6 +3,7 @@
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
+    DocumentSideEffect,
     DocumentsRendered,
     MailingRegrouped,
     MergeCompleted,
@@ -24,7 +25,7 @@ from .settings import MergeSettings
 def build(settings: MergeSettings | None = None) -> Service:
     settings = settings or MergeSettings()
     storage = Storage.for_service(settings)
-    bus = Bus(settings, publishes=[MergeRejected, RenderRequested, MergeCompleted, MailingRegrouped])
+    bus = Bus(settings, publishes=[MergeRejected, DocumentSideEffect, RenderRequested, MergeCompleted, MailingRegrouped])
     ctx = MergeContext(
         settings=settings,
         storage=storage,
