@@ -1,13 +1,20 @@
 from datetime import date
 
+import pytest
 from publipost_merge.domain import (
+    MailingConflict,
+    MailingStatus,
     chunked,
+    completed_status,
     document_id_for,
     document_summary,
+    effective_output,
     mailing_id_for,
+    missing_custom_fields,
     record_problems,
     regrouped_names,
     render_context,
+    validated_status,
 )
 
 
@@ -38,3 +45,24 @@ def test_regrouped_mailings_keep_the_name():
 
 def test_chunks_keep_order_and_the_last_may_be_short():
     assert list(chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
+
+
+def test_custom_fields_without_a_value_are_listed():
+    assert missing_custom_fields(["signatory", "branch", "season"], {"signatory": "Ann", "branch": " "}) == [
+        "branch",
+        "season",
+    ]
+
+
+def test_a_template_without_automatic_pdf_keeps_docx():
+    assert effective_output("pdf", auto_pdf=True) == "pdf"
+    assert effective_output("pdf", auto_pdf=False) == "docx"
+    assert effective_output("docx", auto_pdf=True) == "docx"
+
+
+def test_validation_moves_only_a_pending_mailing():
+    assert completed_status(3, 1, validation_required=True) is MailingStatus.PENDING_VALIDATION
+    assert completed_status(3, 3, validation_required=True) is MailingStatus.FAILED
+    assert validated_status("pending_validation", approve=False) is MailingStatus.REJECTED
+    with pytest.raises(MailingConflict, match="only a mailing pending validation"):
+        validated_status("ready", approve=True)

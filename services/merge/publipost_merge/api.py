@@ -6,8 +6,9 @@ from fastapi.responses import StreamingResponse
 from publipost_http import Paging, TenantId
 from pydantic import BaseModel, Field
 
+from . import handlers
 from .context import Context, MergeContext
-from .domain import DocumentStatus
+from .domain import DocumentStatus, MailingConflict
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 
@@ -85,6 +86,40 @@ async def get_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str) -> Mai
     view = _view(await _mailing(ctx, tenant_id, mailing_id))
     view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
     return view
+
+
+class Validation(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000, description="Why; kept with the mailing.")
+
+
+@router.post("/{mailing_id}/approve", response_model=MailingView)
+async def approve_mailing(
+    ctx: Context, tenant_id: TenantId, mailing_id: str, body: Validation | None = None
+) -> MailingView:
+    """A mailing whose template requires validation becomes ready to send."""
+    return await _validate(ctx, tenant_id, mailing_id, approve=True, body=body)
+
+
+@router.post("/{mailing_id}/reject", response_model=MailingView)
+async def reject_mailing(
+    ctx: Context, tenant_id: TenantId, mailing_id: str, body: Validation | None = None
+) -> MailingView:
+    """The mailing is marked rejected: its documents stay for inspection and it can never be sent."""
+    return await _validate(ctx, tenant_id, mailing_id, approve=False, body=body)
+
+
+async def _validate(
+    ctx: MergeContext, tenant_id: str, mailing_id: str, *, approve: bool, body: Validation | None
+) -> MailingView:
+    try:
+        mailing = await handlers.validate(
+            ctx, tenant_id, mailing_id, approve=approve, reason=body.reason if body else None
+        )
+    except LookupError as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except MailingConflict as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    return _view(mailing)
 
 
 @router.get("/{mailing_id}/documents", response_model=DocumentPage)

@@ -17,6 +17,7 @@ class MailingStatus(StrEnum):
     READY = "ready"
     PENDING_VALIDATION = "pending_validation"
     FAILED = "failed"  # no document could be produced
+    REJECTED = "rejected"  # refused at validation: documents kept for inspection, never sent
     REPLACED = "replaced"  # regrouped into sent / not-sent mailings after a dispatch
 
 
@@ -41,6 +42,33 @@ def document_id_for(mailing_id: str, index: int) -> str:
 
 def regrouped_mailing_id(source_mailing_id: str, dispatch_id: str, outcome: str) -> str:
     return str(deterministic_id("regrouped", source_mailing_id, dispatch_id, outcome))
+
+
+class MailingConflict(ValueError):
+    """The change asked for does not fit the mailing's state."""
+
+
+def missing_custom_fields(declared: Iterable[str], given: dict[str, str]) -> list[str]:
+    """The template's custom fields the request gives no value for (an empty value counts as none)."""
+    return [name for name in declared if not str(given.get(name, "")).strip()]
+
+
+def effective_output(requested: str, auto_pdf: bool) -> str:
+    """A template without automatic PDF conversion keeps its documents as DOCX, whatever was asked."""
+    return "pdf" if requested == "pdf" and auto_pdf else "docx"
+
+
+def completed_status(documents: int, failed: int, validation_required: bool) -> MailingStatus:
+    if failed >= documents:
+        return MailingStatus.FAILED
+    return MailingStatus.PENDING_VALIDATION if validation_required else MailingStatus.READY
+
+
+def validated_status(current: str, approve: bool) -> MailingStatus:
+    """Approve or reject a mailing waiting for validation; anything else is a conflict."""
+    if current != MailingStatus.PENDING_VALIDATION:
+        raise MailingConflict(f"the mailing is {current}; only a mailing pending validation can be approved or rejected")
+    return MailingStatus.READY if approve else MailingStatus.REJECTED
 
 
 def default_name(template_name: str, requested_on: date) -> str:

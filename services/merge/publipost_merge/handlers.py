@@ -6,6 +6,7 @@ from typing import Any
 
 from publipost_contracts import (
     DispatchCompleted,
+    DocumentSideEffect,
     DocumentsRendered,
     Event,
     MailingRegrouped,
@@ -19,24 +20,31 @@ from publipost_contracts import (
 )
 from publipost_logging import get_logger
 
+from .clients import TemplateRef
 from .context import MergeContext
 from .domain import (
     DocumentStatus,
+    MailingConflict,
     MailingStatus,
     chunked,
+    completed_status,
     default_name,
     document_id_for,
     document_summary,
+    effective_output,
     mailing_id_for,
+    missing_custom_fields,
     regrouped_mailing_id,
     regrouped_names,
     render_context,
+    validated_status,
 )
 from .records import BadRecord, iter_records
-from .rendering import RenderFailed, combine_pdfs, render_docx
+from .rendering import RenderFailed, combine_pdfs, render_within
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-FINAL = (MailingStatus.READY, MailingStatus.PENDING_VALIDATION, MailingStatus.FAILED)
+IN_PROGRESS = (MailingStatus.RENDERING, MailingStatus.CONVERTING)
+ANNOUNCED = (MailingStatus.READY, MailingStatus.PENDING_VALIDATION, MailingStatus.FAILED)
 log = get_logger(__name__)
 
 
@@ -44,12 +52,12 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
     """Validate, create the mailing, render one DOCX per record, ask for PDFs in chunks."""
     mailing_id = mailing_id_for(event.tenant_id, event.request_id)
     mailing = await ctx.mailings.get(mailing_id)
-    if mailing is not None and mailing["status"] in (*FINAL, MailingStatus.REPLACED):
+    if mailing is not None and mailing["status"] not in IN_PROGRESS:
         log.info("merge request already handled", mailing_id=mailing_id)
         return
 
-    template = await ctx.templates.get(event.tenant_id, event.template_id)
-    problems = await _problems(event, ctx, template_found=template is not None)
+    template = await ctx.templates.get(event.tenant_id, event.template_id, event.template_version)
+    problems = await _problems(event, ctx, template)
     if problems:
         await ctx.bus.publish(
             MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=problems)
@@ -69,7 +77,10 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
             "base_name": name,
             "template_id": template.template_id,
             "template_version": template.version,
-            "output": event.output,
+            "template_type": template.template_type,
+            "validation_required": template.validation_required,
+            "output": effective_output(event.output, template.auto_pdf),
+            "side_effects_published": False,
             "status": MailingStatus.RENDERING,
             "documents": 0,
             "rendered": 0,
@@ -79,20 +90,27 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
         }
         await ctx.mailings.create(mailing)
 
+    output = mailing["output"]
     if mailing["status"] == MailingStatus.RENDERING:
-        total = await _render_documents(event, ctx, mailing_id, await ctx.storage.blobs.get(template.blob_id))
-        next_status = MailingStatus.CONVERTING if event.output == "pdf" else MailingStatus.RENDERING
+        template_docx = await ctx.storage.blobs.get(template.blob_id)
+        total = await _render_documents(event, ctx, mailing_id, template_docx, output)
+        next_status = MailingStatus.CONVERTING if output == "pdf" else MailingStatus.RENDERING
         await ctx.mailings.move_status(mailing_id, MailingStatus.RENDERING, {"documents": total, "status": next_status})
 
-    if event.output == "pdf":
+    if output == "pdf":
         await _request_pdfs(event, ctx, mailing_id)
     await complete_if_done(event, ctx, mailing_id)
 
 
-async def _problems(event: MergeRequested, ctx: MergeContext, *, template_found: bool) -> list[Problem]:
+async def _problems(event: MergeRequested, ctx: MergeContext, template: TemplateRef | None) -> list[Problem]:
     problems = []
-    if not template_found:
-        problems.append(Problem(field="template_id", message=f"no template {event.template_id!r} for this tenant"))
+    if template is None:
+        which = f"version {event.template_version} of template" if event.template_version else "template"
+        problems.append(Problem(field="template_id", message=f"no {which} {event.template_id!r} for this tenant"))
+    elif missing := missing_custom_fields(template.custom_fields, event.custom_fields):
+        problems.append(
+            Problem(field="custom_fields", message=f"no value for the template's custom fields: {', '.join(missing)}")
+        )
     count = 0
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
         count += 1
@@ -105,7 +123,9 @@ async def _problems(event: MergeRequested, ctx: MergeContext, *, template_found:
     return problems
 
 
-async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing_id: str, template: bytes) -> int:
+async def _render_documents(
+    event: MergeRequested, ctx: MergeContext, mailing_id: str, template: bytes, output: str
+) -> int:
     """Render each record not rendered yet (a redelivered request resumes where it stopped)."""
     done = await ctx.documents.existing_ids(mailing_id)
     today = date.today()
@@ -127,8 +147,8 @@ async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing_id
             "error": None,
         }
         try:
-            docx = await asyncio.to_thread(
-                render_docx, template, render_context(record, event.custom_fields, today)
+            docx = await render_within(
+                ctx.settings.render_timeout_s, template, render_context(record, event.custom_fields, today)
             )
         except RenderFailed as exc:
             document.update(status=DocumentStatus.FAILED, error=f"rendering failed: {exc}")
@@ -141,7 +161,7 @@ async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing_id
                 mailing_id=mailing_id,
                 document_id=document_id,
             )
-            document["status"] = DocumentStatus.RENDERED if event.output == "pdf" else DocumentStatus.CONVERTED
+            document["status"] = DocumentStatus.RENDERED if output == "pdf" else DocumentStatus.CONVERTED
         await ctx.documents.save(document)
         if total % 50 == 0:
             await ctx.mailings.update(mailing_id, {"rendered": total})
@@ -186,17 +206,20 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext) -> Non
 
 
 async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str) -> None:
-    """When no document waits any more: build the combined file, mark the mailing, announce it.
+    """When no document waits any more: build the combined file, settle the mailing, announce it.
 
     Safe to run concurrently and again: the status moves once (compare-and-set),
-    and merge.completed has one id per mailing, so a second copy is recognised.
+    and each announcement has an id fixed by the mailing and its status, so a
+    second copy is recognised.
     """
     mailing = await ctx.mailings.get(mailing_id)
     if mailing is None or await ctx.documents.count(mailing_id, DocumentStatus.RENDERED):
         return
-    if mailing["status"] not in FINAL:
+    if mailing["status"] in IN_PROGRESS:
         summary = await _assemble(ctx, mailing)
-        summary["status"] = MailingStatus.READY if summary["failed"] < summary["documents"] else MailingStatus.FAILED
+        summary["status"] = completed_status(
+            summary["documents"], summary["failed"], mailing.get("validation_required", False)
+        )
         moved = await ctx.mailings.move_status(mailing_id, mailing["status"], summary)
         if moved is None:  # another handler completed it first
             if summary["combined_blob_id"]:
@@ -204,19 +227,63 @@ async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str) -> 
             moved = await ctx.mailings.get(mailing_id)
         mailing = moved
         assert mailing is not None
+    if mailing["status"] in ANNOUNCED:
+        await announce(ctx, mailing, causation_id=str(cause.event_id))
+
+
+async def announce(ctx: MergeContext, mailing: dict[str, Any], *, causation_id: str | None) -> None:
+    """merge.completed for the mailing's status; once ready, one document.side_effect per document of a
+    non-standard template (a reminder, a notice) so the owning system can record it."""
+    common = {
+        "tenant_id": mailing["tenant_id"],
+        "correlation_id": mailing["correlation_id"],
+        "causation_id": causation_id,
+    }
     await ctx.bus.publish(
-        MergeCompleted.caused_by(
-            cause,
-            event_id=deterministic_id("merge.completed", mailing_id),
+        MergeCompleted(
+            event_id=deterministic_id("merge.completed", mailing["_id"], mailing["status"]),
             request_id=mailing["request_id"],
-            mailing_id=mailing_id,
+            mailing_id=mailing["_id"],
             name=mailing["name"],
             status=mailing["status"],
             documents=mailing["documents"],
             failed=mailing["failed"],
             combined_blob_id=mailing["combined_blob_id"],
+            **common,
         )
     )
+    template_type = mailing.get("template_type", "standard")
+    if mailing["status"] != MailingStatus.READY or template_type == "standard" or mailing.get("side_effects_published"):
+        return
+    async for document in ctx.documents.in_order(mailing["_id"], status=DocumentStatus.CONVERTED):
+        await ctx.bus.publish(
+            DocumentSideEffect(
+                event_id=deterministic_id("document.side_effect", document["_id"]),
+                mailing_id=mailing["_id"],
+                document_id=document["_id"],
+                record_id=document["record_id"],
+                template_type=template_type,
+                **common,
+            )
+        )
+    await ctx.mailings.update(mailing["_id"], {"side_effects_published": True})
+
+
+async def validate(
+    ctx: MergeContext, tenant_id: str, mailing_id: str, *, approve: bool, reason: str | None
+) -> dict[str, Any]:
+    """Approve (the mailing becomes ready to send) or reject (kept for inspection, never sent)."""
+    mailing = await ctx.mailings.get(mailing_id, tenant_id)
+    if mailing is None:
+        raise LookupError(f"no mailing {mailing_id!r} for this tenant")
+    status = validated_status(mailing["status"], approve)
+    changes = {"status": status, "validated_at": datetime.now(UTC), "validation_reason": reason}
+    moved = await ctx.mailings.move_status(mailing_id, MailingStatus.PENDING_VALIDATION, changes)
+    if moved is None:
+        raise MailingConflict("the mailing was validated meanwhile; read it again")
+    if approve:
+        await announce(ctx, moved, causation_id=None)
+    return moved
 
 
 async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +351,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> Non
 
 def _regrouped(source: dict[str, Any], mailing_id: str, name: str, dispatch_id: str, outcome: str) -> dict[str, Any]:
     return {
-        **{k: source[k] for k in ("tenant_id", "correlation_id", "base_name", "template_id", "template_version")},
+        **{
+            k: source.get(k)
+            for k in ("tenant_id", "correlation_id", "base_name", "template_id", "template_version", "template_type")
+        },
+        "side_effects_published": True,  # the source mailing's documents were announced already
         "_id": mailing_id,
         "request_id": f"{source['request_id']}/{dispatch_id}/{outcome}",
         "name": name,
