@@ -10,6 +10,7 @@ from docx import Document
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
+    DocumentsRendered,
     Failure,
     MailingRegrouped,
     MergeCompleted,
@@ -22,7 +23,7 @@ from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 
-from tests.support import EventTap
+from tests.support import EventTap, wait_until
 from tests.support import sample_record as record
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
@@ -36,7 +37,7 @@ async def stack(make_settings, running, serve_http, infra, namespace):
     template_url = await serve_http(template)
     merge = build_merge(make_settings(MergeSettings, template_url=template_url))
     await running(merge)
-    system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted])
+    system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted, DocumentsRendered])
     await system.start()
     async with httpx.AsyncClient(base_url=template_url) as http:
         uploaded = await http.post(
@@ -141,3 +142,24 @@ async def test_a_dispatched_mailing_is_regrouped_into_sent_and_not_sent(stack):
         await http.get(f"/mailings/{regrouped.not_sent_mailing_id}/documents", headers=TENANT)
     ).json()["items"]
     assert [d["document_number"] for d in not_sent] == ["INV-0002", "INV-0004"]
+
+
+async def test_a_late_render_answer_after_regrouping_leaves_the_replaced_mailing_alone(stack):
+    event = request(stack["template_id"], [record(1), record(2)])
+    await stack["system"].publish(event)
+    completed = await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(
+            event, dispatch_id="d1", mailing_id=completed.mailing_id, sent=2, failed=0, failures=[]
+        )
+    )
+    await stack["tap"].next(MailingRegrouped)
+
+    late = DocumentsRendered.caused_by(event, key="late", mailing_id=completed.mailing_id, chunk=0, results=[])
+    await stack["system"].publish(late)
+    merge = stack["merge"]
+    queue = merge.bus.topology.consumer_queue("merge", late.routing_key).name
+    await wait_until(lambda: merge.bus.inbox.already_processed(queue, str(late.event_id)))
+
+    source = (await stack["http"].get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
+    assert source["status"] == "replaced"
