@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs demo test test-fast lint lock asyncapi
+.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import
 
 setup:
 	@bash deploy/setup.sh
@@ -39,3 +39,13 @@ asyncapi: setup
 
 lint: setup
 	@.venv/bin/ruff check .
+
+# Benchmarks (bench/README.md): figures, then one JSON line with the ratio against the reference.
+bench-merge: setup
+	@$(PY) bench/bench_merge.py
+
+bench-render: setup
+	@$(PY) bench/bench_render.py
+
+bench-import: setup
+	@$(PY) bench/bench_import.py
