@@ -168,6 +168,11 @@ class DispatchRequested(Event):
     cc: list[str] = Field(default_factory=list)
     bcc: list[str] = Field(default_factory=list)
     reply_to: str | None = None
+    to: list[str] = Field(
+        default_factory=list, description="Fixed recipients for every document instead of each one's own address."
+    )
+    separate_sends: bool = Field(default=False, description="One e-mail per address instead of a shared BCC.")
+    copy_to_sender: bool = Field(default=False, description="The sender gets a copy of each e-mail.")
 
 
 class SendRequested(Event):
