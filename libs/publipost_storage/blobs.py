@@ -1,5 +1,5 @@
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from bson import ObjectId
@@ -44,6 +44,23 @@ class BlobStore:
             return str(await self._bucket.upload_from_stream(filename, data, metadata=metadata))
         await self.delete(blob_id)  # also removes chunks a crashed upload left behind
         await self._bucket.upload_from_stream_with_id(_object_id(blob_id), filename, data, metadata=metadata)
+        return blob_id
+
+    async def put_stream(
+        self, chunks: AsyncIterable[bytes], filename: str, content_type: str, *, blob_id: str, **metadata: Any
+    ) -> str:
+        """Store a blob written piece by piece (never whole in memory); a failed write leaves nothing."""
+        await self.delete(blob_id)
+        stream = self._bucket.open_upload_stream_with_id(
+            _object_id(blob_id), filename, metadata={"content_type": content_type, **metadata}
+        )
+        try:
+            async for chunk in chunks:
+                await stream.write(chunk)
+        except BaseException:
+            await stream.abort()
+            raise
+        await stream.close()
         return blob_id
 
     async def exists(self, blob_id: str) -> bool:

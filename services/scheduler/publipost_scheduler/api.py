@@ -1,115 +1,260 @@
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException
+from publipost_addresses import parse_address_list
 from publipost_http import Paging, TenantId
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
-from .context import Context
-from .domain import CampaignConflict, CampaignStatus, pause, resume
+from .context import Context, SchedulerContext
+from .domain import CampaignConflict, CampaignStatus, Recurrence, pause, resume
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+UPCOMING = 5
+# A campaign to send "now", or at a time equal to the request's, counts as due at once.
+_EPSILON = timedelta(microseconds=1)
+
+
+def _addresses(value: Any) -> list[str]:
+    """A list, or one comma-separated string; every address must be valid."""
+    text = ",".join(value) if isinstance(value, list) else str(value or "")
+    valid, invalid = parse_address_list(text)
+    if invalid:
+        raise ValueError(f"not valid e-mail addresses: {', '.join(map(repr, invalid))}")
+    return valid
+
+
+Addresses = Annotated[list[str], BeforeValidator(_addresses)]
+
+
+class RecurrenceIn(BaseModel):
+    kind: Literal["now", "once", "weekly", "monthly"]
+    timezone: str = Field(default="Europe/Paris", description="IANA time zone the times are in.")
+    at: AwareDatetime | None = Field(default=None, description="once: the date and time, with its offset.")
+    weekday: int | None = Field(default=None, ge=0, le=6, description="weekly: 0 = Monday ... 6 = Sunday.")
+    day: int | None = Field(default=None, ge=1, le=31, description="monthly: past the month's end means its last day.")
+    time: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="weekly, monthly: HH:MM.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Paris)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _what_the_kind_needs(self) -> "RecurrenceIn":
+        needs = {"once": ("at",), "weekly": ("weekday", "time"), "monthly": ("day", "time"), "now": ()}[self.kind]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} recurrence needs {' and '.join(missing)}")
+        return self
+
+    def to_domain(self) -> Recurrence:
+        return Recurrence.from_document(
+            {
+                "kind": self.kind,
+                "timezone": self.timezone,
+                "at": self.at,
+                "weekday": self.weekday,
+                "day": self.day,
+                "time_of_day": self.time,
+            }
+        )
+
+
+class MergeRerunIn(BaseModel):
+    template_id: str = Field(min_length=1, max_length=128)
+    template_version: int | None = Field(default=None, ge=1)
+    segment_id: str = Field(min_length=1, max_length=128, description="Recipients as they are at each occurrence.")
+    custom_fields: dict[str, str] = Field(default_factory=dict)
 
 
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    mailing_id: str = Field(min_length=1, max_length=128, description="The mailing to send.")
-    once_at: AwareDatetime = Field(description="When to send, with its time zone; a time past sends at once.")
+    document_type: str | None = Field(default=None, max_length=64)
+    recurrence: RecurrenceIn
+    catch_up: Literal["latest", "skip"] = Field(
+        default="latest", description="After downtime: fire the latest missed occurrence once, or skip missed ones."
+    )
+    mailing_id: str | None = Field(default=None, max_length=128, description="The published mailing to send.")
+    merge: MergeRerunIn | None = Field(default=None, description="Or: a merge to re-run at each occurrence.")
+    recipients: Addresses = Field(default_factory=list, description="Fixed recipients (comma-separated or a list).")
+    cc: Addresses = Field(default_factory=list)
+    bcc: Addresses = Field(default_factory=list)
+    reply_to: str | None = None
     subject: str = Field(default="{document_name}", max_length=998)
     body: str = Field(default="Please find your document attached.\n")
-    cc: list[str] = Field(default_factory=list)
-    bcc: list[str] = Field(default_factory=list)
-    reply_to: str | None = None
+    separate_sends: bool = False
+    copy_to_sender: bool = False
+    auto_increment_date: bool = Field(default=False, description="A re-run merge prints the occurrence's date.")
+
+    @model_validator(mode="after")
+    def _one_thing_to_send(self) -> "CampaignIn":
+        if (self.mailing_id is None) == (self.merge is None):
+            raise ValueError("give exactly one of mailing_id (a published mailing) or merge (a merge to re-run)")
+        return self
+
+    def to_document(self) -> dict[str, Any]:
+        if self.merge is not None:
+            action = {"kind": "rerun_merge", **self.merge.model_dump()}
+        else:
+            action = {"kind": "send_document", "mailing_id": self.mailing_id}
+        message = self.model_dump(include={"cc", "bcc", "reply_to", "subject", "body", "separate_sends", "copy_to_sender"})
+        return {
+            "name": self.name,
+            "document_type": self.document_type,
+            "recurrence": self.recurrence.to_domain().to_document(),
+            "catch_up": self.catch_up,
+            "action": action,
+            "message": {**message, "to": self.recipients},
+            "auto_increment_date": self.auto_increment_date,
+        }
 
 
 class OccurrenceView(BaseModel):
     at: datetime
-    dispatch_id: str
+    idempotency_key: str
     announced_at: datetime | None
+    dispatched_mailing_id: str | None = None
+    error: str | None = None
 
 
-class CampaignView(CampaignIn):
+class CampaignView(BaseModel):
     id: str
+    name: str
+    document_type: str | None
+    recurrence: dict[str, Any]
+    catch_up: str
+    action: dict[str, Any]
+    message: dict[str, Any]
+    auto_increment_date: bool
     status: CampaignStatus
     next_run_at: datetime | None
+    next_occurrences: list[datetime] = Field(description="The coming occurrences, in the campaign's time zone.")
     created_at: datetime
-    occurrences: list[OccurrenceView] = Field(default_factory=list)
+    occurrences: list[OccurrenceView] = Field(default_factory=list, description="Fired occurrences, newest first.")
 
 
-def _view(doc: dict[str, Any], occurrences: list[dict[str, Any]] | None = None) -> CampaignView:
+def _view(ctx: SchedulerContext, doc: dict[str, Any], occurrences: list[dict[str, Any]] | None = None) -> CampaignView:
+    recurrence = Recurrence.from_document(doc["recurrence"])
+    upcoming = []
+    if doc["status"] == CampaignStatus.ACTIVE and doc["next_run_at"] is not None:
+        first = doc["next_run_at"]
+        upcoming = [first, *recurrence.upcoming(first, doc["scheduled_at"], UPCOMING - 1)]
     return CampaignView(
         id=doc["_id"],
-        **{k: doc[k] for k in CampaignIn.model_fields},
+        **{k: doc[k] for k in ("name", "document_type", "recurrence", "catch_up", "action", "message")},
+        auto_increment_date=doc["auto_increment_date"],
         status=doc["status"],
         next_run_at=doc["next_run_at"],
+        next_occurrences=[o.astimezone(recurrence.zone) for o in upcoming],
         created_at=doc["created_at"],
         occurrences=[OccurrenceView(**o) for o in occurrences or []],
     )
 
 
+def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
+    if body.recurrence.kind == "once" and body.recurrence.at is not None and body.recurrence.at < now:
+        raise HTTPException(
+            422,
+            detail=[{"loc": ["body", "recurrence", "at"], "msg": "this time has passed; use kind 'now' to send at once"}],
+        )
+
+
 @router.post("", status_code=201, response_model=CampaignView)
 async def create_campaign(ctx: Context, tenant_id: TenantId, body: CampaignIn) -> CampaignView:
-    once_at = body.once_at.astimezone(UTC)
+    now = ctx.clock()
+    _not_in_the_past(body, now)
+    fields = body.to_document()
+    following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
     doc = {
         "_id": str(uuid.uuid4()),
         "tenant_id": tenant_id,
-        **body.model_dump(),
-        "once_at": once_at,
-        "next_run_at": once_at,
-        "status": CampaignStatus.ACTIVE,
-        "created_at": datetime.now(UTC),
+        **fields,
+        "status": CampaignStatus.ACTIVE if following else CampaignStatus.DONE,
+        "next_run_at": following,
+        "scheduled_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
     await ctx.campaigns.add(doc)
-    return _view(doc)
+    return _view(ctx, doc)
 
 
 @router.get("", response_model=list[CampaignView])
-async def list_campaigns(
-    ctx: Context,
-    tenant_id: TenantId,
-    paging: Paging,
-) -> list[CampaignView]:
+async def list_campaigns(ctx: Context, tenant_id: TenantId, paging: Paging) -> list[CampaignView]:
     """The tenant's campaigns, newest first."""
-    return [_view(d) for d in await ctx.campaigns.page(tenant_id, skip=paging.skip, limit=paging.per_page)]
+    return [_view(ctx, d) for d in await ctx.campaigns.page(tenant_id, skip=paging.skip, limit=paging.per_page)]
 
 
 @router.get("/{campaign_id}", response_model=CampaignView)
 async def get_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
     doc = await _campaign(ctx, tenant_id, campaign_id)
-    return _view(doc, await ctx.occurrences.of_campaign(campaign_id))
+    return _view(ctx, doc, await ctx.occurrences.of_campaign(campaign_id))
+
+
+@router.put("/{campaign_id}", response_model=CampaignView)
+async def edit_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str, body: CampaignIn) -> CampaignView:
+    """Replace what the campaign sends and when; its fired occurrences stay as they were."""
+    doc = await _campaign(ctx, tenant_id, campaign_id)
+    now = ctx.clock()
+    _not_in_the_past(body, now)
+    fields = body.to_document()
+    following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
+    status = doc["status"]
+    if status != CampaignStatus.PAUSED:
+        status = CampaignStatus.ACTIVE if following else CampaignStatus.DONE
+    changes = {**fields, "status": status, "next_run_at": following, "scheduled_at": now}
+    return _view(ctx, await _apply(ctx, doc, changes))
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignView)
 async def pause_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
-    return await _change_status(ctx, tenant_id, campaign_id, pause)
+    """No occurrence fires from now on, until resumed."""
+    doc = await _campaign(ctx, tenant_id, campaign_id)
+    status = _change(pause, doc)
+    return _view(ctx, await _apply(ctx, doc, {"status": status}))
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignView)
 async def resume_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
-    return await _change_status(ctx, tenant_id, campaign_id, resume)
+    """Firing goes on from the next occurrence; what was missed while paused is not replayed."""
+    doc = await _campaign(ctx, tenant_id, campaign_id)
+    _change(resume, doc)
+    now = ctx.clock()
+    following = Recurrence.from_document(doc["recurrence"]).next_after(now, doc["scheduled_at"])
+    status = CampaignStatus.ACTIVE if following else CampaignStatus.DONE
+    return _view(ctx, await _apply(ctx, doc, {"status": status, "next_run_at": following}))
 
 
 @router.delete("/{campaign_id}", status_code=204)
 async def delete_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> None:
-    if not await ctx.campaigns.delete(tenant_id, campaign_id):
-        raise HTTPException(404, detail=f"no campaign {campaign_id!r}")
+    """The campaign stops and disappears from lists; what it sent stays in the history."""
+    doc = await _campaign(ctx, tenant_id, campaign_id)
+    await _apply(ctx, doc, {"status": CampaignStatus.DELETED, "next_run_at": None})
 
 
-async def _campaign(ctx: Context, tenant_id: str, campaign_id: str) -> dict[str, Any]:
+async def _campaign(ctx: SchedulerContext, tenant_id: str, campaign_id: str) -> dict[str, Any]:
     doc = await ctx.campaigns.get(tenant_id, campaign_id)
     if doc is None:
         raise HTTPException(404, detail=f"no campaign {campaign_id!r}")
     return doc
 
 
-async def _change_status(ctx: Context, tenant_id: str, campaign_id: str, change: Any) -> CampaignView:
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+def _change(change: Any, doc: dict[str, Any]) -> CampaignStatus:
     try:
-        status = change(CampaignStatus(doc["status"]))
+        return change(CampaignStatus(doc["status"]))
     except CampaignConflict as exc:
         raise HTTPException(409, detail=str(exc)) from exc
-    updated = await ctx.campaigns.set_status(tenant_id, campaign_id, doc["status"], status)
+
+
+async def _apply(ctx: SchedulerContext, doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    updated = await ctx.campaigns.replace_if(doc["tenant_id"], doc["_id"], doc["status"], changes)
     if updated is None:
         raise HTTPException(409, detail="the campaign changed meanwhile; read it again")
-    return _view(updated)
+    return updated

@@ -3,11 +3,13 @@
 from datetime import UTC, datetime
 
 from publipost_bus import Bus
-from publipost_contracts import CampaignFired, DispatchRequested
+from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested
 from publipost_runtime import Service
 from publipost_storage import Storage
 
+from . import handlers
 from .api import router
+from .clients import DirectoryClient
 from .context import Clock, SchedulerContext
 from .repository import CampaignRepository, OccurrenceRepository
 from .settings import SchedulerSettings
@@ -21,14 +23,22 @@ def _utc_now() -> datetime:
 def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now) -> Service:
     settings = settings or SchedulerSettings()
     storage = Storage.for_service(settings)
-    bus = Bus(settings, publishes=[CampaignFired, DispatchRequested])
+    bus = Bus(settings, publishes=[CampaignFired, DispatchRequested, MergeRequested])
     ctx = SchedulerContext(
         settings=settings,
         bus=bus,
+        storage=storage,
         campaigns=CampaignRepository(storage.db),
         occurrences=OccurrenceRepository(storage.db),
+        directory=DirectoryClient(settings.directory_url, settings.http_timeout_s),
         clock=clock,
     )
+
+    @bus.consumer(MergeCompleted)
+    async def merge_completed(event: MergeCompleted) -> None:
+        """Send the mailing of a campaign's re-run merge once it is ready."""
+        await handlers.merge_completed(event, ctx)
+
     ticker = Ticker(ctx)
     return Service(
         settings=settings,
@@ -38,6 +48,7 @@ def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now)
         routers=[router],
         repositories=[ctx.campaigns, ctx.occurrences],
         timers=[ticker],
+        on_stop=[ctx.directory.close],
         readiness={"ticker": ticker.healthy},
     )
 

@@ -6,7 +6,9 @@ from typing import Annotated
 from fastapi import Depends
 from publipost_bus import Bus
 from publipost_runtime import components
+from publipost_storage import Storage
 
+from .clients import DirectoryClient
 from .repository import CampaignRepository, OccurrenceRepository
 from .settings import SchedulerSettings
 
@@ -17,8 +19,10 @@ Clock = Callable[[], datetime]
 class SchedulerContext:
     settings: SchedulerSettings
     bus: Bus
+    storage: Storage
     campaigns: CampaignRepository
     occurrences: OccurrenceRepository
+    directory: DirectoryClient
     clock: Clock
 
 

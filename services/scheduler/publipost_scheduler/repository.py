@@ -19,10 +19,13 @@ class CampaignRepository(Repository):
         await self.collection.insert_one(campaign)
 
     async def get(self, tenant_id: str, campaign_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": campaign_id, "tenant_id": tenant_id})
+        return await self.collection.find_one(
+            {"_id": campaign_id, "tenant_id": tenant_id, "status": {"$ne": CampaignStatus.DELETED}}
+        )
 
     async def page(self, tenant_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
-        cursor = self.collection.find({"tenant_id": tenant_id}).sort("created_at", DESCENDING).skip(skip).limit(limit)
+        query = {"tenant_id": tenant_id, "status": {"$ne": CampaignStatus.DELETED}}
+        cursor = self.collection.find(query).sort("created_at", DESCENDING).skip(skip).limit(limit)
         return await cursor.to_list()
 
     async def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
@@ -33,21 +36,21 @@ class CampaignRepository(Repository):
         )
         return await cursor.to_list()
 
-    async def advance(self, campaign_id: str, fired_at: datetime, changes: dict[str, Any]) -> None:
+    async def advance(self, campaign_id: str, due: datetime, changes: dict[str, Any]) -> None:
         """Move past an occurrence, unless someone already did (compare-and-set on next_run_at)."""
-        await self.collection.update_one({"_id": campaign_id, "next_run_at": fired_at}, {"$set": changes})
-
-    async def set_status(
-        self, tenant_id: str, campaign_id: str, expected: str, status: str
-    ) -> dict[str, Any] | None:
-        return await self.collection.find_one_and_update(
-            {"_id": campaign_id, "tenant_id": tenant_id, "status": expected},
-            {"$set": {"status": status, "updated_at": datetime.now(UTC)}},
-            return_document=ReturnDocument.AFTER,
+        await self.collection.update_one(
+            {"_id": campaign_id, "status": CampaignStatus.ACTIVE, "next_run_at": due}, {"$set": changes}
         )
 
-    async def delete(self, tenant_id: str, campaign_id: str) -> bool:
-        return (await self.collection.delete_one({"_id": campaign_id, "tenant_id": tenant_id})).deleted_count == 1
+    async def replace_if(
+        self, tenant_id: str, campaign_id: str, expected_status: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Apply `changes` if the campaign is still in `expected_status` (no lost update between two edits)."""
+        return await self.collection.find_one_and_update(
+            {"_id": campaign_id, "tenant_id": tenant_id, "status": expected_status},
+            {"$set": {**changes, "updated_at": datetime.now(UTC)}},
+            return_document=ReturnDocument.AFTER,
+        )
 
 
 class OccurrenceRepository(Repository):
@@ -57,20 +60,27 @@ class OccurrenceRepository(Repository):
     indexes = (
         IndexModel([("announced_at", ASCENDING), ("claimed_at", ASCENDING)]),
         IndexModel([("campaign_id", ASCENDING), ("at", DESCENDING)]),
+        IndexModel([("idempotency_key", ASCENDING)], unique=True),
     )
 
-    async def claim(self, occurrence: Occurrence, campaign: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-        """The occurrence for this replica to announce, or None when another replica claimed it first."""
+    async def claim(
+        self, occurrence: Occurrence, tenant_id: str, snapshot: dict[str, Any], now: datetime
+    ) -> dict[str, Any] | None:
+        """The occurrence for this replica to announce, or None when another replica claimed it first.
+
+        `snapshot` is what the campaign said when it fired: an edit afterwards does not change it.
+        """
         doc = {
             "_id": occurrence.key,
             "campaign_id": occurrence.campaign_id,
-            "tenant_id": campaign["tenant_id"],
+            "tenant_id": tenant_id,
             "at": occurrence.at,
-            "dispatch_id": occurrence.dispatch_id,
-            # What is sent is what the campaign said when it fired, even if it is edited later.
-            "dispatch": {k: campaign[k] for k in ("mailing_id", "subject", "body", "cc", "bcc", "reply_to")},
+            "idempotency_key": occurrence.idempotency_key,
+            "campaign": snapshot,
             "claimed_at": now,
             "announced_at": None,
+            "dispatched_mailing_id": None,
+            "error": None,
         }
         try:
             await self.collection.insert_one(doc)
@@ -82,8 +92,11 @@ class OccurrenceRepository(Repository):
         """Occurrences whose announcer stopped between claiming and announcing."""
         return await self.collection.find({"announced_at": None, "claimed_at": {"$lt": claimed_before}}).to_list()
 
-    async def mark_announced(self, occurrence_id: str, now: datetime) -> None:
-        await self.collection.update_one({"_id": occurrence_id}, {"$set": {"announced_at": now}})
+    async def update(self, occurrence_id: str, changes: dict[str, Any]) -> None:
+        await self.collection.update_one({"_id": occurrence_id}, {"$set": changes})
 
-    async def of_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
-        return await self.collection.find({"campaign_id": campaign_id}).sort("at", DESCENDING).to_list()
+    async def by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"idempotency_key": key})
+
+    async def of_campaign(self, campaign_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.collection.find({"campaign_id": campaign_id}).sort("at", DESCENDING).limit(limit).to_list()

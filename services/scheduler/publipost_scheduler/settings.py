@@ -9,3 +9,8 @@ class SchedulerSettings(ServiceSettings):
     claim_timeout_s: float = Field(
         default=30.0, gt=0, description="After this, an occurrence claimed but not announced is announced again."
     )
+    late_grace_s: float = Field(
+        default=300.0, gt=0, description="An occurrence later than this is missed (catch-up policy 'skip' drops it)."
+    )
+    directory_url: str = Field(default="http://127.0.0.1:8102", description="The recipient directory's HTTP API.")
+    http_timeout_s: float = Field(default=30.0, gt=0)
