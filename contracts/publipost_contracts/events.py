@@ -173,6 +173,36 @@ class DispatchRequested(Event):
     )
     separate_sends: bool = Field(default=False, description="One e-mail per address instead of a shared BCC.")
     copy_to_sender: bool = Field(default=False, description="The sender gets a copy of each e-mail.")
+    account_id: Id | None = Field(
+        default=None, description="The tenant's sending account; dispatch's own SMTP server when absent."
+    )
+    email_template_id: Id | None = Field(
+        default=None, description="An e-mail template of the template service; replaces subject and body when given."
+    )
+    document_type: str | None = Field(
+        default=None, max_length=64, description="What the documents are (invoice, quote...): the send history's filter."
+    )
+
+
+class DispatchPaused(Event):
+    """Sending stopped after too many SMTP errors (or the account's daily cap); a person resumes it over HTTP."""
+
+    type: Literal["dispatch.paused"] = "dispatch.paused"
+    dispatch_id: Id
+    mailing_id: Id
+    reason: str
+    errors: int
+    sent: int
+    failed: int
+
+
+class DispatchResumed(Event):
+    """A paused dispatch goes on: dispatch asks again for every send still pending."""
+
+    type: Literal["dispatch.resumed"] = "dispatch.resumed"
+    dispatch_id: Id
+    mailing_id: Id
+    resumption: int = Field(ge=1, description="How many times this dispatch was resumed, this one included.")
 
 
 class SendRequested(Event):
@@ -253,6 +283,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RecipientResolved,
     DispatchRequested,
     SendRequested,
+    DispatchPaused,
+    DispatchResumed,
     DeliveryRecorded,
     DispatchCompleted,
     DocumentSent,
