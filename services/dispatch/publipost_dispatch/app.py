@@ -4,7 +4,9 @@ from publipost_bus import Bus
 from publipost_contracts import (
     DeliveryRecorded,
     DispatchCompleted,
+    DispatchPaused,
     DispatchRequested,
+    DispatchResumed,
     DocumentSent,
     ResolveRecipient,
     SendRequested,
@@ -26,7 +28,15 @@ def build(settings: DispatchSettings | None = None) -> Service:
     storage = Storage.for_service(settings)
     bus = Bus(
         settings,
-        publishes=[SendRequested, DeliveryRecorded, DocumentSent, DispatchCompleted, ResolveRecipient],
+        publishes=[
+            SendRequested,
+            DeliveryRecorded,
+            DocumentSent,
+            DispatchCompleted,
+            DispatchPaused,
+            DispatchResumed,
+            ResolveRecipient,
+        ],
     )
     ctx = DispatchContext(
         settings=settings,
@@ -50,6 +60,11 @@ def build(settings: DispatchSettings | None = None) -> Service:
     async def dispatch_requested(event: DispatchRequested) -> None:
         """Fan a dispatch out into one send per document."""
         await handlers.dispatch_requested(event, ctx)
+
+    @bus.consumer(DispatchResumed)
+    async def dispatch_resumed(event: DispatchResumed) -> None:
+        """Ask again for every send of a resumed dispatch that is still pending."""
+        await handlers.dispatch_resumed(event, ctx)
 
     @bus.consumer(SendRequested)
     async def send_requested(event: SendRequested) -> None:

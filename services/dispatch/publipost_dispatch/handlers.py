@@ -9,6 +9,7 @@ from publipost_contracts import (
     DeliveryRecorded,
     DispatchCompleted,
     DispatchRequested,
+    DispatchResumed,
     DocumentSent,
     Event,
     Failure,
@@ -74,6 +75,18 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
             )
             raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}")
     # Also after a crash mid-way: ask again for every send still queued (same event ids, so no send twice).
+    async for delivery in ctx.deliveries.in_state(key, (DeliveryState.QUEUED,)):
+        await ctx.bus.publish(
+            SendRequested.caused_by(
+                event, key=delivery["document_id"], dispatch_id=event.dispatch_id, document_id=delivery["document_id"]
+            )
+        )
+    await complete_if_done(event, ctx, key)
+
+
+async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext) -> None:
+    """Send again every delivery still queued: keyed by the resumption, so the inbox does not skip them."""
+    key = dispatch_key(event.tenant_id, event.dispatch_id)
     async for delivery in ctx.deliveries.in_state(key, (DeliveryState.QUEUED,)):
         await ctx.bus.publish(
             SendRequested.caused_by(
