@@ -56,6 +56,11 @@ class MergeRequested(Event):
     records_file_id: Id | None = None
     custom_fields: dict[str, str] = Field(default_factory=dict)
     output: OutputFormat = "pdf"
+    missing_fields: Literal["refuse", "render_empty"] = Field(
+        default="refuse",
+        description="Records lacking a field the template uses: refuse the request, or render those fields "
+        "empty and list the records in merge.completed's warnings.",
+    )
 
     @model_validator(mode="after")
     def _records_one_way(self) -> MergeRequested:
@@ -113,7 +118,18 @@ class DocumentsRendered(Event):
     results: list[RenderResult]
 
 
+class CombinedPart(_Part):
+    """One file of the print file: whole documents only, up to the tenant's page limit."""
+
+    number: int
+    blob_id: Id
+    documents: int
+    pages: int
+
+
 class MergeCompleted(Event):
+    """The mailing is settled; this is also the requester's notification, with what to look at."""
+
     type: Literal["merge.completed"] = "merge.completed"
     request_id: Id
     mailing_id: Id
@@ -121,7 +137,11 @@ class MergeCompleted(Event):
     status: Literal["ready", "pending_validation", "failed"]
     documents: int
     failed: int
-    combined_blob_id: Id | None = None
+    parts: list[CombinedPart] = Field(default_factory=list)
+    warnings: list[Problem] = Field(default_factory=list, description="At most WARNINGS_LISTED; see warnings_count.")
+    warnings_count: int = 0
+
+    WARNINGS_LISTED: ClassVar[int] = 1000
 
 
 class MailingRegrouped(Event):

@@ -139,7 +139,7 @@ async def test_a_mailing_goes_from_merge_request_to_mailbox_and_is_regrouped(sta
     async with httpx.AsyncClient(base_url=stack.config.url("merge"), headers=HEADERS) as http:
         sent = (await http.get(f"/mailings/{demo.regrouped['sent_mailing_id']}")).json()
         not_sent = (await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}")).json()
-        combined = await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}/combined")
+        combined = await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}/parts/1")
     assert sent["name"].endswith("(sent by e-mail)") and sent["documents"] == RECORDS - 8
     assert not_sent["name"].endswith("(not sent by e-mail)") and not_sent["documents"] == 8
     assert len(PdfReader(io.BytesIO(combined.content)).pages) >= 8

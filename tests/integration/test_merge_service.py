@@ -1,6 +1,8 @@
 """The merge service against the real broker, database and template service (DOCX output: no LibreOffice)."""
 
 import io
+import json
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -9,7 +11,9 @@ import pytest
 from docx import Document
 from publipost_bus import Bus
 from publipost_contracts import (
+    MAX_MESSAGE_BYTES,
     DispatchCompleted,
+    DocumentSideEffect,
     DocumentsRendered,
     Failure,
     MailingRegrouped,
@@ -39,29 +43,43 @@ async def stack(make_settings, running, serve_http, infra, namespace):
     await running(merge)
     system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted, DocumentsRendered])
     await system.start()
-    async with httpx.AsyncClient(base_url=template_url) as http:
-        uploaded = await http.post(
-            "/templates", headers=TENANT, data={"name": "Notice"}, files={"file": ("l.docx", SAMPLE.read_bytes())}
+    template_http = httpx.AsyncClient(base_url=template_url, headers=TENANT)
+
+    async def upload(name: str = "Notice", **form: str) -> str:
+        """A template from samples/letter.docx, with the template service's form fields (type, options)."""
+        uploaded = await template_http.post(
+            "/templates",
+            data={"name": name, "custom_fields": "signatory", **form},
+            files={"file": ("l.docx", SAMPLE.read_bytes())},
         )
-        template_id = uploaded.json()["id"]
+        assert uploaded.status_code == 201, uploaded.text
+        return uploaded.json()["id"]
+
+    template_id = await upload()
     merge_http = httpx.AsyncClient(transport=httpx.ASGITransport(merge.http_app()), base_url="http://merge")
-    async with EventTap(infra.rabbitmq_url, namespace, MergeCompleted, MergeRejected, MailingRegrouped) as tap:
-        yield {"system": system, "template_id": template_id, "merge": merge, "http": merge_http, "tap": tap}
+    taps = (MergeCompleted, MergeRejected, MailingRegrouped, DocumentSideEffect)
+    async with EventTap(infra.rabbitmq_url, namespace, *taps) as tap:
+        yield {
+            "system": system,
+            "template_id": template_id,
+            "upload": upload,
+            "merge": merge,
+            "http": merge_http,
+            "tap": tap,
+        }
+    await template_http.aclose()
     await merge_http.aclose()
     await system.stop()
 
 
-def request(template_id: str, records: list[dict[str, object]], **extra: object) -> MergeRequested:
+def request(template_id: str, records: list[dict[str, object]] | None, **extra: object) -> MergeRequested:
     return MergeRequested(
         tenant_id="acme",
         correlation_id=str(uuid.uuid4()),
         request_id=str(uuid.uuid4()),
         template_id=template_id,
-        name="November notices",
         records=records,
-        custom_fields={"signatory": "Jane Manager"},
-        output="docx",
-        **extra,
+        **{"name": "November notices", "custom_fields": {"signatory": "Jane Manager"}, "output": "docx", **extra},
     )
 
 
@@ -163,3 +181,132 @@ async def test_a_late_render_answer_after_regrouping_leaves_the_replaced_mailing
 
     source = (await stack["http"].get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
     assert source["status"] == "replaced"
+
+
+async def completed_for(stack, event: MergeRequested) -> MergeCompleted:
+    await stack["system"].publish(event)
+    return await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
+
+
+async def test_a_request_without_the_templates_custom_field_values_is_refused_naming_them(stack):
+    event = request(stack["template_id"], [record(1)]).model_copy(update={"custom_fields": {}})
+    await stack["system"].publish(event)
+    rejected = await stack["tap"].next(MergeRejected, lambda e: e.request_id == event.request_id)
+    assert [(p.field, p.message) for p in rejected.problems] == [
+        ("custom_fields", "no value for the template's custom fields: signatory")
+    ]
+
+
+async def test_records_lacking_template_fields_are_refused_or_rendered_empty_and_listed(stack):
+    records = [record(1), {k: v for k, v in record(2).items() if k not in ("premium", "tax")}, record(3)]
+    refused = request(stack["template_id"], records)
+    await stack["system"].publish(refused)
+    rejected = await stack["tap"].next(MergeRejected, lambda e: e.request_id == refused.request_id)
+    assert [(p.record_index, p.message) for p in rejected.problems] == [
+        (1, "record lacks field(s) the template uses: premium, tax")
+    ]
+
+    completed = await completed_for(stack, request(stack["template_id"], records, missing_fields="render_empty"))
+    assert (completed.status, completed.documents, completed.failed) == ("ready", 3, 0)
+    assert completed.warnings_count == 1
+    assert completed.warnings[0].record_index == 1
+    assert "rendered empty" in completed.warnings[0].message
+
+
+async def test_a_mailing_of_a_template_requiring_validation_waits_for_approval(stack):
+    template_id = await stack["upload"](
+        "Reminder", template_type="payment_reminder", validation_required="true"
+    )
+    event = request(template_id, [record(1), record(2)])
+    completed = await completed_for(stack, event)
+    assert completed.status == "pending_validation"
+    assert stack["tap"].of(DocumentSideEffect) == []  # nothing is announced before approval
+
+    http = stack["http"]
+    approved = await http.post(f"/mailings/{completed.mailing_id}/approve", headers=TENANT)
+    assert approved.status_code == 200 and approved.json()["status"] == "ready"
+    ready = await stack["tap"].next(MergeCompleted, lambda e: e.mailing_id == completed.mailing_id and e.status == "ready")
+    assert ready.documents == 2
+    effects = await wait_until(lambda: len(stack["tap"].of(DocumentSideEffect)) == 2 and stack["tap"].of(DocumentSideEffect))
+    assert sorted(e.record_id for e in effects) == ["r1", "r2"]
+    assert {e.template_type for e in effects} == {"payment_reminder"}
+
+    again = await http.post(f"/mailings/{completed.mailing_id}/reject", headers=TENANT)
+    assert again.status_code == 409
+
+
+async def test_a_rejected_mailing_keeps_its_documents_and_is_marked_rejected(stack):
+    template_id = await stack["upload"]("Checked", validation_required="true")
+    completed = await completed_for(stack, request(template_id, [record(1)]))
+    http = stack["http"]
+    rejected = await http.post(
+        f"/mailings/{completed.mailing_id}/reject", headers=TENANT, json={"reason": "wrong amounts"}
+    )
+    assert rejected.json()["status"] == "rejected"
+    documents = (await http.get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()["items"]
+    content = await http.get(
+        f"/mailings/{completed.mailing_id}/documents/{documents[0]['id']}/content", params={"format": "docx"}, headers=TENANT
+    )
+    assert content.status_code == 200 and "Client Number1" in docx_text_of(content.content)
+
+
+async def test_the_print_file_is_split_into_parts_of_whole_documents(stack):
+    http = stack["http"]
+    assert (await http.put("/settings", headers=TENANT, json={"combined_page_limit": 2})).status_code == 200
+    completed = await completed_for(stack, request(stack["template_id"], [record(n) for n in range(1, 6)]))
+
+    assert [(p.number, p.documents) for p in completed.parts] == [(1, 2), (2, 2), (3, 1)]
+    texts = []
+    for part in completed.parts:
+        response = await http.get(f"/mailings/{completed.mailing_id}/parts/{part.number}", headers=TENANT)
+        assert response.status_code == 200
+        texts.append(docx_text_of(response.content))
+    assert "Client Number1" in texts[0] and "Client Number2" in texts[0] and "Client Number3" not in texts[0]
+    assert "Client Number5" in texts[2]
+    missing = await http.get(f"/mailings/{completed.mailing_id}/parts/4", headers=TENANT)
+    assert missing.status_code == 404 and "3 part(s)" in missing.json()["detail"]
+
+
+async def test_mailings_are_listed_by_filter_renamed_and_deleted_with_their_files(stack):
+    http = stack["http"]
+    first = await completed_for(stack, request(stack["template_id"], [record(1)], name="Spring reminders"))
+    await completed_for(stack, request(stack["template_id"], [record(2)], name="Autumn notices"))
+
+    found = (await http.get("/mailings", headers=TENANT, params={"name": "SPRING", "status": "ready"})).json()
+    assert [m["name"] for m in found["items"]] == ["Spring reminders"]
+    renamed = await http.patch(f"/mailings/{first.mailing_id}", headers=TENANT, json={"name": "Spring 2027"})
+    assert renamed.json()["name"] == "Spring 2027"
+
+    documents = (await http.get(f"/mailings/{first.mailing_id}/documents", headers=TENANT)).json()["items"]
+    blobs = stack["merge"].storage.blobs
+    files = [documents[0]["docx_blob_id"], *(p.blob_id for p in first.parts)]
+    assert all([await blobs.exists(f) for f in files])
+    assert (await http.delete(f"/mailings/{first.mailing_id}", headers=TENANT)).status_code == 204
+    assert (await http.get(f"/mailings/{first.mailing_id}", headers=TENANT)).status_code == 404
+    assert not any([await blobs.exists(f) for f in files])
+    listed = (await http.get("/mailings", headers=TENANT)).json()["items"]
+    assert [m["name"] for m in listed] == ["Autumn notices"]
+
+
+async def test_a_100000_record_request_by_reference_is_answered_within_the_message_limit(stack):
+    """Validation streams the records file: every record lacks its id, the refusal lists 1,000 of them."""
+    lines = b"".join(json.dumps({"name": f"n{n}"}).encode() + b"\n" for n in range(100_000))
+    file_id = await stack["merge"].storage.blobs.put(lines, "records.ndjson", "application/x-ndjson")
+    event = request(stack["template_id"], None, records_file_id=file_id, missing_fields="render_empty")
+
+    tracemalloc.start()
+    await stack["system"].publish(event)
+    rejected = await stack["tap"].next(MergeRejected, lambda e: e.request_id == event.request_id, timeout=120)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert len(rejected.problems) == 1001
+    assert rejected.problems[-1].message == "... and 99000 more problems"
+    assert len(rejected.model_dump_json()) < MAX_MESSAGE_BYTES
+    assert peak < 40_000_000  # far below the file held whole as records (~100,000 dicts)
+
+
+def docx_text_of(data: bytes) -> str:
+    document = Document(io.BytesIO(data))
+    cells = [cell.text for table in document.tables for row in table.rows for cell in row.cells]
+    return "\n".join([p.text for p in document.paragraphs] + cells)

@@ -4,13 +4,16 @@ import pytest
 from publipost_merge.domain import (
     MailingConflict,
     MailingStatus,
+    PartSplitter,
     chunked,
     completed_status,
     document_id_for,
     document_summary,
     effective_output,
+    fields_records_need,
     mailing_id_for,
     missing_custom_fields,
+    missing_record_fields,
     record_problems,
     regrouped_names,
     render_context,
@@ -66,3 +69,17 @@ def test_validation_moves_only_a_pending_mailing():
     assert validated_status("pending_validation", approve=False) is MailingStatus.REJECTED
     with pytest.raises(MailingConflict, match="only a mailing pending validation"):
         validated_status("ready", approve=True)
+
+
+def test_records_need_the_template_fields_except_custom_ones_and_the_date():
+    needed = fields_records_need(["name", "premium", "signatory", "date"], ["signatory"])
+    assert needed == {"name", "premium"}
+    assert missing_record_fields({"name": "Ann"}, needed) == ["premium"]
+
+
+def test_parts_never_cut_a_document():
+    splitter = PartSplitter(500)
+    documents = [("a", 200), ("b", 250), ("c", 100), ("d", 600), ("e", 1)]
+    parts = [part for name, pages in documents if (part := splitter.add(name, pages))]
+    assert [*parts, splitter.finish()] == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert PartSplitter(500).finish() is None

@@ -156,7 +156,7 @@ class Demo:
         uploaded = await self.template.post(
             "/templates",
             headers=HEADERS,
-            data={"name": "Premium notice"},
+            data={"name": "Premium notice", "custom_fields": "signatory"},
             files={"file": ("letter.docx", SAMPLE_TEMPLATE.read_bytes())},
         )
         uploaded.raise_for_status()
@@ -247,11 +247,12 @@ class Demo:
                 continue
             mailing = (await self.merge.get(f"/mailings/{mailing_id}", headers=HEADERS)).json()
             line = f"  {mailing['name']}: {mailing['documents']} documents"
-            combined = await self.merge.get(f"/mailings/{mailing_id}/combined", headers=HEADERS)
-            if combined.status_code == 200:
-                path = out_dir / f"{mailing['name']}.pdf"
-                path.write_bytes(combined.content)
-                line += f", combined PDF: {path}"
+            for part in mailing["parts"]:
+                content = await self.merge.get(f"/mailings/{mailing_id}/parts/{part['number']}", headers=HEADERS)
+                suffix = f" part {part['number']}" if len(mailing["parts"]) > 1 else ""
+                path = out_dir / f"{mailing['name']}{suffix}.pdf"
+                path.write_bytes(content.content)
+                line += f", print file: {path} ({part['pages']} pages)"
             print(line)
         mail_dir = self.run_dir / "mail"
         print(f"\ncaptured e-mails: {mail_dir} ({len(list(mail_dir.glob('*.eml')))} .eml files)")

@@ -11,6 +11,13 @@ from .context import Context, MergeContext
 from .domain import DocumentStatus, MailingConflict
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
+settings_router = APIRouter(prefix="/settings", tags=["settings"])
+
+
+class PartView(BaseModel):
+    number: int
+    documents: int
+    pages: int
 
 
 class MailingView(BaseModel):
@@ -19,10 +26,15 @@ class MailingView(BaseModel):
     status: str
     created_at: datetime
     output: str
+    template_id: str | None = None
+    template_version: int | None = None
+    expected: int = Field(default=0, description="Records in the request: the total while rendering.")
     documents: int
     rendered: int
     failed: int
-    combined_available: bool
+    parts: list[PartView] = Field(default_factory=list, description="The print file, in parts (GET .../parts/N).")
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+    warnings_count: int = 0
     converted: int | None = Field(default=None, description="PDFs ready so far; in the single-mailing view.")
     regrouped_from: dict[str, str] | None = None
     replaced_by: list[str] | None = None
@@ -56,11 +68,8 @@ class DocumentPage(BaseModel):
 
 
 def _view(doc: dict[str, Any]) -> MailingView:
-    return MailingView(
-        id=doc["_id"],
-        combined_available=doc.get("combined_blob_id") is not None,
-        **{k: doc.get(k) for k in MailingView.model_fields if k not in ("id", "combined_available", "converted")},
-    )
+    fields = {k: doc[k] for k in MailingView.model_fields if k in doc and doc[k] is not None and k != "converted"}
+    return MailingView(id=doc["_id"], **fields)
 
 
 async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> dict[str, Any]:
@@ -75,9 +84,13 @@ async def list_mailings(
     ctx: Context,
     tenant_id: TenantId,
     paging: Paging,
+    status: Annotated[str | None, Query(description="Only mailings in this status.")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Only names containing this, any case.")] = None,
 ) -> MailingPage:
     """All mailings of the tenant, newest first."""
-    items, total = await ctx.mailings.page(tenant_id, skip=paging.skip, limit=paging.per_page)
+    items, total = await ctx.mailings.page(
+        tenant_id, skip=paging.skip, limit=paging.per_page, status=status, name=name
+    )
     return MailingPage(items=[_view(m) for m in items], total=total, page=paging.page, per_page=paging.per_page)
 
 
@@ -139,14 +152,73 @@ async def list_documents(
     return DocumentPage(items=items, next_after=items[-1].index if len(items) == limit else None)
 
 
-@router.get("/{mailing_id}/combined")
-async def download_combined(ctx: Context, tenant_id: TenantId, mailing_id: str) -> StreamingResponse:
-    """The print file: every document of the mailing one after the other."""
+@router.get("/{mailing_id}/parts/{number}")
+async def download_part(ctx: Context, tenant_id: TenantId, mailing_id: str, number: int) -> StreamingResponse:
+    """One part of the print file: whole documents one after the other, up to the page limit."""
     mailing = await _mailing(ctx, tenant_id, mailing_id)
-    if mailing.get("combined_blob_id") is None:
-        raise HTTPException(409, detail=f"mailing {mailing_id!r} has no combined file (status {mailing['status']})")
+    part = next((p for p in mailing.get("parts", []) if p["number"] == number), None)
+    if part is None:
+        available = len(mailing.get("parts", []))
+        raise HTTPException(404, detail=f"mailing {mailing_id!r} has {available} part(s) (status {mailing['status']})")
+    return await _download(ctx, part["blob_id"])
+
+
+@router.get("/{mailing_id}/documents/{document_id}/content")
+async def download_document(
+    ctx: Context,
+    tenant_id: TenantId,
+    mailing_id: str,
+    document_id: str,
+    format: Annotated[str, Query(pattern="^(pdf|docx)$")] = "pdf",
+) -> StreamingResponse:
+    """One recipient's document, as PDF (when converted) or as the rendered DOCX."""
+    await _mailing(ctx, tenant_id, mailing_id)
+    document = await ctx.documents.get(document_id)
+    if document is None or document["mailing_id"] != mailing_id:
+        raise HTTPException(404, detail=f"no document {document_id!r} in mailing {mailing_id!r}")
+    blob_id = document.get(f"{format}_blob_id")
+    if blob_id is None:
+        raise HTTPException(404, detail=f"document {document_id!r} has no {format.upper()} ({document['status']})")
+    return await _download(ctx, blob_id)
+
+
+class Rename(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.patch("/{mailing_id}", response_model=MailingView)
+async def rename_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str, body: Rename) -> MailingView:
+    await _mailing(ctx, tenant_id, mailing_id)
+    await ctx.mailings.update(mailing_id, {"name": body.name})
+    return _view(await _mailing(ctx, tenant_id, mailing_id))
+
+
+@router.delete("/{mailing_id}", status_code=204)
+async def delete_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str) -> None:
+    """The mailing, its documents and every file they had (DOCX, PDF, print file parts)."""
+    await handlers.delete_mailing(ctx, await _mailing(ctx, tenant_id, mailing_id))
+
+
+class TenantSettings(BaseModel):
+    combined_page_limit: int = Field(ge=1, le=100_000, description="Pages per part of a print file.")
+
+
+@settings_router.get("", response_model=TenantSettings)
+async def get_settings(ctx: Context, tenant_id: TenantId) -> TenantSettings:
+    limit = await ctx.tenant_settings.page_limit(tenant_id, ctx.settings.combined_page_limit)
+    return TenantSettings(combined_page_limit=limit)
+
+
+@settings_router.put("", response_model=TenantSettings)
+async def put_settings(ctx: Context, tenant_id: TenantId, body: TenantSettings) -> TenantSettings:
+    await ctx.tenant_settings.set(tenant_id, body.model_dump())
+    return body
+
+
+async def _download(ctx: MergeContext, blob_id: str) -> StreamingResponse:
+    info = await ctx.storage.blobs.info(blob_id)
     return StreamingResponse(
-        ctx.storage.blobs.stream(mailing["combined_blob_id"]),
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{mailing["name"]}.pdf"'},
+        ctx.storage.blobs.stream(blob_id),
+        media_type=info["metadata"]["content_type"],
+        headers={"Content-Disposition": f'attachment; filename="{info["filename"]}"'},
     )

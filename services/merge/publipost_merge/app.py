@@ -15,10 +15,10 @@ from publipost_runtime import Service
 from publipost_storage import Storage
 
 from . import handlers
-from .api import router
+from .api import router, settings_router
 from .clients import DispatchClient, TemplateClient
 from .context import MergeContext
-from .repository import DocumentRepository, MailingRepository
+from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
 
 
@@ -32,6 +32,7 @@ def build(settings: MergeSettings | None = None) -> Service:
         bus=bus,
         mailings=MailingRepository(storage.db),
         documents=DocumentRepository(storage.db),
+        tenant_settings=TenantSettingsRepository(storage.db),
         templates=TemplateClient(settings.template_url, settings.http_timeout_s),
         dispatch=DispatchClient(settings.dispatch_url, settings.http_timeout_s),
     )
@@ -60,8 +61,8 @@ def build(settings: MergeSettings | None = None) -> Service:
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[router],
-        repositories=[ctx.mailings, ctx.documents],
+        routers=[router, settings_router],
+        repositories=[ctx.mailings, ctx.documents, ctx.tenant_settings],
         on_stop=[close_clients],
     )
 

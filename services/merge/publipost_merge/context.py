@@ -7,7 +7,7 @@ from publipost_runtime import components
 from publipost_storage import Storage
 
 from .clients import DispatchClient, TemplateClient
-from .repository import DocumentRepository, MailingRepository
+from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
 
 
@@ -18,6 +18,7 @@ class MergeContext:
     bus: Bus
     mailings: MailingRepository
     documents: DocumentRepository
+    tenant_settings: TenantSettingsRepository
     templates: TemplateClient
     dispatch: DispatchClient
 

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from enum import StrEnum
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from publipost_contracts import Problem, deterministic_id
 
@@ -51,6 +51,43 @@ class MailingConflict(ValueError):
 def missing_custom_fields(declared: Iterable[str], given: dict[str, str]) -> list[str]:
     """The template's custom fields the request gives no value for (an empty value counts as none)."""
     return [name for name in declared if not str(given.get(name, "")).strip()]
+
+
+# Fields every rendering has without the record giving them.
+PROVIDED_FIELDS = frozenset({"date"})
+
+
+def fields_records_need(template_fields: Iterable[str], custom_fields: Iterable[str]) -> frozenset[str]:
+    """The template's fields that each record must carry itself."""
+    return frozenset(template_fields) - frozenset(custom_fields) - PROVIDED_FIELDS
+
+
+def missing_record_fields(record: dict[str, Any], needed: frozenset[str]) -> list[str]:
+    return sorted(name for name in needed if name not in record)
+
+
+class PartSplitter(Generic[T]):
+    """Groups documents, in order, into parts of at most `page_limit` pages, fed one document at a
+    time (a mailing's documents are streamed). A document is never cut: one longer than the limit
+    makes a part of its own."""
+
+    def __init__(self, page_limit: int) -> None:
+        self.page_limit = page_limit
+        self._part: list[T] = []
+        self._pages = 0
+
+    def add(self, document: T, pages: int) -> list[T] | None:
+        """The part completed by this document not fitting in it, if any."""
+        done = None
+        if self._part and self._pages + pages > self.page_limit:
+            done, self._part, self._pages = self._part, [], 0
+        self._part.append(document)
+        self._pages += pages
+        return done
+
+    def finish(self) -> list[T] | None:
+        done, self._part, self._pages = self._part or None, [], 0
+        return done
 
 
 def effective_output(requested: str, auto_pdf: bool) -> str:

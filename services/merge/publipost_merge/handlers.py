@@ -1,10 +1,11 @@
 """One function per message merge consumes: load, call the domain, store, publish."""
 
-import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from publipost_contracts import (
+    CombinedPart,
     DispatchCompleted,
     DocumentSideEffect,
     DocumentsRendered,
@@ -32,15 +33,18 @@ from .domain import (
     document_id_for,
     document_summary,
     effective_output,
+    fields_records_need,
     mailing_id_for,
     missing_custom_fields,
+    missing_record_fields,
     regrouped_mailing_id,
     regrouped_names,
     render_context,
     validated_status,
 )
+from .print_file import build_parts, delete_parts
 from .records import BadRecord, iter_records
-from .rendering import RenderFailed, combine_pdfs, render_within
+from .rendering import RenderFailed, render_within
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 IN_PROGRESS = (MailingStatus.RENDERING, MailingStatus.CONVERTING)
@@ -57,10 +61,10 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
         return
 
     template = await ctx.templates.get(event.tenant_id, event.template_id, event.template_version)
-    problems = await _problems(event, ctx, template)
-    if problems:
+    findings = await _validate(event, ctx, template)
+    if findings.problems:
         await ctx.bus.publish(
-            MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=problems)
+            MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=findings.refusal())
         )
         return
     assert template is not None
@@ -82,10 +86,13 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
             "output": effective_output(event.output, template.auto_pdf),
             "side_effects_published": False,
             "status": MailingStatus.RENDERING,
+            "expected": findings.records,
             "documents": 0,
             "rendered": 0,
             "failed": 0,
-            "combined_blob_id": None,
+            "parts": [],
+            "warnings": [w.model_dump() for w in findings.warnings],
+            "warnings_count": findings.warnings_count,
             "created_at": today,
         }
         await ctx.mailings.create(mailing)
@@ -102,25 +109,66 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
     await complete_if_done(event, ctx, mailing_id)
 
 
-async def _problems(event: MergeRequested, ctx: MergeContext, template: TemplateRef | None) -> list[Problem]:
-    problems = []
+@dataclass
+class Findings:
+    """What validation found: problems refuse the request; warnings (fields rendered empty) go with it.
+    Each list keeps the first LISTED entries and counts the rest, so a bad 100,000-record file makes
+    a readable answer, not a message over the size limit."""
+
+    LISTED: ClassVar[int] = MergeCompleted.WARNINGS_LISTED
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problems_count: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+    warnings_count: int = 0
+
+    def problem(self, problem: Problem) -> None:
+        self.problems_count += 1
+        if len(self.problems) < self.LISTED:
+            self.problems.append(problem)
+
+    def warning(self, warning: Problem) -> None:
+        self.warnings_count += 1
+        if len(self.warnings) < self.LISTED:
+            self.warnings.append(warning)
+
+    def refusal(self) -> list[Problem]:
+        unlisted = self.problems_count - len(self.problems)
+        more = [Problem(field="records", message=f"... and {unlisted} more problems")] if unlisted else []
+        return self.problems + more
+
+
+async def _validate(event: MergeRequested, ctx: MergeContext, template: TemplateRef | None) -> Findings:
+    findings = Findings()
     if template is None:
         which = f"version {event.template_version} of template" if event.template_version else "template"
-        problems.append(Problem(field="template_id", message=f"no {which} {event.template_id!r} for this tenant"))
-    elif missing := missing_custom_fields(template.custom_fields, event.custom_fields):
-        problems.append(
-            Problem(field="custom_fields", message=f"no value for the template's custom fields: {', '.join(missing)}")
-        )
-    count = 0
+        findings.problem(Problem(field="template_id", message=f"no {which} {event.template_id!r} for this tenant"))
+        needed: frozenset[str] = frozenset()
+    else:
+        if missing := missing_custom_fields(template.custom_fields, event.custom_fields):
+            message = f"no value for the template's custom fields: {', '.join(missing)}"
+            findings.problem(Problem(field="custom_fields", message=message))
+        needed = fields_records_need(template.fields, template.custom_fields)
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
-        count += 1
+        findings.records += 1
         if isinstance(record, BadRecord):
-            problems.append(Problem(field="records", message=str(record), record_index=record.index))
-        elif record.get("id") is None or str(record["id"]).strip() == "":
-            problems.append(Problem(field="records[].id", message="record has no id", record_index=index))
-    if count == 0:
-        problems.append(Problem(field="records", message="no records: nothing to merge"))
-    return problems
+            findings.problem(Problem(field="records", message=str(record), record_index=record.index))
+            continue
+        if record.get("id") is None or str(record["id"]).strip() == "":
+            findings.problem(Problem(field="records[].id", message="record has no id", record_index=index))
+        if lacking := missing_record_fields(record, needed):
+            finding = Problem(
+                field="records[]." + ",".join(lacking),
+                message=f"record lacks field(s) the template uses: {', '.join(lacking)}",
+                record_index=index,
+            )
+            if event.missing_fields == "refuse":
+                findings.problem(finding)
+            else:
+                findings.warning(finding.model_copy(update={"message": finding.message + " (rendered empty)"}))
+    if findings.records == 0:
+        findings.problem(Problem(field="records", message="no records: nothing to merge"))
+    return findings
 
 
 async def _render_documents(
@@ -220,12 +268,9 @@ async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str) -> 
         summary["status"] = completed_status(
             summary["documents"], summary["failed"], mailing.get("validation_required", False)
         )
+        # Parts have ids fixed by the mailing: a handler that loses this race wrote the same files.
         moved = await ctx.mailings.move_status(mailing_id, mailing["status"], summary)
-        if moved is None:  # another handler completed it first
-            if summary["combined_blob_id"]:
-                await ctx.storage.blobs.delete(summary["combined_blob_id"])
-            moved = await ctx.mailings.get(mailing_id)
-        mailing = moved
+        mailing = moved or await ctx.mailings.get(mailing_id)
         assert mailing is not None
     if mailing["status"] in ANNOUNCED:
         await announce(ctx, mailing, causation_id=str(cause.event_id))
@@ -248,7 +293,9 @@ async def announce(ctx: MergeContext, mailing: dict[str, Any], *, causation_id: 
             status=mailing["status"],
             documents=mailing["documents"],
             failed=mailing["failed"],
-            combined_blob_id=mailing["combined_blob_id"],
+            parts=[CombinedPart(**part) for part in mailing["parts"]],
+            warnings=mailing.get("warnings", []),
+            warnings_count=mailing.get("warnings_count", 0),
             **common,
         )
     )
@@ -287,21 +334,13 @@ async def validate(
 
 
 async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any]:
-    """Counts, and the combined PDF of every converted document in record order."""
+    """Counts, and the print file of every converted document in record order."""
     mailing_id = mailing["_id"]
     documents = await ctx.documents.count(mailing_id)
     failed = await ctx.documents.count(mailing_id, DocumentStatus.FAILED)
-    combined_blob_id = None
-    if mailing["output"] == "pdf" and failed < documents:
-        pdfs = [
-            await ctx.storage.blobs.get(d["pdf_blob_id"])
-            async for d in ctx.documents.in_order(mailing_id, status=DocumentStatus.CONVERTED)
-        ]
-        combined, _pages = await asyncio.to_thread(combine_pdfs, pdfs)
-        combined_blob_id = await ctx.storage.blobs.put(
-            combined, f"{mailing['name']}.pdf", "application/pdf", tenant_id=mailing["tenant_id"], mailing_id=mailing_id
-        )
-    return {"documents": documents, "failed": failed, "combined_blob_id": combined_blob_id}
+    page_limit = await ctx.tenant_settings.page_limit(mailing["tenant_id"], ctx.settings.combined_page_limit)
+    parts = await build_parts(ctx.storage, ctx.documents, mailing, page_limit) if failed < documents else []
+    return {"documents": documents, "failed": failed, "parts": parts}
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> None:
@@ -324,14 +363,12 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> Non
             await ctx.mailings.create(_regrouped(source, sent_id, sent_name, event.dispatch_id, "sent"))
             await ctx.documents.reassign_rest(source["_id"], sent_id)
         for mailing_id in (sent_id, not_sent_id):
-            if (mailing := await ctx.mailings.get(mailing_id)) is not None and mailing["combined_blob_id"] is None:
-                summary = await _assemble(ctx, mailing)
-                await ctx.mailings.update(mailing_id, summary)
-        if source["combined_blob_id"]:
-            await ctx.storage.blobs.delete(source["combined_blob_id"])
+            if (mailing := await ctx.mailings.get(mailing_id)) is not None:
+                await ctx.mailings.update(mailing_id, await _assemble(ctx, mailing))
+        await delete_parts(ctx.storage, source["parts"])
         await ctx.mailings.update(
             source["_id"],
-            {"status": MailingStatus.REPLACED, "combined_blob_id": None, "replaced_by": [sent_id, not_sent_id]},
+            {"status": MailingStatus.REPLACED, "parts": [], "replaced_by": [sent_id, not_sent_id]},
         )
     sent = await ctx.documents.count(sent_id)
     not_sent = await ctx.documents.count(not_sent_id)
@@ -361,10 +398,11 @@ def _regrouped(source: dict[str, Any], mailing_id: str, name: str, dispatch_id: 
         "name": name,
         "output": source["output"],
         "status": MailingStatus.READY,
+        "expected": 0,
         "documents": 0,
         "rendered": 0,
         "failed": 0,
-        "combined_blob_id": None,
+        "parts": [],
         "regrouped_from": {"mailing_id": source["_id"], "dispatch_id": dispatch_id, "outcome": outcome},
         "created_at": datetime.now(UTC),
     }
@@ -375,3 +413,14 @@ async def _enumerate(records: Any) -> Any:
     async for record in records:
         yield index, record
         index += 1
+
+
+async def delete_mailing(ctx: MergeContext, mailing: dict[str, Any]) -> None:
+    """Files first, then the records that point at them: a delete cut short can be run again."""
+    async for document in ctx.documents.blob_ids(mailing["_id"]):
+        for blob_id in (document.get("docx_blob_id"), document.get("pdf_blob_id")):
+            if blob_id:
+                await ctx.storage.blobs.delete(blob_id)
+    await delete_parts(ctx.storage, mailing.get("parts", []))
+    await ctx.documents.delete_of(mailing["_id"])
+    await ctx.mailings.delete(mailing["_id"])

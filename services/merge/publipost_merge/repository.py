@@ -1,3 +1,4 @@
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,11 +36,22 @@ class MailingRepository(Repository):
             {"_id": mailing_id, "status": from_status}, {"$set": changes}, return_document=ReturnDocument.AFTER
         )
 
-    async def page(self, tenant_id: str, *, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        query = {"tenant_id": tenant_id}
+    async def page(
+        self, tenant_id: str, *, skip: int, limit: int, status: str | None = None, name: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Newest first; `name` matches anywhere in the name, ignoring case."""
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if status is not None:
+            query["status"] = status
+        if name:
+            query["name"] = {"$regex": re.escape(name), "$options": "i"}
         cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         items = await cursor.skip(skip).limit(limit).to_list()
         return items, await self.collection.count_documents(query)
+
+
+    async def delete(self, mailing_id: str) -> None:
+        await self.collection.delete_one({"_id": mailing_id})
 
 
 class DocumentRepository(Repository):
@@ -90,3 +102,25 @@ class DocumentRepository(Repository):
 
     async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
         await self.collection.update_many({"mailing_id": mailing_id}, {"$set": {"mailing_id": to_mailing_id}})
+
+    def blob_ids(self, mailing_id: str) -> AsyncIterator[dict[str, Any]]:
+        return aiter(self.collection.find({"mailing_id": mailing_id}, {"docx_blob_id": 1, "pdf_blob_id": 1}))
+
+    async def delete_of(self, mailing_id: str) -> None:
+        await self.collection.delete_many({"mailing_id": mailing_id})
+
+
+class TenantSettingsRepository(Repository):
+    """Per-tenant choices of the merge service (one document per tenant)."""
+
+    collection_name = "tenant_settings"
+
+    async def get(self, tenant_id: str) -> dict[str, Any]:
+        return await self.collection.find_one({"_id": tenant_id}) or {}
+
+    async def page_limit(self, tenant_id: str, default: int) -> int:
+        return (await self.get(tenant_id)).get("combined_page_limit") or default
+
+    async def set(self, tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        await self.collection.update_one({"_id": tenant_id}, {"$set": changes}, upsert=True)
+        return await self.get(tenant_id)
