@@ -1,30 +1,102 @@
-import uuid
-from datetime import UTC, datetime
+"""DOCX templates over HTTP: upload, versions, fields, download. merge reads GET /templates/{id}."""
+
+import re
+import unicodedata
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
-from fastapi.responses import StreamingResponse
-from publipost_contracts import TemplateRegistered
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from publipost_contracts.events import TemplateType
 from publipost_http import Paging, TenantId, correlation_id
-from pydantic import BaseModel
+from publipost_runtime import components
+from publipost_storage import BlobNotFound
+from pydantic import BaseModel, Field
 
+from . import handlers
 from .context import Context, TemplateContext
-from .domain import DOCX_CONTENT_TYPE, TemplateRejected, inspect_template
+from .domain import (
+    DOCX_CONTENT_TYPE,
+    PREDEFINED_FIELDS,
+    Problem,
+    TemplateNotFound,
+    TemplateOptions,
+    TemplateRejected,
+    VersionConflict,
+)
 
-router = APIRouter(prefix="/templates", tags=["templates"])
+# Room for the multipart framing and the other form fields around the file.
+_FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+class RefuseOversizedUploads(APIRoute):
+    """Refuse an upload by its declared length, before FastAPI spools its body to disk to parse the form."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_within_limit(request: Request) -> Response:
+            limit = components(request).settings.max_template_bytes
+            length = request.headers.get("content-length", "")
+            if request.method == "POST" and length.isdigit() and int(length) > limit + _FORM_OVERHEAD_BYTES:
+                problem = Problem("file", f"the file is over the {limit}-byte limit", {"limit": limit})
+                return JSONResponse({"detail": [problem.as_detail()]}, status_code=422)
+            return await handle(request)
+
+        return handle_within_limit
+
+
+router = APIRouter(prefix="/templates", tags=["templates"], route_class=RefuseOversizedUploads)
 
 
 class TemplateView(BaseModel):
+    """One version of a template: what merge renders (blob_id) and what it must be given."""
+
     id: str
     name: str
     version: int
-    blob_id: str
-    fields: list[str]
-    created_at: datetime
+    blob_id: str = Field(description="The DOCX merge renders with docxtpl.")
+    fields: list[str] = Field(description="Every field the template uses.")
+    predefined_fields: list[str] = Field(description="Fields filled from the record.")
+    custom_fields: list[str] = Field(description="Fields whose values are given at generation time.")
+    template_type: TemplateType
+    auto_pdf: bool
+    validation_required: bool
+    entity_type: str
+    created_at: datetime = Field(description="When this version was uploaded.")
+    original_blob_id: str | None = Field(description="The upload as sent, when Word merge fields were converted.")
+    field_mapping: dict[str, str] = Field(description="Word merge field name → template variable.")
+    conversion_notes: list[str]
+    filename: str
 
 
-def _view(doc: dict[str, Any]) -> TemplateView:
-    return TemplateView(id=doc["_id"], **{k: doc[k] for k in ("name", "version", "blob_id", "fields", "created_at")})
+class TemplatePage(BaseModel):
+    items: list[TemplateView]
+    total: int
+    page: int
+    per_page: int
+
+
+def _view(name: str, version: dict[str, Any]) -> TemplateView:
+    return TemplateView(
+        id=version["template_id"],
+        name=name,
+        field_mapping=dict(version["field_mapping"]),
+        **{k: version[k] for k in TemplateView.model_fields if k not in ("id", "name", "field_mapping")},
+    )
+
+
+def _rejected(exc: TemplateRejected) -> HTTPException:
+    return HTTPException(422, detail=[problem.as_detail() for problem in exc.problems])
+
+
+async def _upload(file: UploadFile, ctx: TemplateContext) -> handlers.Upload:
+    # One byte over the limit is enough to refuse; the rest is never read into memory.
+    data = await file.read(ctx.settings.max_template_bytes + 1)
+    return handlers.Upload(data=data, filename=file.filename or "template.docx")
 
 
 @router.post("", status_code=201, response_model=TemplateView)
@@ -32,68 +104,152 @@ async def upload_template(
     ctx: Context,
     tenant_id: TenantId,
     correlation: Annotated[str, Depends(correlation_id)],
-    file: Annotated[UploadFile, File(description="The DOCX template.")],
+    file: Annotated[UploadFile, File(description="The DOCX template (Jinja placeholders or Word merge fields).")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
+    custom_fields: Annotated[str, Form(max_length=4000, description="Comma separated: asked at generation.")] = "",
+    template_type: Annotated[TemplateType, Form()] = "standard",
+    auto_pdf: Annotated[bool, Form()] = True,
+    validation_required: Annotated[bool, Form()] = False,
+    entity_type: Annotated[str, Form(max_length=64)] = "client",
 ) -> TemplateView:
-    data = await file.read(ctx.settings.max_template_bytes + 1)
+    options = TemplateOptions(template_type, auto_pdf, validation_required, entity_type, custom_fields)
     try:
-        info = inspect_template(data, max_bytes=ctx.settings.max_template_bytes)
-    except TemplateRejected as exc:
-        raise HTTPException(422, detail=[{"loc": ["body", exc.field], "msg": exc.message}]) from exc
-    template_id = str(uuid.uuid4())
-    blob_id = await ctx.storage.blobs.put(
-        data, f"{name}.docx", DOCX_CONTENT_TYPE, tenant_id=tenant_id, template_id=template_id
-    )
-    doc = {
-        "_id": template_id,
-        "tenant_id": tenant_id,
-        "name": name,
-        "version": 1,
-        "blob_id": blob_id,
-        "fields": info.fields,
-        "created_at": datetime.now(UTC),
-    }
-    await ctx.templates.add(doc)
-    await ctx.bus.publish(
-        TemplateRegistered(
+        version = await handlers.register_template(
+            ctx,
             tenant_id=tenant_id,
             correlation_id=correlation,
-            template_id=template_id,
             name=name,
-            version=1,
-            fields=info.fields,
+            upload=await _upload(file, ctx),
+            options=options,
         )
-    )
-    return _view(doc)
+    except TemplateRejected as exc:
+        raise _rejected(exc) from exc
+    return _view(name, version)
 
 
-@router.get("", response_model=list[TemplateView])
-async def list_templates(
-    ctx: Context,
-    tenant_id: TenantId,
-    paging: Paging,
-) -> list[TemplateView]:
-    docs = await ctx.templates.list(tenant_id, skip=paging.skip, limit=paging.per_page)
-    return [_view(d) for d in docs]
+@router.get("", response_model=TemplatePage)
+async def list_templates(ctx: Context, tenant_id: TenantId, paging: Paging) -> TemplatePage:
+    """The tenant's templates at their latest version, most recently uploaded first."""
+    templates, total = await ctx.templates.page(tenant_id, skip=paging.skip, limit=paging.per_page)
+    latest = await ctx.versions.latest_of(tenant_id, [t["_id"] for t in templates])
+    items = [_view(t["name"], latest[t["_id"]]) for t in templates if t["_id"] in latest]
+    return TemplatePage(items=items, total=total, page=paging.page, per_page=paging.per_page)
 
 
-async def _get(ctx: TemplateContext, tenant_id: str, template_id: str) -> dict[str, Any]:
-    doc = await ctx.templates.get(tenant_id, template_id)
-    if doc is None:
-        raise HTTPException(404, detail=f"no template {template_id!r} for this tenant")
-    return doc
+@router.get("/predefined-fields")
+async def predefined_fields() -> dict[str, list[str]]:
+    """Per entity type, the fields a record brings: a template may use them without declaring them."""
+    return {entity_type: list(names) for entity_type, names in PREDEFINED_FIELDS.items()}
+
+
+VersionQuery = Annotated[int | None, Query(ge=1, description="A version; the latest when absent.")]
+
+
+async def _version(ctx: TemplateContext, tenant_id: str, template_id: str, version: int | None) -> TemplateView:
+    template = await ctx.templates.get(tenant_id, template_id)
+    stored = await ctx.versions.get(tenant_id, template_id, version) if template is not None else None
+    if template is None or stored is None:
+        raise HTTPException(404, detail=str(TemplateNotFound(template_id, version if template else None)))
+    return _view(template["name"], stored)
 
 
 @router.get("/{template_id}", response_model=TemplateView)
-async def get_template(ctx: Context, tenant_id: TenantId, template_id: str) -> TemplateView:
-    return _view(await _get(ctx, tenant_id, template_id))
+async def get_template(
+    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+) -> TemplateView:
+    return await _version(ctx, tenant_id, template_id, version)
+
+
+@router.get("/{template_id}/versions", response_model=list[TemplateView])
+async def list_versions(ctx: Context, tenant_id: TenantId, template_id: str) -> list[TemplateView]:
+    """Every version, newest first."""
+    template = await ctx.templates.get(tenant_id, template_id)
+    if template is None:
+        raise HTTPException(404, detail=str(TemplateNotFound(template_id)))
+    return [_view(template["name"], v) for v in await ctx.versions.all_of(tenant_id, template_id)]
+
+
+@router.post("/{template_id}/versions", status_code=201, response_model=TemplateView)
+async def add_version(
+    ctx: Context,
+    tenant_id: TenantId,
+    correlation: Annotated[str, Depends(correlation_id)],
+    template_id: str,
+    file: Annotated[UploadFile, File(description="The new DOCX.")],
+    custom_fields: Annotated[str | None, Form(max_length=4000)] = None,
+    template_type: Annotated[TemplateType | None, Form()] = None,
+    auto_pdf: Annotated[bool | None, Form()] = None,
+    validation_required: Annotated[bool | None, Form()] = None,
+    entity_type: Annotated[str | None, Form(max_length=64)] = None,
+) -> TemplateView:
+    """A new version; each option left out keeps the latest version's value."""
+    given = {
+        "custom_fields": custom_fields,
+        "template_type": template_type,
+        "auto_pdf": auto_pdf,
+        "validation_required": validation_required,
+        "entity_type": entity_type,
+    }
+    try:
+        version = await handlers.add_version(
+            ctx,
+            tenant_id=tenant_id,
+            correlation_id=correlation,
+            template_id=template_id,
+            upload=await _upload(file, ctx),
+            changes={k: v for k, v in given.items() if v is not None},
+        )
+    except TemplateRejected as exc:
+        raise _rejected(exc) from exc
+    except TemplateNotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except VersionConflict as exc:
+        raise HTTPException(409, detail="other versions were being added at the same time; send it again") from exc
+    return await _version(ctx, tenant_id, template_id, version["version"])
+
+
+@router.delete("/{template_id}", status_code=204)
+async def delete_template(ctx: Context, tenant_id: TenantId, template_id: str) -> Response:
+    """The template, all its versions and their files."""
+    try:
+        await handlers.delete_template(ctx, tenant_id=tenant_id, template_id=template_id)
+    except TemplateNotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    return Response(status_code=204)
 
 
 @router.get("/{template_id}/content")
-async def download_template(ctx: Context, tenant_id: TenantId, template_id: str) -> StreamingResponse:
-    doc = await _get(ctx, tenant_id, template_id)
+async def download_template(
+    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+) -> StreamingResponse:
+    """The DOCX merge renders (Word merge fields already converted)."""
+    view = await _version(ctx, tenant_id, template_id, version)
+    return await _download(ctx, view.blob_id, f"{view.name}.docx")
+
+
+@router.get("/{template_id}/original")
+async def download_original(
+    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+) -> StreamingResponse:
+    """The file as uploaded: differs from /content when Word merge fields were converted."""
+    view = await _version(ctx, tenant_id, template_id, version)
+    return await _download(ctx, view.original_blob_id or view.blob_id, view.filename)
+
+
+async def _download(ctx: TemplateContext, blob_id: str, filename: str) -> StreamingResponse:
+    try:
+        info = await ctx.storage.blobs.info(blob_id)
+    except BlobNotFound as exc:
+        raise HTTPException(404, detail=f"the file of this template is missing ({blob_id})") from exc
     return StreamingResponse(
-        ctx.storage.blobs.stream(doc["blob_id"]),
+        ctx.storage.blobs.stream(blob_id),
         media_type=DOCX_CONTENT_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{doc["name"]}.docx"'},
+        headers={"Content-Disposition": _attachment(filename), "Content-Length": str(info["length"])},
     )
+
+
+def _attachment(filename: str) -> str:
+    """Headers are Latin-1: an ASCII name for old clients, the real one (accents, quotes) in filename*."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "", ascii_name) or "template.docx"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -1,5 +1,7 @@
 """Wiring of the template service (its bootstrap)."""
 
+from functools import partial
+
 from publipost_bus import Bus
 from publipost_contracts import TemplateRegistered
 from publipost_runtime import Service
@@ -7,7 +9,8 @@ from publipost_storage import Storage
 
 from .api import router
 from .context import TemplateContext
-from .repository import TemplateRepository
+from .handlers import upgrade_stored_templates
+from .repository import TemplateRepository, TemplateVersionRepository
 from .settings import TemplateSettings
 
 
@@ -15,14 +18,16 @@ def build(settings: TemplateSettings | None = None) -> Service:
     settings = settings or TemplateSettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[TemplateRegistered])
-    templates = TemplateRepository(storage.db)
+    repositories = (TemplateRepository(storage.db), TemplateVersionRepository(storage.db))
+    context = TemplateContext(settings, storage, bus, *repositories)
     return Service(
         settings=settings,
         bus=bus,
         storage=storage,
-        components=TemplateContext(settings, storage, bus, templates),
+        components=context,
         routers=[router],
-        repositories=[templates],
+        repositories=repositories,
+        on_start=[partial(upgrade_stored_templates, context)],
     )
 
 

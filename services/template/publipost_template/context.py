@@ -6,7 +6,7 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .repository import TemplateRepository
+from .repository import TemplateRepository, TemplateVersionRepository
 from .settings import TemplateSettings
 
 
@@ -16,6 +16,7 @@ class TemplateContext:
     storage: Storage
     bus: Bus
     templates: TemplateRepository
+    versions: TemplateVersionRepository
 
 
 Context = Annotated[TemplateContext, Depends(components)]

@@ -1,38 +1,212 @@
-"""What makes an uploaded file a usable template, and which fields it asks for."""
+"""Template rules, free of I/O: which fields a record of each entity type brings, which must be declared custom,
+how a Word field name becomes a template variable, and how a refusal names what it is about."""
 
-import io
-import zipfile
-from dataclasses import dataclass
+import keyword
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-import jinja2
-from docxtpl import DocxTemplate
+from publipost_contracts.events import TemplateType
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
+# Every record carries these, whatever its entity type; merge fills `date` itself when the record has none.
+_COMMON = ("name", "email", "phone", "address", "postal_code", "city", "country", "document_number", "date")
 
-class TemplateRejected(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+# The record's own data per entity type ("predefined fields"): what the owning system sends in each record.
+PREDEFINED_FIELDS: dict[str, tuple[str, ...]] = {
+    "client": (
+        *_COMMON, "customer_number", "contract", "premium", "tax", "amount_due", "due_date", "branch", "manager",
+    ),
+    "contact": (*_COMMON, "first_name", "last_name", "title", "job_title", "company", "customer_number"),
+    "broker": (*_COMMON, "broker_number", "commission_rate", "branch", "manager"),
+    "manager": (*_COMMON, "first_name", "last_name", "job_title", "branch"),
+    "insurer": (*_COMMON, "insurer_code", "branch"),
+    "supplier": (*_COMMON, "supplier_number", "vat_number", "iban", "amount_due", "due_date"),
+    "contract": (
+        *_COMMON, "customer_number", "contract", "product", "start_date", "end_date", "premium", "tax", "branch",
+    ),
+    "project": (*_COMMON, "customer_number", "project_number", "product", "start_date", "branch", "manager"),
+    "complaint": (*_COMMON, "customer_number", "complaint_number", "contract", "received_date", "subject", "status"),
+    "quote": (*_COMMON, "customer_number", "quote_number", "product", "premium", "tax", "valid_until", "branch"),
+    "claim": (
+        *_COMMON, "customer_number", "claim_number", "contract", "incident_date", "amount", "status", "branch",
+    ),
+    "premium_receipt": (
+        *_COMMON, "customer_number", "contract", "receipt_number", "period_start", "period_end",
+        "premium", "tax", "amount_due", "due_date", "branch",
+    ),
+    "invoice": (
+        *_COMMON, "customer_number", "invoice_number", "lines", "amount", "tax", "amount_due", "due_date", "iban",
+    ),
+}
+
+ENTITY_TYPES = tuple(PREDEFINED_FIELDS)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_CUSTOM_FIELDS = 50
 
 
 @dataclass(frozen=True)
-class TemplateInfo:
+class Problem:
+    """One reason a template is refused: the request field it is about, what is wrong, and details to act on."""
+
+    field: str
+    message: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def as_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"loc": ["body", self.field], "msg": self.message, "type": "template_rejected"}
+        if self.context:
+            detail["ctx"] = self.context
+        return detail
+
+
+class TemplateRejected(ValueError):
+    def __init__(self, field: str, message: str, **context: Any) -> None:
+        self.problems = [Problem(field, message, context)]
+        super().__init__(f"{field}: {message}")
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> "TemplateRejected":
+        rejected = cls(problems[0].field, problems[0].message, **problems[0].context)
+        rejected.problems = problems
+        return rejected
+
+
+def check_entity_type(entity_type: str) -> tuple[str, ...]:
+    """The predefined fields of an entity type; an unknown type is refused naming the known ones."""
+    if entity_type not in PREDEFINED_FIELDS:
+        raise TemplateRejected(
+            "entity_type", f"unknown entity type {entity_type!r}; known: {', '.join(ENTITY_TYPES)}", known=ENTITY_TYPES
+        )
+    return PREDEFINED_FIELDS[entity_type]
+
+
+def safe_identifier(word_name: str) -> str:
+    """A Word mail-merge field name as a template variable: «Nom du client» → nom_du_client, «N°» → n.
+
+    Lower case so that «Name» meets the predefined `name`; a Python keyword gets a trailing underscore
+    because Jinja would read `{{ if }}` as syntax.
+    """
+    ascii_name = unicodedata.normalize("NFKD", word_name).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9]+", "_", ascii_name).strip("_").lower() or "field"
+    if name[0].isdigit():
+        name = f"field_{name}"
+    if keyword.iskeyword(name) or name in ("true", "false", "none", "loop"):
+        name += "_"
+    return name
+
+
+def parse_custom_fields(raw: str, *, word_names: dict[str, str] | None = None) -> list[str]:
+    """The custom fields declared at upload (`signatory, due_reason`), in order, once each.
+
+    A Word field's own name («Nom du signataire») is accepted for the variable it became.
+    """
+    word_names = word_names or {}
+    names: list[str] = []
+    for part in raw.split(","):
+        name = word_names.get(part.strip(), part.strip())
+        if not name or name in names:
+            continue
+        if not _IDENTIFIER.match(name):
+            raise TemplateRejected(
+                "custom_fields",
+                f"{name!r} is not a field name: letters, digits and _ only, starting with a letter, 64 at most",
+                name=name,
+            )
+        names.append(name)
+    if len(names) > MAX_CUSTOM_FIELDS:
+        raise TemplateRejected("custom_fields", f"{len(names)} custom fields; at most {MAX_CUSTOM_FIELDS}")
+    return names
+
+
+def split_first_generation_fields(fields: list[str], entity_type: str = "client") -> tuple[list[str], list[str]]:
+    """A template stored before custom fields were declared: merge was given values for every field the
+    record did not carry, so whatever is not predefined was custom all along."""
+    predefined = set(PREDEFINED_FIELDS[entity_type])
+    return sorted(f for f in fields if f in predefined), sorted(f for f in fields if f not in predefined)
+
+
+@dataclass(frozen=True)
+class FieldSplit:
     fields: list[str]
+    predefined: list[str]
+    custom: list[str]
 
 
-def inspect_template(data: bytes, *, max_bytes: int) -> TemplateInfo:
-    """Check that `data` is a DOCX whose Jinja parses, and list the fields it uses."""
-    if len(data) > max_bytes:
-        raise TemplateRejected("file", f"{len(data)} bytes is over the {max_bytes}-byte limit")
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise TemplateRejected("file", "not a DOCX file (not a zip archive)")
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        if "word/document.xml" not in archive.namelist():
-            raise TemplateRejected("file", "not a DOCX file (no word/document.xml)")
-    try:
-        fields = DocxTemplate(io.BytesIO(data)).get_undeclared_template_variables()
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateRejected("file", f"template syntax error at line {exc.lineno}: {exc.message}") from exc
-    return TemplateInfo(fields=sorted(fields))
+def split_fields(used: set[str], *, entity_type: str, custom: list[str]) -> FieldSplit:
+    """Split the fields a template uses into the record's own and the custom ones asked at generation time.
+
+    Refused, all at once: a used field that is neither predefined nor declared (a typo merge would leave
+    blank in every document), a declared field that is predefined (the record's value would always win),
+    and a declared field the template does not use (merge would ask for a value nobody sees).
+    """
+    predefined = set(check_entity_type(entity_type))
+    problems = []
+    unknown = sorted(used - predefined - set(custom))
+    if unknown:
+        problems.append(
+            Problem(
+                "file",
+                f"fields neither predefined for {entity_type!r} nor declared in custom_fields: {', '.join(unknown)}",
+                {"names": unknown, "entity_type": entity_type},
+            )
+        )
+    clashing = [name for name in custom if name in predefined]
+    if clashing:
+        problems.append(
+            Problem(
+                "custom_fields",
+                f"already predefined for {entity_type!r} (filled from the record): {', '.join(clashing)}",
+                {"names": clashing},
+            )
+        )
+    unused = [name for name in custom if name not in used and name not in predefined]
+    if unused:
+        problems.append(
+            Problem("custom_fields", f"declared but not used by the template: {', '.join(unused)}", {"names": unused})
+        )
+    if problems:
+        raise TemplateRejected.of(problems)
+    return FieldSplit(fields=sorted(used), predefined=sorted(used & predefined), custom=list(custom))
+
+
+class TemplateNotFound(LookupError):
+    def __init__(self, template_id: str, version: int | None = None) -> None:
+        what = f"template {template_id!r}" if version is None else f"version {version} of template {template_id!r}"
+        super().__init__(f"no {what} for this tenant")
+
+
+class VersionConflict(RuntimeError):
+    """Other versions kept being added while this one was stored; the caller may simply retry."""
+
+
+@dataclass(frozen=True)
+class TemplateOptions:
+    """What is chosen at upload besides the file, stored with each version."""
+
+    template_type: TemplateType = "standard"
+    auto_pdf: bool = True
+    validation_required: bool = False
+    entity_type: str = "client"
+    custom_fields: str = ""  # as typed: "signatory, reason"
+
+    @classmethod
+    def of_version(cls, version: dict[str, Any]) -> "TemplateOptions":
+        """A version's options: a new version keeps them, except those given with it."""
+        return cls(
+            template_type=version["template_type"],
+            auto_pdf=version["auto_pdf"],
+            validation_required=version["validation_required"],
+            entity_type=version["entity_type"],
+            custom_fields=", ".join(version["custom_fields"]),
+        )
+
+
+def stored_now() -> datetime:
+    """Now, to the millisecond: what the database keeps, so an answer and a later read agree."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -1,0 +1,216 @@
+"""The template commands: inspect the upload, store it, announce it. One function per command.
+
+Writes go blob first, then the document that points at it; a failed document write deletes its blobs,
+so nothing stored ever points at a missing file and no half-written version is ever visible.
+"""
+
+import asyncio
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from publipost_contracts import TemplateRegistered
+
+from .context import TemplateContext
+from .domain import (
+    DOCX_CONTENT_TYPE,
+    TemplateNotFound,
+    TemplateOptions,
+    VersionConflict,
+    split_first_generation_fields,
+    stored_now,
+)
+from .inspection import Inspection, inspect_upload
+from .package import PackageLimits
+
+# Two people adding versions at the same instant: the loser takes the next number, a few times at most.
+_VERSION_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+
+
+async def register_template(
+    ctx: TemplateContext, *, tenant_id: str, correlation_id: str, name: str, upload: Upload, options: TemplateOptions
+) -> dict[str, Any]:
+    """A new template at version 1. Returns the stored version."""
+    inspection = await _inspect(ctx, upload, options)
+    template_id = str(uuid.uuid4())
+    now = stored_now()
+    version = await _store_version(ctx, tenant_id, template_id, 1, name, upload, inspection, options, now)
+    if version is None:  # a fresh uuid is never taken
+        raise VersionConflict(template_id)
+    try:
+        await ctx.templates.add(
+            {"_id": template_id, "tenant_id": tenant_id, "name": name, "created_at": now, "updated_at": now}
+        )
+    except Exception:
+        await _forget(ctx, version)
+        raise
+    await _announce(ctx, correlation_id, name, version)
+    return version
+
+
+async def add_version(
+    ctx: TemplateContext,
+    *,
+    tenant_id: str,
+    correlation_id: str,
+    template_id: str,
+    upload: Upload,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """A new version of a template; options not in `changes` are the latest version's."""
+    template = await ctx.templates.get(tenant_id, template_id)
+    latest = await ctx.versions.get(tenant_id, template_id)
+    if template is None or latest is None:
+        raise TemplateNotFound(template_id)
+    options = replace(TemplateOptions.of_version(latest), **changes)
+    inspection = await _inspect(ctx, upload, options)
+    now = stored_now()
+    for _ in range(_VERSION_ATTEMPTS):
+        number = latest["version"] + 1
+        version = await _store_version(
+            ctx, tenant_id, template_id, number, template["name"], upload, inspection, options, now
+        )
+        if version is not None:
+            break
+        latest = await ctx.versions.get(tenant_id, template_id) or latest
+    else:
+        raise VersionConflict(template_id)
+    await ctx.templates.touch(template_id, now)
+    await _announce(ctx, correlation_id, template["name"], version)
+    return version
+
+
+async def delete_template(ctx: TemplateContext, *, tenant_id: str, template_id: str) -> None:
+    """The template disappears first; its versions and files follow. Stopped halfway, what is left is
+    unreachable files, never a template whose file is gone."""
+    if not await ctx.templates.delete(tenant_id, template_id):
+        raise TemplateNotFound(template_id)
+    for version in await ctx.versions.all_of(tenant_id, template_id):
+        await _forget(ctx, version)
+
+
+async def upgrade_stored_templates(ctx: TemplateContext) -> None:
+    """Give each template stored before versions existed its version 1, in place, so nothing uploaded then
+    is lost. Safe to run at every start and from several replicas: each step is idempotent."""
+    for template in await ctx.templates.first_generation():
+        predefined, custom = split_first_generation_fields(template["fields"])
+        await ctx.versions.add(
+            {
+                "tenant_id": template["tenant_id"],
+                "template_id": template["_id"],
+                "version": template.get("version", 1),
+                "blob_id": template["blob_id"],
+                "original_blob_id": None,
+                "filename": f"{template['name']}.docx",
+                "fields": sorted(template["fields"]),
+                "predefined_fields": predefined,
+                "custom_fields": custom,
+                "template_type": "standard",
+                "auto_pdf": True,
+                "validation_required": False,
+                "entity_type": "client",
+                "field_mapping": [],
+                "conversion_notes": [],
+                "created_at": template["created_at"],
+            }
+        )
+        await ctx.templates.mark_upgraded(template["_id"], template["created_at"])
+
+
+async def _inspect(ctx: TemplateContext, upload: Upload, options: TemplateOptions) -> Inspection:
+    settings = ctx.settings
+    limits = PackageLimits(
+        max_bytes=settings.max_template_bytes,
+        max_uncompressed_bytes=settings.max_uncompressed_bytes,
+        max_entries=settings.max_zip_entries,
+        max_ratio=settings.max_compression_ratio,
+    )
+    # Parsing an untrusted file is CPU-bound and may be slow by design of the file: off the event loop.
+    return await asyncio.to_thread(
+        inspect_upload,
+        upload.data,
+        limits=limits,
+        entity_type=options.entity_type,
+        custom_fields=options.custom_fields,
+    )
+
+
+async def _store_version(
+    ctx: TemplateContext,
+    tenant_id: str,
+    template_id: str,
+    number: int,
+    name: str,
+    upload: Upload,
+    inspection: Inspection,
+    options: TemplateOptions,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Store the files, then the version; None (and no files left) when the number was taken meanwhile."""
+    tags = {"tenant_id": tenant_id, "template_id": template_id, "version": number}
+    version: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "template_id": template_id,
+        "version": number,
+        "blob_id": None,
+        "original_blob_id": None,
+        "filename": upload.filename,
+        "fields": inspection.fields.fields,
+        "predefined_fields": inspection.fields.predefined,
+        "custom_fields": inspection.fields.custom,
+        "template_type": options.template_type,
+        "auto_pdf": options.auto_pdf,
+        "validation_required": options.validation_required,
+        "entity_type": options.entity_type,
+        # pairs, not a mapping: a Word field name may hold dots or $, which a stored key may not
+        "field_mapping": [[word, variable] for word, variable in inspection.field_mapping.items()],
+        "conversion_notes": inspection.conversion_notes,
+        "created_at": now,
+    }
+    try:
+        version["blob_id"] = await ctx.storage.blobs.put(inspection.docx, f"{name}.docx", DOCX_CONTENT_TYPE, **tags)
+        if inspection.converted:
+            version["original_blob_id"] = await ctx.storage.blobs.put(
+                upload.data, upload.filename, DOCX_CONTENT_TYPE, original=True, **tags
+            )
+        added = await ctx.versions.add(version)
+    except Exception:
+        await _delete_blobs(ctx, version)
+        raise
+    if not added:
+        await _delete_blobs(ctx, version)
+        return None
+    return version
+
+
+async def _forget(ctx: TemplateContext, version: dict[str, Any]) -> None:
+    await ctx.versions.remove(ctx.versions.version_id(version["template_id"], version["version"]))
+    await _delete_blobs(ctx, version)
+
+
+async def _delete_blobs(ctx: TemplateContext, version: dict[str, Any]) -> None:
+    for blob_id in (version["blob_id"], version["original_blob_id"]):
+        if blob_id is not None:
+            await ctx.storage.blobs.delete(blob_id)
+
+
+async def _announce(ctx: TemplateContext, correlation_id: str, name: str, version: dict[str, Any]) -> None:
+    await ctx.bus.publish(
+        TemplateRegistered(
+            tenant_id=version["tenant_id"],
+            correlation_id=correlation_id,
+            template_id=version["template_id"],
+            name=name,
+            version=version["version"],
+            fields=version["fields"],
+            custom_fields=version["custom_fields"],
+            template_type=version["template_type"],
+        )
+    )
