@@ -9,8 +9,9 @@ from publipost_storage import Storage
 
 from .api import router
 from .context import TemplateContext
+from .email_api import router as email_router
 from .handlers import upgrade_stored_templates
-from .repository import TemplateRepository, TemplateVersionRepository
+from .repository import EmailTemplateRepository, TemplateRepository, TemplateVersionRepository
 from .settings import TemplateSettings
 
 
@@ -18,14 +19,18 @@ def build(settings: TemplateSettings | None = None) -> Service:
     settings = settings or TemplateSettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[TemplateRegistered])
-    repositories = (TemplateRepository(storage.db), TemplateVersionRepository(storage.db))
+    repositories = (
+        TemplateRepository(storage.db),
+        TemplateVersionRepository(storage.db),
+        EmailTemplateRepository(storage.db),
+    )
     context = TemplateContext(settings, storage, bus, *repositories)
     return Service(
         settings=settings,
         bus=bus,
         storage=storage,
         components=context,
-        routers=[router],
+        routers=[router, email_router],
         repositories=repositories,
         on_start=[partial(upgrade_stored_templates, context)],
     )

@@ -6,7 +6,7 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .repository import TemplateRepository, TemplateVersionRepository
+from .repository import EmailTemplateRepository, TemplateRepository, TemplateVersionRepository
 from .settings import TemplateSettings
 
 
@@ -17,6 +17,7 @@ class TemplateContext:
     bus: Bus
     templates: TemplateRepository
     versions: TemplateVersionRepository
+    email_templates: EmailTemplateRepository
 
 
 Context = Annotated[TemplateContext, Depends(components)]

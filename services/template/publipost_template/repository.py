@@ -1,4 +1,4 @@
-"""The template service's collections: templates and their versions."""
+"""The template service's collections: templates, their versions, e-mail templates."""
 
 from datetime import datetime
 from typing import Any
@@ -85,3 +85,31 @@ class TemplateVersionRepository(Repository):
 
     async def remove(self, version_id: str) -> None:
         await self.collection.delete_one({"_id": version_id})
+
+
+class EmailTemplateRepository(Repository):
+    collection_name = "email_templates"
+    indexes = (IndexModel([("tenant_id", ASCENDING), ("updated_at", DESCENDING)]),)
+
+    async def add(self, template: dict[str, Any]) -> None:
+        await self.collection.insert_one(template)
+
+    async def get(self, tenant_id: str, template_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": template_id, "tenant_id": tenant_id})
+
+    async def replace(self, template: dict[str, Any]) -> bool:
+        """Replace the stored template; False when it is gone (or belongs to another tenant)."""
+        query = {"_id": template["_id"], "tenant_id": template["tenant_id"]}
+        result = await self.collection.replace_one(query, template)
+        return result.matched_count == 1
+
+    async def page(
+        self, tenant_id: str, *, template_type: str | None, skip: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = {"tenant_id": tenant_id} | ({"template_type": template_type} if template_type else {})
+        cursor = self.collection.find(query).sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+        return await cursor.skip(skip).limit(limit).to_list(), await self.collection.count_documents(query)
+
+    async def delete(self, tenant_id: str, template_id: str) -> bool:
+        result = await self.collection.delete_one({"_id": template_id, "tenant_id": tenant_id})
+        return result.deleted_count == 1

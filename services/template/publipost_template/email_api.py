@@ -1,0 +1,150 @@
+"""E-mail templates over HTTP: subject, body and signature of the e-mails that carry documents."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from publipost_contracts.events import TemplateType
+from publipost_http import Paging, TenantId
+from pydantic import BaseModel, Field
+
+from .context import Context, TemplateContext
+from .domain import TemplateRejected, stored_now
+from .email_templates import (
+    DEFAULT_SUBJECTS,
+    DOCUMENT_VARIABLES,
+    LEGACY_PLACEHOLDERS,
+    EmailContent,
+    allowed_variables,
+    check_email_template,
+)
+
+router = APIRouter(prefix="/email-templates", tags=["email templates"])
+
+
+class EmailTemplateIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    template_type: TemplateType = Field(default="standard", description="The document type it is for.")
+    entity_type: str = Field(default="client", max_length=64, description="Whose record fields it may name.")
+    subject: str = Field(default="", max_length=998, description="Empty: the document type's default subject.")
+    body_text: str = Field(min_length=1, max_length=100_000)
+    body_html: str | None = Field(default=None, max_length=500_000)
+    signature: str = Field(default="", max_length=10_000)
+
+
+class EmailTemplateView(EmailTemplateIn):
+    id: str
+    variables: list[str] = Field(description="The variables it uses, once normalised.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EmailTemplatePage(BaseModel):
+    items: list[EmailTemplateView]
+    total: int
+    page: int
+    per_page: int
+
+
+class EmailVariables(BaseModel):
+    entity_type: str
+    variables: list[str]
+    document_variables: list[str]
+    legacy_placeholders: dict[str, str]
+    default_subjects: dict[str, str]
+
+
+def _checked(tenant_id: str, template_id: str, given: EmailTemplateIn, created_at: datetime) -> dict[str, Any]:
+    """The stored form: legacy placeholders normalised, default subject filled, unknown variables refused."""
+    try:
+        checked = check_email_template(
+            EmailContent(given.subject, given.body_text, given.body_html, given.signature),
+            entity_type=given.entity_type,
+            template_type=given.template_type,
+        )
+    except TemplateRejected as exc:
+        raise HTTPException(422, detail=[problem.as_detail() for problem in exc.problems]) from exc
+    content = checked.content
+    return {
+        "_id": template_id,
+        "tenant_id": tenant_id,
+        "name": given.name,
+        "template_type": given.template_type,
+        "entity_type": given.entity_type,
+        "subject": content.subject,
+        "body_text": content.body_text,
+        "body_html": content.body_html,
+        "signature": content.signature,
+        "variables": checked.variables,
+        "created_at": created_at,
+        "updated_at": stored_now(),
+    }
+
+
+def _view(doc: dict[str, Any]) -> EmailTemplateView:
+    return EmailTemplateView(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "tenant_id")})
+
+
+@router.get("/variables", response_model=EmailVariables)
+async def variables(entity_type: Annotated[str, Query(max_length=64)] = "client") -> EmailVariables:
+    """What a subject, body or signature may name for that entity type, and the defaults."""
+    try:
+        names = allowed_variables(entity_type)
+    except TemplateRejected as exc:
+        raise HTTPException(422, detail=[problem.as_detail() for problem in exc.problems]) from exc
+    return EmailVariables(
+        entity_type=entity_type,
+        variables=names,
+        document_variables=list(DOCUMENT_VARIABLES),
+        legacy_placeholders={f"<{old}>": f"{{{new}}}" for old, new in LEGACY_PLACEHOLDERS.items()},
+        default_subjects=dict(DEFAULT_SUBJECTS),
+    )
+
+
+@router.post("", status_code=201, response_model=EmailTemplateView)
+async def create_email_template(ctx: Context, tenant_id: TenantId, given: EmailTemplateIn) -> EmailTemplateView:
+    doc = _checked(tenant_id, str(uuid.uuid4()), given, stored_now())
+    await ctx.email_templates.add(doc)
+    return _view(doc)
+
+
+@router.get("", response_model=EmailTemplatePage)
+async def list_email_templates(
+    ctx: Context, tenant_id: TenantId, paging: Paging, template_type: TemplateType | None = None
+) -> EmailTemplatePage:
+    """Most recently saved first; `template_type` keeps one document type's."""
+    docs, total = await ctx.email_templates.page(
+        tenant_id, template_type=template_type, skip=paging.skip, limit=paging.per_page
+    )
+    return EmailTemplatePage(items=[_view(d) for d in docs], total=total, page=paging.page, per_page=paging.per_page)
+
+
+async def _get(ctx: TemplateContext, tenant_id: str, template_id: str) -> dict[str, Any]:
+    doc = await ctx.email_templates.get(tenant_id, template_id)
+    if doc is None:
+        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
+    return doc
+
+
+@router.get("/{template_id}", response_model=EmailTemplateView)
+async def get_email_template(ctx: Context, tenant_id: TenantId, template_id: str) -> EmailTemplateView:
+    return _view(await _get(ctx, tenant_id, template_id))
+
+
+@router.put("/{template_id}", response_model=EmailTemplateView)
+async def replace_email_template(
+    ctx: Context, tenant_id: TenantId, template_id: str, given: EmailTemplateIn
+) -> EmailTemplateView:
+    existing = await _get(ctx, tenant_id, template_id)
+    doc = _checked(tenant_id, template_id, given, existing["created_at"])
+    if not await ctx.email_templates.replace(doc):
+        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
+    return _view(doc)
+
+
+@router.delete("/{template_id}", status_code=204)
+async def delete_email_template(ctx: Context, tenant_id: TenantId, template_id: str) -> Response:
+    if not await ctx.email_templates.delete(tenant_id, template_id):
+        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
+    return Response(status_code=204)

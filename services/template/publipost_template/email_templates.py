@@ -1,0 +1,122 @@
+"""E-mail template rules, free of I/O: which variables a subject or body may name, the legacy
+placeholders, and the default subject of each document type.
+
+Variables use the {name} syntax dispatch fills (str.format fields, {{ and }} for literal braces), so
+a template accepted here never fails at send time for a name it does not know.
+"""
+
+import re
+import string
+from dataclasses import dataclass
+
+from publipost_contracts.events import TemplateType
+
+from .domain import PREDEFINED_FIELDS, Problem, TemplateRejected, check_entity_type
+
+# What dispatch knows about every document it sends, whatever the entity.
+DOCUMENT_VARIABLES = ("document_name", "document_number", "date", "client_name", "customer_number")
+
+# Placeholders of the products Publipost replaces, saved in the {…} form.
+LEGACY_PLACEHOLDERS = {"NUMFACT": "document_number", "DATEFACT": "date", "NOMSOC": "client_name"}
+
+DEFAULT_SUBJECTS: dict[TemplateType, str] = {
+    "standard": "{document_name} {document_number} - {client_name}",
+    "payment_reminder": "Payment reminder {document_number} - {client_name}",
+    "due_notice": "Due notice {document_number} - {client_name}",
+    "unpaid_premium_reminder": "Unpaid premium {document_number} - {client_name}",
+}
+
+_LEGACY_TEXT = re.compile(r"<([A-Z][A-Z_]{2,})>")
+_LEGACY_HTML = re.compile(r"&lt;([A-Z][A-Z_]{2,})&gt;")  # typed in an HTML editor, the brackets arrive escaped
+
+
+def allowed_variables(entity_type: str) -> list[str]:
+    """The document's variables, then the record's own fields for that entity type."""
+    check_entity_type(entity_type)
+    return list(dict.fromkeys((*DOCUMENT_VARIABLES, *PREDEFINED_FIELDS[entity_type])))
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    body_text: str
+    body_html: str | None
+    signature: str
+
+
+@dataclass(frozen=True)
+class CheckedEmail:
+    content: EmailContent
+    variables: list[str]
+
+
+def check_email_template(
+    content: EmailContent, *, entity_type: str, template_type: TemplateType
+) -> CheckedEmail:
+    """Normalise legacy placeholders, fill a missing subject, and refuse any variable dispatch could not fill."""
+    allowed = set(allowed_variables(entity_type))
+    subject = content.subject or DEFAULT_SUBJECTS[template_type]
+    texts = {
+        "subject": _normalise(subject, _LEGACY_TEXT),
+        "body_text": _normalise(content.body_text, _LEGACY_TEXT),
+        "signature": _normalise(content.signature, _LEGACY_TEXT),
+    }
+    if content.body_html is not None:
+        texts["body_html"] = _normalise(content.body_html, _LEGACY_HTML)
+    problems: list[Problem] = []
+    if "\n" in texts["subject"] or "\r" in texts["subject"]:
+        problems.append(Problem("subject", "a subject is a single line"))
+    used: set[str] = set()
+    for field, text in texts.items():
+        names, problem = _variables(field, text, legacy=_LEGACY_HTML if field == "body_html" else _LEGACY_TEXT)
+        if problem:
+            problems.append(problem)
+            continue
+        unknown = sorted(names - allowed)
+        if unknown:
+            problems.append(
+                Problem(
+                    field,
+                    f"unknown variables: {', '.join(n if n.startswith('<') else '{' + n + '}' for n in unknown)}"
+                    f"; known for {entity_type!r}: {', '.join(sorted(allowed))}",
+                    {"names": unknown},
+                )
+            )
+        used |= names & allowed
+    if problems:
+        raise TemplateRejected.of(problems)
+    return CheckedEmail(
+        EmailContent(texts["subject"], texts["body_text"], texts.get("body_html"), texts["signature"]),
+        sorted(used),
+    )
+
+
+def _normalise(text: str, legacy: re.Pattern[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = LEGACY_PLACEHOLDERS.get(match.group(1))
+        return f"{{{name}}}" if name else match.group(0)
+
+    return legacy.sub(replace, text)
+
+
+def _variables(field: str, text: str, *, legacy: re.Pattern[str]) -> tuple[set[str], Problem | None]:
+    """The {names} in `text` and the legacy placeholders left (unknown ones); or why the text does not parse."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        return set(), Problem(field, f"{exc}; write {{{{ and }}}} for a literal brace (in CSS, say)")
+    formatted = sorted(
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for _, name, spec, conversion in parsed
+        if spec or conversion
+    )
+    if formatted:
+        # dispatch inserts every value as text: a number format would fail at send time
+        return set(), Problem(
+            field,
+            f"formats are not supported, values are inserted as sent: {', '.join(formatted)}; "
+            "write {{ and }} for a literal brace (in CSS, say)",
+        )
+    names = {name for _, name, _, _ in parsed if name is not None}
+    names |= {f"<{word}>" for word in legacy.findall(text)}
+    return names, None
