@@ -1,6 +1,7 @@
 """Template rules without I/O: predefined and custom fields, Word names as variables, options of a new version."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from publipost_template.domain import (
@@ -101,3 +102,13 @@ def test_a_new_version_keeps_the_previous_options_except_those_given():
     options = replace(TemplateOptions.of_version(previous), auto_pdf=True)
     assert options == TemplateOptions("due_notice", True, True, "client", "signatory, reason")
 
+
+def test_the_documented_predefined_fields_are_the_ones_the_service_checks():
+    docs = (Path(__file__).parents[2] / "docs" / "templates.md").read_text()
+    common = ["name", "email", "phone", "address", "postal_code", "city", "country", "document_number", "date"]
+    documented = {
+        cells[0]: common + cells[1].split(", ")
+        for line in docs.splitlines()
+        if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])[0] in PREDEFINED_FIELDS
+    }
+    assert documented == {entity_type: list(names) for entity_type, names in PREDEFINED_FIELDS.items()}
