@@ -1,4 +1,8 @@
-"""DOCX rendering and the combined print file."""
+"""DOCX rendering and the combined print file.
+
+Each template is compiled once and kept (fast_rendering.py, docs/merge-rendering.md);
+plain docxtpl stays the reference and renders what the compiled path leaves to it.
+"""
 
 import asyncio
 import ctypes
@@ -11,15 +15,20 @@ from docxtpl import DocxTemplate
 from jinja2.sandbox import SandboxedEnvironment
 from pypdf import PdfReader, PdfWriter
 
+from .fast_rendering import CompiledTemplate, CompiledTemplateCache
+
 MAX_RANGE = 10_000
+# A compiled template holds its deflated parts (about the size of the DOCX)
+# and its Jinja code; a mailing uses one, a few mailings at once use a few.
+COMPILED_TEMPLATES = 32
 
 
 class RenderFailed(ValueError):
     """This record could not be rendered; it fails alone."""
 
 
-class _RenderTimeout(Exception):
-    pass
+class _RenderTimeout(BaseException):
+    """Raised into a rendering thread past its deadline; not an Exception, so no template error handler takes it."""
 
 
 def _bounded_range(*args: int) -> range:
@@ -30,12 +39,26 @@ def _bounded_range(*args: int) -> range:
 
 
 # Templates read their data and nothing else: the sandbox refuses attribute
-# walks to Python internals (__class__, __globals__ ...).
-_JINJA = SandboxedEnvironment()
+# walks to Python internals (__class__, __globals__ ...). Autoescaped, as
+# docxtpl sets it on render(autoescape=True), so that compiled templates escape too.
+_JINJA = SandboxedEnvironment(autoescape=True)
 _JINJA.globals["range"] = _bounded_range
+_COMPILED = CompiledTemplateCache(_JINJA, capacity=COMPILED_TEMPLATES)
 
 
 def render_docx(template: bytes, context: dict[str, Any]) -> bytes:
+    """The DOCX of one record: through the compiled template, or plain docxtpl for what it leaves aside."""
+    compiled = _COMPILED.get(template)
+    if isinstance(compiled, CompiledTemplate) and compiled.accepts(context):
+        try:
+            return compiled.render(context)
+        except Exception as exc:
+            raise RenderFailed(f"{type(exc).__name__}: {exc}") from exc
+    return render_docx_reference(template, context)
+
+
+def render_docx_reference(template: bytes, context: dict[str, Any]) -> bytes:
+    """Plain docxtpl: load, render, save. The reference the compiled path is measured and tested against."""
     document = DocxTemplate(io.BytesIO(template))
     try:
         document.render(context, jinja_env=_JINJA, autoescape=True)
