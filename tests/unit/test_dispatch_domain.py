@@ -1,13 +1,47 @@
+import email
+import email.policy
+
 import pytest
-from publipost_dispatch.domain import UnknownVariable, UnsafeHeader, Verdict, check_header, fill, verdict_for_reply
-from publipost_dispatch.mail import build_message
+from publipost_dispatch.domain import (
+    AccountInvalid,
+    Addressing,
+    EmailText,
+    InvalidAddress,
+    TlsMode,
+    UnknownVariable,
+    UnsafeHeader,
+    Verdict,
+    attachment_name,
+    check_header,
+    check_tls,
+    fill,
+    search_terms,
+    should_pause,
+    verdict_for_attempt,
+    verdict_for_reply,
+)
+from publipost_dispatch.mail import build_message, pdf_attachment
+from publipost_dispatch.sealing import PasswordSeal, SealBroken
+
+PDF = b"%PDF-1.4 fake" + bytes(range(256)) * 40
 
 
 def test_4xx_is_retried_and_5xx_is_final():
     assert verdict_for_reply(451) is Verdict.RETRY
     assert verdict_for_reply(421) is Verdict.RETRY
     assert verdict_for_reply(550) is Verdict.FAILED
-    assert verdict_for_reply(554) is Verdict.FAILED
+    assert verdict_for_reply(530) is Verdict.FAILED
+
+
+def test_a_temporary_failure_is_final_once_the_document_had_its_tries():
+    assert verdict_for_attempt(Verdict.RETRY, attempts=3, max_attempts=4) is Verdict.RETRY
+    assert verdict_for_attempt(Verdict.RETRY, attempts=4, max_attempts=4) is Verdict.FAILED
+    assert verdict_for_attempt(Verdict.FAILED, attempts=1, max_attempts=4) is Verdict.FAILED
+
+
+def test_the_error_threshold_pauses_once_reached():
+    assert not should_pause(2, 3)
+    assert should_pause(3, 3)
 
 
 def test_variables_are_filled_and_an_unknown_one_is_named():
@@ -18,23 +52,112 @@ def test_variables_are_filled_and_an_unknown_one_is_named():
         fill("subject", "Pay {amount}", {})
 
 
+def test_legacy_placeholders_literal_braces_and_html_escaping():
+    variables = {"document_number": "F-1", "client_name": "Dupont & Fils", "date": "01/02/2026"}
+    assert fill("subject", "Facture <NUMFACT> du <DATEFACT> - <NOMSOC>", variables) == (
+        "Facture F-1 du 01/02/2026 - Dupont & Fils"
+    )
+    assert fill("html_body", "<style>p {{ color: red }}</style><p>{client_name}</p>", variables, escape=True) == (
+        "<style>p { color: red }</style><p>Dupont &amp; Fils</p>"
+    )
+
+
+def test_a_signature_ends_the_body_and_a_subject_with_a_line_break_is_refused():
+    text = EmailText(subject="Invoice {document_number}", body="Hello", signature="Jane\nAccounts")
+    subject, body, html_body = text.render({"document_number": "7"})
+    assert (subject, html_body) == ("Invoice 7", None)
+    assert body.endswith("\n-- \nJane\nAccounts\n")
+    with pytest.raises(UnsafeHeader, match="subject"):
+        EmailText(subject="{client_name}", body="").render({"client_name": "A\r\nBcc: victim@example.test"})
+
+
 def test_a_line_break_in_a_header_is_refused_naming_the_header():
     with pytest.raises(UnsafeHeader, match="subject"):
         check_header("subject", "Hello\r\nBcc: victim@example.test")
 
 
-def test_the_pdf_is_attached_under_the_document_number_and_bcc_stays_out_of_the_message():
-    message = build_message(
-        sender="Publipost <no-reply@publipost.test>",
+def test_an_address_with_a_line_break_or_without_a_domain_is_refused_naming_its_field():
+    with pytest.raises(UnsafeHeader, match="cc"):
+        Addressing(to=["a@example.test"], cc=["b@example.test\nBcc: victim@example.test"]).checked()
+    with pytest.raises(InvalidAddress, match="to: 'nobody' is not a valid e-mail address"):
+        Addressing(to=["nobody"]).checked()
+
+
+def test_a_shared_send_is_one_email_with_bcc_and_the_sender_copy_on_the_envelope_only():
+    addressing = Addressing(
+        to=["a@example.test"], cc=["c@example.test"], bcc=["b@example.test"], sender_copy="me@example.test"
+    )
+    [envelope] = addressing.envelopes()
+    assert (envelope.to, envelope.cc) == (["a@example.test"], ["c@example.test"])
+    assert envelope.recipients == ["a@example.test", "c@example.test", "b@example.test", "me@example.test"]
+    assert envelope.required == ["a@example.test"]
+
+
+def test_separate_sends_give_one_email_per_address_the_recipient_first():
+    addressing = Addressing(
+        to=["a@example.test"], cc=["c@example.test"], bcc=["b@example.test", "A@example.test"], separate=True
+    )
+    assert [(e.to, e.cc, e.recipients) for e in addressing.envelopes()] == [
+        (["a@example.test"], [], ["a@example.test"]),
+        (["c@example.test"], [], ["c@example.test"]),
+        (["b@example.test"], [], ["b@example.test"]),
+    ]
+
+
+def test_none_as_tls_mode_is_for_a_server_on_this_machine_only():
+    check_tls("127.0.0.1", TlsMode.NONE, [])
+    check_tls("localhost", TlsMode.NONE, [])
+    check_tls("mailpit", TlsMode.NONE, ["mailpit"])
+    check_tls("smtp.example.test", TlsMode.STARTTLS, [])
+    with pytest.raises(AccountInvalid, match="tls: 'none' is only for a server on this machine"):
+        check_tls("smtp.example.test", TlsMode.NONE, [])
+
+
+def test_the_attachment_is_named_after_the_document_number_without_path_separators():
+    assert attachment_name("INV-0001") == "INV-0001.pdf"
+    assert attachment_name("2026/01") == "2026_01.pdf"
+
+
+def test_search_terms_are_the_lower_cased_words():
+    assert search_terms("Invoice INV-0001", "Notices", None) == ["0001", "inv", "invoice", "notices"]
+
+
+def test_the_message_parses_back_with_its_headers_bodies_and_pdf_and_bcc_stays_out():
+    raw = build_message(
+        sender="Société Générale <no-reply@publipost.test>",
         to=["a@example.test"],
-        cc=["c@example.test"],
-        reply_to=None,
-        subject="Invoice 7",
-        body="Hello",
-        pdf=b"%PDF-1.4 fake",
-        pdf_name="INV-7.pdf",
+        cc=[f"c{n}@example.test" for n in range(12)],
+        reply_to="replies@publipost.test",
+        subject="Facture INV-7 — échéance du mois prochain, merci de votre confiance renouvelée",
+        body="Bonjour,\nvotre facture est jointe.\n",
+        html_body="<p>Bonjour</p>",
+        attachment=pdf_attachment(PDF, "INV-7.pdf"),
         message_id="<1@publipost.test>",
     )
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["From"].addresses[0].display_name == "Société Générale"
+    assert message["Subject"] == "Facture INV-7 — échéance du mois prochain, merci de votre confiance renouvelée"
+    assert len(message["Cc"].addresses) == 12 and "Bcc" not in message
+    assert message["Reply-To"] == "replies@publipost.test" and message["Message-ID"] == "<1@publipost.test>"
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Bonjour,\nvotre facture est jointe.\n"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Bonjour</p>"
     attachment = next(message.iter_attachments())
     assert attachment.get_filename() == "INV-7.pdf" and attachment.get_content_type() == "application/pdf"
-    assert message["Cc"] == "c@example.test" and "Bcc" not in message
+    assert attachment.get_content() == PDF
+    assert not any(part.defects for part in message.walk())
+
+
+def test_a_sealed_password_opens_only_with_its_key_and_its_account():
+    key = PasswordSeal.new_key()
+    seal = PasswordSeal(key)
+    token = seal.seal("s3cret-é", "acme/account-1")
+    assert "s3cret" not in token
+    assert seal.open(token, "acme/account-1") == "s3cret-é"
+    with pytest.raises(SealBroken):
+        seal.open(token, "acme/account-2")
+    with pytest.raises(SealBroken):
+        PasswordSeal(PasswordSeal.new_key()).open(token, "acme/account-1")
+    tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    with pytest.raises(SealBroken):
+        seal.open(tampered, "acme/account-1")

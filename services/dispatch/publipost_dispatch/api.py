@@ -1,21 +1,105 @@
+"""Dispatches over HTTP: preview, start (checked up front), progress, resume after a pause, and the
+immediate send of one document."""
+
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from publipost_http import TenantId
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query
+from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
+from publipost_http import TenantId, correlation_id
+from pydantic import BaseModel, Field, field_validator
 
-from .context import Context
-from .domain import FINAL, PENDING, DeliveryState
+from . import manual
+from .accounts import NoSealKey, UnknownAccount
+from .context import Context, DispatchContext
+from .domain import (
+    FINAL,
+    PENDING,
+    Addressing,
+    BadTemplate,
+    DeliveryState,
+    EmailText,
+    InvalidAddress,
+    UnknownVariable,
+    UnsafeHeader,
+    check_address,
+    check_header,
+)
+from .handlers import refusal_of
+from .preview import preview
 
-router = APIRouter(prefix="/dispatches", tags=["dispatches"])
+router = APIRouter(tags=["dispatches"])
+CorrelationId = Annotated[str, Depends(correlation_id)]
+
+
+def _addresses(field: str, values: list[str]) -> list[str]:
+    try:
+        return [check_address(field, v) for v in values]
+    except (InvalidAddress, UnsafeHeader) as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class DispatchIn(BaseModel):
+    dispatch_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=128)
+    mailing_id: str
+    account_id: str | None = None
+    email_template_id: str | None = None
+    subject: str = Field(default="{document_name}", max_length=998)
+    body: str = "Please find your document attached.\n"
+    to: list[str] = Field(default_factory=list, description="Fixed recipients instead of each document's own.")
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    reply_to: str | None = None
+    separate_sends: bool = False
+    copy_to_sender: bool = False
+    document_type: str | None = Field(default=None, max_length=64)
+
+    @field_validator("to", "cc", "bcc")
+    @classmethod
+    def _list(cls, values: list[str]) -> list[str]:
+        return _addresses("address", values)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _addresses("reply_to", [value])[0]
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        try:
+            return check_header("subject", value)
+        except UnsafeHeader as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class Accepted(BaseModel):
+    dispatch_id: str
+
+
+class UnsendableView(BaseModel):
+    document_id: str
+    document_number: str
+    reason: str
+
+
+class PreviewView(BaseModel):
+    documents: int
+    will_send: int
+    without_address: int = Field(description="Documents that would fail: no address, or no PDF.")
+    unsendable: list[UnsendableView]
+    attachments_bytes: int = Field(description="The PDFs that would go, added up.")
+    estimated_bytes: int = Field(description="What the e-mails would weigh on the wire, copies included.")
 
 
 class DispatchView(BaseModel):
     dispatch_id: str
     mailing_id: str
+    account_id: str | None = None
     status: str
     reason: str | None = None
+    errors: int = 0
     total: int
     queued: int
     sending: int
@@ -31,6 +115,9 @@ class DeliveryView(BaseModel):
     document_number: str
     state: str
     to: list[str] = []
+    cc: list[str] = []
+    bcc: list[str] = []
+    subject: str | None = None
     reason: str | None = None
     smtp_reply: str | None = None
     message_id: str | None = None
@@ -43,26 +130,94 @@ class DeliveryPage(BaseModel):
     next_after: int | None
 
 
-async def _dispatch(ctx: Any, tenant_id: str, dispatch_id: str) -> dict[str, Any]:
+def _event(tenant_id: str, correlation: str, body: DispatchIn) -> DispatchRequested:
+    return DispatchRequested(tenant_id=tenant_id, correlation_id=correlation, **body.model_dump())
+
+
+async def _mailing_or_refusal(ctx: DispatchContext, event: DispatchRequested) -> dict[str, Any]:
+    refusal = await refusal_of(event, ctx)
+    if isinstance(refusal, str):
+        status = 404 if refusal.startswith(("mailing_id:", "account_id:", "email_template_id:")) else 409
+        raise HTTPException(status, detail=refusal)
+    return refusal[0]
+
+
+@router.post("/dispatches", response_model=Accepted, status_code=202)
+async def start_dispatch(ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn) -> Accepted:
+    """Checked now (a DOCX-only mailing, an unknown account or template is refused with the reason), then
+    sent in the background; follow it on GET /dispatches/{dispatch_id}."""
+    event = _event(tenant_id, correlation, body)
+    await _mailing_or_refusal(ctx, event)
+    await ctx.bus.publish(event)
+    return Accepted(dispatch_id=event.dispatch_id)
+
+
+@router.post("/dispatches/preview", response_model=PreviewView)
+async def preview_dispatch(
+    ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn
+) -> PreviewView:
+    """What the dispatch would send, sending nothing."""
+    event = _event(tenant_id, correlation, body)
+    mailing = await _mailing_or_refusal(ctx, event)
+    copies = 1
+    if body.separate_sends:
+        copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
+    result = await preview(ctx, tenant_id, correlation, mailing, body.to, copies)
+    return PreviewView(
+        documents=result.documents,
+        will_send=result.will_send,
+        without_address=len(result.unsendable),
+        unsendable=[UnsendableView(**u.__dict__) for u in result.unsendable],
+        attachments_bytes=result.attachments_bytes,
+        estimated_bytes=result.estimated_bytes,
+    )
+
+
+async def _dispatch(ctx: DispatchContext, tenant_id: str, dispatch_id: str) -> dict[str, Any]:
     dispatch = await ctx.dispatches.find(tenant_id, dispatch_id)
     if dispatch is None:
         raise HTTPException(404, detail=f"no dispatch {dispatch_id!r} for this tenant")
     return dispatch
 
 
-@router.get("/{dispatch_id}", response_model=DispatchView)
-async def get_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -> DispatchView:
-    """Progress counted per document, not estimated."""
-    dispatch = await _dispatch(ctx, tenant_id, dispatch_id)
+async def _view(ctx: DispatchContext, dispatch: dict[str, Any]) -> DispatchView:
     counts = {state.value: await ctx.deliveries.count(dispatch["_id"], (state,)) for state in DeliveryState}
     return DispatchView(
-        **{k: dispatch.get(k) for k in ("dispatch_id", "mailing_id", "status", "reason", "total", "created_at")},
+        **{k: dispatch.get(k) for k in ("dispatch_id", "mailing_id", "account_id", "status", "reason", "total")},
+        errors=dispatch.get("errors", 0),
+        created_at=dispatch["created_at"],
         completed_at=dispatch.get("completed_at"),
         **counts,
     )
 
 
-@router.get("/{dispatch_id}/deliveries", response_model=DeliveryPage)
+@router.get("/dispatches/{dispatch_id}", response_model=DispatchView)
+async def get_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -> DispatchView:
+    """Progress counted per document, not estimated; a paused dispatch says why."""
+    return await _view(ctx, await _dispatch(ctx, tenant_id, dispatch_id))
+
+
+@router.post("/dispatches/{dispatch_id}/resume", response_model=DispatchView)
+async def resume_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -> DispatchView:
+    """A paused dispatch goes on with the documents still pending; its error count starts again at zero."""
+    dispatch = await _dispatch(ctx, tenant_id, dispatch_id)
+    resumed = await ctx.dispatches.resume(dispatch["_id"])
+    if resumed is None:
+        raise HTTPException(409, detail=f"dispatch {dispatch_id!r} is {dispatch['status']}, not paused")
+    await ctx.bus.publish(
+        DispatchResumed(
+            event_id=deterministic_id("dispatch.resumed", resumed["_id"], resumed["resumptions"]),
+            tenant_id=tenant_id,
+            correlation_id=resumed["correlation_id"],
+            dispatch_id=dispatch_id,
+            mailing_id=resumed["mailing_id"],
+            resumption=resumed["resumptions"],
+        )
+    )
+    return await _view(ctx, resumed)
+
+
+@router.get("/dispatches/{dispatch_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     ctx: Context,
     tenant_id: TenantId,
@@ -84,3 +239,68 @@ async def list_deliveries(
         async for d in ctx.deliveries.in_state(dispatch["_id"], states, after=after, limit=limit)
     ]
     return DeliveryPage(items=items, next_after=items[-1].index if len(items) == limit else None)
+
+
+# --- immediate send -------------------------------------------------------------------------
+
+
+class SendIn(BaseModel):
+    mailing_id: str
+    document_id: str
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    subject: str = Field(default="{document_name} {document_number}", max_length=998)
+    body: str = "Please find your document attached.\n"
+    copy_to_sender: bool = False
+    separate_sends: bool = False
+    reply_to: str | None = None
+    account_id: str | None = None
+    document_type: str | None = Field(default=None, max_length=64)
+
+    @field_validator("to", "cc", "bcc")
+    @classmethod
+    def _list(cls, values: list[str]) -> list[str]:
+        return _addresses("address", values)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _addresses("reply_to", [value])[0]
+
+
+class SentView(DeliveryView):
+    send_id: str
+
+
+@router.post("/sends", response_model=SentView, status_code=201)
+async def send_document(ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: SendIn) -> SentView:
+    """Send one document now. The answer is the recorded send: sent with the server's reply, or failed
+    with the reason; either way it is in the history."""
+    try:
+        account = await ctx.accounts.get(tenant_id, body.account_id)
+        request = manual.ManualSend(
+            mailing_id=body.mailing_id,
+            document_id=body.document_id,
+            addressing=Addressing(
+                to=body.to,
+                cc=body.cc,
+                bcc=body.bcc,
+                sender_copy=account.from_address if body.copy_to_sender else None,
+                separate=body.separate_sends,
+            ),
+            text=EmailText(subject=body.subject, body=body.body),
+            account_id=body.account_id,
+            reply_to=body.reply_to,
+            document_type=body.document_type,
+        )
+        stored = await manual.send_now(ctx, tenant_id, correlation, request)
+    except (UnknownAccount, manual.UnknownDocument) as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except manual.NoPdf as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    except (UnknownVariable, BadTemplate, UnsafeHeader) as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    except NoSealKey as exc:
+        raise HTTPException(503, detail=str(exc)) from exc
+    return SentView(send_id=stored["_id"], **{k: stored.get(k) for k in DeliveryView.model_fields if k in stored})

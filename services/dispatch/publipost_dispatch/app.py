@@ -14,13 +14,20 @@ from publipost_contracts import (
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import handlers
-from .api import router
-from .clients import MergeClient
+from . import accounts_api, api, handlers, history_api
+from .accounts import Accounts
+from .clients import EmailTemplateClient, MergeClient
 from .context import DispatchContext
-from .repository import DeliveryRepository, DispatchRepository
+from .repository import (
+    AccountRepository,
+    ConnectionLeaseRepository,
+    DeliveryRepository,
+    DispatchRepository,
+    SendCounterRepository,
+)
+from .senders import Senders
 from .settings import DispatchSettings
-from .smtp import SmtpPool
+from .sweeper import Sweeper
 
 
 def build(settings: DispatchSettings | None = None) -> Service:
@@ -38,22 +45,24 @@ def build(settings: DispatchSettings | None = None) -> Service:
             ResolveRecipient,
         ],
     )
+    leases = ConnectionLeaseRepository(storage.db)
+    counters = SendCounterRepository(storage.db)
     ctx = DispatchContext(
         settings=settings,
         storage=storage,
         bus=bus,
         dispatches=DispatchRepository(storage.db),
         deliveries=DeliveryRepository(storage.db),
-        merge=MergeClient(settings.merge_url, settings.http_timeout_s),
-        smtp=SmtpPool(
-            settings.smtp_host,
-            settings.smtp_port,
-            size=settings.smtp_connections,
+        accounts=Accounts(AccountRepository(storage.db), settings),
+        senders=Senders(
+            leases,
+            counters,
             timeout_s=settings.smtp_timeout_s,
-            starttls=settings.smtp_starttls,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
+            lease_s=settings.connection_lease_s,
+            idle_s=settings.idle_connection_s,
         ),
+        merge=MergeClient(settings.merge_url, settings.http_timeout_s),
+        email_templates=EmailTemplateClient(settings.template_url, settings.http_timeout_s),
     )
 
     @bus.consumer(DispatchRequested)
@@ -72,16 +81,18 @@ def build(settings: DispatchSettings | None = None) -> Service:
         await handlers.send_requested(event, ctx)
 
     async def close_adapters() -> None:
-        await ctx.smtp.close()
+        await ctx.senders.close()
         await ctx.merge.close()
+        await ctx.email_templates.close()
 
     return Service(
         settings=settings,
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[router],
-        repositories=[ctx.dispatches, ctx.deliveries],
+        routers=[api.router, accounts_api.router, history_api.router],
+        repositories=[ctx.dispatches, ctx.deliveries, ctx.accounts.repository, counters, leases],
+        timers=[ctx.senders, Sweeper(ctx)],
         on_stop=[close_adapters],
     )
 

@@ -1,9 +1,11 @@
-"""What dispatch asks the merge service: a mailing and its documents."""
+"""What dispatch asks other services over HTTP: merge for a mailing and its documents, template for e-mail texts."""
 
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
+from .domain import EmailText
 
 TENANT = "X-Tenant-Id"
 
@@ -32,6 +34,37 @@ class MergeClient:
             if page["next_after"] is None:
                 return
             after = page["next_after"]
+
+    async def document(self, tenant_id: str, mailing_id: str, document_id: str) -> dict[str, Any] | None:
+        """One document of a mailing; merge lists documents by mailing only, so this walks its pages."""
+        async for document in self.documents(tenant_id, mailing_id):
+            if document["id"] == document_id:
+                return document
+        return None
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+class EmailTemplateClient:
+    """E-mail templates of the template service: subject, bodies and signature with {variables}."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+
+    async def get(self, tenant_id: str, template_id: str) -> EmailText | None:
+        response = await self._http.get(f"/email-templates/{template_id}", headers={TENANT: tenant_id})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body = response.json()
+        # The template service names the bodies body_text and body_html; body and html_body are accepted too.
+        return EmailText(
+            subject=body["subject"],
+            body=body.get("body_text", body.get("body", "")),
+            html_body=body.get("body_html", body.get("html_body")),
+            signature=body.get("signature") or "",
+        )
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -6,10 +6,11 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .clients import MergeClient
+from .accounts import Accounts
+from .clients import EmailTemplateClient, MergeClient
 from .repository import DeliveryRepository, DispatchRepository
+from .senders import Senders
 from .settings import DispatchSettings
-from .smtp import SmtpPool
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,10 @@ class DispatchContext:
     bus: Bus
     dispatches: DispatchRepository
     deliveries: DeliveryRepository
+    accounts: Accounts
+    senders: Senders
     merge: MergeClient
-    smtp: SmtpPool
+    email_templates: EmailTemplateClient
 
 
 Context = Annotated[DispatchContext, Depends(components)]

@@ -1,17 +1,23 @@
-"""Dispatch rules, free of I/O: delivery states, what an SMTP answer means, subject and body variables."""
+"""Dispatch rules, free of I/O: delivery states, what an SMTP answer means, who gets which e-mail,
+subject and body variables, sending accounts and their limits, the error threshold, history search."""
 
+import html
+import ipaddress
+import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from email.utils import formataddr
 from enum import StrEnum
 from typing import Any
 
+from publipost_addresses import is_valid_address
 from publipost_contracts import deterministic_id
 
 
 class DeliveryState(StrEnum):
     QUEUED = "queued"
-    SENDING = "sending"  # handed to SMTP; if the process dies here the send is retried with the same Message-ID
+    SENDING = "sending"  # a replica owns it until its lease ends; see docs/dispatch.md, "No double send"
     SENT = "sent"
     FAILED = "failed"
 
@@ -23,6 +29,7 @@ FINAL = (DeliveryState.SENT, DeliveryState.FAILED)
 class DispatchStatus(StrEnum):
     FANNING_OUT = "fanning_out"
     SENDING = "sending"
+    PAUSED = "paused"
     COMPLETED = "completed"
     REFUSED = "refused"
 
@@ -40,9 +47,9 @@ def delivery_id_for(dispatch_key_: str, document_id: str) -> str:
     return str(deterministic_id("delivery", dispatch_key_, document_id))
 
 
-def message_id_for(delivery_id: str, domain: str) -> str:
-    """One Message-ID per delivery: a resend after a crash is recognisable as the same message."""
-    return f"<{delivery_id}@{domain}>"
+def message_id_for(delivery_id: str, envelope: int, domain: str) -> str:
+    """One Message-ID per e-mail of a delivery: a resend after a crash is recognisable as the same message."""
+    return f"<{delivery_id}{f'.{envelope}' if envelope else ''}@{domain}>"
 
 
 def verdict_for_reply(code: int) -> Verdict:
@@ -50,18 +57,96 @@ def verdict_for_reply(code: int) -> Verdict:
     return Verdict.RETRY if 400 <= code < 500 else Verdict.FAILED
 
 
+def verdict_for_attempt(verdict: Verdict, attempts: int, max_attempts: int) -> Verdict:
+    """A temporary failure becomes final once the document has had its tries."""
+    return Verdict.FAILED if verdict is Verdict.RETRY and attempts >= max_attempts else verdict
+
+
+def should_pause(errors: int, threshold: int) -> bool:
+    """Like listmonk's "maximum error threshold": too many SMTP errors stop the run instead of burning the list."""
+    return errors >= threshold
+
+
+# --- headers and addresses ----------------------------------------------------------
+
+
 class UnsafeHeader(ValueError):
     """A header value carrying CR or LF could smuggle extra headers into the message."""
 
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} contains a line break (header injection refused)")
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"{field} {value[:60]!r} contains a line break (header injection refused)")
+        self.field = field
+
+
+class InvalidAddress(ValueError):
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"{field}: {value!r} is not a valid e-mail address")
         self.field = field
 
 
 def check_header(field: str, value: str) -> str:
     if "\r" in value or "\n" in value:
-        raise UnsafeHeader(field)
+        raise UnsafeHeader(field, value)
     return value
+
+
+def check_address(field: str, value: str) -> str:
+    check_header(field, value)
+    address = value.strip()
+    if not is_valid_address(address):
+        raise InvalidAddress(field, value)
+    return address
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One e-mail of a delivery: what its headers say and whom SMTP hands it to."""
+
+    to: list[str]
+    cc: list[str]
+    recipients: list[str]
+    required: list[str]  # refused by the server, these fail the e-mail; the others are copies
+
+
+@dataclass(frozen=True)
+class Addressing:
+    to: list[str]
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    sender_copy: str | None = None
+    separate: bool = False
+
+    def checked(self) -> "Addressing":
+        """Every address valid and free of line breaks, named by its field if not."""
+        return Addressing(
+            to=[check_address("to", a) for a in self.to],
+            cc=[check_address("cc", a) for a in self.cc],
+            bcc=[check_address("bcc", a) for a in self.bcc],
+            sender_copy=check_address("copy to sender", self.sender_copy) if self.sender_copy else None,
+            separate=self.separate,
+        )
+
+    def envelopes(self) -> list[Envelope]:
+        """Shared: one e-mail, Bcc and the sender's copy on the envelope only. Separate: one e-mail per address,
+        each with that address alone in To. The document's own recipients come first, so copies go only
+        once the server has accepted the e-mail for them."""
+        copies = _unique([*self.cc, *self.bcc, *([self.sender_copy] if self.sender_copy else [])], self.to)
+        if not self.separate:
+            return [Envelope(self.to, self.cc, [*self.to, *copies], self.to)]
+        return [Envelope([a], [], [a], [a]) for a in [*self.to, *copies]]
+
+
+def _unique(addresses: list[str], already: list[str]) -> list[str]:
+    seen = {a.lower() for a in already}
+    out = []
+    for address in addresses:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(address)
+    return out
+
+
+# --- subject and body ---------------------------------------------------------------
 
 
 class UnknownVariable(KeyError):
@@ -72,6 +157,16 @@ class UnknownVariable(KeyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class BadTemplate(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}; write {{{{ and }}}} for a literal brace")
+        self.field = field
+
+
+# Placeholders of the products Publipost replaces; the template service stores them as {names} already.
+LEGACY_PLACEHOLDERS = {"<NUMFACT>": "{document_number}", "<DATEFACT>": "{date}", "<NOMSOC>": "{client_name}"}
 
 
 @dataclass(frozen=True)
@@ -93,14 +188,124 @@ class DocumentFacts:
         }
 
 
-def fill(field: str, template: str, variables: dict[str, Any]) -> str:
-    """Replace {name} variables; a name the document does not have is an error naming it."""
+def fill(field: str, template: str, variables: dict[str, Any], *, escape: bool = False) -> str:
+    """Replace {name} variables ({{ and }} are literal braces, as the template service stores them);
+    a name the document does not have is an error naming it. `escape` for HTML bodies."""
+    for legacy, modern in LEGACY_PLACEHOLDERS.items():
+        template = template.replace(legacy, modern)
     out = []
-    for literal, name, spec, conversion in string.Formatter().parse(template):
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise BadTemplate(field, str(exc)) from exc
+    for literal, name, _spec, _conversion in parsed:
         out.append(literal)
         if name is None:
             continue
         if name not in variables:
             raise UnknownVariable(field, name)
-        out.append(format(variables[name], spec or ""))
+        value = str(variables[name])
+        out.append(html.escape(value) if escape else value)
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class EmailText:
+    """The subject and bodies of a dispatch before variables are filled."""
+
+    subject: str
+    body: str
+    html_body: str | None = None
+    signature: str = ""
+
+    def render(self, variables: dict[str, Any]) -> tuple[str, str, str | None]:
+        subject = check_header("subject", fill("subject", self.subject, variables))
+        body = fill("body", self.body, variables)
+        html_body = fill("html_body", self.html_body, variables, escape=True) if self.html_body else None
+        if self.signature:
+            signature = fill("signature", self.signature, variables)
+            body = f"{body.rstrip()}\n\n-- \n{signature}\n"
+            if html_body is not None:
+                html_body += "<p>" + html.escape(signature).replace("\n", "<br>") + "</p>"
+        return subject, body, html_body
+
+
+def attachment_name(document_number: str) -> str:
+    """The PDF is named after the document number; separators would make it a path in some clients."""
+    return re.sub(r'[\\/:*?"<>|]', "_", check_header("document number", document_number)).strip() + ".pdf"
+
+
+# --- sending accounts ----------------------------------------------------------------
+
+
+class TlsMode(StrEnum):
+    NONE = "none"  # plain text: only for a server on this machine (or one listed in plain_smtp_hosts)
+    STARTTLS = "starttls"
+    TLS = "tls"  # implicit TLS from the first byte (port 465)
+
+
+class AccountInvalid(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def is_local_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_tls(host: str, tls: TlsMode, plain_hosts: list[str]) -> None:
+    """A password or a document never crosses a network in clear text."""
+    if tls is TlsMode.NONE and not is_local_host(host) and host.lower() not in {h.lower() for h in plain_hosts}:
+        raise AccountInvalid("tls", f"'none' is only for a server on this machine; {host!r} needs starttls or tls")
+
+
+@dataclass(frozen=True)
+class Limits:
+    connections: int
+    rate_per_s: int | None = None
+    daily_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """Everything a sender needs to talk to one SMTP server on a tenant's behalf."""
+
+    account_id: str
+    version: int
+    host: str
+    port: int
+    tls: TlsMode
+    login: str | None
+    password: str | None
+    from_address: str
+    from_name: str | None
+    reply_to: str | None
+    limits: Limits
+    pause_after_errors: int
+    verify_certificate: bool = True
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or "publipost"
+
+    @property
+    def sender(self) -> str:
+        """The From header: the display name, encoded when it is not ASCII, and the address."""
+        return formataddr((self.from_name, self.from_address)) if self.from_name else self.from_address
+
+
+# --- history ------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def search_terms(*texts: str | None) -> list[str]:
+    """Lower-cased words of the subject, document name and number: what free-text search matches whole."""
+    return sorted({w.lower() for text in texts if text for w in _WORD.findall(text)})

@@ -1,13 +1,13 @@
 """One function per message dispatch consumes: load, call the domain, store, publish."""
 
 from datetime import UTC, date, datetime
-from email.utils import parseaddr
 from typing import Any
 
 from publipost_bus import PermanentFailure
 from publipost_contracts import (
     DeliveryRecorded,
     DispatchCompleted,
+    DispatchPaused,
     DispatchRequested,
     DispatchResumed,
     DocumentSent,
@@ -19,34 +19,44 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
+from publipost_storage import BlobNotFound
 
+from .accounts import NoSealKey, UnknownAccount
 from .context import DispatchContext
+from .delivery import Content, deliver, outcome_fields
 from .domain import (
+    FINAL,
     PENDING,
+    Addressing,
+    BadTemplate,
     DeliveryState,
     DispatchStatus,
     DocumentFacts,
+    EmailText,
+    InvalidAddress,
     UnknownVariable,
     UnsafeHeader,
-    Verdict,
+    attachment_name,
     delivery_id_for,
     dispatch_key,
-    fill,
-    message_id_for,
-    verdict_for_reply,
+    search_terms,
 )
-from .mail import build_message
-from .smtp import SmtpRefused, SmtpUnavailable
+from .limits import DailyCapReached
+from .mail import pdf_attachment
 
 log = get_logger(__name__)
 
 
 class SendDeferred(Exception):
-    """A temporary SMTP failure: the bus retries the send after its backoff."""
+    """A temporary failure: the bus retries the send after its backoff."""
+
+
+# --- dispatch.requested: check, fan out -------------------------------------------------
 
 
 async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> None:
-    """Record one delivery per document of the mailing, then ask for each send on dispatch's own work queue."""
+    """Record one delivery per document of the mailing and ask for each send on dispatch's own work queue,
+    which every replica consumes: the sends, not the fan-out, are shared."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
     await ctx.dispatches.create(
         {
@@ -55,203 +65,358 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
             "dispatch_id": event.dispatch_id,
             "mailing_id": event.mailing_id,
             "correlation_id": event.correlation_id,
-            "subject": event.subject,
-            "body": event.body,
+            "account_id": event.account_id,
+            "document_type": event.document_type,
+            "to": event.to,
             "cc": event.cc,
             "bcc": event.bcc,
             "reply_to": event.reply_to,
+            "separate_sends": event.separate_sends,
+            "copy_to_sender": event.copy_to_sender,
             "status": DispatchStatus.FANNING_OUT,
             "total": 0,
+            "errors": 0,
+            "resumptions": 0,
             "created_at": datetime.now(UTC),
         }
     )
     dispatch = await ctx.dispatches.get(key)
     assert dispatch is not None
-    if dispatch["status"] == DispatchStatus.FANNING_OUT:
-        refusal = await _fan_out(event, ctx, dispatch)
-        if refusal:
-            await ctx.dispatches.move_status(
-                key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": refusal}
-            )
-            raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}")
-    # Also after a crash mid-way: ask again for every send still queued (same event ids, so no send twice).
-    async for delivery in ctx.deliveries.in_state(key, (DeliveryState.QUEUED,)):
-        await ctx.bus.publish(
-            SendRequested.caused_by(
-                event, key=delivery["document_id"], dispatch_id=event.dispatch_id, document_id=delivery["document_id"]
-            )
+    if dispatch["status"] != DispatchStatus.FANNING_OUT:
+        return
+    refusal = await refusal_of(event, ctx)
+    if isinstance(refusal, str):
+        await ctx.dispatches.move_status(
+            key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": refusal}
         )
-    await complete_if_done(event, ctx, key)
+        raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}")
+    mailing, text, pause_after = refusal
+    await ctx.dispatches.update(
+        key, {"mailing_name": mailing["name"], "text": text.__dict__, "pause_after_errors": pause_after}
+    )
+    total = await _fan_out(event, ctx, key, mailing)
+    await ctx.dispatches.update(key, {"total": total})
+    await ctx.dispatches.move_status(key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.SENDING})
+    await complete_if_done(ctx, key)
+
+
+async def refusal_of(
+    event: DispatchRequested, ctx: DispatchContext
+) -> str | tuple[dict[str, Any], EmailText, int]:
+    """Why the dispatch cannot go, or what it sends: the mailing, its e-mail text, the pause threshold."""
+    mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
+    if mailing is None:
+        return f"mailing_id: no mailing {event.mailing_id!r} for this tenant"
+    if mailing["output"] != "pdf":
+        return "only PDF mailings can be e-mailed; this mailing has DOCX documents only"
+    if mailing["status"] != "ready":
+        return f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send"
+    try:
+        account = await ctx.accounts.get(event.tenant_id, event.account_id)
+    except (UnknownAccount, NoSealKey) as exc:
+        return str(exc)
+    text = EmailText(subject=event.subject, body=event.body)
+    if event.email_template_id is not None:
+        template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
+        if template is None:
+            return f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant"
+        text = template
+    return mailing, text, account.pause_after_errors
+
+
+async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[str, Any]) -> int:
+    """Deliveries are written a page at a time and each send asked for right after: a fan-out that runs
+    again after a crash inserts what is missing and asks again under the same event ids."""
+    total = 0
+    page: list[dict[str, Any]] = []
+
+    async def flush() -> None:
+        await ctx.deliveries.add_many(page)
+        for delivery in page:
+            if delivery["state"] == DeliveryState.QUEUED:
+                await ctx.bus.publish(
+                    SendRequested.caused_by(
+                        event, key=delivery["document_id"], dispatch_id=delivery["dispatch_id"],
+                        document_id=delivery["document_id"],
+                    )
+                )
+        page.clear()
+
+    dispatch = await ctx.dispatches.get(key)
+    assert dispatch is not None
+    async for document in ctx.merge.documents(event.tenant_id, mailing["id"]):
+        total += 1
+        page.append(_delivery(dispatch, mailing, document))
+        if len(page) == 500:
+            await flush()
+    await flush()
+    return total
+
+
+def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    no_pdf = document["pdf_blob_id"] is None
+    now = datetime.now(UTC)
+    return {
+        "_id": delivery_id_for(dispatch["_id"], document["id"]),
+        "kind": "dispatch",
+        "dispatch_key": dispatch["_id"],
+        "dispatch_id": dispatch["dispatch_id"],
+        "tenant_id": dispatch["tenant_id"],
+        "correlation_id": dispatch["correlation_id"],
+        "document_type": dispatch["document_type"],
+        "mailing_id": mailing["id"],
+        "mailing_name": mailing["name"],
+        "document_id": document["id"],
+        "index": document["index"],
+        "document_number": document["document_number"],
+        "customer_number": document["customer_number"],
+        "record_email": document["email"],
+        "recipient_name": document["recipient_name"],
+        "pdf_blob_id": document["pdf_blob_id"],
+        "state": DeliveryState.FAILED if no_pdf else DeliveryState.QUEUED,
+        "reason": f"no PDF to attach ({document['error'] or document['status']})" if no_pdf else None,
+        "attempts": 0,
+        "to": [],
+        "terms": search_terms(mailing["name"], document["document_number"]),
+        "created_at": now,
+        "finished_at": now if no_pdf else None,
+    }
+
+
+# --- pause and resume -----------------------------------------------------------------------
+
+
+async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
+    """Stop starting sends: those already queued wait in the database until a person resumes."""
+    if not await ctx.dispatches.move_status(
+        key, DispatchStatus.SENDING, {"status": DispatchStatus.PAUSED, "reason": reason}
+    ):
+        return
+    dispatch = await ctx.dispatches.get(key)
+    assert dispatch is not None
+    log.warning("dispatch paused", dispatch_id=dispatch["dispatch_id"], reason=reason)
+    await ctx.bus.publish(
+        DispatchPaused(
+            event_id=deterministic_id("dispatch.paused", key, dispatch["resumptions"]),
+            tenant_id=dispatch["tenant_id"],
+            correlation_id=dispatch["correlation_id"],
+            dispatch_id=dispatch["dispatch_id"],
+            mailing_id=dispatch["mailing_id"],
+            reason=reason,
+            errors=dispatch["errors"],
+            sent=await ctx.deliveries.count(key, (DeliveryState.SENT,)),
+            failed=await ctx.deliveries.count(key, (DeliveryState.FAILED,)),
+        )
+    )
 
 
 async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext) -> None:
     """Send again every delivery still queued: keyed by the resumption, so the inbox does not skip them."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
-    async for delivery in ctx.deliveries.in_state(key, (DeliveryState.QUEUED,)):
+    async for delivery in ctx.deliveries.in_state(key, PENDING):
         await ctx.bus.publish(
             SendRequested.caused_by(
                 event, key=delivery["document_id"], dispatch_id=event.dispatch_id, document_id=delivery["document_id"]
             )
         )
-    await complete_if_done(event, ctx, key)
+    await complete_if_done(ctx, key)
 
 
-async def _fan_out(event: DispatchRequested, ctx: DispatchContext, dispatch: dict[str, Any]) -> str | None:
-    """Returns why the dispatch is refused, or None once every delivery is recorded."""
-    mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
-    if mailing is None:
-        return f"no mailing {event.mailing_id!r} for this tenant"
-    if mailing["output"] != "pdf":
-        return "only PDF mailings can be e-mailed; this mailing has DOCX documents only"
-    if mailing["status"] != "ready":
-        return f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send"
-    total = 0
-    async for document in ctx.merge.documents(event.tenant_id, event.mailing_id):
-        total += 1
-        no_pdf = document["pdf_blob_id"] is None
-        await ctx.deliveries.add(
-            {
-                "_id": delivery_id_for(dispatch["_id"], document["id"]),
-                "dispatch_key": dispatch["_id"],
-                "tenant_id": event.tenant_id,
-                "mailing_id": event.mailing_id,
-                "mailing_name": mailing["name"],
-                "document_id": document["id"],
-                "index": document["index"],
-                "document_number": document["document_number"],
-                "customer_number": document["customer_number"],
-                "record_email": document["email"],
-                "recipient_name": document["recipient_name"],
-                "pdf_blob_id": document["pdf_blob_id"],
-                "state": DeliveryState.FAILED if no_pdf else DeliveryState.QUEUED,
-                "reason": f"no PDF to attach ({document['error'] or document['status']})" if no_pdf else None,
-                "attempts": 0,
-                "recipients": [],
-                "created_at": datetime.now(UTC),
-            }
-        )
-    await ctx.dispatches.move_status(
-        dispatch["_id"], DispatchStatus.FANNING_OUT, {"status": DispatchStatus.SENDING, "total": total}
-    )
-    return None
+# --- send.requested: one document ------------------------------------------------------------
 
 
 async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
-    """Resolve the address, build the e-mail, send it, record the outcome."""
+    """Claim the document, resolve its address, build the e-mail, send it, record the outcome."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
-    delivery = await ctx.deliveries.get(delivery_id_for(key, event.document_id))
-    if delivery is None:
-        raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
-    if delivery["state"] not in PENDING:
-        log.info("document already has its outcome", document_id=event.document_id, state=delivery["state"])
+    delivery_id = delivery_id_for(key, event.document_id)
+    dispatch = await ctx.dispatches.recent(key)
+    if dispatch is None:
+        raise PermanentFailure(f"no dispatch {event.dispatch_id}")
+    if dispatch["status"] in (DispatchStatus.PAUSED, DispatchStatus.REFUSED):
+        return  # the delivery stays queued; resuming asks for it again
+    holder = ctx.senders.holder
+    if not await ctx.deliveries.claim(delivery_id, holder, ctx.settings.send_lease_s):
+        delivery = await ctx.deliveries.get(delivery_id)
+        if delivery is None:
+            raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
+        log.info("document already final or being sent", document_id=event.document_id, state=delivery["state"])
+        if delivery["state"] in FINAL:
+            await complete_if_done(ctx, key)
         return
-    dispatch = await ctx.dispatches.get(key)
-    assert dispatch is not None
+    delivery = await ctx.deliveries.get(delivery_id)
+    assert delivery is not None
+    try:
+        await _send(event, ctx, dispatch, delivery)
+    except DailyCapReached as exc:
+        await ctx.deliveries.release(delivery_id, holder, str(exc))
+        await pause(ctx, key, f"{exc}; resume tomorrow")
+    except TimeoutError:
+        await _retry_or_fail(ctx, delivery, "the recipient directory did not answer in time")
+    except (SendDeferred, PermanentFailure):
+        raise
+    except Exception as exc:
+        # Unforeseen (the database or the broker gone): give the document back so a retry can claim it.
+        await ctx.deliveries.release(delivery_id, holder, repr(exc))
+        raise
 
-    resolved = await ctx.bus.request(
-        ResolveRecipient.caused_by(
-            event, customer_number=delivery["customer_number"], record_email=delivery["record_email"]
-        ),
-        RecipientResolved,
-        timeout_s=ctx.settings.resolve_timeout_s,
-    )
-    if resolved.email is None:
-        await _record(event, ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}")
-        return
 
+async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, Any], delivery: dict[str, Any]) -> None:
+    account = await ctx.accounts.get(dispatch["tenant_id"], dispatch["account_id"])
     facts = DocumentFacts(
         document_number=delivery["document_number"],
         document_name=delivery["mailing_name"],
         recipient_name=delivery["recipient_name"],
         customer_number=delivery["customer_number"],
     )
-    to = [resolved.email]
-    recipients = to + dispatch["cc"] + dispatch["bcc"]
-    message_id = message_id_for(delivery["_id"], parseaddr(ctx.settings.sender)[1].rpartition("@")[2] or "publipost")
     try:
-        variables = facts.variables(date.today())
-        message = build_message(
-            sender=ctx.settings.sender,
-            to=to,
-            cc=dispatch["cc"],
-            reply_to=dispatch["reply_to"],
-            subject=fill("subject", dispatch["subject"], variables),
-            body=fill("body", dispatch["body"], variables),
-            pdf=await ctx.storage.blobs.get(delivery["pdf_blob_id"]),
-            pdf_name=f"{delivery['document_number']}.pdf",
-            message_id=message_id,
-        )
-    except (UnsafeHeader, UnknownVariable) as exc:
-        await _record(event, ctx, delivery, DeliveryState.FAILED, reason=str(exc), recipients=to)
+        subject, body, html_body = EmailText(**dispatch["text"]).render(facts.variables(date.today()))
+    except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
+        await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc))
         return
 
-    attempt = await ctx.deliveries.start_attempt(delivery["_id"], recipients, message_id)
-    if attempt is None:
-        return  # another replica recorded the outcome meanwhile
+    cc = list(dispatch["cc"])
+    if dispatch["to"]:
+        to = list(dispatch["to"])
+    else:
+        resolved = await ctx.bus.request(
+            ResolveRecipient.caused_by(
+                event, customer_number=delivery["customer_number"], record_email=delivery["record_email"]
+            ),
+            RecipientResolved,
+            timeout_s=ctx.settings.resolve_timeout_s,
+        )
+        if resolved.email is None:
+            await record(ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}", subject=subject)
+            return
+        to = [resolved.email]
+        cc += resolved.cc
+    addressing = Addressing(
+        to=to,
+        cc=cc,
+        bcc=list(dispatch["bcc"]),
+        sender_copy=account.from_address if dispatch["copy_to_sender"] else None,
+        separate=dispatch["separate_sends"],
+    )
     try:
-        accepted = await ctx.smtp.send(message, parseaddr(ctx.settings.sender)[1], recipients)
-    except (SmtpRefused, SmtpUnavailable) as exc:
-        verdict = verdict_for_reply(exc.code) if isinstance(exc, SmtpRefused) else Verdict.RETRY
-        if verdict is Verdict.RETRY and attempt["attempts"] < ctx.settings.max_send_attempts:
-            raise SendDeferred(str(exc)) from exc
-        await _record(event, ctx, delivery, DeliveryState.FAILED, reason=str(exc), recipients=to)
+        addressing = addressing.checked()
+        attachment = pdf_attachment(
+            await ctx.storage.blobs.get(delivery["pdf_blob_id"]), attachment_name(delivery["document_number"])
+        )
+    except (UnsafeHeader, InvalidAddress) as exc:
+        await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
         return
-    # The window between the server's acceptance and this write is the only place
-    # a crash can cause a second send; that send carries the same Message-ID.
-    note = f"; refused: {accepted.refused}" if accepted.refused else ""
-    await _record(
-        event, ctx, delivery, DeliveryState.SENT, recipients=to, smtp_reply=accepted.reply + note, message_id=message_id
+    except BlobNotFound as exc:
+        await record(ctx, delivery, DeliveryState.FAILED, reason=f"PDF missing: {exc}", subject=subject)
+        return
+
+    content = Content(subject, body, html_body, attachment, reply_to=dispatch["reply_to"] or account.reply_to)
+    outcome = await deliver(
+        ctx.deliveries,
+        ctx.senders.holder,
+        ctx.settings.max_send_attempts,
+        ctx.senders.for_account(account),
+        delivery,
+        addressing,
+        content,
+    )
+    for error in outcome.errors:
+        errors = await ctx.dispatches.count_error(delivery["dispatch_key"])
+        if errors >= dispatch["pause_after_errors"]:
+            await pause(ctx, delivery["dispatch_key"], f"paused after {errors} SMTP errors; last: {error}")
+    if outcome.retry:
+        await ctx.deliveries.release(delivery["_id"], ctx.senders.holder, outcome.reason or "")
+        raise SendDeferred(outcome.reason)
+    await record(
+        ctx,
+        delivery,
+        outcome.state,
+        reason=outcome.reason,
+        subject=subject,
+        addressing=addressing,
+        smtp_reply=outcome.reply,
+        message_id=outcome.message_id,
+        stored=outcome.stored,
     )
 
 
-async def _record(
-    event: SendRequested,
+async def _retry_or_fail(ctx: DispatchContext, delivery: dict[str, Any], reason: str) -> None:
+    if delivery["attempts"] >= ctx.settings.max_send_attempts:
+        await record(ctx, delivery, DeliveryState.FAILED, reason=reason)
+        return
+    await ctx.deliveries.release(delivery["_id"], ctx.senders.holder, reason)
+    raise SendDeferred(reason)
+
+
+async def record(
     ctx: DispatchContext,
     delivery: dict[str, Any],
     state: DeliveryState,
     *,
     reason: str | None = None,
-    recipients: list[str] | None = None,
+    subject: str | None = None,
+    addressing: Addressing | None = None,
     smtp_reply: str | None = None,
     message_id: str | None = None,
+    stored: bool | None = None,
 ) -> None:
-    recorded = await ctx.deliveries.finish(
-        delivery["_id"], state, {"reason": reason, "smtp_reply": smtp_reply, "to": recipients or []}
+    """Store the outcome (unless `deliver` did, right after the server's answer), announce it, and
+    complete the dispatch when it was the last one. Nothing is announced twice: only the handler whose
+    write moved the delivery to its final state goes on."""
+    if stored is None:
+        changes = outcome_fields(delivery, reason, subject, addressing, smtp_reply, message_id)
+        stored = await ctx.deliveries.finish(delivery["_id"], state, changes)
+    if not stored:
+        return
+    await announce(ctx, delivery, state, reason=reason, addressing=addressing, message_id=message_id)
+    if delivery["kind"] == "dispatch" and not await ctx.deliveries.any_pending(delivery["dispatch_key"]):
+        await complete_if_done(ctx, delivery["dispatch_key"])
+
+
+async def announce(
+    ctx: DispatchContext,
+    delivery: dict[str, Any],
+    state: DeliveryState,
+    *,
+    reason: str | None,
+    addressing: Addressing | None,
+    message_id: str | None,
+) -> None:
+    """delivery.recorded for every outcome, document.sent for a sent document (the owning system marks it)."""
+    recipients = addressing.to if addressing else []
+    common = {
+        "tenant_id": delivery["tenant_id"],
+        "correlation_id": delivery["correlation_id"],
+        "dispatch_id": delivery["dispatch_id"],
+        "document_id": delivery["document_id"],
+    }
+    await ctx.bus.publish(
+        DeliveryRecorded(
+            event_id=deterministic_id("delivery.recorded", delivery["_id"]),
+            outcome=state.value,
+            recipients=recipients,
+            reason=reason,
+            smtp_message_id=message_id,
+            **common,
+        )
     )
-    if recorded:
+    if state is DeliveryState.SENT:
         await ctx.bus.publish(
-            DeliveryRecorded.caused_by(
-                event,
-                key="recorded",
-                dispatch_id=event.dispatch_id,
-                document_id=event.document_id,
-                outcome=state.value,
-                recipients=recipients or [],
-                reason=reason,
-                smtp_message_id=message_id,
+            DocumentSent(
+                event_id=deterministic_id("document.sent", delivery["_id"]),
+                mailing_id=delivery["mailing_id"],
+                document_number=delivery["document_number"],
+                recipients=recipients,
+                **common,
             )
         )
-        if state is DeliveryState.SENT:
-            await ctx.bus.publish(
-                DocumentSent.caused_by(
-                    event,
-                    key="sent",
-                    dispatch_id=event.dispatch_id,
-                    mailing_id=delivery["mailing_id"],
-                    document_id=event.document_id,
-                    document_number=delivery["document_number"],
-                    recipients=recipients or [],
-                )
-            )
-    await complete_if_done(event, ctx, delivery["dispatch_key"])
 
 
-async def complete_if_done(cause: Event, ctx: DispatchContext, key: str) -> None:
+async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     """When every document has its final outcome, announce the dispatch's completion (once per dispatch id)."""
     dispatch = await ctx.dispatches.get(key)
     if dispatch is None or dispatch["status"] not in (DispatchStatus.SENDING, DispatchStatus.COMPLETED):
         return
-    if await ctx.deliveries.count(key, PENDING):
+    if await ctx.deliveries.any_pending(key):
         return
     sent = await ctx.deliveries.count(key, (DeliveryState.SENT,))
     failed = await ctx.deliveries.count(key, (DeliveryState.FAILED,))
@@ -259,12 +424,13 @@ async def complete_if_done(cause: Event, ctx: DispatchContext, key: str) -> None
         Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
         async for d in ctx.deliveries.in_state(key, (DeliveryState.FAILED,), limit=DispatchCompleted.FAILURES_LISTED)
     ]
-    completed = {"status": DispatchStatus.COMPLETED, "sent": sent, "failed": failed, "completed_at": datetime.now(UTC)}
-    await ctx.dispatches.move_status(key, DispatchStatus.SENDING, completed)
+    # Published before the status moves: a crash in between leaves the dispatch "sending", and the sweep
+    # publishes the same event (same id) again rather than never.
     await ctx.bus.publish(
-        DispatchCompleted.caused_by(
-            cause,
+        DispatchCompleted(
             event_id=deterministic_id("dispatch.completed", key),
+            tenant_id=dispatch["tenant_id"],
+            correlation_id=dispatch["correlation_id"],
             dispatch_id=dispatch["dispatch_id"],
             mailing_id=dispatch["mailing_id"],
             sent=sent,
@@ -273,3 +439,5 @@ async def complete_if_done(cause: Event, ctx: DispatchContext, key: str) -> None
             failures_truncated=failed > len(failures),
         )
     )
+    completed = {"status": DispatchStatus.COMPLETED, "sent": sent, "failed": failed, "completed_at": datetime.now(UTC)}
+    await ctx.dispatches.move_status(key, DispatchStatus.SENDING, completed)

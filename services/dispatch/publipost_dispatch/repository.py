@@ -1,17 +1,45 @@
+"""The collections dispatch owns. Writes are conditional updates (compare-and-set on a state or a
+holder) rather than find-and-modify, which the embedded database serves far more slowly."""
+
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .domain import PENDING, DeliveryState
+from .domain import PENDING, DeliveryState, DispatchStatus
+
+DUPLICATE_KEY = 11000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DispatchRepository(Repository):
     collection_name = "dispatches"
-    indexes = (IndexModel([("tenant_id", ASCENDING), ("dispatch_id", ASCENDING)], unique=True),)
+    indexes = (
+        IndexModel([("tenant_id", ASCENDING), ("dispatch_id", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING)]),
+    )
+    RECENT_S = 1.0  # how stale a send may see its dispatch: a pause takes effect within this
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self._recent: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def recent(self, key: str) -> dict[str, Any] | None:
+        """The dispatch as read at most RECENT_S ago: every send reads it, and it rarely changes."""
+        seen = self._recent.get(key)
+        if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
+            return seen[1]
+        dispatch = await self.get(key)
+        if dispatch is not None:
+            self._recent[key] = (time.monotonic(), dispatch)
+        return dispatch
 
     async def create(self, dispatch: dict[str, Any]) -> None:
         try:
@@ -25,54 +53,192 @@ class DispatchRepository(Repository):
     async def find(self, tenant_id: str, dispatch_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"tenant_id": tenant_id, "dispatch_id": dispatch_id})
 
-    async def update(self, key: str, changes: dict[str, Any]) -> None:
-        await self.collection.update_one({"_id": key}, {"$set": changes})
-
     async def move_status(self, key: str, from_status: str, changes: dict[str, Any]) -> bool:
+        self._recent.pop(key, None)
         result = await self.collection.update_one({"_id": key, "status": from_status}, {"$set": changes})
         return result.modified_count == 1
 
+    async def update(self, key: str, changes: dict[str, Any]) -> None:
+        await self.collection.update_one({"_id": key}, {"$set": changes})
+
+    async def count_error(self, key: str) -> int:
+        """One more SMTP error since the last resumption; returns the new count."""
+        await self.collection.update_one({"_id": key}, {"$inc": {"errors": 1}})
+        dispatch = await self.collection.find_one({"_id": key}, {"errors": 1})
+        return dispatch["errors"] if dispatch else 0
+
+    async def resume(self, key: str) -> dict[str, Any] | None:
+        """paused → sending with the error count back to zero; None if it was not paused."""
+        self._recent.pop(key, None)
+        result = await self.collection.update_one(
+            {"_id": key, "status": DispatchStatus.PAUSED},
+            {"$set": {"status": DispatchStatus.SENDING, "errors": 0, "reason": None}, "$inc": {"resumptions": 1}},
+        )
+        return await self.get(key) if result.modified_count == 1 else None
+
+    def in_status(self, status: str) -> AsyncIterator[dict[str, Any]]:
+        return aiter(self.collection.find({"status": status}, {"_id": 1, "tenant_id": 1, "correlation_id": 1}))
+
 
 class DeliveryRepository(Repository):
-    """One record per (dispatch, document): its state moves queued → sending → sent / failed."""
+    """One record per (dispatch, document) — or per manual send — whose state moves
+    queued → sending → sent / failed. It is also the send history."""
 
     collection_name = "deliveries"
     indexes = (
         IndexModel([("dispatch_key", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)]),
         IndexModel([("dispatch_key", ASCENDING), ("index", ASCENDING)]),
+        IndexModel([("state", ASCENDING), ("lease_until", ASCENDING)]),
+        # History: newest first within a tenant, alone or with one filter, which the query always leads with.
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("document_type", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("terms", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("document_id", ASCENDING), ("created_at", DESCENDING)]),
     )
 
     async def add(self, delivery: dict[str, Any]) -> None:
         """Insert unless present: a redelivered fan-out never resets a delivery already under way."""
-        await self.collection.update_one({"_id": delivery["_id"]}, {"$setOnInsert": delivery}, upsert=True)
+        try:
+            await self.collection.insert_one(delivery)
+        except DuplicateKeyError:
+            pass
+
+    async def add_many(self, deliveries: list[dict[str, Any]]) -> None:
+        """Insert those not present yet (a fan-out that runs again after a crash skips the rest)."""
+        try:
+            await self.collection.insert_many(deliveries, ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
 
     async def get(self, delivery_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": delivery_id})
 
-    async def start_attempt(self, delivery_id: str, recipients: list[str], message_id: str) -> dict[str, Any] | None:
-        """queued/sending → sending, counting the attempt; None if the delivery is already final."""
-        return await self.collection.find_one_and_update(
-            {"_id": delivery_id, "state": {"$in": list(PENDING)}},
-            {
-                "$set": {"state": DeliveryState.SENDING, "recipients": recipients, "message_id": message_id},
-                "$inc": {"attempts": 1},
-            },
-            return_document=ReturnDocument.AFTER,
+    async def claim(self, delivery_id: str, holder: str, lease_s: float) -> bool:
+        """queued → sending, owned by `holder` until the lease ends; also takes over a send whose owner's
+        lease ended (its replica died). False when the delivery is final or another replica owns it."""
+        now = _now()
+        change = {
+            "$set": {"state": DeliveryState.SENDING, "holder": holder, "lease_until": now + timedelta(seconds=lease_s)},
+            "$inc": {"attempts": 1},
+        }
+        result = await self.collection.update_one({"_id": delivery_id, "state": DeliveryState.QUEUED}, change)
+        if result.modified_count == 0:
+            result = await self.collection.update_one(
+                {"_id": delivery_id, "state": DeliveryState.SENDING, "lease_until": {"$lt": now}}, change
+            )
+        return result.modified_count == 1
+
+    async def release(self, delivery_id: str, holder: str, error: str) -> None:
+        """sending → queued: the send will be tried again."""
+        await self.collection.update_one(
+            {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
+            {"$set": {"state": DeliveryState.QUEUED, "last_error": error, "lease_until": None, "holder": None}},
+        )
+
+    async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: dict[str, Any]) -> None:
+        """One e-mail of a delivery is with the server: a retry of the delivery will skip it."""
+        await self.collection.update_one(
+            {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
+            {"$set": {f"accepted.{envelope}": accepted}},
         )
 
     async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
         """Record the final outcome once; False if another handler recorded it first."""
         result = await self.collection.update_one(
             {"_id": delivery_id, "state": {"$in": list(PENDING)}},
-            {"$set": {"state": state, "finished_at": datetime.now(UTC), **changes}},
+            {"$set": {"state": state, "finished_at": _now(), "lease_until": None, **changes}},
         )
         return result.modified_count == 1
 
     async def count(self, dispatch_key: str, states: tuple[str, ...]) -> int:
         return await self.collection.count_documents({"dispatch_key": dispatch_key, "state": {"$in": list(states)}})
 
+    async def any_pending(self, dispatch_key: str) -> bool:
+        query = {"dispatch_key": dispatch_key, "state": {"$in": list(PENDING)}}
+        return await self.collection.find_one(query, {"_id": 1}) is not None
+
     def in_state(
         self, dispatch_key: str, states: tuple[str, ...], *, after: int = -1, limit: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
         query = {"dispatch_key": dispatch_key, "state": {"$in": list(states)}, "index": {"$gt": after}}
         return aiter(self.collection.find(query).sort("index", ASCENDING).limit(limit))
+
+    def lost(self) -> AsyncIterator[dict[str, Any]]:
+        """Sends whose owner's lease ended: the replica died between claiming and recording."""
+        return aiter(self.collection.find({"state": DeliveryState.SENDING, "lease_until": {"$lt": _now()}}))
+
+    async def history(
+        self, tenant_id: str, filters: dict[str, Any], *, skip: int, limit: int
+    ) -> list[dict[str, Any]]:
+        query = {"tenant_id": tenant_id, **filters}
+        cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        return await cursor.skip(skip).limit(limit).to_list()
+
+
+class AccountRepository(Repository):
+    """A tenant's SMTP accounts; the password only ever sealed."""
+
+    collection_name = "accounts"
+    indexes = (IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)]),)
+
+    async def add(self, account: dict[str, Any]) -> None:
+        await self.collection.insert_one(account)
+
+    async def get(self, tenant_id: str, account_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": account_id, "tenant_id": tenant_id})
+
+    async def replace(self, account: dict[str, Any]) -> bool:
+        result = await self.collection.replace_one({"_id": account["_id"], "tenant_id": account["tenant_id"]}, account)
+        return result.matched_count == 1
+
+    async def all_of(self, tenant_id: str) -> list[dict[str, Any]]:
+        return await self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING).to_list()
+
+    async def delete(self, tenant_id: str, account_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": account_id, "tenant_id": tenant_id})).deleted_count == 1
+
+
+class SendCounterRepository(Repository):
+    """Messages an account sent in one second and in one day, shared by every replica."""
+
+    collection_name = "send_counters"
+    indexes = (IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),)
+
+    async def add(self, counter_id: str, n: int, expires_at: datetime) -> int:
+        """Add `n` and return the total, which may include what other replicas added meanwhile (never less)."""
+        await self.collection.update_one(
+            {"_id": counter_id}, {"$inc": {"n": n}, "$setOnInsert": {"expires_at": expires_at}}, upsert=True
+        )
+        counter = await self.collection.find_one({"_id": counter_id}, {"n": 1})
+        return counter["n"] if counter else n
+
+
+class ConnectionLeaseRepository(Repository):
+    """Slot i of an account's connections is held by one replica at a time, until its lease ends."""
+
+    collection_name = "connection_leases"
+    indexes = (IndexModel([("holder", ASCENDING)]),)
+
+    async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
+        now = _now()
+        lease = {"account_id": account_id, "holder": holder, "expires_at": now + timedelta(seconds=lease_s)}
+        for slot in range(slots):
+            slot_id = f"{account_id}:{slot}"
+            try:
+                await self.collection.insert_one({"_id": slot_id, **lease})
+                return slot
+            except DuplicateKeyError:
+                taken = await self.collection.update_one({"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease})
+                if taken.modified_count == 1:
+                    return slot
+        return None
+
+    async def renew(self, holder: str, lease_s: float) -> None:
+        await self.collection.update_many(
+            {"holder": holder}, {"$set": {"expires_at": _now() + timedelta(seconds=lease_s)}}
+        )
+
+    async def release(self, account_id: str, slot: int, holder: str) -> None:
+        await self.collection.delete_one({"_id": f"{account_id}:{slot}", "holder": holder})

@@ -1,5 +1,5 @@
 from publipost_settings import ServiceSettings
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 
 class DispatchSettings(ServiceSettings):
@@ -7,23 +7,49 @@ class DispatchSettings(ServiceSettings):
     http_port: int = 8105
     prefetch: int = Field(default=16, ge=1, description="Sends in flight per replica.")
     merge_url: str = Field(default="http://127.0.0.1:8103", description="The merge service's HTTP API.")
+    template_url: str = Field(default="http://127.0.0.1:8101", description="The template service (e-mail templates).")
+    # The default account: used by a dispatch that names no account of its tenant.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_starttls: bool = Field(default=False, description="Upgrade with STARTTLS (off only for a local server).")
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_connections: int = Field(default=4, ge=1, description="Pooled SMTP connections per replica.")
+    smtp_connections: int = Field(default=4, ge=1, description="SMTP connections of the default account.")
+    smtp_rate_per_s: int | None = Field(default=None, ge=1, description="Messages per second of the default account.")
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     sender: str = Field(default="Publipost <no-reply@publipost.test>", description="From header and envelope sender.")
-    max_send_attempts: int = Field(
-        default=4, ge=1, description="SMTP tries of one document (4xx, connection errors) before it fails."
+    account_key: SecretStr | None = Field(
+        default=None,
+        description="Seals SMTP passwords at rest: urlsafe base64 of 32 random bytes. Without it, accounts "
+        "cannot store a password.",
     )
+    plain_smtp_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts besides loopback that an account may reach without TLS (a mail catcher in compose).",
+    )
+    max_send_attempts: int = Field(
+        default=4, ge=1, description="Tries of one document (4xx, connection errors) before it fails."
+    )
+    pause_after_errors: int = Field(
+        default=25, ge=1, description="SMTP errors after which a dispatch pauses; an account may set its own."
+    )
+    send_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a replica owns a document it is sending; past it, the send is presumed lost "
+        "(the replica died) and asked again. Longer than resolving plus SMTP's timeouts.",
+    )
+    sweep_interval_s: float = Field(default=10.0, gt=0, description="Checks for lost sends and finished dispatches.")
+    connection_lease_s: float = Field(
+        default=30.0, gt=0, description="Life of a replica's claim on one of an account's connections, renewed while open."
+    )
+    idle_connection_s: float = Field(default=5.0, gt=0, description="An idle SMTP connection is closed after this.")
     resolve_timeout_s: float = Field(default=5.0, gt=0, description="Wait for the recipient directory's answer.")
     http_timeout_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _sends_fail_before_the_bus_gives_up(self) -> "DispatchSettings":
-        # The last SMTP try must record a failure itself; if the bus dead-lettered
+        # The last try must record a failure itself; if the bus dead-lettered
         # the message first, the document would never get a final outcome.
         if self.max_send_attempts >= self.max_attempts:
             raise ValueError(

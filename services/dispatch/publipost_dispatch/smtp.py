@@ -1,10 +1,15 @@
-"""The adapter that talks SMTP: a small pool of open connections, and errors sorted by what they mean."""
+"""The adapter that talks SMTP: one pool of open connections per account, bounded across replicas, and
+errors sorted by what they mean."""
 
 import asyncio
+import ssl
+import time
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 import aiosmtplib
+
+from .domain import Account, TlsMode
+from .repository import ConnectionLeaseRepository
 
 
 class SmtpRefused(Exception):
@@ -17,77 +22,154 @@ class SmtpRefused(Exception):
 
 
 class SmtpUnavailable(Exception):
-    """No answer from the server: connection refused, dropped, timed out. Worth retrying."""
+    """No answer from the server: connection refused, dropped, timed out, TLS failed. Worth retrying."""
 
 
 @dataclass(frozen=True)
 class SmtpAccepted:
     reply: str
-    refused: dict[str, str]  # some recipients (a CC, say) refused while others accepted
+    refused: dict[str, str]  # copies (a CC, say) the server refused while it took the e-mail for the others
+
+
+@dataclass
+class _Connection:
+    client: aiosmtplib.SMTP
+    slot: int
+    last_used: float
 
 
 class SmtpPool:
+    """Connections to one account's server. A replica opens one only while it holds one of the account's
+    connection slots in the database, so the account's limit holds across every replica."""
+
     def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        size: int,
-        timeout_s: float,
-        starttls: bool,
-        username: str | None,
-        password: str | None,
+        self, account: Account, *, timeout_s: float, leases: ConnectionLeaseRepository, holder: str, lease_s: float
     ) -> None:
+        self.account = account
         self._options = {
-            "hostname": host,
-            "port": port,
+            "hostname": account.host,
+            "port": account.port,
             "timeout": timeout_s,
-            "start_tls": starttls,
-            "use_tls": False,
-            "username": username,
-            "password": password,
+            "use_tls": account.tls is TlsMode.TLS,
+            "start_tls": account.tls is TlsMode.STARTTLS,  # never opportunistic: "none" means plain text
+            "validate_certs": account.verify_certificate,
+            "username": account.login,
+            "password": account.password,
         }
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._leases = leases
+        self._holder = holder
+        self._lease_s = lease_s
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._changed = asyncio.Condition()
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        while self._idle:
-            client = self._idle.pop()
-            if client.is_connected:
-                return client
+    async def _acquire(self) -> _Connection:
+        async with self._changed:
+            while True:
+                while self._idle:
+                    connection = self._idle.pop()
+                    if connection.client.is_connected:
+                        return connection
+                    await self._forget(connection)
+                if self._open < self.account.limits.connections:
+                    slot = await self._leases.acquire(
+                        self.account.account_id, self.account.limits.connections, self._holder, self._lease_s
+                    )
+                    if slot is not None:
+                        self._open += 1
+                        break
+                try:  # another replica holds every slot: wait for one of ours, or look again shortly
+                    await asyncio.wait_for(self._changed.wait(), timeout=0.5)
+                except TimeoutError:
+                    pass
         client = aiosmtplib.SMTP(**self._options)
-        await client.connect()
-        return client
-
-    async def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> SmtpAccepted:
-        async with self._slots:
-            try:
-                client = await self._connection()
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                raise SmtpUnavailable(f"cannot connect to the SMTP server: {exc}") from exc
-            try:
-                refused, reply = await client.send_message(message, sender=sender, recipients=recipients)
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                first = exc.recipients[0]
-                await _close(client)
-                raise SmtpRefused(first.code, f"<{first.recipient}>: {first.message}") from exc
-            except aiosmtplib.SMTPResponseException as exc:
-                await _close(client)
-                if exc.code < 400:  # e.g. a dropped connection reported with a pseudo-code
-                    raise SmtpUnavailable(str(exc)) from exc
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._give_back(_Connection(client, slot, 0.0), broken=True)
+            if exc.code >= 400:  # a login refused (535), a greeting refused (554)
                 raise SmtpRefused(exc.code, exc.message) from exc
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                await _close(client)
+            raise SmtpUnavailable(f"cannot connect to {self.account.host}:{self.account.port}: {exc}") from exc
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            await self._give_back(_Connection(client, slot, 0.0), broken=True)
+            raise SmtpUnavailable(f"cannot connect to {self.account.host}:{self.account.port}: {exc}") from exc
+        return _Connection(client, slot, time.monotonic())
+
+    async def _give_back(self, connection: _Connection, *, broken: bool) -> None:
+        async with self._changed:
+            if broken:
+                await self._forget(connection)
+            else:
+                connection.last_used = time.monotonic()
+                self._idle.append(connection)
+            self._changed.notify()
+
+    async def _forget(self, connection: _Connection) -> None:
+        connection.client.close()
+        self._open -= 1
+        await self._leases.release(self.account.account_id, connection.slot, self._holder)
+
+    async def send(self, message: bytes, sender: str, recipients: list[str], required: list[str]) -> SmtpAccepted:
+        """One SMTP transaction. If the server refuses a required recipient, the transaction is abandoned
+        before DATA: the document reaches its recipient or nobody, never only its copies."""
+        connection = await self._acquire()
+        client = connection.client
+        try:
+            await client.mail(sender)
+            refused: dict[str, str] = {}
+            for recipient in recipients:
+                try:
+                    await client.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    if recipient in required:
+                        raise SmtpRefused(exc.code, f"<{recipient}>: {exc.message}") from exc
+                    refused[recipient] = f"{exc.code} {exc.message}"
+            response = await client.data(message)
+        except SmtpRefused:
+            await self._give_back(connection, broken=True)
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._give_back(connection, broken=True)
+            if exc.code < 400:  # a dropped connection reported with a pseudo-code
                 raise SmtpUnavailable(str(exc)) from exc
-            self._idle.append(client)
-            return SmtpAccepted(reply, {addr: f"{code} {text}" for addr, (code, text) in refused.items()})
+            raise SmtpRefused(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._give_back(connection, broken=True)
+            raise SmtpUnavailable(str(exc)) from exc
+        await self._give_back(connection, broken=False)
+        return SmtpAccepted(f"{response.code} {response.message}", refused)
+
+    async def probe(self) -> str:
+        """Connect, say hello, upgrade to TLS and log in as a send would; the server's answer to NOOP."""
+        connection = await self._acquire()
+        try:
+            response = await connection.client.noop()
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._give_back(connection, broken=True)
+            raise SmtpRefused(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._give_back(connection, broken=True)
+            raise SmtpUnavailable(str(exc)) from exc
+        await self._give_back(connection, broken=False)
+        return f"{response.code} {response.message}"
+
+    async def close_idle(self, idle_s: float) -> None:
+        """Give idle connections (and their slots) back, so another replica with work can use them."""
+        async with self._changed:
+            now = time.monotonic()
+            keep = [c for c in self._idle if now - c.last_used < idle_s]
+            for connection in self._idle:
+                if connection not in keep:
+                    await _quit(connection.client)
+                    await self._forget(connection)
+            self._idle = keep
+            self._changed.notify_all()
 
     async def close(self) -> None:
-        while self._idle:
-            await _close(self._idle.pop())
+        await self.close_idle(0.0)
 
 
-async def _close(client: aiosmtplib.SMTP) -> None:
+async def _quit(client: aiosmtplib.SMTP) -> None:
     try:
         await client.quit()
     except (aiosmtplib.SMTPException, OSError):

@@ -1,0 +1,93 @@
+"""From stored account to the `Account` a sender uses: the password unsealed only in memory, and the
+service's own SMTP server as the account of a dispatch that names none."""
+
+import time
+from email.utils import parseaddr
+from typing import Any
+
+from .domain import Account, Limits, TlsMode
+from .repository import AccountRepository
+from .sealing import PasswordSeal
+from .settings import DispatchSettings
+
+DEFAULT_ACCOUNT_ID = "default"
+
+
+class UnknownAccount(LookupError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account_id: no sending account {account_id!r} for this tenant")
+
+
+class NoSealKey(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("password: this dispatch service has no account_key to seal passwords with")
+
+
+class Accounts:
+    RECENT_S = 1.0  # every send reads its account; an edit reaches other replicas within this
+
+    def __init__(self, repository: AccountRepository, settings: DispatchSettings) -> None:
+        self.repository = repository
+        self._recent: dict[tuple[str, str], tuple[float, Account]] = {}
+        self._settings = settings
+        key = settings.account_key.get_secret_value() if settings.account_key else None
+        self._seal = PasswordSeal(key) if key else None
+        name, address = parseaddr(settings.sender)
+        self.default = Account(
+            account_id=DEFAULT_ACCOUNT_ID,
+            version=0,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            tls=TlsMode.STARTTLS if settings.smtp_starttls else TlsMode.NONE,
+            login=settings.smtp_username,
+            password=settings.smtp_password,
+            from_address=address,
+            from_name=name or None,
+            reply_to=None,
+            limits=Limits(connections=settings.smtp_connections, rate_per_s=settings.smtp_rate_per_s),
+            pause_after_errors=settings.pause_after_errors,
+        )
+
+    def seal(self, password: str, tenant_id: str, account_id: str) -> str:
+        if self._seal is None:
+            raise NoSealKey()
+        return self._seal.seal(password, f"{tenant_id}/{account_id}")
+
+    def from_document(self, doc: dict[str, Any]) -> Account:
+        password = None
+        if doc.get("password_sealed"):
+            if self._seal is None:
+                raise NoSealKey()
+            password = self._seal.open(doc["password_sealed"], f"{doc['tenant_id']}/{doc['_id']}")
+        limits = doc["limits"]
+        return Account(
+            account_id=doc["_id"],
+            version=doc["version"],
+            host=doc["host"],
+            port=doc["port"],
+            tls=TlsMode(doc["tls"]),
+            login=doc.get("login"),
+            password=password,
+            from_address=doc["from_address"],
+            from_name=doc.get("from_name"),
+            reply_to=doc.get("reply_to"),
+            limits=Limits(limits["connections"], limits.get("rate_per_s"), limits.get("daily_cap")),
+            pause_after_errors=doc.get("pause_after_errors") or self._settings.pause_after_errors,
+            verify_certificate=doc.get("verify_certificate", True),
+        )
+
+    async def get(self, tenant_id: str, account_id: str | None) -> Account:
+        if account_id is None or account_id == DEFAULT_ACCOUNT_ID:
+            return self.default
+        seen = self._recent.get((tenant_id, account_id))
+        if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
+            return seen[1]
+        doc = await self.repository.get(tenant_id, account_id)
+        if doc is None:
+            raise UnknownAccount(account_id)
+        account = self.from_document(doc)
+        self._recent[(tenant_id, account_id)] = (time.monotonic(), account)
+        return account
+
+    def forget(self, tenant_id: str, account_id: str) -> None:
+        self._recent.pop((tenant_id, account_id), None)

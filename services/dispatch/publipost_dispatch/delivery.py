@@ -1,0 +1,116 @@
+"""Handing one document's e-mails to the server and storing the outcome at once: shared by the
+sends of a dispatch and the immediate send over HTTP."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domain import (
+    Addressing,
+    DeliveryState,
+    Verdict,
+    message_id_for,
+    search_terms,
+    verdict_for_attempt,
+    verdict_for_reply,
+)
+from .mail import Attachment, build_message
+from .repository import DeliveryRepository
+from .senders import Sender
+from .smtp import SmtpRefused, SmtpUnavailable
+
+
+@dataclass(frozen=True)
+class Content:
+    subject: str
+    body: str
+    html_body: str | None
+    attachment: Attachment
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: DeliveryState
+    reason: str | None = None
+    reply: str | None = None
+    message_id: str | None = None
+    retry: bool = False  # a temporary failure with tries left
+    errors: list[str] = field(default_factory=list)  # SMTP errors met; each counts toward the pause threshold
+    stored: bool | None = None  # sent and stored here (True), or another handler had stored it (False)
+
+
+async def deliver(
+    deliveries: DeliveryRepository,
+    holder: str,
+    max_attempts: int,
+    sender: Sender,
+    delivery: dict[str, Any],
+    addressing: Addressing,
+    content: Content,
+) -> Outcome:
+    """Send each e-mail of the delivery not yet accepted (a retry skips those the server took), the
+    document's own recipients first. The one write after the server accepts the last e-mail is the whole
+    window in which a crash could make a later retry send the document twice (with the same Message-ID)."""
+    account = sender.account
+    envelopes = addressing.envelopes()
+    accepted: dict[str, Any] = dict(delivery.get("accepted") or {})
+    errors: list[str] = []
+    refused_copies: dict[str, str] = {}
+    for i, envelope in enumerate(envelopes):
+        if str(i) in accepted:
+            continue
+        message_id = message_id_for(delivery["_id"], i, account.message_id_domain)
+        message = build_message(
+            sender=account.sender,
+            to=envelope.to,
+            cc=envelope.cc,
+            reply_to=content.reply_to,
+            subject=content.subject,
+            body=content.body,
+            html_body=content.html_body,
+            attachment=content.attachment,
+            message_id=message_id,
+        )
+        try:
+            result = await sender.send(message, envelope.recipients, envelope.required)
+        except (SmtpRefused, SmtpUnavailable) as exc:
+            errors.append(str(exc))
+            verdict = verdict_for_reply(exc.code) if isinstance(exc, SmtpRefused) else Verdict.RETRY
+            if verdict_for_attempt(verdict, delivery["attempts"], max_attempts) is Verdict.RETRY:
+                return Outcome(DeliveryState.QUEUED, reason=str(exc), retry=True, errors=errors)
+            if i == 0:
+                return Outcome(DeliveryState.FAILED, reason=str(exc), errors=errors)
+            refused_copies[", ".join(envelope.to)] = str(exc)
+            continue
+        refused_copies |= result.refused
+        accepted[str(i)] = {"reply": result.reply, "message_id": message_id}
+        if i < len(envelopes) - 1:
+            await deliveries.accept(delivery["_id"], holder, i, accepted[str(i)])
+    primary = accepted["0"]
+    reply = primary["reply"] + (f"; copies refused: {refused_copies}" if refused_copies else "")
+    fields = outcome_fields(delivery, None, content.subject, addressing, reply, primary["message_id"])
+    stored = await deliveries.finish(delivery["_id"], DeliveryState.SENT, fields)
+    return Outcome(DeliveryState.SENT, reply=reply, message_id=primary["message_id"], errors=errors, stored=stored)
+
+
+def outcome_fields(
+    delivery: dict[str, Any],
+    reason: str | None,
+    subject: str | None,
+    addressing: Addressing | None,
+    smtp_reply: str | None,
+    message_id: str | None,
+) -> dict[str, Any]:
+    """What the history shows of an outcome: recipients, subject, server reply, error."""
+    fields: dict[str, Any] = {"reason": reason, "smtp_reply": smtp_reply, "message_id": message_id}
+    if subject is not None:
+        fields["subject"] = subject
+        fields["terms"] = search_terms(subject, delivery["mailing_name"], delivery["document_number"])
+    if addressing is not None:
+        fields |= {
+            "to": addressing.to,
+            "cc": addressing.cc,
+            "bcc": addressing.bcc + ([addressing.sender_copy] if addressing.sender_copy else []),
+            "separate_sends": addressing.separate,
+        }
+    return fields

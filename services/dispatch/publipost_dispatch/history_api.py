@@ -1,0 +1,102 @@
+"""The send history over HTTP: every send, of a dispatch or typed by hand, newest first, 50 a page."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from publipost_http import TenantId
+from pydantic import BaseModel
+
+from .context import Context
+from .domain import PENDING, DeliveryState, search_terms
+
+router = APIRouter(prefix="/history", tags=["history"])
+PER_PAGE = 50
+
+
+class AttachedDocument(BaseModel):
+    document_id: str
+    document_number: str
+    name: str = ""
+    mailing_id: str
+
+
+class HistoryEntry(BaseModel):
+    send_id: str
+    kind: Literal["dispatch", "manual"]
+    dispatch_id: str
+    status: Literal["queued", "sent", "failed"]
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str | None
+    at: datetime
+    document: AttachedDocument
+    document_type: str | None
+    error: str | None
+    message_id: str | None
+    smtp_reply: str | None
+    attempts: int
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    page: int
+    per_page: int
+    has_next: bool
+
+
+def _entry(d: dict[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        send_id=d["_id"],
+        kind=d.get("kind", "dispatch"),
+        dispatch_id=d["dispatch_id"],
+        status="queued" if d["state"] in PENDING else d["state"],
+        to=d.get("to") or [],
+        cc=d.get("cc") or [],
+        bcc=d.get("bcc") or [],
+        subject=d.get("subject"),
+        at=d.get("finished_at") or d["created_at"],
+        document=AttachedDocument(
+            document_id=d["document_id"],
+            document_number=d["document_number"],
+            name=f"{d['document_number']}.pdf" if d.get("pdf_blob_id") else "",
+            mailing_id=d["mailing_id"],
+        ),
+        document_type=d.get("document_type"),
+        error=d.get("reason"),
+        message_id=d.get("message_id"),
+        smtp_reply=d.get("smtp_reply"),
+        attempts=d.get("attempts", 0),
+    )
+
+
+@router.get("", response_model=HistoryPage)
+async def history(
+    ctx: Context,
+    tenant_id: TenantId,
+    document_type: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["queued", "sent", "failed"] | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Words of the subject, document name or number.")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HistoryPage:
+    """Each filter narrows; free text matches whole words, every word given."""
+    filters: dict[str, Any] = {}
+    if document_type:
+        filters["document_type"] = document_type
+    if status:
+        states = PENDING if status == "queued" else (DeliveryState(status),)
+        filters["state"] = states[0] if len(states) == 1 else {"$in": list(states)}
+    if q and (words := search_terms(q)):
+        filters["terms"] = words[0] if len(words) == 1 else {"$all": words}
+    found = await ctx.deliveries.history(tenant_id, filters, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
+    return HistoryPage(
+        items=[_entry(d) for d in found[:PER_PAGE]], page=page, per_page=PER_PAGE, has_next=len(found) > PER_PAGE
+    )
+
+
+@router.get("/documents/{document_id}", response_model=list[HistoryEntry])
+async def document_history(ctx: Context, tenant_id: TenantId, document_id: str) -> list[HistoryEntry]:
+    """A document's successive sends, newest first, whichever mailing it was in at the time."""
+    found = await ctx.deliveries.history(tenant_id, {"document_id": document_id}, skip=0, limit=1000)
+    return [_entry(d) for d in found]

@@ -1,0 +1,90 @@
+"""What a dispatch would do, without sending: how many documents go, which cannot and why, how much."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_storage import BlobNotFound
+
+from .context import DispatchContext
+
+# Base64 makes 4 bytes of 3, and each e-mail carries its headers and text besides the PDF.
+BASE64_GROWTH = 4 / 3
+HEADERS_AND_TEXT = 2_000
+WORKERS = 16
+
+
+@dataclass
+class Unsendable:
+    document_id: str
+    document_number: str
+    reason: str
+
+
+@dataclass
+class Preview:
+    documents: int = 0
+    will_send: int = 0
+    unsendable: list[Unsendable] = field(default_factory=list)
+    attachments_bytes: int = 0
+    estimated_bytes: int = 0
+
+
+async def preview(
+    ctx: DispatchContext, tenant_id: str, correlation_id: str, mailing: dict[str, Any], fixed_to: list[str],
+    copies_per_document: int,
+) -> Preview:
+    """Each document's address is resolved as a send would resolve it, by a few workers at a time, so a
+    large mailing is never held whole in memory."""
+    result = Preview()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=64)
+
+    async def worker() -> None:
+        while (document := await queue.get()) is not None:
+            await look(document)
+
+    async def look(document: dict[str, Any]) -> None:
+        if document["pdf_blob_id"] is None:
+            result.unsendable.append(_unsendable(document, f"no PDF ({document['error'] or document['status']})"))
+            return
+        try:
+            size = (await ctx.storage.blobs.info(document["pdf_blob_id"]))["length"]
+        except BlobNotFound:
+            result.unsendable.append(_unsendable(document, "PDF missing"))
+            return
+        if not fixed_to:
+            resolved = await ctx.bus.request(
+                ResolveRecipient(
+                    tenant_id=tenant_id,
+                    correlation_id=correlation_id,
+                    customer_number=document["customer_number"],
+                    record_email=document["email"],
+                ),
+                RecipientResolved,
+                timeout_s=ctx.settings.resolve_timeout_s,
+            )
+            if resolved.email is None:
+                result.unsendable.append(_unsendable(document, f"no address: {resolved.reason}"))
+                return
+        result.will_send += 1
+        result.attachments_bytes += size
+        result.estimated_bytes += copies_per_document * int(size * BASE64_GROWTH + HEADERS_AND_TEXT)
+
+    workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
+    try:
+        async for document in ctx.merge.documents(tenant_id, mailing["id"]):
+            result.documents += 1
+            await queue.put(document)
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+    result.unsendable.sort(key=lambda u: u.document_number)
+    return result
+
+
+def _unsendable(document: dict[str, Any], reason: str) -> Unsendable:
+    return Unsendable(document["id"], document["document_number"], reason)

@@ -1,0 +1,90 @@
+"""One sending pipeline per account (listmonk's shape): its connection pool and its shared limits, kept
+while the account is unchanged and replaced when it is edited."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass, replace
+
+from publipost_logging import get_logger
+
+from .domain import Account, Limits
+from .limits import SendPermits
+from .repository import ConnectionLeaseRepository, SendCounterRepository
+from .smtp import SmtpAccepted, SmtpPool
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Sender:
+    account: Account
+    pool: SmtpPool
+    permits: SendPermits
+
+    async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
+        await self.permits.take()
+        return await self.pool.send(message, self.account.from_address, recipients, required)
+
+
+class Senders:
+    def __init__(
+        self,
+        leases: ConnectionLeaseRepository,
+        counters: SendCounterRepository,
+        *,
+        timeout_s: float,
+        lease_s: float,
+        idle_s: float,
+    ) -> None:
+        self.holder = f"replica-{uuid.uuid4()}"  # whose connection slots these are, in the database
+        self._leases = leases
+        self._counters = counters
+        self._timeout_s = timeout_s
+        self._lease_s = lease_s
+        self._idle_s = idle_s
+        self._senders: dict[str, Sender] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def for_account(self, account: Account) -> Sender:
+        sender = self._senders.get(account.account_id)
+        if sender is None or sender.account.version != account.version:
+            if sender is not None:  # edited: the old pool finishes what it holds and closes when idle
+                asyncio.get_running_loop().create_task(sender.pool.close())
+            sender = Sender(
+                account,
+                SmtpPool(
+                    account, timeout_s=self._timeout_s, leases=self._leases, holder=self.holder, lease_s=self._lease_s
+                ),
+                SendPermits(self._counters, account.account_id, account.limits),
+            )
+            self._senders[account.account_id] = sender
+        return sender
+
+    def probe_pool(self, account: Account) -> SmtpPool:
+        """A pool of its own for a connection test, under a slot of its own: a test never waits for, nor
+        takes, one of the connections sends are using."""
+        probe = replace(account, account_id=f"{account.account_id}:test", limits=Limits(connections=1))
+        return SmtpPool(probe, timeout_s=self._timeout_s, leases=self._leases, holder=self.holder, lease_s=self._lease_s)
+
+    # A timer of the service: keeps this replica's connection slots alive and hands idle ones back.
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(min(self._idle_s, self._lease_s / 3))
+            try:
+                for sender in list(self._senders.values()):
+                    await sender.pool.close_idle(self._idle_s)
+                await self._leases.renew(self.holder, self._lease_s)
+            except Exception:
+                log.exception("connection upkeep failed; trying again")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def close(self) -> None:
+        for sender in self._senders.values():
+            await sender.pool.close()
