@@ -5,7 +5,6 @@ import time
 
 import pytest
 from docx import Document
-
 from publipost_merge.rendering import RenderFailed, render_docx, render_within
 
 
