@@ -1,6 +1,10 @@
-"""What render-pdf knows about documents, without LibreOffice or a broker."""
+"""What render-pdf knows about documents, batches and quotas, without LibreOffice, a database or a broker."""
 
 import io
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from pathlib import PurePath
 
 from publipost_storage import derived_blob_id
@@ -10,6 +14,10 @@ from pypdf.errors import PdfReadError
 
 class UnreadablePdf(ValueError):
     pass
+
+
+class PageMapMismatch(ValueError):
+    """The combined PDF does not say where every document starts: split nothing, convert one by one."""
 
 
 def pdf_blob_id(document_id: str) -> str:
@@ -30,3 +38,94 @@ def page_count(pdf: bytes) -> int:
     if pages == 0:
         raise UnreadablePdf("LibreOffice produced a PDF with no pages")
     return pages
+
+
+# --- batches and the page map ---------------------------------------------------------------------
+
+
+def batches(keys: Sequence[Hashable | None], max_size: int) -> list[list[int]]:
+    """Positions of the documents to lay out together: same key (same styles and shared parts),
+    at most `max_size` each, in chunk order. A document whose key is None goes alone."""
+    groups: dict[Hashable, list[int]] = {}
+    result: list[list[int]] = []
+    for position, key in enumerate(keys):
+        if key is None:
+            result.append([position])
+            continue
+        group = groups.get(key)
+        if group is None or len(group) >= max_size:
+            group = groups[key] = []
+            result.append(group)
+        group.append(position)
+    return result
+
+
+def page_map(starts: Sequence[int | None], total_pages: int) -> list[range]:
+    """Pages (0-based) of each document of a combined PDF, from the page each one starts on.
+
+    Every document must have a start, starts must strictly increase (each
+    document starts a new page) and lie within the PDF; anything else means
+    the layout did not go as planned, and no page is handed to the wrong recipient.
+    """
+    if not starts:
+        raise PageMapMismatch("no documents")
+    missing = [index for index, start in enumerate(starts) if start is None]
+    if missing:
+        raise PageMapMismatch(f"no start page found for documents {missing}")
+    pages = [int(start) for start in starts if start is not None]
+    if pages[0] != 0:
+        raise PageMapMismatch(f"the first document starts on page {pages[0] + 1}, not 1")
+    ends = [*pages[1:], total_pages]
+    for index, (start, end) in enumerate(zip(pages, ends, strict=True)):
+        if not start < end <= total_pages:
+            raise PageMapMismatch(f"document {index} would span pages {start + 1} to {end} of a {total_pages}-page PDF")
+    return [range(start, end) for start, end in zip(pages, ends, strict=True)]
+
+
+# --- backends and quotas --------------------------------------------------------------------------
+
+
+class Backend(StrEnum):
+    LIBREOFFICE = "libreoffice"
+    GOTENBERG = "gotenberg"
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: Backend
+    gotenberg_url: str | None = None
+
+    @property
+    def external(self) -> bool:
+        """Conversions that do not run on this service's LibreOffice: the included quota does not bind them."""
+        return self.backend is not Backend.LIBREOFFICE
+
+
+def choose_backend(
+    tenant_backend: str | None, tenant_gotenberg_url: str | None, default: str, default_gotenberg_url: str | None
+) -> BackendChoice:
+    """The tenant's own backend when it has one configured, else the service's."""
+    if tenant_backend:
+        return BackendChoice(Backend(tenant_backend), tenant_gotenberg_url or default_gotenberg_url)
+    return BackendChoice(Backend(default), default_gotenberg_url)
+
+
+def conversion_year(occurred_at: datetime) -> int:
+    """Conversions count in the year the chunk was asked for, so a redelivery counts in the same year."""
+    return occurred_at.year
+
+
+def quota_grant(used: int, limit: int | None, wanted: int) -> int:
+    """How many of `wanted` conversions fit in what is left of the yearly limit (None: unlimited)."""
+    if limit is None:
+        return wanted
+    return max(0, min(wanted, limit - used))
+
+
+def quota_refusal(tenant_id: str, limit: int | None) -> str:
+    return f"conversion quota of {limit} per year reached for tenant {tenant_id}"
+
+
+def queue_wait_s(occurred_at: datetime, started_at: datetime) -> float:
+    """Time a chunk waited between being asked for and being taken up (never negative across clock skew)."""
+    return max(0.0, (started_at - occurred_at).total_seconds())
