@@ -1,7 +1,11 @@
 """render-pdf against the real broker, database and LibreOffice."""
 
+import asyncio
 import io
+import os
+import signal
 import uuid
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -10,100 +14,246 @@ from publipost_bus import Bus
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.app import build
+from publipost_render_pdf.domain import page_count
 from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from pypdf import PdfReader
 
-from tests.support import EventTap
+from tests.support import EventTap, sample_record, wait_until
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PAGE_FIELD = '<w:t xml:space="preserve"> · page </w:t></w:r><w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple><w:r><w:t></w:t>'
 
 
-def letter(n: int) -> bytes:
-    return render_docx(
-        SAMPLE.read_bytes(),
-        {"name": f"Client Renderton{n}", "document_number": f"INV-{n:04d}", "premium": 100, "amount_due": 120},
-    )
+def letter(n: int, **overrides: object) -> bytes:
+    return render_docx(SAMPLE.read_bytes(), sample_record(n, name=f"Client Renderton{n}", **overrides))
+
+
+def long_letter(n: int, words: int) -> bytes:
+    """The same letter, its contract paragraph grown to fill several pages."""
+    return letter(n, contract=" ".join(f"clause{i}" for i in range(words)))
+
+
+def numbered_template() -> bytes:
+    """samples/letter.docx with "page N" in its footer, so each page says which page of its letter it is."""
+    source = zipfile.ZipFile(io.BytesIO(SAMPLE.read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "word/footer1.xml":
+                data = data.replace(
+                    b"{{ document_number }}</w:t>", f"{{{{ document_number }}}}</w:t>{PAGE_FIELD}".encode()
+                )
+            target.writestr(name, data)
+    return out.getvalue()
 
 
 @pytest.fixture
-async def render(make_settings, running, infra, namespace):
-    service = await running(build(make_settings(RenderPdfSettings, restart_after=3)))
-    merge = Bus(make_settings(ServiceSettings, service_name="merge"), publishes=[RenderRequested])
-    await merge.start()
-    async with EventTap(infra.rabbitmq_url, namespace, DocumentsRendered) as tap:
-        yield service, merge, tap
-    await merge.stop()
+async def start_render(make_settings, running, infra, namespace):
+    """`await start_render(**settings)`: render-pdf running with those settings, and merge's side of the bus."""
+    started: list[Rendering] = []
+
+    async def start(**settings: object) -> Rendering:
+        service = await running(build(make_settings(RenderPdfSettings, **settings)))
+        merge = Bus(make_settings(ServiceSettings, service_name="merge"), publishes=[RenderRequested])
+        await merge.start()
+        tap = await EventTap(infra.rabbitmq_url, namespace, DocumentsRendered).__aenter__()
+        started.append(Rendering(service, merge, tap))
+        return started[-1]
+
+    yield start
+    for rendering in started:
+        await rendering.close()
 
 
-async def request(service, merge, tap, documents: dict[str, bytes], chunk: int = 0) -> DocumentsRendered:
-    blobs = service.components.storage.blobs
-    items = [
-        RenderItem(document_id=document_id, docx_blob_id=await blobs.put(docx, f"{document_id}.docx", DOCX))
-        for document_id, docx in documents.items()
-    ]
-    event = RenderRequested(
-        tenant_id="acme", correlation_id=str(uuid.uuid4()), mailing_id="m1", chunk=chunk, documents=items
-    )
-    await merge.publish(event)
-    return await tap.next(DocumentsRendered, lambda e: e.causation_id == str(event.event_id), timeout=60)
+@pytest.fixture
+async def render(start_render):
+    return await start_render()
+
+
+class Rendering:
+    """A running render-pdf, merge's side of the bus, and the answers it hears."""
+
+    def __init__(self, service, merge, tap) -> None:
+        self.service, self.merge, self.tap = service, merge, tap
+        self.blobs = service.components.storage.blobs
+        self.libreoffice = service.components.backends.libreoffice
+
+    async def request(self, documents: dict[str, bytes], chunk: int = 0, timeout: float = 120) -> DocumentsRendered:
+        items = [
+            RenderItem(document_id=document_id, docx_blob_id=await self.blobs.put(docx, f"{document_id}.docx", DOCX))
+            for document_id, docx in documents.items()
+        ]
+        event = RenderRequested(
+            tenant_id="acme", correlation_id=str(uuid.uuid4()), mailing_id="m1", chunk=chunk, documents=items
+        )
+        await self.merge.publish(event)
+        return await self.tap.next(DocumentsRendered, lambda e: e.causation_id == str(event.event_id), timeout)
+
+    async def pdf(self, blob_id: str) -> PdfReader:
+        return PdfReader(io.BytesIO(await self.blobs.get(blob_id)))
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(self.service.http_app()), base_url="http://r")
+
+    def runs(self) -> int:
+        return sum(worker["conversions"] for worker in self.libreoffice.describe())
+
+    async def close(self) -> None:
+        await self.tap.__aexit__()
+        await self.merge.stop()
 
 
 async def test_each_document_of_a_chunk_gets_its_pdf_with_its_own_text_and_page_count(render):
-    service, merge, tap = render
-    answer = await request(service, merge, tap, {f"d{n}": letter(n) for n in range(4)})
+    answer = await render.request({f"d{n}": letter(n) for n in range(4)})
 
     assert [r.document_id for r in answer.results] == ["d0", "d1", "d2", "d3"]
     for n, result in enumerate(answer.results):
         assert result.error is None
-        pdf = PdfReader(io.BytesIO(await service.components.storage.blobs.get(result.pdf_blob_id)))
+        pdf = await render.pdf(result.pdf_blob_id)
         assert len(pdf.pages) == result.page_count >= 1
         text = " ".join(page.extract_text() for page in pdf.pages)
         assert f"Client Renderton{n}" in text
         assert f"INV-{n:04d}" in text
 
 
+async def test_a_chunk_is_laid_out_once_and_each_recipient_gets_exactly_the_pages_of_their_letter(render):
+    template = numbered_template()
+    documents = {
+        f"p{n}": render_docx(template, sample_record(n, contract=" ".join(f"clause{i}" for i in range(1500))))
+        if n == 2
+        else render_docx(template, sample_record(n))
+        for n in range(5)
+    }
+    runs = render.runs()
+
+    answer = await render.request(documents)
+
+    assert render.runs() == runs + 1  # the five letters went through LibreOffice as one document
+    alone = [page_count(await render.libreoffice.convert(docx)) for docx in documents.values()]
+    assert alone[2] >= 3 and alone.count(1) == 4
+    assert [r.page_count for r in answer.results] == alone
+    for n, result in enumerate(answer.results):
+        pdf = await render.pdf(result.pdf_blob_id)
+        assert len(pdf.pages) == alone[n]
+        for number, page in enumerate(pdf.pages, start=1):
+            text = page.extract_text()
+            assert f"Document INV-{n:04d} · page {number}" in text  # its own footer, numbered from 1
+            assert all(f"INV-{other:04d}" not in text for other in range(5) if other != n)
+
+
 async def test_a_document_libreoffice_cannot_read_fails_alone_with_a_reason(render):
-    service, merge, tap = render
-    answer = await request(service, merge, tap, {"good": letter(1), "broken": b"PK\x03\x04 not really a document"})
+    answer = await render.request({"good": letter(1), "broken": b"PK\x03\x04 not really a document", "fine": letter(2)})
 
     results = {r.document_id: r for r in answer.results}
     assert results["good"].pdf_blob_id and results["good"].error is None
+    assert results["fine"].pdf_blob_id and results["fine"].error is None
     assert results["broken"].pdf_blob_id is None
     assert results["broken"].error
 
 
 async def test_a_redelivered_chunk_reuses_the_stored_pdfs_instead_of_converting_again(render):
-    service, merge, tap = render
-    first = await request(service, merge, tap, {"again": letter(7)})
-    conversions = sum(w["conversions"] for w in service.components.converter.describe())
-    second = await request(service, merge, tap, {"again": letter(7)}, chunk=1)
+    first = await render.request({"again": letter(7)})
+    runs = render.runs()
+    second = await render.request({"again": letter(7)}, chunk=1)
 
     assert second.results[0].pdf_blob_id == first.results[0].pdf_blob_id
-    assert sum(w["conversions"] for w in service.components.converter.describe()) == conversions
+    assert render.runs() == runs
 
 
-async def test_one_long_lived_libreoffice_renewed_after_n_conversions_and_reported_by_the_api(render):
-    service, merge, tap = render
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://r") as http:
+async def test_one_long_lived_libreoffice_renewed_after_n_runs_and_reported_by_the_api(start_render):
+    render = await start_render(restart_after=2)
+    async with render.http() as http:
         before = (await http.get("/workers")).json()
-        await request(service, merge, tap, {f"n{n}": letter(n) for n in range(4)})
+        await render.request({f"a{n}": letter(n) for n in range(3)}, chunk=0)
+        await render.request({f"b{n}": letter(n) for n in range(3)}, chunk=1)
         after = (await http.get("/workers")).json()
         ready = await http.get("/readyz")
 
     assert len(before) == 1 and before[0]["alive"]
-    assert after[0]["conversions"] == 4
-    assert after[0]["restarts"] == 1  # restart_after=3: renewed once, not once per document
+    assert after[0]["conversions"] == 2  # two chunks, one LibreOffice run each
+    assert after[0]["restarts"] == 1  # restart_after=2: renewed once, not once per document
     assert after[0]["soffice_pid"] != before[0]["soffice_pid"]
     assert ready.status_code == 200 and ready.json()["checks"]["libreoffice"] is True
 
 
+async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_chunk_completes(render):
+    documents = {f"k{n}": long_letter(n, 1500) if n % 10 == 5 else letter(n) for n in range(60)}
+    async with render.http() as http:
+        before = (await http.get("/workers")).json()[0]
+        answer_task = asyncio.create_task(render.request(documents, timeout=240))
+        busy = await wait_until(lambda: _busy_worker(http), timeout=60, interval=0.02)
+        os.kill(busy["soffice_pid"], signal.SIGKILL)
+        answer = await answer_task
+        after = (await http.get("/workers")).json()[0]
+
+    assert [r.error for r in answer.results] == [None] * 60
+    assert all(r.pdf_blob_id and r.page_count >= 1 for r in answer.results)
+    assert after["restarts"] > before["restarts"]
+    assert after["alive"] and after["soffice_pid"] != busy["soffice_pid"]
+
+
+async def _busy_worker(http: httpx.AsyncClient) -> dict | None:
+    worker = (await http.get("/workers")).json()[0]
+    return worker if worker["busy"] and worker["soffice_pid"] else None
+
+
+async def test_a_conversion_that_hangs_renews_the_worker_and_fails_only_its_document(start_render):
+    render = await start_render(conversion_timeout_s=4)
+    before = render.libreoffice.describe()[0]
+    documents = {"small": letter(1), "endless": long_letter(2, 60_000), "other": letter(3)}
+    answer = await render.request(documents, timeout=240)
+    after = render.libreoffice.describe()[0]
+    follow_up = await render.request({"later": letter(4)}, chunk=1)
+
+    results = {r.document_id: r for r in answer.results}
+    assert results["small"].error is None and results["other"].error is None
+    assert results["endless"].pdf_blob_id is None
+    assert "no answer within 4s" in results["endless"].error
+    assert after["restarts"] >= before["restarts"] + 2  # the combined run, then the document alone
+    assert after["alive"] and after["soffice_pid"] != before["soffice_pid"]
+    assert follow_up.results[0].error is None
+
+
+async def test_past_its_yearly_quota_a_tenant_s_documents_are_refused_and_usage_is_counted(render):
+    async with render.http() as http:
+        limit = await http.put("/quotas/acme", json={"yearly_limit": 3})
+        answer = await render.request({f"q{n}": letter(n) for n in range(5)})
+        quota = (await http.get("/quotas/acme")).json()
+        usage = (await http.get("/usage", headers={"X-Tenant-Id": "acme"})).json()
+        later = await render.request({"q9": letter(9)}, chunk=1)
+        other = (await http.get("/quotas/globex")).json()
+
+    assert limit.status_code == 200
+    assert [r.error is None for r in answer.results] == [True, True, True, False, False]
+    assert answer.results[3].error == "conversion quota of 3 per year reached for tenant acme"
+    assert later.results[0].error == "conversion quota of 3 per year reached for tenant acme"
+    assert quota["conversions"] == 3 and quota["yearly_limit"] == 3 and quota["remaining"] == 0
+    assert usage == quota
+    assert other["conversions"] == 0 and other["yearly_limit"] is None
+
+
+async def test_a_tenant_with_an_external_backend_is_not_bound_by_the_included_quota(render):
+    async with render.http() as http:
+        await http.put("/quotas/acme", json={"yearly_limit": 0})
+        chosen = await http.put(
+            "/backends/acme", json={"backend": "gotenberg", "gotenberg_url": "http://gotenberg.internal:3000"}
+        )
+        quota = (await http.get("/quotas/acme")).json()
+        refused = await http.put("/backends/acme", json={"backend": "gotenberg"})
+
+    assert chosen.json()["backend"] == "gotenberg" and chosen.json()["external"] is True
+    assert quota["backend"] == "gotenberg" and quota["limit_applies"] is False
+    assert refused.status_code == 422  # gotenberg without a server to send to
+
+
 async def test_readiness_is_false_while_libreoffice_is_down(make_settings, running):
     service = await running(build(make_settings(RenderPdfSettings)))
-    await service.components.converter.stop()
+    await service.components.backends.libreoffice.stop()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://r") as http:
         ready = await http.get("/readyz")
     assert ready.status_code == 503

@@ -1,13 +1,96 @@
-from typing import Any
+"""render-pdf over HTTP: its LibreOffice workers, each tenant's conversion quota, usage and backend."""
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from .context import Context
+from fastapi import APIRouter, Path, Query
+from publipost_http import TenantId
+from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
+
+from .context import Context, RenderContext
+from .domain import Backend
+from .repository import limit_of
 
 router = APIRouter(tags=["render-pdf"])
+TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Year = Annotated[int | None, Query(ge=2000, le=9999, description="Calendar year; the current one by default.")]
+
+
+class QuotaUpdate(BaseModel):
+    yearly_limit: int | None = Field(ge=0, description="Conversions per calendar year on LibreOffice; null: unlimited.")
+
+
+class BackendUpdate(BaseModel):
+    backend: Backend | None = Field(description="null: the service's default backend.")
+    gotenberg_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _gotenberg_has_a_server(self) -> "BackendUpdate":
+        if self.backend is Backend.GOTENBERG and self.gotenberg_url is None:
+            raise ValueError("the gotenberg backend needs gotenberg_url")
+        return self
 
 
 @router.get("/workers")
 async def workers(ctx: Context) -> list[dict[str, Any]]:
-    """Each LibreOffice worker: running, busy, conversions, restarts."""
-    return ctx.converter.describe()
+    """Each LibreOffice worker: running, busy, soffice pid, conversions, restarts."""
+    return ctx.backends.libreoffice.describe()
+
+
+@router.get("/quotas/{tenant_id}")
+async def quota(tenant_id: TenantPath, ctx: Context, year: Year = None) -> dict[str, Any]:
+    """A tenant's conversions this year, its yearly limit and what is left."""
+    return await _usage(ctx, tenant_id, year)
+
+
+@router.put("/quotas/{tenant_id}")
+async def set_quota(tenant_id: TenantPath, update: QuotaUpdate, ctx: Context) -> dict[str, Any]:
+    await ctx.tenants.set_limit(tenant_id, update.yearly_limit)
+    return await _usage(ctx, tenant_id, None)
+
+
+@router.get("/usage")
+async def usage(tenant_id: TenantId, ctx: Context, year: Year = None) -> dict[str, Any]:
+    """The calling tenant's quota and usage (same as /quotas/{tenant})."""
+    return await _usage(ctx, tenant_id, year)
+
+
+@router.get("/backends/{tenant_id}")
+async def backend(tenant_id: TenantPath, ctx: Context) -> dict[str, Any]:
+    """The backend the tenant's chunks go to."""
+    return _backend(ctx, await ctx.tenants.get(tenant_id))
+
+
+@router.put("/backends/{tenant_id}")
+async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context) -> dict[str, Any]:
+    url = str(update.gotenberg_url) if update.gotenberg_url else None
+    await ctx.tenants.set_backend(tenant_id, update.backend.value if update.backend else None, url)
+    return _backend(ctx, await ctx.tenants.get(tenant_id))
+
+
+async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[str, Any]:
+    year = year or datetime.now(UTC).year
+    tenant = await ctx.tenants.get(tenant_id)
+    limit = limit_of(tenant, ctx.settings.yearly_conversion_limit)
+    used = await ctx.usage.used(tenant_id, year)
+    choice = ctx.backends.choice_for(tenant)
+    return {
+        "tenant_id": tenant_id,
+        "year": year,
+        "conversions": used,
+        "yearly_limit": limit,
+        "remaining": None if limit is None else max(0, limit - used),
+        "backend": choice.backend.value,
+        "limit_applies": not choice.external,
+    }
+
+
+def _backend(ctx: RenderContext, tenant: dict[str, Any]) -> dict[str, Any]:
+    choice = ctx.backends.choice_for(tenant)
+    return {
+        "tenant_id": tenant["_id"],
+        "backend": choice.backend.value,
+        "gotenberg_url": choice.gotenberg_url,
+        "own": bool(tenant.get("backend")),
+        "external": choice.external,
+    }

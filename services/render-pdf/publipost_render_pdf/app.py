@@ -7,8 +7,10 @@ from publipost_storage import Storage
 
 from . import handlers
 from .api import router
+from .backends import Backends
 from .context import RenderContext
-from .converter import ConverterPool, WorkerConfig
+from .libreoffice import LibreOfficePool, WorkerConfig
+from .repository import TenantSettingsRepository, UsageRepository
 from .settings import RenderPdfSettings
 
 
@@ -16,7 +18,7 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
     settings = settings or RenderPdfSettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[DocumentsRendered])
-    converter = ConverterPool(
+    libreoffice = LibreOfficePool(
         settings.workers,
         WorkerConfig(
             soffice_path=settings.soffice_path,
@@ -26,7 +28,10 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
             start_timeout_s=settings.start_timeout_s,
         ),
     )
-    ctx = RenderContext(settings=settings, storage=storage, bus=bus, converter=converter)
+    backends = Backends(settings, libreoffice)
+    tenants = TenantSettingsRepository(storage.db)
+    usage = UsageRepository(storage.db)
+    ctx = RenderContext(settings=settings, storage=storage, bus=bus, backends=backends, tenants=tenants, usage=usage)
 
     @bus.consumer(RenderRequested)
     async def render_requested(event: RenderRequested) -> None:
@@ -39,9 +44,10 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         storage=storage,
         components=ctx,
         routers=[router],
-        on_start=[converter.start],
-        on_stop=[converter.stop],
-        readiness={"libreoffice": converter.healthy},
+        repositories=[tenants, usage],
+        on_start=[libreoffice.start],
+        on_stop=[libreoffice.stop, backends.stop],
+        readiness={"libreoffice": libreoffice.healthy},
     )
 
 

@@ -6,7 +6,8 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .converter import ConverterPool
+from .backends import Backends
+from .repository import TenantSettingsRepository, UsageRepository
 from .settings import RenderPdfSettings
 
 
@@ -15,7 +16,9 @@ class RenderContext:
     settings: RenderPdfSettings
     storage: Storage
     bus: Bus
-    converter: ConverterPool
+    backends: Backends
+    tenants: TenantSettingsRepository
+    usage: UsageRepository
 
 
 Context = Annotated[RenderContext, Depends(components)]

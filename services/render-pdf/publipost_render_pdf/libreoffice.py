@@ -15,16 +15,11 @@ from typing import Any
 
 from publipost_logging import get_logger
 
+from .converter import ConversionFailed, ConverterUnavailable
+from .metrics import LIBREOFFICE_RESTARTS
+
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
 log = get_logger(__name__)
-
-
-class ConversionFailed(Exception):
-    """This document cannot be converted (LibreOffice refused it, crashed on it twice, or took too long)."""
-
-
-class ConverterUnavailable(Exception):
-    """LibreOffice cannot be started: the message should be retried later, on this replica or another."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +29,14 @@ class WorkerConfig:
     restart_after: int
     conversion_timeout_s: float
     start_timeout_s: float
+
+
+class _WorkerBroken(Exception):
+    """The worker, not the document, is in trouble: renew it."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class LibreOfficeWorker:
@@ -83,15 +86,20 @@ class LibreOfficeWorker:
             )
             ready = await self._read_line(self.config.start_timeout_s)
         except (OSError, TimeoutError, ConnectionError) as exc:
-            await self.stop()
+            await self.stop(kill=True)
             raise ConverterUnavailable(f"LibreOffice worker {self.index} did not start: {exc}") from exc
         self._soffice_pid = ready.get("pid")
         self.conversions = 0
         log.info("libreoffice worker started", worker=self.index, soffice_pid=self._soffice_pid)
 
-    async def stop(self) -> None:
+    async def stop(self, *, kill: bool = False) -> None:
+        """Ask soffice to quit (it removes its temporary files), or kill it when it no longer listens."""
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
+            return
+        if kill:
+            self._kill(process)
+            await process.wait()
             return
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -100,30 +108,36 @@ class LibreOfficeWorker:
             self._kill(process)
             await process.wait()
 
-    async def restart(self, reason: str) -> None:
-        log.info("libreoffice worker renewed", worker=self.index, reason=reason, conversions=self.conversions)
-        await self.stop()
+    async def restart(self, reason: str, message: str) -> None:
+        log.info("libreoffice worker renewed", worker=self.index, reason=message, conversions=self.conversions)
+        # A hung or crashed soffice does not answer a polite request to quit.
+        await self.stop(kill=reason != "conversions")
         self.restarts += 1
+        LIBREOFFICE_RESTARTS.labels(reason).inc()
         await self.start()
 
-    async def convert(self, docx: bytes) -> bytes:
-        """Convert one document; a crash or timeout renews the worker and tries the document once more."""
+    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+        """Convert one document; a crash or timeout renews the worker and, with `retry`, tries once more."""
         self.busy = True
         try:
-            for attempt in (1, 2):
+            attempts = 2 if retry else 1
+            for attempt in range(1, attempts + 1):
                 if not self.alive:
-                    await self.restart("not running")
+                    await self.restart("not_running", "not running")
                 try:
                     pdf = await self._convert_once(docx)
                 except _WorkerBroken as exc:
-                    await self.restart(str(exc))
-                    if attempt == 2:
-                        raise ConversionFailed(f"LibreOffice failed twice on this document: {exc}") from exc
+                    await self.restart(exc.reason, str(exc))
+                    if attempt == attempts:
+                        tries = "twice " if attempts == 2 else ""
+                        raise ConversionFailed(
+                            f"LibreOffice failed {tries}on this document: {exc}", exc.reason
+                        ) from exc
                     continue
                 self.conversions += 1
                 self.total_conversions += 1
                 if self.conversions >= self.config.restart_after:
-                    await self.restart(f"{self.conversions} conversions")
+                    await self.restart("conversions", f"{self.conversions} conversions")
                 return pdf
             raise AssertionError("unreachable")
         finally:
@@ -141,11 +155,11 @@ class LibreOfficeWorker:
                 await self._process.stdin.drain()
                 reply = await self._read_line(self.config.conversion_timeout_s)
             except TimeoutError as exc:
-                raise _WorkerBroken(f"no answer within {self.config.conversion_timeout_s:g}s") from exc
+                raise _WorkerBroken(f"no answer within {self.config.conversion_timeout_s:g}s", "timeout") from exc
             except (ConnectionError, BrokenPipeError) as exc:
-                raise _WorkerBroken("LibreOffice stopped") from exc
+                raise _WorkerBroken("LibreOffice stopped", "crashed") from exc
             if reply.get("fatal"):
-                raise _WorkerBroken(reply.get("error", "LibreOffice crashed"))
+                raise _WorkerBroken(reply.get("error", "LibreOffice crashed"), "crashed")
             if not reply.get("ok"):
                 raise ConversionFailed(reply.get("error") or "LibreOffice could not convert the document")
             return target.read_bytes()
@@ -171,12 +185,11 @@ class LibreOfficeWorker:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-class _WorkerBroken(Exception):
-    """The worker, not the document, is in trouble: renew it."""
+class LibreOfficePool:
+    """The local backend: a fixed set of workers; a conversion waits for an idle one, so load never
+    exceeds the workers."""
 
-
-class ConverterPool:
-    """A fixed set of workers; a conversion waits for an idle one, so load never exceeds the workers."""
+    name = "libreoffice"
 
     def __init__(self, size: int, config: WorkerConfig) -> None:
         self.workers = [LibreOfficeWorker(index, config) for index in range(size)]
@@ -192,10 +205,10 @@ class ConverterPool:
             await worker.stop()
             worker.close()
 
-    async def convert(self, docx: bytes) -> bytes:
+    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
         worker = await self._idle.get()
         try:
-            return await worker.convert(docx)
+            return await worker.convert(docx, retry=retry)
         finally:
             self._idle.put_nowait(worker)
 

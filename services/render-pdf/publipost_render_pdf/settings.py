@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, Literal
 
 from publipost_settings import ServiceSettings
 from pydantic import Field, model_validator
@@ -8,17 +8,43 @@ class RenderPdfSettings(ServiceSettings):
     service_name: str = "render-pdf"
     http_port: int = 8104
     workers: int = Field(default=1, ge=1, le=16, description="LibreOffice processes per replica (one per core).")
-    prefetch: int = Field(default=1, ge=1, description="Chunks in flight per replica; defaults to one per worker.")
+    prefetch: int = Field(
+        default=2,
+        ge=1,
+        description="Chunks in flight per replica; defaults to two per worker, so one is fetched, combined, "
+        "split and stored while the other is in LibreOffice, and the rest stay in the queue for other replicas.",
+    )
     soffice_path: str = Field(default="soffice", description="The LibreOffice executable.")
     uno_python: str = Field(default="/usr/bin/python3", description="The Python that has LibreOffice's uno module.")
-    restart_after: int = Field(default=200, ge=1, description="Conversions before a worker's LibreOffice is renewed.")
-    conversion_timeout_s: float = Field(default=60.0, gt=0, description="Longest one document may take.")
+    restart_after: int = Field(
+        default=200, ge=1, description="LibreOffice runs (a combined chunk counts as one) before a worker is renewed."
+    )
+    conversion_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest one LibreOffice run may take: a document, or a chunk combined as one."
+    )
     start_timeout_s: float = Field(default=90.0, gt=0, description="Longest LibreOffice may take to start.")
+    batch_size: int = Field(
+        default=50, ge=1, description="Most documents laid out as one combined document; a larger chunk makes several."
+    )
+    backend: Literal["libreoffice", "gotenberg"] = Field(
+        default="libreoffice", description="Conversion backend of tenants that have none of their own."
+    )
+    gotenberg_url: str | None = Field(
+        default=None,
+        description="Gotenberg server (http://host:3000) for the gotenberg backend, unless a tenant names one.",
+    )
+    gotenberg_timeout_s: float = Field(default=120.0, gt=0, description="Longest one Gotenberg request may take.")
+    yearly_conversion_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Conversions a tenant may run on this service's LibreOffice per calendar year, unless set for "
+        "that tenant over HTTP; unset means unlimited.",
+    )
 
     @model_validator(mode="before")
     @classmethod
-    def _one_chunk_per_worker(cls, values: Any) -> Any:
-        # A bounded queue: a replica takes no more chunks than it has LibreOffice processes.
+    def _two_chunks_per_worker(cls, values: Any) -> Any:
+        # A bounded queue: a replica holds no more chunks than keep its LibreOffice processes busy.
         if isinstance(values, dict) and "prefetch" not in values and "workers" in values:
-            values = {**values, "prefetch": values["workers"]}
+            values = {**values, "prefetch": 2 * int(values["workers"])}
         return values

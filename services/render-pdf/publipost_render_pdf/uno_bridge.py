@@ -6,9 +6,11 @@ then converts one file per request, for as long as it lives:
     stdin:  {"source": "/tmp/x.docx", "target": "/tmp/x.pdf"}
     stdout: {"ok": true} | {"ok": false, "error": "..."}
 
-The first line it writes is {"ready": true, "pid": <soffice pid>}. It only
-depends on the standard library and uno, because the service's virtual
-environment is a different Python.
+The first line it writes is {"ready": true, "pid": <soffice.bin pid>}. PDFs
+carry the documents' bookmarks as named destinations (the service finds where
+each document of a combined chunk starts from them). It only depends on the
+standard library and uno, because the service's virtual environment is a
+different Python.
 """
 
 import contextlib
@@ -34,6 +36,33 @@ def _props(**values):
         prop.Name, prop.Value = name, value
         result.append(prop)
     return tuple(result)
+
+
+PDF_OPTIONS = uno.Any("[]com.sun.star.beans.PropertyValue", _props(ExportBookmarksToPDFDestination=True))
+
+
+def _office_pid(launcher_pid):
+    """soffice is a launcher (oosplash) that runs soffice.bin: report the process that does the work,
+    the one a crash takes down."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == launcher_pid:
+                        return int(entry)
+        time.sleep(0.05)
+    return launcher_pid
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _start_soffice(soffice, profile_dir):
@@ -79,7 +108,9 @@ def _convert(desktop, source, target):
     if document is None:
         raise RuntimeError("LibreOffice could not open the document")
     try:
-        document.storeToURL(uno.systemPathToFileUrl(target), _props(FilterName="writer_pdf_Export"))
+        document.storeToURL(
+            uno.systemPathToFileUrl(target), _props(FilterName="writer_pdf_Export", FilterData=PDF_OPTIONS)
+        )
     finally:
         document.close(True)
 
@@ -99,7 +130,8 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "pid": process.pid}) + "\n")
+    office_pid = _office_pid(process.pid)
+    out.write(json.dumps({"ready": True, "pid": office_pid}) + "\n")
     out.flush()
     for line in sys.stdin:
         request = json.loads(line)
@@ -107,7 +139,7 @@ def main():
             _convert(desktop, request["source"], request["target"])
             reply = {"ok": True}
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the service
-            if process.poll() is not None:
+            if process.poll() is not None or not _running(office_pid):
                 out.write(json.dumps({"ok": False, "error": "LibreOffice crashed", "fatal": True}) + "\n")
                 out.flush()
                 sys.exit(1)

@@ -1,0 +1,47 @@
+"""Which converter a tenant's chunks go to: this service's LibreOffice pool, or a Gotenberg server."""
+
+from typing import Any
+
+import httpx
+
+from .converter import Converter, ConverterUnavailable
+from .domain import Backend, BackendChoice, choose_backend
+from .gotenberg import GotenbergConverter
+from .libreoffice import LibreOfficePool
+from .settings import RenderPdfSettings
+
+
+class Backends:
+    """The local pool, and one Gotenberg client per server URL, kept for the life of the service."""
+
+    def __init__(
+        self,
+        settings: RenderPdfSettings,
+        libreoffice: LibreOfficePool,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.libreoffice = libreoffice
+        self._transport = transport
+        self._gotenberg: dict[str, GotenbergConverter] = {}
+
+    def choice_for(self, tenant: dict[str, Any]) -> BackendChoice:
+        return choose_backend(
+            tenant.get("backend"), tenant.get("gotenberg_url"), self.settings.backend, self.settings.gotenberg_url
+        )
+
+    def converter(self, choice: BackendChoice) -> Converter:
+        if choice.backend is Backend.LIBREOFFICE:
+            return self.libreoffice
+        if not choice.gotenberg_url:
+            raise ConverterUnavailable("the gotenberg backend is chosen but no Gotenberg URL is configured")
+        if choice.gotenberg_url not in self._gotenberg:
+            self._gotenberg[choice.gotenberg_url] = GotenbergConverter(
+                choice.gotenberg_url, self.settings.gotenberg_timeout_s, self._transport
+            )
+        return self._gotenberg[choice.gotenberg_url]
+
+    async def stop(self) -> None:
+        for client in self._gotenberg.values():
+            await client.close()
+        self._gotenberg.clear()

@@ -1,0 +1,83 @@
+"""How a chunk goes through a backend: combined once, and one by one only when that fails.
+
+The backend here is a stand-in that reads the combined DOCX's markers and
+answers a PDF with one page per document; the real LibreOffice is exercised
+by tests/integration/test_render_pdf_service.py.
+"""
+
+import io
+import zipfile
+from pathlib import Path
+
+from publipost_merge.rendering import render_docx
+from publipost_render_pdf.batch import convert_documents
+from publipost_render_pdf.combine import MARKER_PREFIX
+from publipost_render_pdf.converter import ConversionFailed
+from pypdf import PdfReader, PdfWriter
+
+from tests.support import sample_record
+
+SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
+
+
+class OnePagePerDocument:
+    """Converts like LibreOffice would lay out letters of one page; refuses anything that says POISON."""
+
+    name = "stand-in"
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+
+    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+        try:
+            document = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml")
+        except zipfile.BadZipFile:
+            self.runs.append(0)
+            raise ConversionFailed("General Error: not a document") from None
+        markers = document.count(f'w:name="{MARKER_PREFIX}'.encode())
+        self.runs.append(markers)
+        if b"POISON" in document:
+            raise ConversionFailed("General Error: the document is damaged")
+        writer = PdfWriter()
+        for index in range(max(markers, 1)):
+            writer.add_blank_page(width=200, height=200)
+            if markers:
+                writer.add_named_destination(f"{MARKER_PREFIX}{index:05d}", index)
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+
+
+def letter(n: int, **overrides: object) -> bytes:
+    return render_docx(SAMPLE.read_bytes(), sample_record(n, **overrides))
+
+
+async def test_a_chunk_of_one_template_goes_through_the_backend_once():
+    backend = OnePagePerDocument()
+    results = await convert_documents([letter(n) for n in range(4)], backend, max_batch=50)
+
+    assert backend.runs == [4]
+    assert [(r.pages, r.error) for r in results] == [(1, None)] * 4
+    assert all(len(PdfReader(io.BytesIO(r.pdf)).pages) == 1 for r in results)
+
+
+async def test_a_combined_run_that_fails_is_retried_one_by_one_and_only_the_bad_document_fails():
+    backend = OnePagePerDocument()
+    documents = [letter(0), letter(1, contract="POISON"), letter(2)]
+
+    results = await convert_documents(documents, backend, max_batch=50)
+
+    assert backend.runs == [3, 0, 0, 0]  # combined, then each alone
+    assert [r.error for r in results] == [None, "General Error: the document is damaged", None]
+    assert results[0].pdf and results[2].pdf and results[1].pdf is None
+
+
+async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_their_size():
+    backend = OnePagePerDocument()
+    documents = [letter(0), b"not a docx", letter(1), letter(2)]
+
+    results = await convert_documents(documents, backend, max_batch=2)
+
+    assert backend.runs == [2, 0, 0]  # letters 0 and 1 together, the broken one alone, letter 2 alone
+    assert results[1].error == "General Error: not a document"
+    assert all(r.error is None for r in (results[0], results[2], results[3]))
