@@ -81,7 +81,7 @@ class Rendering:
     def __init__(self, service, merge, tap) -> None:
         self.service, self.merge, self.tap = service, merge, tap
         self.blobs = service.components.storage.blobs
-        self.libreoffice = service.components.backends.libreoffice
+        self.libreoffice = service.components.converter
 
     async def request(self, documents: dict[str, bytes], chunk: int = 0, timeout: float = 120) -> DocumentsRendered:
         items = [
@@ -253,7 +253,7 @@ async def test_a_tenant_with_an_external_backend_is_not_bound_by_the_included_qu
 
 async def test_readiness_is_false_while_libreoffice_is_down(make_settings, running):
     service = await running(build(make_settings(RenderPdfSettings)))
-    await service.components.backends.libreoffice.stop()
+    await service.components.converter.stop()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://r") as http:
         ready = await http.get("/readyz")
     assert ready.status_code == 503

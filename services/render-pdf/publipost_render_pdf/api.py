@@ -34,7 +34,7 @@ class BackendUpdate(BaseModel):
 @router.get("/workers")
 async def workers(ctx: Context) -> list[dict[str, Any]]:
     """Each LibreOffice worker: running, busy, soffice pid, conversions, restarts."""
-    return ctx.backends.libreoffice.describe()
+    return ctx.converter.describe()
 
 
 @router.get("/quotas/{tenant_id}")

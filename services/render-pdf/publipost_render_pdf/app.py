@@ -31,7 +31,15 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
     backends = Backends(settings, libreoffice)
     tenants = TenantSettingsRepository(storage.db)
     usage = UsageRepository(storage.db)
-    ctx = RenderContext(settings=settings, storage=storage, bus=bus, backends=backends, tenants=tenants, usage=usage)
+    ctx = RenderContext(
+        settings=settings,
+        storage=storage,
+        bus=bus,
+        converter=libreoffice,
+        backends=backends,
+        tenants=tenants,
+        usage=usage,
+    )
 
     @bus.consumer(RenderRequested)
     async def render_requested(event: RenderRequested) -> None:

@@ -7,6 +7,7 @@ from publipost_runtime import components
 from publipost_storage import Storage
 
 from .backends import Backends
+from .libreoffice import LibreOfficePool
 from .repository import TenantSettingsRepository, UsageRepository
 from .settings import RenderPdfSettings
 
@@ -16,6 +17,7 @@ class RenderContext:
     settings: RenderPdfSettings
     storage: Storage
     bus: Bus
+    converter: LibreOfficePool  # this replica's own LibreOffice workers, the default backend
     backends: Backends
     tenants: TenantSettingsRepository
     usage: UsageRepository
