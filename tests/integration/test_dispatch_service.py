@@ -12,14 +12,18 @@ import httpx
 import pytest
 from publipost_bus import Bus
 from publipost_contracts import (
+    DeliveryRecorded,
     DispatchCompleted,
+    DispatchPaused,
     DispatchRequested,
+    DocumentSent,
     MailingRegrouped,
     MergeCompleted,
     MergeRequested,
     SendRequested,
 )
 from publipost_dispatch.app import build as build_dispatch
+from publipost_dispatch.sealing import PasswordSeal
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
@@ -37,6 +41,7 @@ pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 TENANT = {"X-Tenant-Id": "acme"}
+ACCOUNT_KEY = PasswordSeal.new_key()
 
 
 def record(n: int, email_address: str | None) -> dict[str, object]:
@@ -48,7 +53,6 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
     """The services a dispatch needs, each for real, plus an internal system publishing on the bus."""
     template = await running(build_template(make_settings(TemplateSettings)))
     template_url = await serve_http(template)
-    await running(build_directory(make_settings(RecipientDirectorySettings)))
     merge = build_merge(make_settings(MergeSettings, template_url=template_url, render_chunk_size=4))
     await running(merge)
     merge_url = await serve_http(merge)
@@ -56,11 +60,18 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
 
     def dispatch_service(**overrides: object):
         settings = make_settings(
-            DispatchSettings, merge_url=merge_url, smtp_host=mailbox.host, smtp_port=mailbox.port, **overrides
+            DispatchSettings,
+            merge_url=merge_url,
+            template_url=template_url,
+            smtp_host=mailbox.host,
+            smtp_port=mailbox.port,
+            account_key=ACCOUNT_KEY,
+            **overrides,
         )
         return build_dispatch(settings)
 
     dispatch = await running(dispatch_service())
+    directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
     system = Bus(
         make_settings(ServiceSettings, service_name="crm"),
         publishes=[MergeRequested, DispatchRequested, SendRequested],
@@ -68,9 +79,21 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
     await system.start()
     async with httpx.AsyncClient(base_url=template_url) as http:
         uploaded = await http.post(
-            "/templates", headers=TENANT, data={"name": "Notice"}, files={"file": ("l.docx", SAMPLE.read_bytes())}
+            "/templates",
+            headers=TENANT,
+            data={"name": "Notice", "custom_fields": "signatory"},
+            files={"file": ("l.docx", SAMPLE.read_bytes())},
         )
-    tap = EventTap(infra.rabbitmq_url, namespace, MergeCompleted, DispatchCompleted, MailingRegrouped)
+    tap = EventTap(
+        infra.rabbitmq_url,
+        namespace,
+        MergeCompleted,
+        DispatchCompleted,
+        MailingRegrouped,
+        DispatchPaused,
+        DeliveryRecorded,
+        DocumentSent,
+    )
     async with tap:
         yield {
             "system": system,
@@ -81,6 +104,9 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
             "dispatch_http": httpx.AsyncClient(transport=httpx.ASGITransport(dispatch.http_app()), base_url="http://d"),
             "mailbox": mailbox,
             "dispatch_service": dispatch_service,
+            "directory_http": httpx.AsyncClient(
+                transport=httpx.ASGITransport(directory.http_app()), base_url="http://r"
+            ),
         }
     await system.stop()
 

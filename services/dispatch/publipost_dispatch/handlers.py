@@ -131,6 +131,8 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
     page: list[dict[str, Any]] = []
 
     async def flush() -> None:
+        if not page:
+            return
         await ctx.deliveries.add_many(page)
         for delivery in page:
             if delivery["state"] == DeliveryState.QUEUED:
