@@ -36,6 +36,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
     bus = Bus(
         settings,
         publishes=[
+            DispatchRequested,  # POST /dispatches, once the request is checked
             SendRequested,
             DeliveryRecorded,
             DocumentSent,
