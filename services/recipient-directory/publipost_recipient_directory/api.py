@@ -1,53 +1,26 @@
-from datetime import datetime
-from typing import Annotated, Any
+"""HTTP API of the directory: recipients and the tenant's resolution order."""
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import Path as PathParam
 from publipost_http import TenantId
-from pydantic import BaseModel, Field, field_validator
 
-from .context import Context
-from .domain import is_valid_address, normalise_address
+from .context import Context, DirectoryContext
+from .domain import CUSTOMER_NUMBER
+from .models import RecipientIn, RecipientPage, RecipientView, ResolutionSettings
+from .repository import search_query
 
 router = APIRouter(prefix="/recipients", tags=["recipients"])
-CustomerNumber = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+settings_router = APIRouter(prefix="/settings", tags=["settings"])
+CustomerNumber = Annotated[str, PathParam(pattern=CUSTOMER_NUMBER)]
 
 
-class RecipientIn(BaseModel):
-    email: str | None = Field(default=None, max_length=254, description="Where documents go.")
-    name: str | None = Field(default=None, max_length=200)
-    cc: list[str] = Field(default_factory=list, max_length=20, description="Copied on every document.")
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is None or value.strip() == "":
-            return None
-        if not is_valid_address(value.strip()):
-            raise ValueError(f"{value!r} is not a valid e-mail address")
-        return normalise_address(value)
-
-    @field_validator("cc")
-    @classmethod
-    def _cc(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not is_valid_address(v.strip())]
-        if bad:
-            raise ValueError(f"not valid e-mail addresses: {', '.join(map(repr, bad))}")
-        return [normalise_address(v) for v in values]
-
-
-class RecipientView(RecipientIn):
-    customer_number: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class RecipientPage(BaseModel):
-    items: list[RecipientView]
-    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
-
-
-def _view(doc: dict[str, Any]) -> RecipientView:
-    return RecipientView(**{k: doc.get(k) for k in RecipientView.model_fields if k in doc})
+def _check_document_type(ctx: DirectoryContext, body: RecipientIn) -> None:
+    if body.document_type is not None and body.document_type not in ctx.settings.document_types:
+        known = ", ".join(ctx.settings.document_types)
+        message = f"unknown document type {body.document_type!r}; known types: {known}"
+        raise HTTPException(422, detail=[{"loc": ["body", "document_type"], "msg": message, "type": "value_error"}])
 
 
 @router.put("/{customer_number}", response_model=RecipientView)
@@ -55,9 +28,10 @@ async def put_recipient(
     ctx: Context, tenant_id: TenantId, customer_number: CustomerNumber, body: RecipientIn, response: Response
 ) -> RecipientView:
     """Create or replace the recipient of a customer number (201 when created)."""
-    doc, created = await ctx.recipients.upsert(tenant_id, customer_number, body.model_dump())
+    _check_document_type(ctx, body)
+    doc, created = await ctx.recipients.upsert(tenant_id, customer_number, body.to_document())
     response.status_code = 201 if created else 200
-    return _view(doc)
+    return RecipientView.from_document(doc)
 
 
 @router.get("/{customer_number}", response_model=RecipientView)
@@ -65,7 +39,7 @@ async def get_recipient(ctx: Context, tenant_id: TenantId, customer_number: Cust
     doc = await ctx.recipients.get(tenant_id, customer_number)
     if doc is None:
         raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
-    return _view(doc)
+    return RecipientView.from_document(doc)
 
 
 @router.delete("/{customer_number}", status_code=204)
@@ -75,13 +49,46 @@ async def delete_recipient(ctx: Context, tenant_id: TenantId, customer_number: C
 
 
 @router.get("", response_model=RecipientPage)
-async def list_recipients(
+async def search_recipients(
     ctx: Context,
     tenant_id: TenantId,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Start of a customer number, or part of a name or e-mail.")
+    ] = None,
+    document_type: str | None = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    family: str | None = None,
+    type: str | None = None,
+    postal_code: str | None = None,
+    locality: str | None = None,
     after: Annotated[str | None, Query(description="Last customer number of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RecipientPage:
-    docs = await ctx.recipients.page(tenant_id, after=after, limit=limit)
-    return RecipientPage(
-        items=[_view(d) for d in docs], next_after=docs[-1]["customer_number"] if len(docs) == limit else None
+    """Recipients in customer-number order, one page at a time; every given criterion must match."""
+    query = search_query(
+        tenant_id,
+        q,
+        document_type=document_type,
+        country=country.upper() if country else None,
+        family=family,
+        type=type,
+        postal_code=postal_code,
+        locality=locality,
     )
+    docs = await ctx.recipients.page(query, after=after, limit=limit)
+    return RecipientPage(
+        items=[RecipientView.from_document(d) for d in docs],
+        next_after=docs[-1]["customer_number"] if len(docs) == limit else None,
+    )
+
+
+@settings_router.get("/resolution", response_model=ResolutionSettings)
+async def get_resolution(ctx: Context, tenant_id: TenantId) -> ResolutionSettings:
+    """The order in which rules look for a document's address (the default until the tenant sets one)."""
+    return ResolutionSettings(order=await ctx.tenant_settings.resolution_order(tenant_id))
+
+
+@settings_router.put("/resolution", response_model=ResolutionSettings)
+async def put_resolution(ctx: Context, tenant_id: TenantId, body: ResolutionSettings) -> ResolutionSettings:
+    await ctx.tenant_settings.set_resolution_order(tenant_id, body.order)
+    return body

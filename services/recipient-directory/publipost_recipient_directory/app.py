@@ -6,9 +6,9 @@ from publipost_runtime import Service
 from publipost_storage import Storage
 
 from . import handlers
-from .api import router
+from .api import router, settings_router
 from .context import DirectoryContext
-from .repository import RecipientRepository
+from .repository import RecipientRepository, TenantSettingsRepository
 from .settings import RecipientDirectorySettings
 
 
@@ -16,7 +16,11 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
     settings = settings or RecipientDirectorySettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings)
-    ctx = DirectoryContext(settings=settings, recipients=RecipientRepository(storage.db))
+    ctx = DirectoryContext(
+        settings=settings,
+        recipients=RecipientRepository(storage.db),
+        tenant_settings=TenantSettingsRepository(storage.db),
+    )
 
     @bus.consumer(ResolveRecipient, idempotent=False)
     async def resolve_recipient(event: ResolveRecipient) -> RecipientResolved:
@@ -28,8 +32,8 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[router],
-        repositories=[ctx.recipients],
+        routers=[router, settings_router],
+        repositories=[ctx.recipients, ctx.tenant_settings],
     )
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Depends
 from publipost_runtime import components
 
-from .repository import RecipientRepository
+from .repository import RecipientRepository, TenantSettingsRepository
 from .settings import RecipientDirectorySettings
 
 
@@ -12,6 +12,7 @@ from .settings import RecipientDirectorySettings
 class DirectoryContext:
     settings: RecipientDirectorySettings
     recipients: RecipientRepository
+    tenant_settings: TenantSettingsRepository
 
 
 Context = Annotated[DirectoryContext, Depends(components)]

@@ -1,14 +1,22 @@
-"""Address resolution: which e-mail a document goes to, and which rule gave it (or why there is none)."""
+"""The directory's rules, without I/O: what a valid value is, which address a document goes to."""
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Any, Literal, cast
+
+# --- values -------------------------------------------------------------------
 
 # One @, something on each side, a dot in the domain, no spaces or angle brackets:
 # what a mail server needs to route; the server has the last word.
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$")
+CUSTOMER_NUMBER = r"^[A-Za-z0-9_.-]{1,64}$"
+ATTRIBUTE_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 .()/-]{2,30}$")
 
-Rule = Literal["record", "directory"]
+Format = Literal["pdf", "docx"]
 
 
 def is_valid_address(address: str) -> bool:
@@ -21,28 +29,144 @@ def normalise_address(address: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+def read_address(text: str) -> str:
+    if not is_valid_address(text.strip()):
+        raise ValueError(f"{text!r} is not a valid e-mail address")
+    return normalise_address(text)
+
+
+def read_addresses(values: Sequence[str]) -> list[str]:
+    bad = [v for v in values if not is_valid_address(v.strip())]
+    if bad:
+        raise ValueError(f"not valid e-mail addresses: {', '.join(map(repr, bad))}")
+    return [normalise_address(v) for v in values]
+
+
+def read_country(text: str) -> str:
+    if not _COUNTRY.match(text.strip()):
+        raise ValueError(f"{text!r} is not a two-letter country code (ISO 3166, such as FR)")
+    return text.strip().upper()
+
+
+def read_phone(text: str) -> str:
+    if not _PHONE.match(text.strip()):
+        raise ValueError(f"{text!r} is not a phone number (digits, spaces, + . - / and parentheses)")
+    return text.strip()
+
+
+def day_start(day: date) -> datetime:
+    """MongoDB has no date-only type: a day is stored as its midnight UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# --- address resolution -------------------------------------------------------
+
+Rule = Literal["record", "directory", "contact", "billing", "main"]
+OrderedRule = Literal["record", "directory", "billing", "main"]
+DEFAULT_ORDER: tuple[OrderedRule, ...] = ("record", "directory", "billing", "main")
+
+
+@dataclass(frozen=True)
+class AddressRequest:
+    record_email: str | None
+    customer_number: str | None
+    correspondence_type: str | None = None
+
+
 @dataclass(frozen=True)
 class Resolution:
     email: str | None
     rule: Rule | None
+    cc: list[str]
     reason: str | None = None
 
 
-def resolve(record_email: str | None, customer_number: str | None, recipient: dict[str, Any] | None) -> Resolution:
-    """The record's own address first, then the directory entry of the customer number."""
-    reasons = []
-    if record_email and record_email.strip():
-        if is_valid_address(record_email.strip()):
-            return Resolution(normalise_address(record_email), "record")
-        reasons.append(f"the record's e-mail {record_email!r} is not a valid address")
-    if not customer_number:
-        reasons.append("the record has no customer number to look up")
-    elif recipient is None:
-        reasons.append(f"customer {customer_number} is not in the recipient directory")
-    elif not recipient.get("email"):
-        reasons.append(f"customer {customer_number} has no e-mail in the recipient directory")
-    else:
-        return Resolution(recipient["email"], "directory")
-    if not record_email:
-        reasons.insert(0, "the record has no e-mail")
-    return Resolution(None, None, "; ".join(reasons))
+# A rule gives an address, or None and why not.
+Outcome = tuple[str | None, str]
+
+
+def _not_found(request: AddressRequest, recipient: dict[str, Any] | None) -> str | None:
+    if not request.customer_number:
+        return "the record has no customer number to look up"
+    if recipient is None:
+        return f"customer {request.customer_number} is not in the recipient directory"
+    return None
+
+
+def _from_record(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+    email = (request.record_email or "").strip()
+    if not email:
+        return None, "the record has no e-mail"
+    if not is_valid_address(email):
+        return None, f"the record's e-mail {email!r} is not a valid address"
+    return normalise_address(email), ""
+
+
+def _from_field(field: str, label: str) -> Callable[[AddressRequest, dict[str, Any] | None], Outcome]:
+    def rule(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+        if (missing := _not_found(request, recipient)) is not None:
+            return None, missing
+        assert recipient is not None
+        if recipient.get(field):
+            return recipient[field], ""
+        return None, f"customer {request.customer_number} has no {label} in the recipient directory"
+
+    return rule
+
+
+def _from_contact(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+    if (missing := _not_found(request, recipient)) is not None:
+        return None, missing
+    assert recipient is not None
+    wanted = (request.correspondence_type or "").strip().lower()
+    for contact in recipient.get("contacts") or []:
+        if wanted in contact.get("correspondence_types", []) and contact.get("email"):
+            return contact["email"], ""
+    return None, f"customer {request.customer_number} has no contact for correspondence type {wanted!r}"
+
+
+_RULES: dict[Rule, Callable[[AddressRequest, dict[str, Any] | None], Outcome]] = {
+    "record": _from_record,
+    "directory": _from_field("email", "e-mail"),
+    "contact": _from_contact,
+    "billing": _from_field("billing_email", "billing e-mail"),
+    "main": _from_field("main_email", "main e-mail"),
+}
+
+
+def rules_in_order(order: Sequence[OrderedRule], correspondence_type: str | None) -> list[Rule]:
+    """The tenant's order; a correspondence type slips "contact" in right after "record" (first without it)."""
+    rules: list[Rule] = list(order)
+    if correspondence_type and correspondence_type.strip():
+        at = rules.index("record") + 1 if "record" in rules else 0
+        rules.insert(at, "contact")
+    return rules
+
+
+def resolve(order: Sequence[OrderedRule], request: AddressRequest, recipient: dict[str, Any] | None) -> Resolution:
+    """The first rule, in the tenant's order, that gives an address; else every failed rule and why."""
+    cc = list(recipient.get("cc") or []) if recipient else []
+    failures: dict[str, list[str]] = {}
+    for rule in rules_in_order(order, request.correspondence_type):
+        email, why = _RULES[rule](request, recipient)
+        if email:
+            return Resolution(email, rule, cc)
+        failures.setdefault(why, []).append(rule)
+    # Rules failing for the same reason (say, an unknown customer) are named together.
+    reason = "; ".join(f"{', '.join(rules)}: {why}" for why, rules in failures.items())
+    return Resolution(None, None, [], reason)
+
+
+def check_order(order: Sequence[str]) -> list[OrderedRule]:
+    if not order:
+        raise ValueError("give at least one rule")
+    if "contact" in order:
+        raise ValueError(
+            "'contact' is not placed by hand: it comes right after 'record' when a correspondence type is asked"
+        )
+    unknown = [rule for rule in order if rule not in DEFAULT_ORDER]
+    if unknown:
+        raise ValueError(f"unknown rules {unknown}; rules are {list(DEFAULT_ORDER)}")
+    if len(set(order)) != len(order):
+        raise ValueError("each rule may appear once")
+    return cast(list[OrderedRule], list(order))

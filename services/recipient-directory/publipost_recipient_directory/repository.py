@@ -1,8 +1,11 @@
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from publipost_storage import Repository
 from pymongo import ASCENDING, IndexModel, ReturnDocument
+
+from .domain import DEFAULT_ORDER, OrderedRule
 
 
 class RecipientRepository(Repository):
@@ -29,10 +32,45 @@ class RecipientRepository(Repository):
         result = await self.collection.delete_one({"tenant_id": tenant_id, "customer_number": customer_number})
         return result.deleted_count == 1
 
-    async def page(self, tenant_id: str, *, after: str | None, limit: int) -> list[dict[str, Any]]:
-        """Recipients in customer-number order, from just after `after` (keyset: stable under inserts)."""
-        query: dict[str, Any] = {"tenant_id": tenant_id}
+    async def page(self, query: dict[str, Any], *, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Recipients matching `query` in customer-number order, from just after `after` (keyset: stable under inserts)."""
         if after is not None:
-            query["customer_number"] = {"$gt": after}
+            query = {"$and": [query, {"customer_number": {"$gt": after}}]}
         cursor = self.collection.find(query).sort("customer_number", ASCENDING).limit(limit)
         return await cursor.to_list()
+
+
+def search_query(tenant_id: str, text: str | None, **equals: str | None) -> dict[str, Any]:
+    """Recipients of the tenant whose customer number starts with `text` or whose name or e-mail contains it."""
+    clauses: list[dict[str, Any]] = [{field: value} for field, value in equals.items() if value is not None]
+    if text:
+        escaped = re.escape(text.strip())
+        clauses.append(
+            {
+                "$or": [
+                    {"customer_number": {"$regex": f"^{escaped}", "$options": "i"}},
+                    {"name": {"$regex": escaped, "$options": "i"}},
+                    {"email": {"$regex": escaped, "$options": "i"}},
+                ]
+            }
+        )
+    return {"tenant_id": tenant_id, "$and": clauses} if clauses else {"tenant_id": tenant_id}
+
+
+class TenantSettingsRepository(Repository):
+    """Per-tenant choices of this service; one document per tenant, keyed by the tenant id."""
+
+    collection_name = "tenant_settings"
+
+    async def resolution_order(self, tenant_id: str) -> list[OrderedRule]:
+        doc = await self.collection.find_one({"_id": tenant_id}, {"resolution_order": 1})
+        if doc is None or "resolution_order" not in doc:
+            return list(DEFAULT_ORDER)
+        return doc["resolution_order"]
+
+    async def set_resolution_order(self, tenant_id: str, order: list[str]) -> None:
+        await self.collection.update_one(
+            {"_id": tenant_id},
+            {"$set": {"resolution_order": order, "updated_at": datetime.now(UTC)}},
+            upsert=True,
+        )
