@@ -1,19 +1,41 @@
-"""HTTP API of the directory: recipients and the tenant's resolution order."""
+"""HTTP API of the directory: recipients, imports and their sample files, the tenant's resolution order."""
 
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from publipost_http import TenantId
+from pydantic import BaseModel
 
 from .context import Context, DirectoryContext
 from .domain import CUSTOMER_NUMBER
-from .models import RecipientIn, RecipientPage, RecipientView, ResolutionSettings
+from .files import XLSX_CONTENT_TYPE, FileKind, kind_of
+from .importing import ImportRefused, import_file, sample_csv, sample_xlsx
+from .models import ImportResult, RecipientIn, RecipientPage, RecipientView, ResolutionSettings
 from .repository import search_query
 
 router = APIRouter(prefix="/recipients", tags=["recipients"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])
 CustomerNumber = Annotated[str, PathParam(pattern=CUSTOMER_NUMBER)]
+_SPOOL_CHUNK = 1 << 20
+
+
+class ImportProblem(BaseModel):
+    line: int | None
+    column: str | None
+    column_number: int | None
+    msg: str
+
+
+class ImportRefusal(BaseModel):
+    message: str
+    error_count: int
+    detail: list[ImportProblem]
 
 
 def _check_document_type(ctx: DirectoryContext, body: RecipientIn) -> None:
@@ -79,6 +101,77 @@ async def search_recipients(
     return RecipientPage(
         items=[RecipientView.from_document(d) for d in docs],
         next_after=docs[-1]["customer_number"] if len(docs) == limit else None,
+    )
+
+
+@asynccontextmanager
+async def _spooled(upload: UploadFile, kind: FileKind, max_bytes: int) -> AsyncIterator[Path]:
+    """The upload in a temporary file, read twice by the import and removed after it."""
+    with tempfile.TemporaryDirectory(prefix="recipient-import-") as folder:
+        path = Path(folder) / f"upload.{kind}"  # openpyxl opens only files named like workbooks
+        size = 0
+        with path.open("wb") as spool:
+            while chunk := await upload.read(_SPOOL_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, detail=f"the file is over the {max_bytes}-byte limit")
+                spool.write(chunk)
+        yield path
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    responses={422: {"model": ImportRefusal, "description": "The file was refused whole; every problem is listed."}},
+)
+async def import_recipients(
+    ctx: Context,
+    tenant_id: TenantId,
+    file: Annotated[UploadFile, File(description="A .csv or .xlsx file laid out like the sample files.")],
+) -> ImportResult | JSONResponse:
+    """Check the whole file, then create or update its recipients; a file with any problem stores nothing."""
+    kind = kind_of(file.filename)
+    if kind is None:
+        message = f"{file.filename!r} is neither a .csv nor an .xlsx file"
+        raise HTTPException(422, detail=[{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
+    async with _spooled(file, kind, ctx.settings.max_import_bytes) as path:
+        try:
+            return await import_file(
+                path,
+                kind,
+                tenant_id=tenant_id,
+                recipients=ctx.recipients,
+                document_types=ctx.settings.document_types,
+                batch_size=ctx.settings.import_batch_size,
+                listed=ctx.settings.import_problems_listed,
+            )
+        except ImportRefused as refused:
+            listed = "" if len(refused.problems) == refused.count else f" (the first {len(refused.problems)} listed)"
+            refusal = ImportRefusal(
+                message=f"the file was not imported, nothing was stored: {refused.count} problems{listed}",
+                error_count=refused.count,
+                detail=[ImportProblem(**p.as_json()) for p in refused.problems],
+            )
+            return JSONResponse(refusal.model_dump(), status_code=422)
+
+
+@router.get("/import/sample.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def download_sample_csv(ctx: Context) -> Response:
+    """A CSV file to fill in: every column, with comments on the format."""
+    return Response(
+        sample_csv(ctx.settings.document_types),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="recipients-sample.csv"'},
+    )
+
+
+@router.get("/import/sample.xlsx", response_class=Response, responses={200: {"content": {XLSX_CONTENT_TYPE: {}}}})
+async def download_sample_xlsx(ctx: Context) -> Response:
+    """An Excel workbook to fill in: every column, with comments on the format."""
+    return Response(
+        sample_xlsx(ctx.settings.document_types),
+        media_type=XLSX_CONTENT_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="recipients-sample.xlsx"'},
     )
 
 

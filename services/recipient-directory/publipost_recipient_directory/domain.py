@@ -15,6 +15,9 @@ CUSTOMER_NUMBER = r"^[A-Za-z0-9_.-]{1,64}$"
 ATTRIBUTE_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 .()/-]{2,30}$")
+_LIST_SEPARATORS = re.compile(r"[,;\s]+")
+_YES = {"yes", "y", "true", "1", "oui", "o", "x"}
+_NO = {"no", "n", "false", "0", "non", ""}
 
 Format = Literal["pdf", "docx"]
 
@@ -35,6 +38,11 @@ def read_address(text: str) -> str:
     return normalise_address(text)
 
 
+def split_list(text: str) -> list[str]:
+    """A list typed into one cell: items separated by commas, semicolons or spaces."""
+    return [item for item in _LIST_SEPARATORS.split(text.strip()) if item]
+
+
 def read_addresses(values: Sequence[str]) -> list[str]:
     bad = [v for v in values if not is_valid_address(v.strip())]
     if bad:
@@ -52,6 +60,26 @@ def read_phone(text: str) -> str:
     if not _PHONE.match(text.strip()):
         raise ValueError(f"{text!r} is not a phone number (digits, spaces, + . - / and parentheses)")
     return text.strip()
+
+
+def read_yes_no(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    raise ValueError(f"{text!r} is neither yes nor no (yes/no, true/false, 1/0, oui/non)")
+
+
+def read_date(text: str) -> date:
+    """ISO dates (2024-03-31) and the day-first dates spreadsheets write in Europe (31/03/2024)."""
+    value = text.strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a date (2024-03-31 or 31/03/2024)")
 
 
 def day_start(day: date) -> datetime:

@@ -130,6 +130,13 @@ class RecipientPage(BaseModel):
     next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
 
 
+class ImportResult(BaseModel):
+    document_type: str
+    rows: int = Field(description="Recipients in the file.")
+    created: int
+    updated: int
+
+
 class ResolutionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
