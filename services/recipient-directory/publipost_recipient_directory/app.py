@@ -5,10 +5,10 @@ from publipost_contracts import RecipientResolved, ResolveRecipient
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import handlers
+from . import handlers, segment_api
 from .api import router, settings_router
 from .context import DirectoryContext
-from .repository import RecipientRepository, TenantSettingsRepository
+from .repository import RecipientRepository, SegmentRepository, TenantSettingsRepository
 from .settings import RecipientDirectorySettings
 
 
@@ -19,6 +19,7 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
     ctx = DirectoryContext(
         settings=settings,
         recipients=RecipientRepository(storage.db),
+        segments=SegmentRepository(storage.db),
         tenant_settings=TenantSettingsRepository(storage.db),
     )
 
@@ -32,8 +33,8 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[router, settings_router],
-        repositories=[ctx.recipients, ctx.tenant_settings],
+        routers=[router, segment_api.router, settings_router],
+        repositories=[ctx.recipients, ctx.segments, ctx.tenant_settings],
     )
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Depends
 from publipost_runtime import components
 
-from .repository import RecipientRepository, TenantSettingsRepository
+from .repository import RecipientRepository, SegmentRepository, TenantSettingsRepository
 from .settings import RecipientDirectorySettings
 
 
@@ -12,6 +12,7 @@ from .settings import RecipientDirectorySettings
 class DirectoryContext:
     settings: RecipientDirectorySettings
     recipients: RecipientRepository
+    segments: SegmentRepository
     tenant_settings: TenantSettingsRepository
 
 

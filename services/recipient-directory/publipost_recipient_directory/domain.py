@@ -1,10 +1,12 @@
-"""The directory's rules, without I/O: what a valid value is, which address a document goes to."""
+"""The directory's rules, without I/O: what a valid value is, which address a document goes to, who is in a segment."""
 
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, Self, cast
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # --- values -------------------------------------------------------------------
 
@@ -13,6 +15,7 @@ from typing import Any, Literal, cast
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$")
 CUSTOMER_NUMBER = r"^[A-Za-z0-9_.-]{1,64}$"
 ATTRIBUTE_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+CustomerNumberText = Annotated[str, StringConstraints(pattern=CUSTOMER_NUMBER)]
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 .()/-]{2,30}$")
 _LIST_SEPARATORS = re.compile(r"[,;\s]+")
@@ -198,3 +201,105 @@ def check_order(order: Sequence[str]) -> list[OrderedRule]:
     if len(set(order)) != len(order):
         raise ValueError("each rule may appear once")
     return cast(list[OrderedRule], list(order))
+
+
+# --- segments -----------------------------------------------------------------
+
+
+class SegmentFilter(BaseModel):
+    """Conditions on the recipient's attributes; a recipient is in the segment when all given conditions hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country_in: list[str] | None = Field(default=None, description="Country codes, one of which the recipient has.")
+    country_not_in: list[str] | None = Field(default=None, description="Also matches recipients without a country.")
+    has_email: bool | None = None
+    has_phone: bool | None = None
+    has_postal_address: bool | None = Field(default=None, description="Street, postal code and locality all known.")
+    visited_since: date | None = Field(default=None, description="Last visit on or after this day.")
+    not_visited_since: date | None = Field(default=None, description="Last visit before this day, or never.")
+    opted_in: bool | None = Field(default=None, description="Consented to promotional e-mail.")
+    document_type: list[str] | None = Field(default=None, description="One of these document types.")
+    family: list[str] | None = Field(default=None, description="One of these families (exact values).")
+    type: list[str] | None = Field(default=None, description="One of these types (exact values).")
+    postal_code: list[str] | None = Field(default=None, description="One of these postal codes.")
+    locality: list[str] | None = Field(default=None, description="One of these localities (exact values).")
+    attributes: dict[str, str] = Field(default_factory=dict, description="Custom attributes equal to these values.")
+
+    @field_validator("country_in", "country_not_in")
+    @classmethod
+    def _countries(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else [read_country(v) for v in values]
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, values: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in values if not re.match(ATTRIBUTE_NAME, name)]
+        if bad:
+            raise ValueError(f"attribute names are letters, digits, _ and -: {bad}")
+        return values
+
+
+class SegmentDefinition(BaseModel):
+    """Either a filter or a manual selection of customer numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: SegmentFilter | None = None
+    customer_numbers: list[CustomerNumberText] | None = Field(default=None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.filter is None) == (self.customer_numbers is None):
+            raise ValueError("give exactly one of filter or customer_numbers")
+        return self
+
+
+def _present(field: str) -> dict[str, Any]:
+    return {field: {"$ne": None}}
+
+
+def _absent(field: str) -> dict[str, Any]:
+    return {field: None}  # matches a missing field too
+
+
+def _has(field: str, wanted: bool) -> dict[str, Any]:
+    return _present(field) if wanted else _absent(field)
+
+
+def segment_query(tenant_id: str, definition: SegmentDefinition) -> dict[str, Any]:
+    """One MongoDB query selecting the segment's recipients (empty text is stored as null, so null means absent)."""
+    if definition.customer_numbers is not None:
+        return {"tenant_id": tenant_id, "customer_number": {"$in": sorted(set(definition.customer_numbers))}}
+    f = definition.filter
+    assert f is not None
+    clauses: list[dict[str, Any]] = []
+    if f.country_in is not None:
+        clauses.append({"country": {"$in": f.country_in}})
+    if f.country_not_in is not None:
+        clauses.append({"country": {"$nin": f.country_not_in}})
+    if f.has_email is not None:
+        clauses.append(_has("email", f.has_email))
+    if f.has_phone is not None:
+        clauses.append(_has("phone", f.has_phone))
+    if f.has_postal_address is True:
+        clauses.extend(_present(field) for field in ("postal_address", "postal_code", "locality"))
+    elif f.has_postal_address is False:
+        clauses.append({"$or": [_absent(field) for field in ("postal_address", "postal_code", "locality")]})
+    if f.visited_since is not None:
+        clauses.append({"last_visit_date": {"$gte": day_start(f.visited_since)}})
+    if f.not_visited_since is not None:
+        clauses.append(
+            {"$or": [{"last_visit_date": {"$lt": day_start(f.not_visited_since)}}, _absent("last_visit_date")]}
+        )
+    if f.opted_in is not None:
+        clauses.append({"promotional_consent": True} if f.opted_in else {"promotional_consent": {"$ne": True}})
+    for field in ("document_type", "family", "type", "postal_code", "locality"):
+        values = getattr(f, field)
+        if values is not None:
+            clauses.append({field: {"$in": values}})
+    clauses.extend({f"attributes.{name}": value} for name, value in f.attributes.items())
+    query: dict[str, Any] = {"tenant_id": tenant_id}
+    if clauses:
+        query["$and"] = clauses
+    return query

@@ -9,6 +9,7 @@ from .domain import (
     ATTRIBUTE_NAME,
     DEFAULT_ORDER,
     Format,
+    SegmentDefinition,
     check_order,
     day_start,
     read_address,
@@ -130,6 +131,19 @@ class RecipientPage(BaseModel):
     next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
 
 
+def merge_record(doc: dict[str, Any]) -> dict[str, Any]:
+    """A recipient as a record of a merge: `id` is the customer number, then every attribute (JSON-ready)."""
+    view = RecipientView.from_document(doc)
+    fields = view.model_dump(mode="json", exclude={"customer_number", "created_at", "updated_at", "email", "name"})
+    return {
+        "id": view.customer_number,
+        "customer_number": view.customer_number,
+        "email": view.email,
+        "name": view.name,
+        **fields,
+    }
+
+
 class ImportResult(BaseModel):
     document_type: str
     rows: int = Field(description="Recipients in the file.")
@@ -149,3 +163,21 @@ class ResolutionSettings(BaseModel):
     @classmethod
     def _order(cls, values: list[str]) -> list[str]:
         return list(check_order(values))
+
+
+class SegmentIn(SegmentDefinition):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SegmentView(SegmentIn):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "SegmentView":
+        return cls.model_validate({"id": doc["_id"], **{k: doc.get(k) for k in cls.model_fields if k != "id"}})
+
+
+class SegmentCount(BaseModel):
+    count: int

@@ -1,11 +1,12 @@
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from publipost_storage import Repository
 from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .domain import DEFAULT_ORDER, OrderedRule
 
@@ -42,6 +43,15 @@ class RecipientRepository(Repository):
             query = {"$and": [query, {"customer_number": {"$gt": after}}]}
         cursor = self.collection.find(query).sort("customer_number", ASCENDING).limit(limit)
         return await cursor.to_list()
+
+    async def stream(self, query: dict[str, Any], batch_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Every recipient matching `query`, in customer-number order, a batch at a time from the server."""
+        cursor = self.collection.find(query).sort("customer_number", ASCENDING).batch_size(batch_size)
+        async for doc in cursor:
+            yield doc
+
+    async def count(self, query: dict[str, Any]) -> int:
+        return await self.collection.count_documents(query)
 
     async def import_batch(self, tenant_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> tuple[int, int]:
         """Upsert a batch of (customer number, fields); returns (created, updated).
@@ -113,6 +123,47 @@ def search_query(tenant_id: str, text: str | None, **equals: str | None) -> dict
             }
         )
     return {"tenant_id": tenant_id, "$and": clauses} if clauses else {"tenant_id": tenant_id}
+
+
+class SegmentNameTaken(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a segment named {name!r} already exists")
+        self.name = name
+
+
+class SegmentRepository(Repository):
+    collection_name = "segments"
+    indexes = (IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True),)
+
+    async def add(self, tenant_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        doc = {"_id": str(uuid.uuid4()), "tenant_id": tenant_id, **definition, "created_at": now, "updated_at": now}
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise SegmentNameTaken(definition["name"]) from exc
+        return doc
+
+    async def get(self, tenant_id: str, segment_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": segment_id, "tenant_id": tenant_id})
+
+    async def replace(self, tenant_id: str, segment_id: str, definition: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return await self.collection.find_one_and_update(
+                {"_id": segment_id, "tenant_id": tenant_id},
+                {"$set": {**definition, "updated_at": datetime.now(UTC)}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError as exc:
+            raise SegmentNameTaken(definition["name"]) from exc
+
+    async def delete(self, tenant_id: str, segment_id: str) -> bool:
+        result = await self.collection.delete_one({"_id": segment_id, "tenant_id": tenant_id})
+        return result.deleted_count == 1
+
+    async def list(self, tenant_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
+        cursor = self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING).skip(skip).limit(limit)
+        return await cursor.to_list()
 
 
 class TenantSettingsRepository(Repository):
