@@ -18,6 +18,7 @@ from . import accounts_api, api, handlers, history_api
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
 from .context import DispatchContext
+from .pdfs import PdfReader
 from .repository import (
     AccountRepository,
     ConnectionLeaseRepository,
@@ -25,6 +26,7 @@ from .repository import (
     DispatchRepository,
     SendCounterRepository,
 )
+from .resolver import RecipientResolver
 from .senders import Senders
 from .settings import DispatchSettings
 from .sweeper import Sweeper
@@ -62,9 +64,14 @@ def build(settings: DispatchSettings | None = None) -> Service:
             lease_s=settings.connection_lease_s,
             idle_s=settings.idle_connection_s,
         ),
+        pdfs=PdfReader(storage.client[settings.blob_database_name]),
+        completions=handlers.CompletionCheck(),
+        resolver=RecipientResolver(bus, settings.rabbitmq_url, settings.resolve_timeout_s),
         merge=MergeClient(settings.merge_url, settings.http_timeout_s),
         email_templates=EmailTemplateClient(settings.template_url, settings.http_timeout_s),
     )
+
+    ctx.completions.ctx = ctx
 
     @bus.consumer(DispatchRequested)
     async def dispatch_requested(event: DispatchRequested) -> None:
@@ -76,12 +83,16 @@ def build(settings: DispatchSettings | None = None) -> Service:
         """Ask again for every send of a resumed dispatch that is still pending."""
         await handlers.dispatch_resumed(event, ctx)
 
-    @bus.consumer(SendRequested)
+    # The delivery's state in the database already makes a second handling of a send do nothing (its
+    # claim fails); the inbox's two extra writes per e-mail would only slow every send.
+    @bus.consumer(SendRequested, idempotent=False)
     async def send_requested(event: SendRequested) -> None:
         """Send one document to its recipient and record the outcome."""
         await handlers.send_requested(event, ctx)
 
     async def close_adapters() -> None:
+        await ctx.completions.wait()
+        await ctx.resolver.stop()
         await ctx.senders.close()
         await ctx.merge.close()
         await ctx.email_templates.close()
@@ -94,6 +105,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         routers=[api.router, accounts_api.router, history_api.router],
         repositories=[ctx.dispatches, ctx.deliveries, ctx.accounts.repository, counters, leases],
         timers=[ctx.senders, Sweeper(ctx)],
+        on_start=[ctx.resolver.start],
         on_stop=[close_adapters],
     )
 

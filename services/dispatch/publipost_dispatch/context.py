@@ -1,5 +1,5 @@
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from publipost_bus import Bus
@@ -8,9 +8,14 @@ from publipost_storage import Storage
 
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
+from .pdfs import PdfReader
 from .repository import DeliveryRepository, DispatchRepository
+from .resolver import RecipientResolver
 from .senders import Senders
 from .settings import DispatchSettings
+
+if TYPE_CHECKING:
+    from .handlers import CompletionCheck
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,9 @@ class DispatchContext:
     deliveries: DeliveryRepository
     accounts: Accounts
     senders: Senders
+    resolver: RecipientResolver
+    pdfs: PdfReader
+    completions: "CompletionCheck"
     merge: MergeClient
     email_templates: EmailTemplateClient
 

@@ -1,5 +1,6 @@
 """One function per message dispatch consumes: load, call the domain, store, publish."""
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,7 +14,6 @@ from publipost_contracts import (
     DocumentSent,
     Event,
     Failure,
-    RecipientResolved,
     ResolveRecipient,
     SendRequested,
     deterministic_id,
@@ -237,7 +237,8 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
     if dispatch["status"] in (DispatchStatus.PAUSED, DispatchStatus.REFUSED):
         return  # the delivery stays queued; resuming asks for it again
     holder = ctx.senders.holder
-    if not await ctx.deliveries.claim(delivery_id, holder, ctx.settings.send_lease_s):
+    delivery = await ctx.deliveries.claim_and_get(delivery_id, holder, ctx.settings.send_lease_s)
+    if delivery is None:
         delivery = await ctx.deliveries.get(delivery_id)
         if delivery is None:
             raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
@@ -245,8 +246,6 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
         if delivery["state"] in FINAL:
             await complete_if_done(ctx, key)
         return
-    delivery = await ctx.deliveries.get(delivery_id)
-    assert delivery is not None
     try:
         await _send(event, ctx, dispatch, delivery)
     except DailyCapReached as exc:
@@ -280,12 +279,10 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     if dispatch["to"]:
         to = list(dispatch["to"])
     else:
-        resolved = await ctx.bus.request(
+        resolved = await ctx.resolver.resolve(
             ResolveRecipient.caused_by(
                 event, customer_number=delivery["customer_number"], record_email=delivery["record_email"]
-            ),
-            RecipientResolved,
-            timeout_s=ctx.settings.resolve_timeout_s,
+            )
         )
         if resolved.email is None:
             await record(ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}", subject=subject)
@@ -302,7 +299,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     try:
         addressing = addressing.checked()
         attachment = pdf_attachment(
-            await ctx.storage.blobs.get(delivery["pdf_blob_id"]), attachment_name(delivery["document_number"])
+            await ctx.pdfs.get(delivery["pdf_blob_id"]), attachment_name(delivery["document_number"])
         )
     except (UnsafeHeader, InvalidAddress) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
@@ -370,8 +367,8 @@ async def record(
     if not stored:
         return
     await announce(ctx, delivery, state, reason=reason, addressing=addressing, message_id=message_id)
-    if delivery["kind"] == "dispatch" and not await ctx.deliveries.any_pending(delivery["dispatch_key"]):
-        await complete_if_done(ctx, delivery["dispatch_key"])
+    if delivery["kind"] == "dispatch":
+        ctx.completions.soon(delivery["dispatch_key"])
 
 
 async def announce(
@@ -411,6 +408,34 @@ async def announce(
                 **common,
             )
         )
+
+
+class CompletionCheck:
+    """Whether a dispatch is complete is asked once per short while after outcomes arrive, not once per
+    outcome: a check costs a query, and the sends of a dispatch end within moments of each other."""
+
+    DELAY_S = 0.1
+
+    def __init__(self) -> None:
+        self.ctx: DispatchContext | None = None
+        self._scheduled: dict[str, asyncio.Task[None]] = {}
+
+    def soon(self, key: str) -> None:
+        if key not in self._scheduled:
+            self._scheduled[key] = asyncio.get_running_loop().create_task(self._check(key))
+
+    async def _check(self, key: str) -> None:
+        await asyncio.sleep(self.DELAY_S)
+        del self._scheduled[key]  # outcomes stored from now on schedule a check of their own
+        assert self.ctx is not None
+        try:
+            await complete_if_done(self.ctx, key)
+        except Exception:  # the sweep checks every sending dispatch again
+            log.exception("completion check failed", dispatch_key=key)
+
+    async def wait(self) -> None:
+        """Let scheduled checks finish (at shutdown, after the last sends)."""
+        await asyncio.gather(*self._scheduled.values(), return_exceptions=True)
 
 
 async def complete_if_done(ctx: DispatchContext, key: str) -> None:

@@ -4,7 +4,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_contracts import ResolveRecipient
 from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
@@ -54,15 +54,13 @@ async def preview(
             result.unsendable.append(_unsendable(document, "PDF missing"))
             return
         if not fixed_to:
-            resolved = await ctx.bus.request(
+            resolved = await ctx.resolver.resolve(
                 ResolveRecipient(
                     tenant_id=tenant_id,
                     correlation_id=correlation_id,
                     customer_number=document["customer_number"],
                     record_email=document["email"],
-                ),
-                RecipientResolved,
-                timeout_s=ctx.settings.resolve_timeout_s,
+                )
             )
             if resolved.email is None:
                 result.unsendable.append(_unsendable(document, f"no address: {resolved.reason}"))

@@ -2,14 +2,16 @@
 holder) rather than find-and-modify, which the embedded database serves far more slowly."""
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .batching import Coalescer
 from .domain import PENDING, DeliveryState, DispatchStatus
 
 DUPLICATE_KEY = 11000
@@ -97,6 +99,24 @@ class DeliveryRepository(Repository):
         IndexModel([("tenant_id", ASCENDING), ("document_id", ASCENDING), ("created_at", DESCENDING)]),
     )
 
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        # Every send makes these calls; many sends in flight share one round trip (see batching.py).
+        self._claims = Coalescer(self._claim_many)
+        self._finishes = Coalescer(self._finish_many)
+        self._pending = Coalescer(self._pending_among)
+
+    async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
+        """`claim`, then the delivery as stored; None when it was not claimed."""
+        return await self._claims((delivery_id, holder, lease_s))
+
+    async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
+        """Record the final outcome once; False if another handler recorded it first."""
+        return await self._finishes((delivery_id, state, changes))
+
+    async def any_pending(self, dispatch_key: str) -> bool:
+        return await self._pending(dispatch_key)
+
     async def add(self, delivery: dict[str, Any]) -> None:
         """Insert unless present: a redelivered fan-out never resets a delivery already under way."""
         try:
@@ -144,20 +164,67 @@ class DeliveryRepository(Repository):
             {"$set": {f"accepted.{envelope}": accepted}},
         )
 
-    async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
-        """Record the final outcome once; False if another handler recorded it first."""
-        result = await self.collection.update_one(
-            {"_id": delivery_id, "state": {"$in": list(PENDING)}},
-            {"$set": {"state": state, "finished_at": _now(), "lease_until": None, **changes}},
+    async def _claim_many(self, claims: list[tuple[str, str, float]]) -> list[dict[str, Any] | None]:
+        """`claim` for many (delivery id, holder, lease) at once: each claimed delivery as stored, or None."""
+        token = uuid.uuid4().hex
+        holder, lease_s = claims[0][1], claims[0][2]  # one replica, one holder and lease for all its claims
+        ids = list(dict.fromkeys(delivery_id for delivery_id, _, _ in claims))
+        await self.collection.update_many(
+            {"_id": {"$in": ids}, "state": DeliveryState.QUEUED},
+            {
+                "$set": {
+                    "state": DeliveryState.SENDING,
+                    "holder": holder,
+                    "claim": token,
+                    "lease_until": _now() + timedelta(seconds=lease_s),
+                },
+                "$inc": {"attempts": 1},
+            },
         )
-        return result.modified_count == 1
+        found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": ids}})}
+        results: list[dict[str, Any] | None] = []
+        given: set[str] = set()
+        for delivery_id, _, _ in claims:
+            doc = found.get(delivery_id)
+            if doc is not None and doc.get("claim") != token and delivery_id not in given:
+                # Not queued: maybe a send whose replica died; that takes a claim of its own.
+                doc = await self.get(delivery_id) if await self.claim(delivery_id, holder, lease_s) else None
+            mine = doc is not None and delivery_id not in given
+            results.append(doc if mine else None)
+            given.add(delivery_id)
+        return results
+
+    async def _finish_many(self, outcomes: list[tuple[str, DeliveryState, dict[str, Any]]]) -> list[bool]:
+        """`finish` for many: True for each write that moved its delivery to its final state."""
+        tokens = [uuid.uuid4().hex for _ in outcomes]
+        now = _now()
+        result = await self.collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": delivery_id, "state": {"$in": list(PENDING)}},
+                    {"$set": {"state": state, "finished_at": now, "lease_until": None, "finish": token, **changes}},
+                )
+                for (delivery_id, state, changes), token in zip(outcomes, tokens, strict=True)
+            ],
+            ordered=False,
+        )
+        if result.modified_count == len(outcomes):
+            return [True] * len(outcomes)
+        ids = [delivery_id for delivery_id, _, _ in outcomes]
+        found = {doc["_id"]: doc.get("finish") async for doc in self.collection.find({"_id": {"$in": ids}})}
+        return [found.get(delivery_id) == token for delivery_id, token in zip(ids, tokens, strict=True)]
+
+    async def _pending_among(self, dispatch_keys: list[str]) -> list[bool]:
+        """For each dispatch, whether any of its documents is still queued or being sent."""
+        pending = set(
+            await self.collection.distinct(
+                "dispatch_key", {"dispatch_key": {"$in": list(set(dispatch_keys))}, "state": {"$in": list(PENDING)}}
+            )
+        )
+        return [key in pending for key in dispatch_keys]
 
     async def count(self, dispatch_key: str, states: tuple[str, ...]) -> int:
         return await self.collection.count_documents({"dispatch_key": dispatch_key, "state": {"$in": list(states)}})
-
-    async def any_pending(self, dispatch_key: str) -> bool:
-        query = {"dispatch_key": dispatch_key, "state": {"$in": list(PENDING)}}
-        return await self.collection.find_one(query, {"_id": 1}) is not None
 
     def in_state(
         self, dispatch_key: str, states: tuple[str, ...], *, after: int = -1, limit: int = 0
@@ -219,18 +286,26 @@ class ConnectionLeaseRepository(Repository):
     """Slot i of an account's connections is held by one replica at a time, until its lease ends."""
 
     collection_name = "connection_leases"
-    indexes = (IndexModel([("holder", ASCENDING)]),)
+    indexes = (IndexModel([("holder", ASCENDING)]), IndexModel([("account_id", ASCENDING)]))
 
     async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
+        """A free slot (never taken, or its holder's lease ended) for `holder`; None when all are held."""
         now = _now()
         lease = {"account_id": account_id, "holder": holder, "expires_at": now + timedelta(seconds=lease_s)}
+        held = {doc["_id"]: doc async for doc in self.collection.find({"account_id": account_id})}
         for slot in range(slots):
             slot_id = f"{account_id}:{slot}"
-            try:
-                await self.collection.insert_one({"_id": slot_id, **lease})
-                return slot
-            except DuplicateKeyError:
-                taken = await self.collection.update_one({"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease})
+            current = held.get(slot_id)
+            if current is None:
+                try:
+                    await self.collection.insert_one({"_id": slot_id, **lease})
+                    return slot
+                except DuplicateKeyError:
+                    continue
+            if current["expires_at"] < now:
+                taken = await self.collection.update_one(
+                    {"_id": slot_id, "expires_at": current["expires_at"]}, {"$set": lease}
+                )
                 if taken.modified_count == 1:
                     return slot
         return None

@@ -11,6 +11,8 @@ import aiosmtplib
 from .domain import Account, TlsMode
 from .repository import ConnectionLeaseRepository
 
+LEASE_RETRY_S = 0.5  # how soon a replica that found every connection slot taken asks the database again
+
 
 class SmtpRefused(Exception):
     """The server answered with a refusal code (4xx temporary, 5xx permanent)."""
@@ -61,27 +63,36 @@ class SmtpPool:
         self._lease_s = lease_s
         self._idle: list[_Connection] = []
         self._open = 0
+        self._lease_retry_at = 0.0
         self._changed = asyncio.Condition()
 
     async def _acquire(self) -> _Connection:
-        async with self._changed:
-            while True:
+        while True:
+            async with self._changed:
                 while self._idle:
                     connection = self._idle.pop()
                     if connection.client.is_connected:
                         return connection
                     await self._forget(connection)
-                if self._open < self.account.limits.connections:
-                    slot = await self._leases.acquire(
-                        self.account.account_id, self.account.limits.connections, self._holder, self._lease_s
-                    )
-                    if slot is not None:
-                        self._open += 1
-                        break
-                try:  # another replica holds every slot: wait for one of ours, or look again shortly
-                    await asyncio.wait_for(self._changed.wait(), timeout=0.5)
-                except TimeoutError:
-                    pass
+                may_open = self._open < self.account.limits.connections and time.monotonic() >= self._lease_retry_at
+                if may_open:
+                    self._open += 1  # counted now, so others waiting here do not ask the database too
+                else:
+                    try:  # wait for one of ours, or look for a free slot again shortly
+                        await asyncio.wait_for(self._changed.wait(), timeout=LEASE_RETRY_S)
+                    except TimeoutError:
+                        pass
+                    continue
+            slot = await self._leases.acquire(
+                self.account.account_id, self.account.limits.connections, self._holder, self._lease_s
+            )
+            if slot is not None:
+                return await self._connect(slot)
+            async with self._changed:  # every slot is another replica's: ours will have to do for now
+                self._open -= 1
+                self._lease_retry_at = time.monotonic() + LEASE_RETRY_S
+
+    async def _connect(self, slot: int) -> _Connection:
         client = aiosmtplib.SMTP(**self._options)
         try:
             await client.connect()
