@@ -2,15 +2,26 @@
 runs itself (the timer's own passes are set an hour apart): nothing waits on wall time."""
 
 import asyncio
+import io
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from publipost_contracts import CampaignFired, DispatchRequested
+from docx import Document
+from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted
+from publipost_merge.app import build as build_merge
+from publipost_merge.settings import MergeSettings
+from publipost_recipient_directory.app import build as build_directory
+from publipost_recipient_directory.settings import RecipientDirectorySettings
+from publipost_render_pdf.app import build as build_render
+from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_scheduler.app import build
 from publipost_scheduler.domain import Occurrence
 from publipost_scheduler.handlers import tick
 from publipost_scheduler.settings import SchedulerSettings
+from publipost_template.app import build as build_template
+from publipost_template.settings import TemplateSettings
+from pypdf import PdfReader
 
 from tests.support import EventTap, wait_until
 
@@ -223,3 +234,56 @@ async def test_readiness_reports_the_ticker(scheduler):
     async with http(service) as client:
         ready = await client.get("/readyz")
     assert ready.json()["checks"] == {"database": True, "broker": True, "ticker": True}
+
+
+@pytest.mark.slow
+async def test_a_campaign_re_runs_a_merge_on_a_segment_and_sends_the_new_mailing(
+    make_settings, running, serve_http, infra, namespace
+):
+    directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
+    directory_url = await serve_http(directory)
+    template = await running(build_template(make_settings(TemplateSettings)))
+    template_url = await serve_http(template)
+    merge = await running(build_merge(make_settings(MergeSettings, template_url=template_url)))
+    await running(build_render(make_settings(RenderPdfSettings)))
+    clock = Clock()
+    scheduler = await running(
+        build(make_settings(SchedulerSettings, tick_interval_s=3600, directory_url=directory_url), clock=clock)
+    )
+    async with httpx.AsyncClient(base_url=directory_url, headers=ACME) as http:
+        for n in (1, 2):
+            await http.put(f"/recipients/C{n}", json={"email": f"c{n}@acme.test", "name": f"Client Segmenton{n}"})
+        segment = (await http.post("/segments", json={"name": "both", "customer_numbers": ["C1", "C2"]})).json()
+    async with httpx.AsyncClient(base_url=template_url, headers=ACME) as http:
+        uploaded = await http.post(
+            "/templates",
+            data={"name": "Statement"},
+            files={"file": ("s.docx", docx("Dear {{ name }}, your statement of {{ date }}."))},
+        )
+    campaign = {"template_id": uploaded.json()["id"], "segment_id": segment["id"]}
+
+    async with EventTap(infra.rabbitmq_url, namespace, DispatchRequested, MergeCompleted) as tap:
+        await create(scheduler, name="Statements", mailing_id=None, merge=campaign, auto_increment_date=True)
+        clock.now = START + timedelta(hours=1, seconds=1)
+        assert await passes(scheduler) == 1
+        requested = await tap.next(DispatchRequested, timeout=120)
+        completed = await tap.next(MergeCompleted, timeout=10)
+
+    assert requested.mailing_id == completed.mailing_id and completed.documents == 2
+    assert completed.name == "Statements 01/12/2026"
+    merge_http = httpx.AsyncClient(transport=httpx.ASGITransport(merge.http_app()), base_url="http://m")
+    async with merge_http:
+        documents = (await merge_http.get(f"/mailings/{completed.mailing_id}/documents", headers=ACME)).json()
+        content = await merge_http.get(
+            f"/mailings/{completed.mailing_id}/documents/{documents['items'][1]['id']}/content", headers=ACME
+        )
+    text = PdfReader(io.BytesIO(content.content)).pages[0].extract_text()
+    assert "Dear Client Segmenton2, your statement of 01/12/2026." in text
+
+
+def docx(text: str) -> bytes:
+    document = Document()
+    document.add_paragraph(text)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
