@@ -177,6 +177,7 @@ class Stack:
             "PUBLIPOST_SMTP_PORT": str(self.smtp_port),
             "PUBLIPOST_SMTP_CONNECTIONS": str(CONNECTIONS),
             "PUBLIPOST_LOG_LEVEL": "WARNING",
+            "PUBLIPOST_PREFETCH": "64",  # dispatch's default; the recipient directory answers as many at once
         }
 
     async def start(self) -> None:

@@ -5,7 +5,9 @@ from pydantic import Field, SecretStr, model_validator
 class DispatchSettings(ServiceSettings):
     service_name: str = "dispatch"
     http_port: int = 8105
-    prefetch: int = Field(default=16, ge=1, description="Sends in flight per replica.")
+    prefetch: int = Field(
+        default=64, ge=1, description="Sends in flight per replica; their database calls share round trips."
+    )
     merge_url: str = Field(default="http://127.0.0.1:8103", description="The merge service's HTTP API.")
     template_url: str = Field(default="http://127.0.0.1:8101", description="The template service (e-mail templates).")
     # The default account: used by a dispatch that names no account of its tenant.
