@@ -203,3 +203,15 @@ def test_a_missing_marker_or_an_unreadable_pdf_splits_nothing():
         split_pdf_by_destinations(_pdf_with_destinations(3, {0: 0, 2: 2}), documents=3)
     with pytest.raises(UnreadablePdf):
         split_pdf_by_destinations(b"%PDF-1.4 garbage", documents=1)
+
+
+def test_only_the_styles_in_use_and_those_they_derive_from_are_kept():
+    combined = Combined(combine_docx([letter(1), letter(2)]))
+
+    styles = etree.fromstring(combined.zip.read("word/styles.xml"))
+    kept = {s.get(f"{W}styleId") for s in styles.findall("w:style", NS)}
+    assert {"Normal", "Header", "Footer", "TableGrid", "TableNormal"} <= kept  # used, or the defaults
+    assert {"HeaderChar", "ListNumber"} <= kept  # linked from Header; named by the list definitions
+    assert "Heading1" not in kept and "Title" not in kept
+    assert styles.find("w:latentStyles", NS) is None
+    assert b'w:styleId="Heading1"' in part(letter(1), "word/styles.xml")  # documents converted alone keep all

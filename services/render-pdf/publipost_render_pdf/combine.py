@@ -30,6 +30,7 @@ PKG_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
 CONTENT_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
 OFFICE_DOCUMENT = f"{R}/officeDocument"
 HEADER, FOOTER = f"{R}/header", f"{R}/footer"
+STYLE_PARTS = (f"{R}/styles", "http://schemas.microsoft.com/office/2007/relationships/stylesWithEffects")
 
 MARKER_PREFIX = "PublipostDoc"
 # Bookmark ids must be unique in the combined document: document i's ids are shifted by i * ID_STRIDE.
@@ -37,6 +38,10 @@ ID_STRIDE = 1_000_000
 # A page count field counts the whole combined document, not the recipient's pages.
 WHOLE_DOCUMENT_FIELDS = (b"NUMPAGES", b"DOCPROPERTY  Pages", b"DOCPROPERTY Pages")
 PAGE_FIELD = re.compile(rb"\bPAGE\b")
+# Where a part names a style: paragraph, run, table and numbering style references.
+_STYLE_REFERENCE = r'<(?:\w+:)?(?:pStyle|rStyle|tblStyle|numStyleLink|styleLink)\b[^>]*?\bval="([^"]+)"'
+STYLE_REFERENCE = re.compile(_STYLE_REFERENCE.encode())
+STYLE_REFERENCE_TEXT = re.compile(_STYLE_REFERENCE)
 _PART_LIMIT = 2_000
 
 
@@ -172,6 +177,7 @@ def combine_docx(documents: Sequence[bytes]) -> bytes:
     files[_rels_name(base.main)] = _xml(rels_tree)
     files["[Content_Types].xml"] = _xml(content_types)
     numbering.save(files)
+    _prune_styles(base, files)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("[Content_Types].xml", files.pop("[Content_Types].xml"))
@@ -392,6 +398,45 @@ def _settings_flag(base: _Package, files: dict[str, bytes], flag: str) -> bool:
             part = _resolve(base.main, rel["Target"])
             return part in files and f"w:{flag}".encode() in files[part]
     return False
+
+
+def _prune_styles(base: _Package, files: dict[str, bytes]) -> None:
+    """Keep only the styles the combined document uses (and what they derive from).
+
+    Templates made in Word carry hundreds of built-in style definitions and
+    "latent" style hints for Word's gallery; LibreOffice parses them all on every
+    load, a third of the time of a chunk of twenty letters. Unused ones change
+    nothing on the page.
+    """
+    style_parts = {_resolve(base.main, r["Target"]): r["Type"] for r in base.rels.values() if r["Type"] in STYLE_PARTS}
+    part = next((name for name, kind in style_parts.items() if kind == f"{R}/styles"), None)
+    if part is None or part not in files:
+        return
+    styles = etree.fromstring(files[part])
+    used = {
+        value.decode()
+        for name, data in files.items()
+        if name.endswith(".xml") and name not in style_parts
+        for value in STYLE_REFERENCE.findall(data)
+    }
+    by_id = {style.get(_w("styleId")): style for style in styles.findall(_w("style"))}
+    kept = {style_id for style_id, style in by_id.items() if style.get(_w("default")) == "1"}
+    pending = list(used)
+    while pending:
+        style_id = pending.pop()
+        if style_id in kept or style_id not in by_id:
+            continue
+        kept.add(style_id)
+        style = by_id[style_id]
+        pending.extend(link.get(_w("val")) for name in ("basedOn", "next", "link") for link in style.findall(_w(name)))
+        pending.extend(STYLE_REFERENCE_TEXT.findall(etree.tostring(style, encoding="unicode")))
+    for style_id, style in by_id.items():
+        if style_id not in kept:
+            styles.remove(style)
+    latent = styles.find(_w("latentStyles"))
+    if latent is not None:
+        styles.remove(latent)
+    files[part] = _xml(styles)
 
 
 # --- numbering ------------------------------------------------------------------------------------
