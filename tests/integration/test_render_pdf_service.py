@@ -181,7 +181,8 @@ async def test_one_long_lived_libreoffice_renewed_after_n_runs_and_reported_by_t
     assert ready.status_code == 200 and ready.json()["checks"]["libreoffice"] is True
 
 
-async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_chunk_completes(render):
+async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_chunk_completes(start_render):
+    render = await start_render(batch_size=10)  # the chunk goes through LibreOffice in six runs
     documents = {f"k{n}": long_letter(n, 1500) if n % 10 == 5 else letter(n) for n in range(60)}
     async with render.http() as http:
         before = (await http.get("/workers")).json()[0]

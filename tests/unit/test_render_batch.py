@@ -5,12 +5,13 @@ answers a PDF with one page per document; the real LibreOffice is exercised
 by tests/integration/test_render_pdf_service.py.
 """
 
+import asyncio
 import io
 import zipfile
 from pathlib import Path
 
 from publipost_merge.rendering import render_docx
-from publipost_render_pdf.batch import convert_documents
+from publipost_render_pdf.batch import CombinedRuns, convert_documents
 from publipost_render_pdf.combine import MARKER_PREFIX
 from publipost_render_pdf.converter import ConversionFailed
 from pypdf import PdfReader, PdfWriter
@@ -27,8 +28,11 @@ class OnePagePerDocument:
 
     def __init__(self) -> None:
         self.runs: list[int] = []
+        self.hold = asyncio.Event()
+        self.hold.set()
 
     async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+        await self.hold.wait()
         try:
             document = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml")
         except zipfile.BadZipFile:
@@ -52,9 +56,17 @@ def letter(n: int, **overrides: object) -> bytes:
     return render_docx(SAMPLE.read_bytes(), sample_record(n, **overrides))
 
 
+async def convert(documents: list[bytes], backend: OnePagePerDocument, max_documents: int = 50, scope: str = "acme"):
+    runs = CombinedRuns(backend, max_documents, parallel=1)
+    try:
+        return await convert_documents(documents, runs, scope)
+    finally:
+        await runs.stop()
+
+
 async def test_a_chunk_of_one_template_goes_through_the_backend_once():
     backend = OnePagePerDocument()
-    results = await convert_documents([letter(n) for n in range(4)], backend, max_batch=50)
+    results = await convert([letter(n) for n in range(4)], backend)
 
     assert backend.runs == [4]
     assert [(r.pages, r.error) for r in results] == [(1, None)] * 4
@@ -65,7 +77,7 @@ async def test_a_combined_run_that_fails_is_retried_one_by_one_and_only_the_bad_
     backend = OnePagePerDocument()
     documents = [letter(0), letter(1, contract="POISON"), letter(2)]
 
-    results = await convert_documents(documents, backend, max_batch=50)
+    results = await convert(documents, backend)
 
     assert backend.runs == [3, 0, 0, 0]  # combined, then each alone
     assert [r.error for r in results] == [None, "General Error: the document is damaged", None]
@@ -76,8 +88,29 @@ async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_th
     backend = OnePagePerDocument()
     documents = [letter(0), b"not a docx", letter(1), letter(2)]
 
-    results = await convert_documents(documents, backend, max_batch=2)
+    results = await convert(documents, backend, max_documents=2)
 
-    assert backend.runs == [2, 0, 0]  # letters 0 and 1 together, the broken one alone, letter 2 alone
+    assert backend.runs == [2, 0, 1]  # letters 0 and 1 together, the broken one alone, letter 2 in its own run
     assert results[1].error == "General Error: not a document"
     assert all(r.error is None for r in (results[0], results[2], results[3]))
+
+
+async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tenants():
+    backend = OnePagePerDocument()
+    runs = CombinedRuns(backend, max_documents=50, parallel=1)
+    backend.hold.clear()  # the first chunk's run holds LibreOffice while the others arrive
+    try:
+        first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
+        await asyncio.sleep(0.2)
+        others = [
+            asyncio.create_task(convert_documents([letter(n), letter(n + 1)], runs, tenant))
+            for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex"))
+        ]
+        await asyncio.sleep(0.2)
+        backend.hold.set()
+        results = [await first, *[await task for task in others]]
+    finally:
+        await runs.stop()
+
+    assert backend.runs == [2, 4, 2]  # acme's two waiting chunks in one run, globex's in its own
+    assert all(r.error is None and r.pages == 1 for chunk in results for r in chunk)

@@ -8,6 +8,7 @@ from publipost_storage import Storage
 from . import handlers
 from .api import router
 from .backends import Backends
+from .blob_batch import BlobBatch
 from .context import RenderContext
 from .libreoffice import LibreOfficePool, WorkerConfig
 from .repository import TenantSettingsRepository, UsageRepository
@@ -29,12 +30,14 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         ),
     )
     backends = Backends(settings, libreoffice)
+    blobs = BlobBatch(storage.client[settings.blob_database_name])
     tenants = TenantSettingsRepository(storage.db)
     usage = UsageRepository(storage.db)
     ctx = RenderContext(
         settings=settings,
         storage=storage,
         bus=bus,
+        blobs=blobs,
         converter=libreoffice,
         backends=backends,
         tenants=tenants,
@@ -53,8 +56,8 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         components=ctx,
         routers=[router],
         repositories=[tenants, usage],
-        on_start=[libreoffice.start],
-        on_stop=[libreoffice.stop, backends.stop],
+        on_start=[blobs.ensure_indexes, libreoffice.start],
+        on_stop=[backends.stop, libreoffice.stop],
         readiness={"libreoffice": libreoffice.healthy},
     )
 

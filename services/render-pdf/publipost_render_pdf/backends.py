@@ -4,6 +4,7 @@ from typing import Any
 
 import httpx
 
+from .batch import CombinedRuns
 from .converter import Converter, ConverterUnavailable
 from .domain import Backend, BackendChoice, choose_backend
 from .gotenberg import GotenbergConverter
@@ -24,6 +25,7 @@ class Backends:
         self.libreoffice = libreoffice
         self._transport = transport
         self._gotenberg: dict[str, GotenbergConverter] = {}
+        self._runs: dict[int, CombinedRuns] = {}
 
     def choice_for(self, tenant: dict[str, Any]) -> BackendChoice:
         return choose_backend(
@@ -41,7 +43,17 @@ class Backends:
             )
         return self._gotenberg[choice.gotenberg_url]
 
+    def runs(self, choice: BackendChoice) -> CombinedRuns:
+        """The combined runs of the chosen backend, shared by every chunk that goes to it."""
+        converter = self.converter(choice)
+        if id(converter) not in self._runs:
+            self._runs[id(converter)] = CombinedRuns(converter, self.settings.batch_size, self.settings.workers)
+        return self._runs[id(converter)]
+
     async def stop(self) -> None:
+        for runs in self._runs.values():
+            await runs.stop()
+        self._runs.clear()
         for client in self._gotenberg.values():
             await client.close()
         self._gotenberg.clear()

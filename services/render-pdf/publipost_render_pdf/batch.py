@@ -4,13 +4,13 @@ time, which finds the document at fault and lets the others through."""
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from publipost_logging import get_logger
 
 from .combine import NotCombinable, combine_docx, combine_key
-from .converter import ConversionFailed, Converter
+from .converter import ConversionFailed, Converter, ConverterUnavailable
 from .domain import PageMapMismatch, UnreadablePdf, batches, page_count
 from .metrics import CONVERSION_FAILURES, CONVERSION_SECONDS, CONVERSIONS
 from .pdf_split import split_pdf_by_destinations
@@ -28,29 +28,119 @@ class Converted:
     error: str | None = None
 
 
-async def convert_documents(documents: Sequence[bytes], converter: Converter, max_batch: int) -> list[Converted]:
+async def convert_documents(documents: Sequence[bytes], runs: "CombinedRuns", scope: str) -> list[Converted]:
+    """Each document's outcome. `scope` (the tenant) keeps documents of different scopes out of one run."""
     keys = await asyncio.to_thread(lambda: [combine_key(docx) for docx in documents])
+    scoped = [None if key is None else (scope, key) for key in keys]
     results: list[Converted] = [Converted()] * len(documents)
-    for group in batches(keys, max_batch):
+    for group in batches(scoped, runs.max_documents):
         group_documents = [documents[position] for position in group]
-        outcomes = await _convert_together(group_documents, converter) if len(group) > 1 else None
+        key = scoped[group[0]]
+        outcomes = await runs.convert(key, group_documents) if key is not None else None
         if outcomes is None:
-            outcomes = [await _convert_alone(docx, converter) for docx in group_documents]
+            outcomes = [await _convert_alone(docx, runs.converter) for docx in group_documents]
         for position, outcome in zip(group, outcomes, strict=True):
             results[position] = outcome
     return results
 
 
+@dataclass
+class _Waiting:
+    key: Hashable
+    documents: list[bytes]
+    future: "asyncio.Future[list[Converted] | None]"
+
+
+class CombinedRuns:
+    """One backend's combined runs. Groups waiting for it at the same time that share a key go through
+    as one run, up to `max_documents`: a run costs LibreOffice a fixed load (styles, document set-up)
+    worth several letters, so chunks in flight together pay it once."""
+
+    def __init__(self, converter: Converter, max_documents: int, parallel: int) -> None:
+        self.converter = converter
+        self.max_documents = max_documents
+        self._parallel = parallel
+        self._waiting: list[_Waiting] = []
+        self._arrived = asyncio.Event()
+        self._runners: list[asyncio.Task[None]] = []
+
+    async def convert(self, key: Hashable, documents: list[bytes]) -> list[Converted] | None:
+        """The documents' PDFs from a combined run, or None when they must go one by one."""
+        waiting = _Waiting(key, documents, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        self._arrived.set()
+        if not self._runners:
+            self._runners = [asyncio.create_task(self._run_forever()) for _ in range(self._parallel)]
+        return await waiting.future
+
+    async def stop(self) -> None:
+        for runner in self._runners:
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        self._runners = []
+        for waiting in self._waiting:
+            waiting.future.cancel()
+        self._waiting = []
+
+    async def _run_forever(self) -> None:
+        while True:
+            if not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            group = self._take()
+            if group:
+                await self._run(group)
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting group, and the next ones of its key that fit beside it."""
+        waiting = [w for w in self._waiting if not w.future.done()]  # a cancelled chunk drops out
+        group: list[_Waiting] = []
+        size = 0
+        for candidate in waiting:
+            if not group or (candidate.key == group[0].key and size + len(candidate.documents) <= self.max_documents):
+                group.append(candidate)
+                size += len(candidate.documents)
+        self._waiting = [w for w in waiting if w not in group]
+        return group
+
+    async def _run(self, group: list[_Waiting]) -> None:
+        try:
+            outcomes = await _convert_together([d for w in group for d in w.documents], self.converter)
+        except asyncio.CancelledError:  # stopping: nobody waits for ever on a run that will not finish
+            for waiting in group:
+                waiting.future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the backend is unavailable: each chunk of the run is retried
+            for waiting in group:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+            return
+        offset = 0
+        for waiting in group:
+            part = None if outcomes is None else outcomes[offset : offset + len(waiting.documents)]
+            offset += len(waiting.documents)
+            if not waiting.future.done():
+                waiting.future.set_result(part)
+
+
 async def _convert_together(documents: list[bytes], converter: Converter) -> list[Converted] | None:
-    """The documents' PDFs from one combined conversion, or None when they must go one by one."""
+    """The documents' PDFs from one combined conversion, or None when they must go one by one.
+
+    Whatever goes wrong here, short of the backend being unavailable, sends the
+    documents one by one: combining is an optimisation and must never cost a
+    document its PDF, nor a chunk its answer.
+    """
     try:
         combined = await asyncio.to_thread(combine_docx, documents)
         pdf = await _timed(converter, combined, "batch", retry=False)
         parts = await asyncio.to_thread(split_pdf_by_destinations, pdf, len(documents))
-    except (NotCombinable, ConversionFailed, PageMapMismatch, UnreadablePdf) as exc:
+    except ConverterUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above
         if not isinstance(exc, ConversionFailed):  # those are counted by _timed
-            CONVERSION_FAILURES.labels(converter.name, "batch", _FAILURE_REASONS[type(exc)]).inc()
-        log.warning("combined conversion failed: converting one by one", documents=len(documents), error=str(exc))
+            CONVERSION_FAILURES.labels(converter.name, "batch", _FAILURE_REASONS.get(type(exc), "error")).inc()
+        log.warning("combined conversion failed: converting one by one", documents=len(documents), error=repr(exc))
         return None
     return [Converted(pdf=part, pages=pages) for part, pages in parts]
 

@@ -7,6 +7,7 @@ from publipost_runtime import components
 from publipost_storage import Storage
 
 from .backends import Backends
+from .blob_batch import BlobBatch
 from .libreoffice import LibreOfficePool
 from .repository import TenantSettingsRepository, UsageRepository
 from .settings import RenderPdfSettings
@@ -17,6 +18,7 @@ class RenderContext:
     settings: RenderPdfSettings
     storage: Storage
     bus: Bus
+    blobs: BlobBatch  # a chunk's DOCX and PDFs in a few round trips; storage.blobs for single blobs
     converter: LibreOfficePool  # this replica's own LibreOffice workers, the default backend
     backends: Backends
     tenants: TenantSettingsRepository

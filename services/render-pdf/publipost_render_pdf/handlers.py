@@ -1,14 +1,13 @@
 """render.requested → convert the chunk's documents, store one PDF each, answer documents.rendered."""
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, RenderResult
 from publipost_logging import get_logger
-from publipost_storage import BlobNotFound
 
-from .batch import Converted, convert_documents
+from .batch import convert_documents
+from .blob_batch import NewBlob
 from .context import RenderContext
 from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
@@ -36,11 +35,7 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     bus retries the chunk (PDFs already stored are then reused).
     """
     QUEUE_WAIT_SECONDS.observe(queue_wait_s(event.occurred_at, datetime.now(UTC)))
-    loaded = await asyncio.gather(*(_load(item, ctx) for item in event.documents))
-    results = {
-        item.document_id: r for item, r in zip(event.documents, loaded, strict=True) if isinstance(r, RenderResult)
-    }
-    to_convert = [r for r in loaded if isinstance(r, _ToConvert)]
+    results, to_convert = await _load(event.documents, ctx)
     if to_convert:
         results.update(await _convert(event, to_convert, ctx))
     return DocumentsRendered.caused_by(
@@ -52,30 +47,37 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     )
 
 
-async def _load(item: RenderItem, ctx: RenderContext) -> RenderResult | _ToConvert:
-    """The stored PDF of a redelivered document, or the DOCX to convert."""
-    blobs = ctx.storage.blobs
-    blob_id = pdf_blob_id(item.document_id)
-    try:
-        stored = await blobs.info(blob_id)  # GridFS writes the file entry last: one that exists is whole
-        DOCUMENTS.labels("reused").inc()
-        return RenderResult(document_id=item.document_id, pdf_blob_id=blob_id, page_count=stored["metadata"]["pages"])
-    except BlobNotFound:
-        pass
-    try:
-        docx_info = await blobs.info(item.docx_blob_id)
-        docx = await blobs.get(item.docx_blob_id)
-    except BlobNotFound:
-        DOCUMENTS.labels("failed").inc()
-        return RenderResult(document_id=item.document_id, error=f"DOCX {item.docx_blob_id} not found")
-    return _ToConvert(item, docx, docx_info["filename"])
+async def _load(items: list[RenderItem], ctx: RenderContext) -> tuple[dict[str, RenderResult], list[_ToConvert]]:
+    """Results for documents whose PDF an earlier delivery stored, and the DOCX of the others."""
+    pdf_ids = {item.document_id: pdf_blob_id(item.document_id) for item in items}
+    # GridFS writes a file entry after its chunks: a PDF whose entry exists is whole.
+    files = await ctx.blobs.infos([*pdf_ids.values(), *(item.docx_blob_id for item in items)])
+    docx = await ctx.blobs.read([files[item.docx_blob_id] for item in items if item.docx_blob_id in files])
+    results: dict[str, RenderResult] = {}
+    to_convert: list[_ToConvert] = []
+    for item in items:
+        stored = files.get(pdf_ids[item.document_id])
+        if stored is not None:
+            DOCUMENTS.labels("reused").inc()
+            pages = stored["metadata"]["pages"]
+            results[item.document_id] = RenderResult(
+                document_id=item.document_id, pdf_blob_id=pdf_ids[item.document_id], page_count=pages
+            )
+        elif item.docx_blob_id in docx:
+            to_convert.append(_ToConvert(item, docx[item.docx_blob_id], files[item.docx_blob_id]["filename"]))
+        else:
+            DOCUMENTS.labels("failed").inc()
+            results[item.document_id] = RenderResult(
+                document_id=item.document_id, error=f"DOCX {item.docx_blob_id} not found"
+            )
+    return results, to_convert
 
 
 async def _convert(event: RenderRequested, documents: list[_ToConvert], ctx: RenderContext) -> dict[str, RenderResult]:
     tenant_id = event.tenant_id
     tenant = await ctx.tenants.get(tenant_id)
     choice = ctx.backends.choice_for(tenant)
-    converter = ctx.backends.converter(choice)
+    runs = ctx.backends.runs(choice)
     limit = None if choice.external else limit_of(tenant, ctx.settings.yearly_conversion_limit)
     year = conversion_year(event.occurred_at)
     ids = [d.item.document_id for d in documents]
@@ -91,30 +93,29 @@ async def _convert(event: RenderRequested, documents: list[_ToConvert], ctx: Ren
         )
     if not admitted:
         return results
-    converted = await convert_documents([d.docx for d in admitted], converter, ctx.settings.batch_size)
-    stored = await asyncio.gather(
-        *(_store(d, outcome, event, ctx) for d, outcome in zip(admitted, converted, strict=True))
-    )
-    results.update((result.document_id, result) for result in stored)
-    await ctx.usage.refund(tenant_id, year, [r.document_id for r in stored if r.error])
+    converted = await convert_documents([d.docx for d in admitted], runs, scope=tenant_id)
+    pdfs: list[NewBlob] = []
+    failed: list[str] = []
+    for document, outcome in zip(admitted, converted, strict=True):
+        document_id = document.item.document_id
+        if outcome.pdf is None:
+            DOCUMENTS.labels("failed").inc()
+            log.warning("conversion failed", document_id=document_id, error=outcome.error)
+            results[document_id] = RenderResult(document_id=document_id, error=outcome.error)
+            failed.append(document_id)
+            continue
+        metadata = {
+            "content_type": "application/pdf",
+            "tenant_id": tenant_id,
+            "mailing_id": event.mailing_id,
+            "document_id": document_id,
+            "pages": outcome.pages,
+        }
+        pdfs.append(NewBlob(pdf_blob_id(document_id), outcome.pdf, pdf_filename(document.filename), metadata))
+        results[document_id] = RenderResult(
+            document_id=document_id, pdf_blob_id=pdf_blob_id(document_id), page_count=outcome.pages
+        )
+    await ctx.blobs.write(pdfs)
+    DOCUMENTS.labels("converted").inc(len(pdfs))
+    await ctx.usage.refund(tenant_id, year, failed)
     return results
-
-
-async def _store(document: _ToConvert, outcome: Converted, event: RenderRequested, ctx: RenderContext) -> RenderResult:
-    document_id = document.item.document_id
-    if outcome.pdf is None:
-        DOCUMENTS.labels("failed").inc()
-        log.warning("conversion failed", document_id=document_id, error=outcome.error)
-        return RenderResult(document_id=document_id, error=outcome.error)
-    blob_id = await ctx.storage.blobs.put(
-        outcome.pdf,
-        pdf_filename(document.filename),
-        "application/pdf",
-        blob_id=pdf_blob_id(document_id),
-        tenant_id=event.tenant_id,
-        mailing_id=event.mailing_id,
-        document_id=document_id,
-        pages=outcome.pages,
-    )
-    DOCUMENTS.labels("converted").inc()
-    return RenderResult(document_id=document_id, pdf_blob_id=blob_id, page_count=outcome.pages)

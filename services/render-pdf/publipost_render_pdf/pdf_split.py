@@ -8,6 +8,8 @@ from pypdf.errors import PdfReadError
 from .combine import marker
 from .domain import PageMapMismatch, UnreadablePdf, page_map
 
+KEPT_METADATA = ("/Producer", "/Creator", "/CreationDate", "/ModDate")
+
 
 def split_pdf_by_destinations(pdf: bytes, documents: int) -> list[tuple[bytes, int]]:
     """(PDF, page count) of each of the `documents` combined in `pdf`, in order.
@@ -28,8 +30,8 @@ def split_pdf_by_destinations(pdf: bytes, documents: int) -> list[tuple[bytes, i
             writer = PdfWriter()
             for number in pages:
                 writer.add_page(reader.pages[number])
-            if reader.metadata:
-                writer.add_metadata({key: value for key, value in reader.metadata.items() if isinstance(value, str)})
+            if reader.metadata:  # what made the PDF, not the first document's title
+                writer.add_metadata({key: value for key, value in reader.metadata.items() if key in KEPT_METADATA})
             out = io.BytesIO()
             writer.write(out)
             parts.append((out.getvalue(), len(pages)))

@@ -9,10 +9,10 @@ class RenderPdfSettings(ServiceSettings):
     http_port: int = 8104
     workers: int = Field(default=1, ge=1, le=16, description="LibreOffice processes per replica (one per core).")
     prefetch: int = Field(
-        default=2,
+        default=4,
         ge=1,
-        description="Chunks in flight per replica; defaults to two per worker, so one is fetched, combined, "
-        "split and stored while the other is in LibreOffice, and the rest stay in the queue for other replicas.",
+        description="Chunks in flight per replica; defaults to four per worker: while one is in LibreOffice the "
+        "others are fetched, stored, or wait to share its next run, and the rest stay queued for other replicas.",
     )
     soffice_path: str = Field(default="soffice", description="The LibreOffice executable.")
     uno_python: str = Field(default="/usr/bin/python3", description="The Python that has LibreOffice's uno module.")
@@ -24,7 +24,10 @@ class RenderPdfSettings(ServiceSettings):
     )
     start_timeout_s: float = Field(default=90.0, gt=0, description="Longest LibreOffice may take to start.")
     batch_size: int = Field(
-        default=50, ge=1, description="Most documents laid out as one combined document; a larger chunk makes several."
+        default=100,
+        ge=1,
+        description="Most documents laid out as one combined document: chunks in flight together share a run "
+        "up to this, a larger chunk makes several.",
     )
     backend: Literal["libreoffice", "gotenberg"] = Field(
         default="libreoffice", description="Conversion backend of tenants that have none of their own."
@@ -43,8 +46,8 @@ class RenderPdfSettings(ServiceSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _two_chunks_per_worker(cls, values: Any) -> Any:
+    def _four_chunks_per_worker(cls, values: Any) -> Any:
         # A bounded queue: a replica holds no more chunks than keep its LibreOffice processes busy.
         if isinstance(values, dict) and "prefetch" not in values and "workers" in values:
-            values = {**values, "prefetch": 2 * int(values["workers"])}
+            values = {**values, "prefetch": 4 * int(values["workers"])}
         return values
