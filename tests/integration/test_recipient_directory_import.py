@@ -229,6 +229,18 @@ async def test_files_that_are_not_recipient_files_are_refused(directory):
     assert no_rows.json()["detail"][0]["msg"] == "the file holds no recipients"
 
 
+async def test_a_quote_never_closed_refuses_the_file_at_the_line_it_opens(directory):
+    response = await upload(
+        directory, "r.csv", 'customer_number,document_type,name\nC1,invoice,"Dupont\nC2,invoice,B\n'
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"line": 2, "column": None, "column_number": None, "msg": "a quoted field opened on this line is never closed"}
+    ]
+    assert await all_customer_numbers(directory) == []
+
+
 @pytest.mark.parametrize(("name", "content_type"), [("sample.csv", "text/csv"), ("sample.xlsx", XLSX)])
 async def test_the_sample_files_download_and_import_as_they_are(directory, name, content_type):
     sample = await directory.get(f"/recipients/import/{name}")

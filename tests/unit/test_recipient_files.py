@@ -116,3 +116,15 @@ def test_the_sample_files_pass_the_check_with_the_first_document_type(tmp_path, 
     path.write_bytes(make(["quote", "invoice"]))
 
     assert check_file(read_rows(path, kind_of(name)), ["quote", "invoice"]) == ("quote", 2)
+
+
+def test_a_quote_never_closed_is_reported_where_it_opens_not_swallowing_the_file(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text('customer_number;document_type;name\nC1;invoice;"Dupont\nC2;invoice;Martin\n')
+
+    with pytest.raises(ImportRefused) as refused:
+        check_file(read_rows(path, "csv"), TYPES)
+
+    assert [(p.line, p.message) for p in refused.value.problems] == [
+        (2, "a quoted field opened on this line is never closed")
+    ]

@@ -23,7 +23,11 @@ XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml
 
 
 class UnreadableFile(ValueError):
-    """The file is not what its name says (not a workbook, not text)."""
+    """The file is not what its name says (not a workbook, not CSV), at `line` when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 _KINDS: dict[str, FileKind] = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
@@ -101,11 +105,14 @@ def _csv_rows(path: Path) -> Iterator[Row]:
     with path.open(newline="", encoding=encoding) as text:
         lines = _Lines(text)
         try:
-            for cells in csv.reader(lines, delimiter=delimiter):
+            # strict: a quote never closed is an error, not the rest of the file swallowed into one cell
+            for cells in csv.reader(lines, delimiter=delimiter, strict=True):
                 lines.between_records = True
                 yield lines.record_start, [cell.strip() for cell in cells]
         except csv.Error as exc:
-            raise UnreadableFile(f"line {lines.number}: {exc}") from exc
+            if lines.between_records is False and "unexpected end of data" in str(exc):
+                raise UnreadableFile("a quoted field opened on this line is never closed", lines.record_start) from exc
+            raise UnreadableFile(f"not readable as CSV: {exc}", lines.number) from exc
 
 
 # --- XLSX ---------------------------------------------------------------------

@@ -294,7 +294,7 @@ def check_file(
             if checked is not None and problems.count == 0:
                 pickle.dump((customer_number, fields), checked, pickle.HIGHEST_PROTOCOL)
     except UnreadableFile as exc:
-        problems.add(Problem(None, None, None, str(exc)))
+        problems.add(Problem(exc.line, None, None, str(exc)))
     if problems.count == 0 and not first_line_of:
         problems.add(Problem(None, None, None, "the file holds no recipients"))
     if problems.count:
