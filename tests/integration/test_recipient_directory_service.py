@@ -92,10 +92,10 @@ async def test_every_attribute_of_a_recipient_is_stored_and_read_back(directory)
     assert stored["customer_number"] == "C001"
 
 
-async def test_a_new_recipient_gets_the_defaults(directory):
+async def test_a_new_recipient_gets_the_defaults_and_blank_text_is_no_value(directory):
     _, http = directory
 
-    stored = (await http.put("/recipients/C001", headers=ACME, json={})).json()
+    stored = (await http.put("/recipients/C001", headers=ACME, json={"email": " ", "phone": ""})).json()
 
     assert (stored["format"], stored["promotional_consent"], stored["contacts"], stored["attributes"]) == (
         "pdf",
@@ -103,6 +103,7 @@ async def test_a_new_recipient_gets_the_defaults(directory):
         [],
         {},
     )
+    assert (stored["email"], stored["phone"]) == (None, None)
 
 
 @pytest.mark.parametrize(

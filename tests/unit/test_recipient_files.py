@@ -12,11 +12,11 @@ from publipost_recipient_directory.importing import ImportRefused, check_file, s
 TYPES = ["invoice", "quote"]
 
 
-def test_a_csv_reads_with_its_delimiter_quotes_and_line_numbers(tmp_path):
+def test_a_csv_reads_with_its_quotes_and_line_numbers_skipping_comments_and_empty_rows(tmp_path):
     path = tmp_path / "r.csv"
     path.write_bytes(
         codecs.BOM_UTF8
-        + b'# comment; with "a quote\n\na;b;c\n1;"two\n# not a comment: inside quotes";3\n  # indented comment\n4;"5;6";\n'
+        + b'# comment; with "a quote\n\na;b;c\n1;"two\n# not a comment: inside quotes";3\n  # indented comment\n4;"5;6";\n;;\n'
     )
 
     assert list(read_rows(path, "csv")) == [

@@ -108,9 +108,11 @@ def _csv_rows(path: Path) -> Iterator[Row]:
             # strict: a quote never closed is an error, not the rest of the file swallowed into one cell
             for cells in csv.reader(lines, delimiter=delimiter, strict=True):
                 lines.between_records = True
-                yield lines.record_start, [cell.strip() for cell in cells]
+                cells = [cell.strip() for cell in cells]
+                if any(cells):  # spreadsheets export their formatted empty rows as ";;;;"
+                    yield lines.record_start, cells
         except csv.Error as exc:
-            if lines.between_records is False and "unexpected end of data" in str(exc):
+            if not lines.between_records and "unexpected end of data" in str(exc):
                 raise UnreadableFile("a quoted field opened on this line is never closed", lines.record_start) from exc
             raise UnreadableFile(f"not readable as CSV: {exc}", lines.number) from exc
 
