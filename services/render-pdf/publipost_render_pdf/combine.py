@@ -5,11 +5,11 @@ page numbers from 1) and starts on a new page. A bookmark named
 `marker(i)` opens document i; exported as a PDF named destination it tells on
 which page each document starts (the page map).
 
-Documents combine when the parts they do not reference from their body
-(styles, numbering, settings, fonts, theme, footnotes...) are identical: the
-combined document keeps the first document's copy, which is then right for all.
-What the body references (headers, footers, images, links) is copied per
-document under `publipost/d<i>/`.
+Documents combine when their parts other than headers, footers, images and
+links (styles, numbering, settings, fonts, theme, footnotes...) are identical:
+the combined document keeps the first document's copy, which is then right for
+all. What a body references (headers, footers, images, links) is copied per
+document under `publipost/d<i>/`, or shared when byte for byte the same.
 """
 
 import functools
@@ -30,6 +30,8 @@ PKG_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
 CONTENT_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
 OFFICE_DOCUMENT = f"{R}/officeDocument"
 HEADER, FOOTER = f"{R}/header", f"{R}/footer"
+# Parts each document has its own of; a combined document carries every document's copy.
+PER_DOCUMENT = (HEADER, FOOTER, f"{R}/image", f"{R}/hyperlink")
 STYLE_PARTS = (f"{R}/styles", "http://schemas.microsoft.com/office/2007/relationships/stylesWithEffects")
 
 MARKER_PREFIX = "PublipostDoc"
@@ -95,16 +97,16 @@ class _Package:
         root = etree.fromstring(document)
         return {value for _, value in _rel_attributes(root)}
 
-    def shared_signature(self, document: bytes) -> tuple[object, ...]:
-        """What must be equal for documents to share one copy: every part the body does not reference.
+    def shared_signature(self) -> tuple[object, ...]:
+        """What must be equal for documents to share one copy: every part but headers, footers and images.
 
-        Compared by CRC and size from the zip directory, without decompressing the (large) styles.
+        Compared by CRC and size from the zip directory, without parsing the
+        document or decompressing the (large) styles.
         """
-        referenced = self.body_rel_ids(document)
         shared = sorted(
             (rel["Type"], _resolve(self.main, rel["Target"]))
-            for rel_id, rel in self.rels.items()
-            if rel_id not in referenced and rel.get("TargetMode") != "External"
+            for rel in self.rels.values()
+            if rel["Type"] not in PER_DOCUMENT and rel.get("TargetMode") != "External"
         )
         signature: list[object] = []
         for rel_type, name in shared:
@@ -118,16 +120,14 @@ def combine_key(docx: bytes) -> tuple[object, ...] | None:
     """Documents with the same key can be combined; None means this one must be converted alone."""
     try:
         package = _Package(docx)
-        document = package.read(package.main)
-        if any(field in document for field in WHOLE_DOCUMENT_FIELDS):
+        parts = [package.main] + [
+            _resolve(package.main, rel["Target"]) for rel in package.rels.values() if rel["Type"] in (HEADER, FOOTER)
+        ]
+        if any(
+            field in package.read(part) for part in parts if part in package.names for field in WHOLE_DOCUMENT_FIELDS
+        ):
             return None
-        for rel_id in package.body_rel_ids(document):
-            rel = package.rels.get(rel_id)
-            if rel is not None and rel["Type"] in (HEADER, FOOTER):
-                part = _resolve(package.main, rel["Target"])
-                if part in package.names and any(f in package.read(part) for f in WHOLE_DOCUMENT_FIELDS):
-                    return None
-        return (package.main, package.shared_signature(document))
+        return (package.main, package.shared_signature())
     except (NotCombinable, etree.XMLSyntaxError, KeyError):
         return None
 
@@ -179,7 +179,8 @@ def combine_docx(documents: Sequence[bytes]) -> bytes:
     numbering.save(files)
     _prune_styles(base, files)
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    # Stored, not deflated: LibreOffice reads it from a local file, and compressing costs more than it saves.
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("[Content_Types].xml", files.pop("[Content_Types].xml"))
         for name, data in files.items():
             archive.writestr(name, data)
