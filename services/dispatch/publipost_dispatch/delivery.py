@@ -103,7 +103,8 @@ def outcome_fields(
 ) -> dict[str, Any]:
     """What the history shows of an outcome: recipients, subject, server reply, error."""
     fields: dict[str, Any] = {"reason": reason, "smtp_reply": smtp_reply, "message_id": message_id}
-    if subject is not None:
+    # The fan-out stored the subject already; rewriting the search words costs an index update.
+    if subject is not None and subject != delivery.get("subject"):
         fields["subject"] = subject
         fields["terms"] = search_terms(subject, delivery["mailing_name"], delivery["document_number"])
     if addressing is not None:

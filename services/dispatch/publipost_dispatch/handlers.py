@@ -134,14 +134,19 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
         if not page:
             return
         await ctx.deliveries.add_many(page)
-        for delivery in page:
-            if delivery["state"] == DeliveryState.QUEUED:
-                await ctx.bus.publish(
+        # A page's sends are published together: one after the other, each waiting for the broker's
+        # confirmation, the fan-out (not the sending) would set the pace.
+        await asyncio.gather(
+            *(
+                ctx.bus.publish(
                     SendRequested.caused_by(
-                        event, key=delivery["document_id"], dispatch_id=delivery["dispatch_id"],
-                        document_id=delivery["document_id"],
+                        event, key=d["document_id"], dispatch_id=d["dispatch_id"], document_id=d["document_id"]
                     )
                 )
+                for d in page
+                if d["state"] == DeliveryState.QUEUED
+            )
+        )
         page.clear()
 
     dispatch = await ctx.dispatches.get(key)
@@ -158,6 +163,12 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
 def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
     no_pdf = document["pdf_blob_id"] is None
     now = datetime.now(UTC)
+    facts = DocumentFacts(document["document_number"], mailing["name"], document["recipient_name"],
+                          document["customer_number"])
+    try:  # the history shows (and searches) the subject before the send; the send renders it again
+        subject: str | None = EmailText(**dispatch["text"]).render(facts.variables(date.today()))[0]
+    except (UnsafeHeader, UnknownVariable, BadTemplate):
+        subject = None
     return {
         "_id": delivery_id_for(dispatch["_id"], document["id"]),
         "kind": "dispatch",
@@ -179,7 +190,8 @@ def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[
         "reason": f"no PDF to attach ({document['error'] or document['status']})" if no_pdf else None,
         "attempts": 0,
         "to": [],
-        "terms": search_terms(mailing["name"], document["document_number"]),
+        "subject": subject,
+        "terms": search_terms(subject, mailing["name"], document["document_number"]),
         "created_at": now,
         "finished_at": now if no_pdf else None,
     }
@@ -388,7 +400,7 @@ async def announce(
         "dispatch_id": delivery["dispatch_id"],
         "document_id": delivery["document_id"],
     }
-    await ctx.bus.publish(
+    events: list[Event] = [
         DeliveryRecorded(
             event_id=deterministic_id("delivery.recorded", delivery["_id"]),
             outcome=state.value,
@@ -397,9 +409,9 @@ async def announce(
             smtp_message_id=message_id,
             **common,
         )
-    )
+    ]
     if state is DeliveryState.SENT:
-        await ctx.bus.publish(
+        events.append(
             DocumentSent(
                 event_id=deterministic_id("document.sent", delivery["_id"]),
                 mailing_id=delivery["mailing_id"],
@@ -408,6 +420,7 @@ async def announce(
                 **common,
             )
         )
+    await asyncio.gather(*(ctx.bus.publish(e) for e in events))
 
 
 class CompletionCheck:

@@ -88,15 +88,15 @@ class DeliveryRepository(Repository):
 
     collection_name = "deliveries"
     indexes = (
+        # Each index costs every claim and outcome an update: only those a query needs.
         IndexModel([("dispatch_key", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)]),
-        IndexModel([("dispatch_key", ASCENDING), ("index", ASCENDING)]),
         IndexModel([("state", ASCENDING), ("lease_until", ASCENDING)]),
         # History: newest first within a tenant, alone or with one filter, which the query always leads with.
         IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("tenant_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("tenant_id", ASCENDING), ("document_type", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("tenant_id", ASCENDING), ("terms", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("tenant_id", ASCENDING), ("document_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("document_id", ASCENDING)]),  # a document has a handful of sends: sorted in memory
     )
 
     def __init__(self, db: Any) -> None:
