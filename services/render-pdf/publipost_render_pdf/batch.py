@@ -44,17 +44,27 @@ async def convert_documents(documents: Sequence[bytes], runs: "CombinedRuns", sc
     return results
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What a combined run gives each group in it: the run's PDF (None if it failed) and where the group is."""
+
+    pdf: bytes | None
+    documents: int
+    first: int
+
+
 @dataclass
 class _Waiting:
     key: Hashable
     documents: list[bytes]
-    future: "asyncio.Future[list[Converted] | None]"
+    future: "asyncio.Future[_Run]"
 
 
 class CombinedRuns:
     """One backend's combined runs. Groups waiting for it at the same time that share a key go through
     as one run, up to `max_documents`: a run costs LibreOffice a fixed load (styles, document set-up)
-    worth several letters, so chunks in flight together pay it once."""
+    worth several letters, so chunks in flight together pay it once. Each group cuts its own pages
+    out of the run's PDF, so the backend goes on with the next run meanwhile."""
 
     def __init__(self, converter: Converter, max_documents: int, parallel: int) -> None:
         self.converter = converter
@@ -71,7 +81,16 @@ class CombinedRuns:
         self._arrived.set()
         if not self._runners:
             self._runners = [asyncio.create_task(self._run_forever()) for _ in range(self._parallel)]
-        return await waiting.future
+        run = await waiting.future
+        if run.pdf is None:
+            return None
+        mine = range(run.first, run.first + len(documents))
+        try:
+            parts = await asyncio.to_thread(split_pdf_by_destinations, run.pdf, run.documents, mine)
+        except Exception as exc:  # noqa: BLE001 - a split that fails sends the documents one by one
+            _combined_failed(self.converter, len(documents), exc)
+            return None
+        return [Converted(pdf=part, pages=pages) for part, pages in parts]
 
     async def stop(self) -> None:
         for runner in self._runners:
@@ -105,8 +124,9 @@ class CombinedRuns:
         return group
 
     async def _run(self, group: list[_Waiting]) -> None:
+        documents = [document for waiting in group for document in waiting.documents]
         try:
-            outcomes = await _convert_together([d for w in group for d in w.documents], self.converter)
+            pdf = await _combined_pdf(documents, self.converter)
         except asyncio.CancelledError:  # stopping: nobody waits for ever on a run that will not finish
             for waiting in group:
                 waiting.future.cancel()
@@ -116,33 +136,34 @@ class CombinedRuns:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
-        offset = 0
+        first = 0
         for waiting in group:
-            part = None if outcomes is None else outcomes[offset : offset + len(waiting.documents)]
-            offset += len(waiting.documents)
             if not waiting.future.done():
-                waiting.future.set_result(part)
+                waiting.future.set_result(_Run(pdf, len(documents), first))
+            first += len(waiting.documents)
 
 
-async def _convert_together(documents: list[bytes], converter: Converter) -> list[Converted] | None:
-    """The documents' PDFs from one combined conversion, or None when they must go one by one.
+async def _combined_pdf(documents: list[bytes], converter: Converter) -> bytes | None:
+    """The PDF of the documents combined into one, or None when they must go one by one.
 
-    Whatever goes wrong here, short of the backend being unavailable, sends the
-    documents one by one: combining is an optimisation and must never cost a
-    document its PDF, nor a chunk its answer.
+    Whatever goes wrong here or in the split, short of the backend being
+    unavailable, sends the documents one by one: combining is an optimisation
+    and must never cost a document its PDF, nor a chunk its answer.
     """
     try:
         combined = await asyncio.to_thread(combine_docx, documents)
-        pdf = await _timed(converter, combined, "batch", retry=False)
-        parts = await asyncio.to_thread(split_pdf_by_destinations, pdf, len(documents))
+        return await _timed(converter, combined, "batch", retry=False)
     except ConverterUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - see above
-        if not isinstance(exc, ConversionFailed):  # those are counted by _timed
-            CONVERSION_FAILURES.labels(converter.name, "batch", _FAILURE_REASONS.get(type(exc), "error")).inc()
-        log.warning("combined conversion failed: converting one by one", documents=len(documents), error=repr(exc))
+        _combined_failed(converter, len(documents), exc)
         return None
-    return [Converted(pdf=part, pages=pages) for part, pages in parts]
+
+
+def _combined_failed(converter: Converter, documents: int, error: Exception) -> None:
+    if not isinstance(error, ConversionFailed):  # those are counted by _timed
+        CONVERSION_FAILURES.labels(converter.name, "batch", _FAILURE_REASONS.get(type(error), "error")).inc()
+    log.warning("combined conversion failed: converting one by one", documents=documents, error=repr(error))
 
 
 async def _convert_alone(docx: bytes, converter: Converter) -> Converted:
