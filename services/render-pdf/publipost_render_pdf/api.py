@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from publipost_http import TenantId
-from pydantic import AnyHttpUrl, BaseModel, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from .context import Context, RenderContext
 from .domain import Backend
@@ -22,13 +22,7 @@ class QuotaUpdate(BaseModel):
 
 class BackendUpdate(BaseModel):
     backend: Backend | None = Field(description="null: the service's default backend.")
-    gotenberg_url: AnyHttpUrl | None = None
-
-    @model_validator(mode="after")
-    def _gotenberg_has_a_server(self) -> "BackendUpdate":
-        if self.backend is Backend.GOTENBERG and self.gotenberg_url is None:
-            raise ValueError("the gotenberg backend needs gotenberg_url")
-        return self
+    gotenberg_url: AnyHttpUrl | None = Field(default=None, description="Default: the service's Gotenberg.")
 
 
 @router.get("/workers")
@@ -64,6 +58,10 @@ async def backend(tenant_id: TenantPath, ctx: Context) -> dict[str, Any]:
 @router.put("/backends/{tenant_id}")
 async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context) -> dict[str, Any]:
     url = str(update.gotenberg_url) if update.gotenberg_url else None
+    if update.backend is Backend.GOTENBERG and not (url or ctx.settings.gotenberg_url):
+        raise HTTPException(
+            422, "the gotenberg backend needs gotenberg_url: the service has no PUBLIPOST_GOTENBERG_URL"
+        )
     await ctx.tenants.set_backend(tenant_id, update.backend.value if update.backend else None, url)
     return _backend(ctx, await ctx.tenants.get(tenant_id))
 
