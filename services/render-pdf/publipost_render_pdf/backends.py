@@ -2,8 +2,6 @@
 
 from typing import Any
 
-import httpx
-
 from .batch import CombinedRuns
 from .converter import Converter, ConverterUnavailable
 from .domain import Backend, BackendChoice, choose_backend
@@ -15,17 +13,11 @@ from .settings import RenderPdfSettings
 class Backends:
     """The local pool, and one Gotenberg client per server URL, kept for the life of the service."""
 
-    def __init__(
-        self,
-        settings: RenderPdfSettings,
-        libreoffice: LibreOfficePool,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, settings: RenderPdfSettings, libreoffice: LibreOfficePool) -> None:
         self.settings = settings
         self.libreoffice = libreoffice
-        self._transport = transport
         self._gotenberg: dict[str, GotenbergConverter] = {}
-        self._runs: dict[int, CombinedRuns] = {}
+        self._runs: dict[Converter, CombinedRuns] = {}
 
     def choice_for(self, tenant: dict[str, Any]) -> BackendChoice:
         return choose_backend(
@@ -39,16 +31,16 @@ class Backends:
             raise ConverterUnavailable("the gotenberg backend is chosen but no Gotenberg URL is configured")
         if choice.gotenberg_url not in self._gotenberg:
             self._gotenberg[choice.gotenberg_url] = GotenbergConverter(
-                choice.gotenberg_url, self.settings.gotenberg_timeout_s, self._transport
+                choice.gotenberg_url, self.settings.gotenberg_timeout_s
             )
         return self._gotenberg[choice.gotenberg_url]
 
     def runs(self, choice: BackendChoice) -> CombinedRuns:
         """The combined runs of the chosen backend, shared by every chunk that goes to it."""
         converter = self.converter(choice)
-        if id(converter) not in self._runs:
-            self._runs[id(converter)] = CombinedRuns(converter, self.settings.batch_size, self.settings.workers)
-        return self._runs[id(converter)]
+        if converter not in self._runs:
+            self._runs[converter] = CombinedRuns(converter, self.settings.batch_size, self.settings.workers)
+        return self._runs[converter]
 
     async def stop(self) -> None:
         for runs in self._runs.values():
