@@ -1,0 +1,37 @@
+"""render-pdf writes a chunk's PDFs in a few round trips: any service reads them as ordinary GridFS blobs."""
+
+import os
+
+from publipost_render_pdf.blob_batch import BlobBatch, NewBlob
+from publipost_render_pdf.domain import pdf_blob_id
+from publipost_storage import Storage
+
+
+async def test_blobs_written_together_read_as_gridfs_blobs_and_a_redelivery_replaces_them(infra, namespace):
+    storage = Storage(infra.mongodb_url, f"{namespace}_render_pdf", f"{namespace}_blobs")
+    batch = BlobBatch(storage.client[f"{namespace}_blobs"])
+    large = os.urandom(600_000)  # three GridFS chunks
+    try:
+        await batch.ensure_indexes()
+        first = [
+            NewBlob(pdf_blob_id("small"), b"%PDF first", "small.pdf", {"pages": 1}),
+            NewBlob(pdf_blob_id("large"), large, "large.pdf", {"pages": 3}),
+        ]
+        await batch.write(first)
+        await batch.write([NewBlob(pdf_blob_id("small"), b"%PDF again", "small.pdf", {"pages": 1})])
+
+        assert await storage.blobs.get(pdf_blob_id("small")) == b"%PDF again"
+        assert await storage.blobs.get(pdf_blob_id("large")) == large
+        assert b"".join([chunk async for chunk in storage.blobs.stream(pdf_blob_id("large"))]) == large
+        assert (await storage.blobs.info(pdf_blob_id("large")))["metadata"] == {"pages": 3}
+        chunks = storage.client[f"{namespace}_blobs"]["fs.chunks"]
+        assert await chunks.count_documents({}) == 4  # the replaced blob left nothing behind
+
+        docx_id = await storage.blobs.put(large, "letter.docx", "application/octet-stream")
+        files = await batch.infos([docx_id, pdf_blob_id("small"), pdf_blob_id("never written"), "not-an-id"])
+        assert set(files) == {docx_id, pdf_blob_id("small")}
+        assert await batch.read(list(files.values())) == {docx_id: large, pdf_blob_id("small"): b"%PDF again"}
+    finally:
+        await storage.client.drop_database(f"{namespace}_blobs")
+        await storage.client.drop_database(f"{namespace}_render_pdf")
+        await storage.close()
