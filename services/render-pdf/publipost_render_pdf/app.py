@@ -57,7 +57,7 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         routers=[router],
         repositories=[tenants, usage],
         on_start=[blobs.ensure_indexes, libreoffice.start],
-        on_stop=[backends.stop, libreoffice.stop],
+        on_stop=[libreoffice.stop, backends.stop],  # run in reverse: the runs stop before LibreOffice
         readiness={"libreoffice": libreoffice.healthy},
     )
 
