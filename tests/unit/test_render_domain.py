@@ -14,6 +14,7 @@ from publipost_render_pdf.domain import (
     queue_wait_s,
     quota_grant,
     quota_refusal,
+    yearly_limit,
 )
 
 
@@ -55,6 +56,12 @@ def test_the_quota_grants_what_is_left_and_nothing_past_it():
     assert quota_grant(used=100, limit=100, wanted=20) == 0
     assert quota_grant(used=120, limit=100, wanted=1) == 0  # a limit lowered below the usage
     assert quota_refusal("acme", 100) == "conversion quota of 100 per year reached for tenant acme"
+
+
+def test_a_tenant_s_own_limit_wins_even_when_it_is_unlimited():
+    assert yearly_limit({}, default=1000) == 1000
+    assert yearly_limit({"yearly_limit": 50}, default=1000) == 50
+    assert yearly_limit({"yearly_limit": None}, default=1000) is None
 
 
 def test_a_tenant_s_own_backend_wins_and_only_the_local_one_is_bound_by_the_quota():

@@ -8,8 +8,7 @@ from publipost_http import TenantId
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from .context import Context, RenderContext
-from .domain import Backend
-from .repository import limit_of
+from .domain import Backend, yearly_limit
 
 router = APIRouter(tags=["render-pdf"])
 TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -69,7 +68,7 @@ async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context
 async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[str, Any]:
     year = year or datetime.now(UTC).year
     tenant = await ctx.tenants.get(tenant_id)
-    limit = limit_of(tenant, ctx.settings.yearly_conversion_limit)
+    limit = yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
     used = await ctx.usage.used(tenant_id, year)
     choice = ctx.backends.choice_for(tenant)
     return {

@@ -1,11 +1,12 @@
 """What render-pdf knows about documents, batches and quotas, without LibreOffice, a database or a broker."""
 
 import io
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePath
+from typing import Any
 
 from publipost_storage import derived_blob_id
 from pypdf import PdfReader
@@ -108,6 +109,11 @@ def choose_backend(
     if tenant_backend:
         return BackendChoice(Backend(tenant_backend), tenant_gotenberg_url or default_gotenberg_url)
     return BackendChoice(Backend(default), default_gotenberg_url)
+
+
+def yearly_limit(tenant_settings: Mapping[str, Any], default: int | None) -> int | None:
+    """The tenant's own limit when one is set (None there means unlimited), else the service's."""
+    return tenant_settings.get("yearly_limit", default)
 
 
 def conversion_year(occurred_at: datetime) -> int:

@@ -9,9 +9,8 @@ from publipost_logging import get_logger
 from .batch import convert_documents
 from .blob_batch import NewBlob
 from .context import RenderContext
-from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
+from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal, yearly_limit
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
-from .repository import limit_of
 
 log = get_logger(__name__)
 
@@ -78,7 +77,7 @@ async def _convert(event: RenderRequested, documents: list[_ToConvert], ctx: Ren
     tenant = await ctx.tenants.get(tenant_id)
     choice = ctx.backends.choice_for(tenant)
     runs = ctx.backends.runs(choice)
-    limit = None if choice.external else limit_of(tenant, ctx.settings.yearly_conversion_limit)
+    limit = None if choice.external else yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
     year = conversion_year(event.occurred_at)
     ids = [d.item.document_id for d in documents]
     already = await ctx.usage.charged(tenant_id, year, ids)

@@ -10,7 +10,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .domain import quota_grant
 
-_UNSET = object()
+# A chunk is never redelivered a year later: its charges can go once their year is well over.
+CHARGES_KEPT_S = 400 * 24 * 3600
 
 
 class TenantSettingsRepository(Repository):
@@ -30,11 +31,6 @@ class TenantSettingsRepository(Repository):
         )
 
 
-def limit_of(tenant: dict[str, Any], default: int | None) -> int | None:
-    value = tenant.get("yearly_limit", _UNSET)
-    return default if value is _UNSET else value
-
-
 class UsageRepository(Repository):
     """One counter per tenant and year, and one charge per document counted, so a redelivered chunk
     whose documents were counted but not stored is not counted twice."""
@@ -45,6 +41,10 @@ class UsageRepository(Repository):
     def __init__(self, db: Any) -> None:
         super().__init__(db)
         self.charges = db["conversion_charges"]
+
+    async def ensure_indexes(self) -> None:
+        await super().ensure_indexes()
+        await self.charges.create_indexes([IndexModel([("at", ASCENDING)], expireAfterSeconds=CHARGES_KEPT_S)])
 
     async def used(self, tenant_id: str, year: int) -> int:
         counter = await self.collection.find_one({"_id": _counter_id(tenant_id, year)})
