@@ -110,6 +110,8 @@ class Rendering:
 
 async def test_each_document_of_a_chunk_gets_its_pdf_with_its_own_text_and_page_count(render):
     answer = await render.request({f"d{n}": letter(n) for n in range(4)})
+    async with render.http() as http:
+        metrics = (await http.get("/metrics")).text
 
     assert [r.document_id for r in answer.results] == ["d0", "d1", "d2", "d3"]
     for n, result in enumerate(answer.results):
@@ -119,6 +121,9 @@ async def test_each_document_of_a_chunk_gets_its_pdf_with_its_own_text_and_page_
         text = " ".join(page.extract_text() for page in pdf.pages)
         assert f"Client Renderton{n}" in text
         assert f"INV-{n:04d}" in text
+    for family in ("conversions", "conversion_seconds", "documents", "queue_wait_seconds"):
+        assert f"publipost_render_{family}" in metrics
+    assert 'publipost_render_conversions_total{backend="libreoffice",mode="batch"}' in metrics
 
 
 async def test_a_chunk_is_laid_out_once_and_each_recipient_gets_exactly_the_pages_of_their_letter(render):
