@@ -15,9 +15,12 @@ R = TypeVar("R")
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]], max_batch: int = 64) -> None:
+    def __init__(
+        self, run: Callable[[list[T]], Awaitable[Sequence[R]]], max_batch: int = 64, linger_s: float = 0.0
+    ) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
@@ -33,6 +36,8 @@ class Coalescer(Generic[T, R]):
     async def _drain(self) -> None:
         try:
             while self._pending:
+                if self._linger_s and len(self._pending) < self._max_batch:
+                    await asyncio.sleep(self._linger_s)  # let the sends close behind join this call
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
                     results = await self._run([item for item, _ in batch])

