@@ -12,7 +12,7 @@ from publipost_localstack.smtp_capture import start_capture
 from pymongo import AsyncMongoClient
 
 from tests.integration.test_dispatch_service import TENANT, dispatch, flow, merge_mailing, messages, record  # noqa: F401
-from tests.support import sample_record
+from tests.support import sample_record, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -187,6 +187,24 @@ async def test_too_many_errors_pause_the_dispatch_until_a_person_resumes_it(flow
     outcome = await completed(flow, request.dispatch_id)
     assert (outcome.sent, outcome.failed) == (3, 0)
     assert (await http.post(f"/dispatches/{request.dispatch_id}/resume", headers=TENANT)).status_code == 409
+
+
+async def test_the_daily_cap_of_an_account_pauses_the_dispatch_and_says_so(flow):  # noqa: F811
+    http = flow["dispatch_http"]
+    capped = account(flow["mailbox"].port, limits={"connections": 1, "rate_per_s": 5, "daily_cap": 1})
+    capped_id = (await http.post("/accounts", headers=TENANT, json=capped)).json()["id"]
+    mailing = await merge_mailing(flow, [record(1, "one@example.test"), record(2, "two@example.test")])
+    request = await dispatch(flow, mailing.mailing_id, account_id=capped_id)
+
+    paused = await flow["tap"].next(DispatchPaused, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    assert f"account {capped_id!r} reached its daily cap of 1 e-mails" in paused.reason
+
+    async def one_sent_one_waiting():  # the other send may still be finishing when the pause is announced
+        view = (await http.get(f"/dispatches/{request.dispatch_id}", headers=TENANT)).json()
+        return (view["status"], view["sent"], view["queued"]) == ("paused", 1, 1)
+
+    await wait_until(one_sent_one_waiting)
+    assert len(flow["mailbox"].messages()) == 1
 
 
 async def test_the_not_sent_mailing_is_resent_once_addresses_are_fixed(flow):  # noqa: F811

@@ -157,7 +157,10 @@ async def delete_account(ctx: Context, tenant_id: TenantId, account_id: str) -> 
 @router.post("/{account_id}/test", response_model=ConnectionTest)
 async def test_connection(ctx: Context, tenant_id: TenantId, account_id: str) -> ConnectionTest:
     """Connect, upgrade to TLS and log in as a send would, without sending anything."""
-    account = ctx.accounts.from_document(await _account(ctx, tenant_id, account_id))
+    try:
+        account = ctx.accounts.from_document(await _account(ctx, tenant_id, account_id))
+    except NoSealKey as exc:
+        raise HTTPException(503, detail=str(exc)) from exc
     pool = ctx.senders.probe_pool(account)
     try:
         return ConnectionTest(ok=True, reply=await pool.probe())

@@ -40,6 +40,7 @@ from .domain import (
     delivery_id_for,
     dispatch_key,
     search_terms,
+    should_pause,
 )
 from .limits import DailyCapReached
 from .mail import pdf_attachment
@@ -332,7 +333,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     )
     for error in outcome.errors:
         errors = await ctx.dispatches.count_error(delivery["dispatch_key"])
-        if errors >= dispatch["pause_after_errors"]:
+        if should_pause(errors, dispatch["pause_after_errors"]):
             await pause(ctx, delivery["dispatch_key"], f"paused after {errors} SMTP errors; last: {error}")
     if outcome.retry:
         await ctx.deliveries.release(delivery["_id"], ctx.senders.holder, outcome.reason or "")
