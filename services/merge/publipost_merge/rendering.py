@@ -1,4 +1,4 @@
-"""DOCX rendering and the combined print file.
+"""DOCX rendering: one document per record, bounded in loops and time.
 
 Each template is compiled once and kept (fast_rendering.py, docs/merge-rendering.md);
 plain docxtpl stays the reference and renders what the compiled path leaves to it.
@@ -8,12 +8,10 @@ import asyncio
 import ctypes
 import io
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from docxtpl import DocxTemplate
 from jinja2.sandbox import SandboxedEnvironment
-from pypdf import PdfReader, PdfWriter
 
 from .fast_rendering import CompiledTemplate, CompiledTemplateCache
 
@@ -101,13 +99,3 @@ async def render_within(timeout_s: float, template: bytes, context: dict[str, An
         except (RenderFailed, _RenderTimeout):
             pass
         raise RenderFailed(f"rendering took over {timeout_s:g}s: the template loops too long") from None
-
-
-def combine_pdfs(pdfs: Iterable[bytes]) -> tuple[bytes, int]:
-    """All documents one after the other, print-ready. Returns the PDF and its page count."""
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(PdfReader(io.BytesIO(pdf)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue(), len(writer.pages)

@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Self, cast
 
+from publipost_addresses import is_valid_address, normalise_address
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # --- values -------------------------------------------------------------------
 
-# One @, something on each side, a dot in the domain, no spaces or angle brackets:
-# what a mail server needs to route; the server has the last word.
-_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$")
 CUSTOMER_NUMBER = r"^[A-Za-z0-9_.-]{1,64}$"
 ATTRIBUTE_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 CustomerNumberText = Annotated[str, StringConstraints(pattern=CUSTOMER_NUMBER)]
@@ -23,16 +21,6 @@ _YES = {"yes", "y", "true", "1", "oui", "o", "x"}
 _NO = {"no", "n", "false", "0", "non", ""}
 
 Format = Literal["pdf", "docx"]
-
-
-def is_valid_address(address: str) -> bool:
-    return bool(_ADDRESS.match(address)) and len(address) <= 254
-
-
-def normalise_address(address: str) -> str:
-    """Addresses compare without surrounding spaces and with a lower-case domain."""
-    local, _, domain = address.strip().rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 def read_address(text: str) -> str:
