@@ -87,9 +87,8 @@ async def history(
     if status:
         states = PENDING if status == "queued" else (DeliveryState(status),)
         filters["state"] = states[0] if len(states) == 1 else {"$in": list(states)}
-    if q and (words := search_terms(q)):
-        filters["terms"] = words[0] if len(words) == 1 else {"$all": words}
-    found = await ctx.deliveries.history(tenant_id, filters, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
+    words = search_terms(q) if q else []
+    found = await ctx.deliveries.history(tenant_id, filters, words, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
     return HistoryPage(
         items=[_entry(d) for d in found[:PER_PAGE]], page=page, per_page=PER_PAGE, has_next=len(found) > PER_PAGE
     )
@@ -98,5 +97,4 @@ async def history(
 @router.get("/documents/{document_id}", response_model=list[HistoryEntry])
 async def document_history(ctx: Context, tenant_id: TenantId, document_id: str) -> list[HistoryEntry]:
     """A document's successive sends, newest first, whichever mailing it was in at the time."""
-    found = await ctx.deliveries.history(tenant_id, {"document_id": document_id}, skip=0, limit=1000)
-    return [_entry(d) for d in found]
+    return [_entry(d) for d in await ctx.deliveries.sends_of(tenant_id, document_id)]

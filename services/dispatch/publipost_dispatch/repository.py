@@ -17,6 +17,9 @@ from .domain import PENDING, DeliveryState, DispatchStatus
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request.
 LINGER_S = 0.005
+# Each eight times the last: an empty or sparse window costs little, and a busy tenant's page is
+# found among its last minutes' sends rather than sorted out of all of them.
+HISTORY_WINDOWS = (*(timedelta(minutes=8**n) for n in range(7)), None)  # 1 min … 182 days, then all
 
 
 def _now() -> datetime:
@@ -241,11 +244,41 @@ class DeliveryRepository(Repository):
         return aiter(self.collection.find({"state": DeliveryState.SENDING, "lease_until": {"$lt": _now()}}))
 
     async def history(
-        self, tenant_id: str, filters: dict[str, Any], *, skip: int, limit: int
+        self, tenant_id: str, filters: dict[str, Any], words: list[str], *, skip: int, limit: int
     ) -> list[dict[str, Any]]:
+        """Newest first, every word in `words` among the send's search words.
+
+        The embedded database sorts every match in memory rather than walk an index in order, and uses
+        the words' index only for a plain equality. So the longest word (the likeliest to be rare: a
+        number, a name) is asked of the index and the others checked here, and the newest sends are
+        looked for in the last minute first, then in wider windows: a page is complete as soon as a
+        window holds `skip + limit` matches, and those are the newest."""
         query = {"tenant_id": tenant_id, **filters}
-        cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        return await cursor.skip(skip).limit(limit).to_list()
+        others: list[str] = []
+        if words:
+            query["terms"] = max(words, key=len)
+            others = [w for w in words if w != query["terms"]]
+        now = _now()
+        wanted = skip + limit
+        for window in HISTORY_WINDOWS:
+            windowed = query if window is None else {**query, "created_at": {"$gte": now - window}}
+            cursor = self.collection.find(windowed).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            if not others:
+                cursor = cursor.limit(wanted)
+            found = []
+            async for doc in cursor:
+                if all(word in doc["terms"] for word in others):
+                    found.append(doc)
+                    if len(found) == wanted:
+                        break
+            await cursor.close()
+            if len(found) == wanted:
+                break
+        return found[skip:]
+
+    async def sends_of(self, tenant_id: str, document_id: str) -> list[dict[str, Any]]:
+        cursor = self.collection.find({"tenant_id": tenant_id, "document_id": document_id})
+        return await cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)]).to_list()
 
 
 class AccountRepository(Repository):
