@@ -85,8 +85,7 @@ async def history(
     if document_type:
         filters["document_type"] = document_type
     if status:
-        states = PENDING if status == "queued" else (DeliveryState(status),)
-        filters["state"] = states[0] if len(states) == 1 else {"$in": list(states)}
+        filters["state"] = [str(s) for s in PENDING] if status == "queued" else DeliveryState(status).value
     words = search_terms(q) if q else []
     found = await ctx.deliveries.history(tenant_id, filters, words, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
     return HistoryPage(

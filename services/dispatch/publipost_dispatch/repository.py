@@ -246,28 +246,35 @@ class DeliveryRepository(Repository):
     async def history(
         self, tenant_id: str, filters: dict[str, Any], words: list[str], *, skip: int, limit: int
     ) -> list[dict[str, Any]]:
-        """Newest first, every word in `words` among the send's search words.
+        """Newest first; `filters` are equalities (a list: one of its values), `words` all among the
+        send's search words.
 
-        The embedded database sorts every match in memory rather than walk an index in order, and uses
-        the words' index only for a plain equality. So the longest word (the likeliest to be rare: a
-        number, a name) is asked of the index and the others checked here, and the newest sends are
-        looked for in the last minute first, then in wider windows: a page is complete as soon as a
-        window holds `skip + limit` matches, and those are the newest."""
-        query = {"tenant_id": tenant_id, **filters}
-        others: list[str] = []
-        if words:
-            query["terms"] = max(words, key=len)
-            others = [w for w in words if w != query["terms"]]
+        The embedded database sorts every match in memory rather than walk an index in order, and
+        plans well only one equality besides the tenant and a time range (two take it 30 times longer).
+        So the database is asked for the likeliest-rare condition — the longest word, else the document
+        type, else the status — in a time window, and the other conditions are checked here. The
+        newest sends are looked for in the last minute first, then in wider windows: a page is complete
+        as soon as a window holds `skip + limit` matches, and those are the newest."""
+        conditions = {**({"terms": max(words, key=len)} if words else {}), **filters}
+        asked, value = next(iter(conditions.items()), (None, None))
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if asked is not None:
+            query[asked] = {"$in": value} if isinstance(value, list) else value
+
+        def matches(doc: dict[str, Any]) -> bool:
+            for field, wanted in filters.items():
+                if field != asked and (doc.get(field) not in wanted if isinstance(wanted, list) else doc.get(field) != wanted):
+                    return False
+            return all(word in doc["terms"] for word in words)
+
         now = _now()
         wanted = skip + limit
         for window in HISTORY_WINDOWS:
             windowed = query if window is None else {**query, "created_at": {"$gte": now - window}}
             cursor = self.collection.find(windowed).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            if not others:
-                cursor = cursor.limit(wanted)
             found = []
             async for doc in cursor:
-                if all(word in doc["terms"] for word in others):
+                if matches(doc):
                     found.append(doc)
                     if len(found) == wanted:
                         break
