@@ -24,6 +24,7 @@ from .repository import (
     ConnectionLeaseRepository,
     DeliveryRepository,
     DispatchRepository,
+    ReplicaRepository,
     SendCounterRepository,
 )
 from .resolver import RecipientResolver
@@ -56,6 +57,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         bus=bus,
         dispatches=DispatchRepository(storage.db),
         deliveries=DeliveryRepository(storage.db),
+        replicas=ReplicaRepository(storage.db),
         accounts=Accounts(AccountRepository(storage.db), settings),
         senders=Senders(
             leases,
@@ -90,6 +92,10 @@ def build(settings: DispatchSettings | None = None) -> Service:
         """Send one document to its recipient and record the outcome."""
         await handlers.send_requested(event, ctx)
 
+    async def alive_before_consuming() -> None:
+        # Beat once before any claim, so no other replica's sweep takes this one's first sends for lost.
+        await ctx.replicas.beat(ctx.senders.holder)
+
     async def close_adapters() -> None:
         await ctx.completions.wait()
         await ctx.resolver.stop()
@@ -103,9 +109,9 @@ def build(settings: DispatchSettings | None = None) -> Service:
         storage=storage,
         components=ctx,
         routers=[api.router, accounts_api.router, history_api.router],
-        repositories=[ctx.dispatches, ctx.deliveries, ctx.accounts.repository, counters, leases],
+        repositories=[ctx.dispatches, ctx.deliveries, ctx.replicas, ctx.accounts.repository, counters, leases],
         timers=[ctx.senders, Sweeper(ctx)],
-        on_start=[ctx.resolver.start],
+        on_start=[ctx.resolver.start, alive_before_consuming],
         on_stop=[close_adapters],
     )
 

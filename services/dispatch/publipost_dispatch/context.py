@@ -9,7 +9,7 @@ from publipost_storage import Storage
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
 from .pdfs import PdfReader
-from .repository import DeliveryRepository, DispatchRepository
+from .repository import DeliveryRepository, DispatchRepository, ReplicaRepository
 from .resolver import RecipientResolver
 from .senders import Senders
 from .settings import DispatchSettings
@@ -25,6 +25,7 @@ class DispatchContext:
     bus: Bus
     dispatches: DispatchRepository
     deliveries: DeliveryRepository
+    replicas: ReplicaRepository
     accounts: Accounts
     senders: Senders
     resolver: RecipientResolver

@@ -239,9 +239,26 @@ class DeliveryRepository(Repository):
         query = {"dispatch_key": dispatch_key, "state": {"$in": list(states)}, "index": {"$gt": after}}
         return aiter(self.collection.find(query).sort("index", ASCENDING).limit(limit))
 
-    def lost(self) -> AsyncIterator[dict[str, Any]]:
-        """Sends whose owner's lease ended: the replica died between claiming and recording."""
-        return aiter(self.collection.find({"state": DeliveryState.SENDING, "lease_until": {"$lt": _now()}}))
+    async def lost(self, silent: set[str]) -> list[dict[str, Any]]:
+        """Sends claimed by a replica presumed dead (`silent`), or held past their lease."""
+        now = _now()
+        return [
+            doc
+            async for doc in self.collection.find({"state": DeliveryState.SENDING})
+            if doc.get("holder") in silent or (doc.get("lease_until") and doc["lease_until"] < now)
+        ]
+
+    async def take_back(self, delivery_id: str, holder: str | None) -> bool:
+        """sending → queued for a send whose holder is gone: it can be claimed again."""
+        result = await self.collection.update_one(
+            {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
+            {"$set": {"state": DeliveryState.QUEUED, "holder": None, "lease_until": None}},
+        )
+        return result.modified_count == 1
+
+    async def holders(self) -> set[str]:
+        """The replicas holding a send right now."""
+        return {doc["holder"] async for doc in self.collection.find({"state": DeliveryState.SENDING}, {"holder": 1})}
 
     async def history(
         self, tenant_id: str, filters: dict[str, Any], words: list[str], *, skip: int, limit: int
@@ -286,6 +303,20 @@ class DeliveryRepository(Repository):
     async def sends_of(self, tenant_id: str, document_id: str) -> list[dict[str, Any]]:
         cursor = self.collection.find({"tenant_id": tenant_id, "document_id": document_id})
         return await cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)]).to_list()
+
+
+class ReplicaRepository(Repository):
+    """Each replica's last sign of life, so the others can tell a slow send from a dead replica's."""
+
+    collection_name = "replicas"
+
+    async def beat(self, holder: str) -> None:
+        await self.collection.update_one({"_id": holder}, {"$set": {"seen_at": _now()}}, upsert=True)
+
+    async def silent(self, holders: set[str], silence_s: float) -> set[str]:
+        since = _now() - timedelta(seconds=silence_s)
+        alive = {doc["_id"] async for doc in self.collection.find({"_id": {"$in": list(holders)}, "seen_at": {"$gte": since}})}
+        return holders - alive
 
 
 class AccountRepository(Repository):

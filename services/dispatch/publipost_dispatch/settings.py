@@ -36,12 +36,19 @@ class DispatchSettings(ServiceSettings):
         default=25, ge=1, description="SMTP errors after which a dispatch pauses; an account may set its own."
     )
     send_lease_s: float = Field(
-        default=120.0,
+        default=900.0,
         gt=0,
-        description="How long a replica owns a document it is sending; past it, the send is presumed lost "
-        "(the replica died) and asked again. Longer than resolving plus SMTP's timeouts.",
+        description="Longest a replica that is alive may hold a document it is sending (a stuck send); past "
+        "it, the send is asked again. A replica that died loses its sends sooner: see replica_silence_s.",
     )
-    sweep_interval_s: float = Field(default=10.0, gt=0, description="Checks for lost sends and finished dispatches.")
+    sweep_interval_s: float = Field(
+        default=5.0, gt=0, description="Each replica says it is alive, and looks for lost sends and finished dispatches."
+    )
+    replica_silence_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A replica silent this long is presumed dead: the sends it had claimed are asked again.",
+    )
     connection_lease_s: float = Field(
         default=30.0, gt=0, description="Life of a replica's claim on one of an account's connections, renewed while open."
     )

@@ -1,5 +1,6 @@
-"""A timer of every replica: asks again for sends whose replica died mid-way, and completes dispatches
-whose last outcome was stored by a replica that died before announcing the completion."""
+"""A timer of every replica: says the replica is alive, asks again for the sends of a replica that
+went silent (it died mid-way), and completes dispatches whose last outcome was stored by a replica
+that died before announcing the completion."""
 
 import asyncio
 
@@ -30,22 +31,27 @@ class Sweeper:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._ctx.settings.sweep_interval_s)
             try:
+                await self._ctx.replicas.beat(self._ctx.senders.holder)
                 await self.sweep()
             except Exception:
                 log.exception("sweep failed; trying again at the next one")
+            await asyncio.sleep(self._ctx.settings.sweep_interval_s)
 
     async def sweep(self) -> None:
         ctx = self._ctx
-        async for delivery in ctx.deliveries.lost():
+        holders = await ctx.deliveries.holders() - {ctx.senders.holder}
+        silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
+        for delivery in await ctx.deliveries.lost(silent):
             if delivery.get("kind") == "manual":  # its HTTP caller got an error; nobody will ask again
                 if await ctx.deliveries.finish(delivery["_id"], DeliveryState.FAILED, {"reason": INTERRUPTED}):
                     await handlers.announce(
                         ctx, delivery, DeliveryState.FAILED, reason=INTERRUPTED, addressing=None, message_id=None
                     )
                 continue
-            # Every replica sweeps; the same id per (delivery, attempt) makes their requests one.
+            if not await ctx.deliveries.take_back(delivery["_id"], delivery.get("holder")):
+                continue  # another replica's sweep was first
+            log.warning("send of a silent replica asked again", document_id=delivery["document_id"])
             await ctx.bus.publish(
                 SendRequested(
                     event_id=deterministic_id("send.lost", delivery["_id"], delivery["attempts"]),
