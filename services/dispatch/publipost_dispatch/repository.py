@@ -15,7 +15,7 @@ from .batching import Coalescer
 from .domain import PENDING, DeliveryState, DispatchStatus
 
 DUPLICATE_KEY = 11000
-# A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request.
+# A few milliseconds' wait lets more claims share a write: the embedded database's cost is per request.
 LINGER_S = 0.005
 # Each eight times the last: an empty or sparse window costs little, and a busy tenant's page is
 # found among its last minutes' sends rather than sorted out of all of them.
@@ -108,7 +108,7 @@ class DeliveryRepository(Repository):
         super().__init__(db)
         # Every send makes these calls; many sends in flight share one round trip (see batching.py).
         self._claims = Coalescer(self._claim_many, linger_s=LINGER_S)
-        self._finishes = Coalescer(self._finish_many, linger_s=LINGER_S)
+        self._finishes = Coalescer(self._finish_many)  # no linger: this write closes the double-send window
         self._pending = Coalescer(self._pending_among)
 
     async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
