@@ -22,7 +22,6 @@ CRLF = b"\r\n"
 @dataclass(frozen=True)
 class Attachment:
     filename: str
-    size: int
     part: bytes  # the MIME part: its headers, a blank line, the base64 lines
 
 
@@ -38,7 +37,7 @@ def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
         "Content-Transfer-Encoding: base64\r\n"
         f"Content-Disposition: attachment; {params[1]}\r\n\r\n"
     ).encode()
-    return Attachment(filename, len(pdf), head + base64.encodebytes(pdf).replace(b"\n", CRLF))
+    return Attachment(filename, head + base64.encodebytes(pdf).replace(b"\n", CRLF))
 
 
 def build_message(
