@@ -5,6 +5,7 @@ import email
 import email.policy
 import uuid
 
+import httpx
 import pytest
 from publipost_contracts import DispatchCompleted, DispatchPaused, DocumentSent, MailingRegrouped
 from publipost_localstack.processes import free_port
@@ -246,6 +247,37 @@ async def test_the_not_sent_mailing_is_resent_once_addresses_are_fixed(flow):  #
     sends = (await flow["dispatch_http"].get(f"/history/documents/{document_id}", headers=TENANT)).json()
     assert [(s["status"], s["to"]) for s in sends] == [("sent", ["fixed2@example.test"]), ("failed", [])]
     assert sends[1]["error"].startswith("no address")
+
+
+async def test_subject_bodies_and_signature_come_from_an_email_template(flow):  # noqa: F811
+    async with httpx.AsyncClient(base_url=flow["template_url"]) as http:
+        created = await http.post(
+            "/email-templates",
+            headers=TENANT,
+            json={
+                "name": "Invoice mail",
+                "subject": "Facture <NUMFACT> - {client_name}",
+                "body_text": "Bonjour {client_name},\nvotre facture {document_number} est jointe.",
+                "body_html": "<p>Bonjour <b>{client_name}</b></p>",
+                "signature": "Service facturation",
+            },
+        )
+    assert created.status_code == 201, created.text
+    mailing = await merge_mailing(flow, [record(1, "one@example.test")])
+    request = await dispatch(flow, mailing.mailing_id, email_template_id=created.json()["id"])
+    await completed(flow, request.dispatch_id)
+    [message] = map(parsed, flow["mailbox"].messages())
+    assert message["Subject"] == "Facture INV-0001 - Client Number1"
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("Bonjour Client Number1,\nvotre facture INV-0001 est jointe.")
+    assert text.endswith("-- \nService facturation\n")
+    assert "<b>Client Number1</b>" in message.get_body(("html",)).get_content()
+
+    regrouped = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == request.dispatch_id)
+    unknown = await flow["dispatch_http"].post(
+        "/dispatches", headers=TENANT, json={"mailing_id": regrouped.sent_mailing_id, "email_template_id": "nope"}
+    )
+    assert unknown.status_code == 404 and unknown.json()["detail"].startswith("email_template_id: no e-mail template")
 
 
 async def test_a_docx_only_mailing_is_refused_up_front_over_http(flow):  # noqa: F811

@@ -104,6 +104,7 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
             "dispatch_http": httpx.AsyncClient(transport=httpx.ASGITransport(dispatch.http_app()), base_url="http://d"),
             "mailbox": mailbox,
             "dispatch_service": dispatch_service,
+            "template_url": template_url,
             "directory_http": httpx.AsyncClient(
                 transport=httpx.ASGITransport(directory.http_app()), base_url="http://r"
             ),

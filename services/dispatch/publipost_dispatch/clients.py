@@ -58,12 +58,8 @@ class EmailTemplateClient:
             return None
         response.raise_for_status()
         body = response.json()
-        # The template service names the bodies body_text and body_html; body and html_body are accepted too.
         return EmailText(
-            subject=body["subject"],
-            body=body.get("body_text", body.get("body", "")),
-            html_body=body.get("body_html", body.get("html_body")),
-            signature=body.get("signature") or "",
+            subject=body["subject"], body=body["body_text"], html_body=body["body_html"], signature=body["signature"]
         )
 
     async def close(self) -> None:
