@@ -3,6 +3,7 @@ header injection, the error threshold, the re-send of the not-sent mailing, the 
 
 import email
 import email.policy
+import re
 import uuid
 
 import httpx
@@ -176,7 +177,9 @@ async def test_too_many_errors_pause_the_dispatch_until_a_person_resumes_it(flow
     request = await dispatch(flow, mailing.mailing_id, account_id=down["id"])
 
     paused = await flow["tap"].next(DispatchPaused, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
-    assert "paused after 2 SMTP errors" in paused.reason and "cannot connect" in paused.reason
+    # Sends run side by side: the count read when the threshold is crossed may include a later error.
+    errors = re.match(r"paused after (\d+) SMTP errors; last: cannot connect", paused.reason)
+    assert errors and int(errors.group(1)) >= 2, paused.reason
     view = (await http.get(f"/dispatches/{request.dispatch_id}", headers=TENANT)).json()
     assert view["status"] == "paused" and view["reason"] == paused.reason
 
