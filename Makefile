@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import
+.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history
 
 setup:
 	@bash deploy/setup.sh
@@ -49,3 +49,9 @@ bench-render: setup
 
 bench-import: setup
 	@$(PY) bench/bench_import.py
+
+bench-dispatch: setup
+	@$(PY) bench/bench_dispatch.py
+
+bench-history: setup
+	@$(PY) bench/bench_history.py
