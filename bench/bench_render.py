@@ -87,13 +87,7 @@ def carbone(documents: list[bytes], folder: Path) -> float:
 async def one_by_one(documents: list[bytes], settings: RenderPdfSettings) -> float:
     pool = LibreOfficePool(
         1,
-        WorkerConfig(
-            soffice_path=settings.soffice_path,
-            uno_python=settings.uno_python,
-            restart_after=settings.restart_after,
-            conversion_timeout_s=settings.conversion_timeout_s,
-            start_timeout_s=settings.start_timeout_s,
-        ),
+        WorkerConfig.from_settings(settings),
     )
     await pool.start()
     try:

@@ -40,7 +40,21 @@ def _addresses(field: str, values: list[str]) -> list[str]:
         raise ValueError(str(exc)) from exc
 
 
-class DispatchIn(BaseModel):
+class _Addressed(BaseModel):
+    """A request that names recipients: every address is checked (and refused with its field) on the way in."""
+
+    @field_validator("to", "cc", "bcc", check_fields=False)
+    @classmethod
+    def _list(cls, values: list[str]) -> list[str]:
+        return _addresses("address", values)
+
+    @field_validator("reply_to", check_fields=False)
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _addresses("reply_to", [value])[0]
+
+
+class DispatchIn(_Addressed):
     dispatch_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=128)
     mailing_id: str
     account_id: str | None = None
@@ -54,16 +68,6 @@ class DispatchIn(BaseModel):
     separate_sends: bool = False
     copy_to_sender: bool = False
     document_type: str | None = Field(default=None, max_length=64)
-
-    @field_validator("to", "cc", "bcc")
-    @classmethod
-    def _list(cls, values: list[str]) -> list[str]:
-        return _addresses("address", values)
-
-    @field_validator("reply_to")
-    @classmethod
-    def _reply_to(cls, value: str | None) -> str | None:
-        return None if value is None else _addresses("reply_to", [value])[0]
 
     @field_validator("subject")
     @classmethod
@@ -244,7 +248,7 @@ async def list_deliveries(
 # --- immediate send -------------------------------------------------------------------------
 
 
-class SendIn(BaseModel):
+class SendIn(_Addressed):
     mailing_id: str
     document_id: str
     to: list[str] = Field(min_length=1)
@@ -257,16 +261,6 @@ class SendIn(BaseModel):
     reply_to: str | None = None
     account_id: str | None = None
     document_type: str | None = Field(default=None, max_length=64)
-
-    @field_validator("to", "cc", "bcc")
-    @classmethod
-    def _list(cls, values: list[str]) -> list[str]:
-        return _addresses("address", values)
-
-    @field_validator("reply_to")
-    @classmethod
-    def _reply_to(cls, value: str | None) -> str | None:
-        return None if value is None else _addresses("reply_to", [value])[0]
 
 
 class SentView(DeliveryView):

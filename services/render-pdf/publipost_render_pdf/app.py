@@ -21,13 +21,7 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
     bus = Bus(settings, publishes=[DocumentsRendered])
     libreoffice = LibreOfficePool(
         settings.workers,
-        WorkerConfig(
-            soffice_path=settings.soffice_path,
-            uno_python=settings.uno_python,
-            restart_after=settings.restart_after,
-            conversion_timeout_s=settings.conversion_timeout_s,
-            start_timeout_s=settings.start_timeout_s,
-        ),
+        WorkerConfig.from_settings(settings),
     )
     backends = Backends(settings, libreoffice)
     blobs = BlobBatch(storage.client[settings.blob_database_name])

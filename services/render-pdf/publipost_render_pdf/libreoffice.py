@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from publipost_logging import get_logger
 
 from .converter import ConversionFailed, ConverterUnavailable
 from .metrics import LIBREOFFICE_RESTARTS
+from .settings import RenderPdfSettings
 
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
 log = get_logger(__name__)
@@ -29,6 +30,10 @@ class WorkerConfig:
     restart_after: int
     conversion_timeout_s: float
     start_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: RenderPdfSettings) -> "WorkerConfig":
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 class _WorkerBroken(Exception):
