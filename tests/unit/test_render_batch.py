@@ -16,7 +16,7 @@ from publipost_render_pdf.combine import MARKER_PREFIX
 from publipost_render_pdf.converter import ConversionFailed
 from pypdf import PdfReader, PdfWriter
 
-from tests.support import sample_record
+from tests.support import sample_record, wait_until
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 
@@ -95,18 +95,23 @@ async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_th
     assert all(r.error is None for r in (results[0], results[2], results[3]))
 
 
+def first_taken(runs: CombinedRuns) -> bool:
+    return bool(runs._runners) and not runs._waiting
+
+
 async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tenants():
     backend = OnePagePerDocument()
     runs = CombinedRuns(backend, max_documents=50, parallel=1)
     backend.hold.clear()  # the first chunk's run holds LibreOffice while the others arrive
     try:
         first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
-        await asyncio.sleep(0.2)
+        # Wait on the state, not the clock: the first chunk taken by the runner, then the three others queued.
+        await wait_until(lambda: first_taken(runs), timeout=10, interval=0.01)
         others = [
             asyncio.create_task(convert_documents([letter(n), letter(n + 1)], runs, tenant))
             for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex"))
         ]
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: len(runs._waiting) == 3, timeout=10, interval=0.01)
         backend.hold.set()
         results = [await first, *[await task for task in others]]
     finally:
