@@ -105,13 +105,13 @@ async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tena
     backend.hold.clear()  # the first chunk's run holds LibreOffice while the others arrive
     try:
         first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
-        # Wait on the state, not the clock: the first chunk taken by the runner, then the three others queued.
+        # Wait on the state, not the clock: the first chunk taken by the runner, then each other one queued.
         await wait_until(lambda: first_taken(runs), timeout=10, interval=0.01)
-        others = [
-            asyncio.create_task(convert_documents([letter(n), letter(n + 1)], runs, tenant))
-            for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex"))
-        ]
-        await wait_until(lambda: len(runs._waiting) == 3, timeout=10, interval=0.01)
+        others = []
+        for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex")):
+            # one at a time, so they queue in this order (each prepares its documents on a thread first)
+            others.append(asyncio.create_task(convert_documents([letter(n), letter(n + 1)], runs, tenant)))
+            await wait_until(lambda: len(runs._waiting) == len(others), timeout=10, interval=0.01)
         backend.hold.set()
         results = [await first, *[await task for task in others]]
     finally:
