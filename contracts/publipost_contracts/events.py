@@ -159,21 +159,34 @@ class MailingRegrouped(Event):
 # --- recipient directory --------------------------------------------------------
 
 
-class ResolveRecipient(Event):
-    """Request/reply: which address should this document go to?"""
-
-    type: Literal["recipients.resolve"] = "recipients.resolve"
+class AddressQuestion(_Part):
+    key: str = Field(min_length=1, max_length=128, description="Names the answer to this question.")
     customer_number: str | None = None
     record_email: str | None = None
     correspondence_type: str | None = Field(default=None, description="Picks the contact who receives this kind.")
 
 
-class RecipientResolved(Event):
-    type: Literal["recipients.resolved"] = "recipients.resolved"
+class AddressAnswer(_Part):
+    key: str
     email: str | None
     rule: Literal["record", "directory", "contact", "billing", "main"] | None
     cc: list[str] = Field(default_factory=list, description="The directory's copies for this recipient.")
     reason: str | None = None
+
+
+class ResolveRecipients(Event):
+    """Request/reply: which address should each of these documents go to? Asked for many documents at
+    once, so the directory answers a whole batch of sends with one lookup."""
+
+    MAX_QUESTIONS: ClassVar[int] = 500
+
+    type: Literal["recipients.resolve"] = "recipients.resolve"
+    questions: list[AddressQuestion] = Field(min_length=1, max_length=MAX_QUESTIONS)
+
+
+class RecipientsResolved(Event):
+    type: Literal["recipients.resolved"] = "recipients.resolved"
+    answers: list[AddressAnswer] = Field(description="One per question, under the question's key.")
 
 
 # --- dispatch -------------------------------------------------------------------
@@ -288,7 +301,7 @@ class CampaignFired(Event):
 
 
 # Request/reply pairs: the consumer of the request answers to the requester's reply queue.
-REPLIES: dict[type[Event], type[Event]] = {ResolveRecipient: RecipientResolved}
+REPLIES: dict[type[Event], type[Event]] = {ResolveRecipients: RecipientsResolved}
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     TemplateRegistered,
@@ -299,8 +312,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DocumentsRendered,
     MergeCompleted,
     MailingRegrouped,
-    ResolveRecipient,
-    RecipientResolved,
+    ResolveRecipients,
+    RecipientsResolved,
     DispatchRequested,
     SendRequested,
     DispatchPaused,

@@ -5,7 +5,7 @@ import uuid
 import httpx
 import pytest
 from publipost_bus import Bus
-from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_contracts import AddressAnswer, AddressQuestion, RecipientsResolved, ResolveRecipients
 from publipost_recipient_directory.app import build
 from publipost_recipient_directory.settings import RecipientDirectorySettings
 from publipost_settings import ServiceSettings
@@ -44,17 +44,31 @@ async def directory(make_settings, running):
 
 
 @pytest.fixture
-async def ask(directory, make_settings):
-    """Ask the directory over the bus, as dispatch does."""
-    dispatch = Bus(make_settings(ServiceSettings, service_name="dispatch"), publishes=[ResolveRecipient])
+async def ask_all(directory, make_settings):
+    """Ask the directory over the bus, as dispatch does: many questions in one request."""
+    dispatch = Bus(make_settings(ServiceSettings, service_name="dispatch"), publishes=[ResolveRecipients])
     await dispatch.start()
 
-    async def ask(tenant: str = "acme", **question: object) -> RecipientResolved:
-        event = ResolveRecipient(tenant_id=tenant, correlation_id=str(uuid.uuid4()), **question)
-        return await dispatch.request(event, RecipientResolved, timeout_s=10)
+    async def ask_all(questions: list[dict[str, object]], tenant: str = "acme") -> list[AddressAnswer]:
+        event = ResolveRecipients(
+            tenant_id=tenant,
+            correlation_id=str(uuid.uuid4()),
+            questions=[AddressQuestion(key=f"q{n}", **question) for n, question in enumerate(questions)],
+        )
+        reply = await dispatch.request(event, RecipientsResolved, timeout_s=10)
+        return reply.answers
 
-    yield ask
+    yield ask_all
     await dispatch.stop()
+
+
+@pytest.fixture
+def ask(ask_all):
+    async def ask(tenant: str = "acme", **question: object) -> AddressAnswer:
+        [answer] = await ask_all([question], tenant)
+        return answer
+
+    return ask
 
 
 async def test_recipients_are_created_replaced_listed_by_page_and_deleted_per_tenant(directory):
@@ -214,6 +228,18 @@ async def test_dispatch_asks_over_the_bus_and_hears_which_rule_gave_the_address(
     assert nowhere.reason == (
         "record: the record has no e-mail; directory, billing, main: customer C404 is not in the recipient directory"
     )
+
+
+async def test_a_batch_of_questions_gets_one_answer_each_under_its_key(directory, ask_all):
+    _, http = directory
+    for n in range(3):
+        await http.put(f"/recipients/C10{n}", headers=ACME, json={"email": f"c{n}@example.test"})
+    questions = [{"customer_number": f"C10{n % 4}", "record_email": None} for n in range(8)]
+
+    answers = await ask_all(questions)
+
+    assert [a.key for a in answers] == [f"q{n}" for n in range(8)]
+    assert [a.email for a in answers] == ["c0@example.test", "c1@example.test", "c2@example.test", None] * 2
 
 
 async def test_a_correspondence_type_picks_the_contact_right_after_the_record(directory, ask):

@@ -8,7 +8,7 @@ from publipost_contracts import (
     DispatchRequested,
     DispatchResumed,
     DocumentSent,
-    ResolveRecipient,
+    ResolveRecipients,
     SendRequested,
 )
 from publipost_runtime import Service
@@ -46,7 +46,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
             DispatchCompleted,
             DispatchPaused,
             DispatchResumed,
-            ResolveRecipient,
+            ResolveRecipients,
         ],
     )
     leases = ConnectionLeaseRepository(storage.db)

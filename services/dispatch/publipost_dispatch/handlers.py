@@ -14,7 +14,6 @@ from publipost_contracts import (
     DocumentSent,
     Event,
     Failure,
-    ResolveRecipient,
     SendRequested,
     deterministic_id,
 )
@@ -293,9 +292,10 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
         to = list(dispatch["to"])
     else:
         resolved = await ctx.resolver.resolve(
-            ResolveRecipient.caused_by(
-                event, customer_number=delivery["customer_number"], record_email=delivery["record_email"]
-            )
+            event.tenant_id,
+            event.correlation_id,
+            customer_number=delivery["customer_number"],
+            record_email=delivery["record_email"],
         )
         if resolved.email is None:
             await record(ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}", subject=subject)

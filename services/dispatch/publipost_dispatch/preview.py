@@ -4,7 +4,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from publipost_contracts import ResolveRecipient
 from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
@@ -55,12 +54,7 @@ async def preview(
             return
         if not fixed_to:
             resolved = await ctx.resolver.resolve(
-                ResolveRecipient(
-                    tenant_id=tenant_id,
-                    correlation_id=correlation_id,
-                    customer_number=document["customer_number"],
-                    record_email=document["email"],
-                )
+                tenant_id, correlation_id, customer_number=document["customer_number"], record_email=document["email"]
             )
             if resolved.email is None:
                 result.unsendable.append(_unsendable(document, f"no address: {resolved.reason}"))

@@ -1,17 +1,21 @@
-"""Asking the recipient directory for addresses, many questions in flight at once.
+"""Asking the recipient directory for addresses: the questions of every send in flight go as one request.
 
 The bus's request/reply (FastStream's) takes a lock per process and subscribes to the reply queue
 anew for each request, so a replica could resolve only one address at a time, a few dozen a second.
-Here one channel consumes RabbitMQ's direct reply-to once, requests go out as fast as sends need
-them, and each answer is matched to its question by the answer's causation id (the question's event
-id, as every follow-up event carries it).
+Here one channel consumes RabbitMQ's direct reply-to once, and each answer is matched to its request
+by the answer's causation id (the request's event id, as every follow-up event carries it). The
+questions that arrive while a request is out are asked together in the next one (see batching.py):
+the directory answers a batch with one lookup.
 """
 
 import asyncio
+from collections import defaultdict
 
 import aio_pika
 from publipost_bus import Bus
-from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_contracts import AddressAnswer, AddressQuestion, RecipientsResolved, ResolveRecipients
+
+from .batching import Coalescer
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
@@ -21,9 +25,10 @@ class RecipientResolver:
         self._bus = bus
         self._url = rabbitmq_url
         self._timeout_s = timeout_s
-        self._waiting: dict[str, asyncio.Future[RecipientResolved]] = {}
+        self._waiting: dict[str, asyncio.Future[RecipientsResolved]] = {}
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._questions = Coalescer(self._ask_many, max_batch=ResolveRecipients.MAX_QUESTIONS)
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
@@ -38,11 +43,48 @@ class RecipientResolver:
         if self._connection is not None:
             await self._connection.close()
 
-    async def resolve(self, request: ResolveRecipient) -> RecipientResolved:
-        """The directory's answer; TimeoutError when none comes in time."""
+    async def resolve(
+        self,
+        tenant_id: str,
+        correlation_id: str,
+        *,
+        customer_number: str | None,
+        record_email: str | None,
+        correspondence_type: str | None = None,
+    ) -> AddressAnswer:
+        """The directory's answer for one document; TimeoutError when none comes in time."""
+        question = AddressQuestion(
+            key="-", customer_number=customer_number, record_email=record_email, correspondence_type=correspondence_type
+        )
+        return await self._questions((tenant_id, correlation_id, question))
+
+    async def _ask_many(self, asked: list[tuple[str, str, AddressQuestion]]) -> list[AddressAnswer]:
+        """One request per tenant and correlation among the questions, all in flight at once."""
+        groups: dict[tuple[str, str], list[AddressQuestion]] = defaultdict(list)
+        for tenant_id, correlation_id, question in asked:
+            group = groups[(tenant_id, correlation_id)]
+            group.append(question.model_copy(update={"key": str(len(group))}))
+        requests = [
+            ResolveRecipients(tenant_id=tenant_id, correlation_id=correlation_id, questions=questions)
+            for (tenant_id, correlation_id), questions in groups.items()
+        ]
+        replies = await asyncio.gather(*(self._ask(request) for request in requests))
+        answers = {
+            (request.tenant_id, request.correlation_id): {answer.key: answer for answer in reply.answers}
+            for request, reply in zip(requests, replies, strict=True)
+        }
+        seen: dict[tuple[str, str], int] = defaultdict(int)
+        results = []
+        for tenant_id, correlation_id, _ in asked:
+            group = (tenant_id, correlation_id)
+            results.append(answers[group][str(seen[group])])
+            seen[group] += 1
+        return results
+
+    async def _ask(self, request: ResolveRecipients) -> RecipientsResolved:
         assert self._exchange is not None, "start() the resolver first"
         key = str(request.event_id)
-        answer: asyncio.Future[RecipientResolved] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[RecipientsResolved] = asyncio.get_running_loop().create_future()
         self._waiting[key] = answer
         try:
             await self._exchange.publish(
@@ -61,7 +103,7 @@ class RecipientResolver:
             self._waiting.pop(key, None)
 
     async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        answer = RecipientResolved.model_validate_json(message.body)
+        answer = RecipientsResolved.model_validate_json(message.body)
         waiting = self._waiting.get(answer.causation_id or "")
         if waiting is not None and not waiting.done():
             waiting.set_result(answer)

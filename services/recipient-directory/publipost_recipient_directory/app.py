@@ -1,7 +1,7 @@
 """Wiring of the recipient-directory service (its bootstrap)."""
 
 from publipost_bus import Bus
-from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_contracts import RecipientsResolved, ResolveRecipients
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -23,10 +23,10 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         tenant_settings=TenantSettingsRepository(storage.db),
     )
 
-    @bus.consumer(ResolveRecipient, idempotent=False)
-    async def resolve_recipient(event: ResolveRecipient) -> RecipientResolved:
-        """Answer which address a document goes to, and by which rule."""
-        return await handlers.resolve_recipient(event, ctx)
+    @bus.consumer(ResolveRecipients, idempotent=False)
+    async def resolve_recipients(event: ResolveRecipients) -> RecipientsResolved:
+        """Answer which address each document goes to, and by which rule."""
+        return await handlers.resolve_recipients(event, ctx)
 
     return Service(
         settings=settings,

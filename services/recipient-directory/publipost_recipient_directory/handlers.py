@@ -1,23 +1,22 @@
-"""recipients.resolve → the address a document goes to (request/reply: it changes nothing)."""
+"""recipients.resolve → the address each document goes to (request/reply: it changes nothing)."""
 
-from publipost_contracts import RecipientResolved, ResolveRecipient
+from publipost_contracts import AddressAnswer, RecipientsResolved, ResolveRecipients
 
 from .context import DirectoryContext
 from .domain import AddressRequest, resolve
 
 
-async def resolve_recipient(event: ResolveRecipient, ctx: DirectoryContext) -> RecipientResolved:
-    recipient = None
-    if event.customer_number:
-        recipient = await ctx.recipients.get(event.tenant_id, event.customer_number)
+async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext) -> RecipientsResolved:
+    numbers = [q.customer_number for q in event.questions if q.customer_number]
+    recipients = await ctx.recipients.get_many(event.tenant_id, numbers) if numbers else {}
     order = await ctx.tenant_settings.resolution_order(event.tenant_id)
-    request = AddressRequest(event.record_email, event.customer_number, event.correspondence_type)
-    resolution = resolve(order, request, recipient)
-    return RecipientResolved.caused_by(
-        event,
-        key="resolved",
-        email=resolution.email,
-        rule=resolution.rule,
-        cc=resolution.cc,
-        reason=resolution.reason,
-    )
+    answers = []
+    for question in event.questions:
+        request = AddressRequest(question.record_email, question.customer_number, question.correspondence_type)
+        resolution = resolve(order, request, recipients.get(question.customer_number or ""))
+        answers.append(
+            AddressAnswer(
+                key=question.key, email=resolution.email, rule=resolution.rule, cc=resolution.cc, reason=resolution.reason
+            )
+        )
+    return RecipientsResolved.caused_by(event, key="resolved", answers=answers)

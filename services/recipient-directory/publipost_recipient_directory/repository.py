@@ -20,6 +20,11 @@ class RecipientRepository(Repository):
     async def get(self, tenant_id: str, customer_number: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"tenant_id": tenant_id, "customer_number": customer_number})
 
+    async def get_many(self, tenant_id: str, customer_numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """The recipients among these customer numbers, by customer number: one query for a batch."""
+        query = {"tenant_id": tenant_id, "customer_number": {"$in": list(set(customer_numbers))}}
+        return {doc["customer_number"]: doc async for doc in self.collection.find(query)}
+
     async def upsert(self, tenant_id: str, customer_number: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or replace the recipient's fields; says whether it was created."""
         now = datetime.now(UTC)
