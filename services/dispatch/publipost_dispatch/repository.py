@@ -358,10 +358,32 @@ class SendCounterRepository(Repository):
 
 
 class ConnectionLeaseRepository(Repository):
-    """Slot i of an account's connections is held by one replica at a time, until its lease ends."""
+    """Slot i of an account's connections is held by one replica at a time, until its lease ends. A
+    replica that finds every slot held says it is waiting, so holders can give it its share."""
 
     collection_name = "connection_leases"
     indexes = (IndexModel([("holder", ASCENDING)]), IndexModel([("account_id", ASCENDING)]))
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.waiting = db["connection_waits"]
+
+    async def ensure_indexes(self) -> list[str]:
+        dropped = await super().ensure_indexes()
+        await self.waiting.create_indexes([IndexModel([("account_id", ASCENDING), ("until", ASCENDING)])])
+        return dropped
+
+    async def wait(self, account_id: str, holder: str, for_s: float) -> None:
+        """`holder` has sends waiting for one of the account's connections, for the next `for_s` seconds."""
+        await self.waiting.update_one(
+            {"_id": f"{account_id}:{holder}"},
+            {"$set": {"account_id": account_id, "holder": holder, "until": _now() + timedelta(seconds=for_s)}},
+            upsert=True,
+        )
+
+    async def others_waiting(self, account_id: str, holder: str) -> int:
+        query = {"account_id": account_id, "until": {"$gte": _now()}, "holder": {"$ne": holder}}
+        return await self.waiting.count_documents(query)
 
     async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
         """A free slot (never taken, or its holder's lease ended) for `holder`; None when all are held."""

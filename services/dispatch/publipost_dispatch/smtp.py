@@ -12,6 +12,7 @@ from .domain import Account, TlsMode
 from .repository import ConnectionLeaseRepository
 
 LEASE_RETRY_S = 0.5  # how soon a replica that found every connection slot taken asks the database again
+SHARE_CHECK_S = 0.5  # how stale a replica's view of who else waits for the account's connections may be
 
 
 class SmtpRefused(Exception):
@@ -42,7 +43,10 @@ class _Connection:
 
 class SmtpPool:
     """Connections to one account's server. A replica opens one only while it holds one of the account's
-    connection slots in the database, so the account's limit holds across every replica."""
+    connection slots in the database, so the account's limit holds across every replica. The slots are
+    shared: while other replicas wait for one, a replica keeps no more than its share, and gives back a
+    connection above it as soon as a send is done with it (else the first replica to start would keep
+    them all while the others' sends wait)."""
 
     def __init__(
         self, account: Account, *, timeout_s: float, leases: ConnectionLeaseRepository, holder: str, lease_s: float
@@ -65,6 +69,8 @@ class SmtpPool:
         self._open = 0
         self._lease_retry_at = 0.0
         self._changed = asyncio.Condition()
+        self._share = account.limits.connections
+        self._share_checked_at = 0.0
 
     async def _acquire(self) -> _Connection:
         while True:
@@ -91,6 +97,7 @@ class SmtpPool:
             async with self._changed:  # every slot is another replica's: ours will have to do for now
                 self._open -= 1
                 self._lease_retry_at = time.monotonic() + LEASE_RETRY_S
+            await self._leases.wait(self.account.account_id, self._holder, 2 * LEASE_RETRY_S)
 
     async def _connect(self, slot: int) -> _Connection:
         client = aiosmtplib.SMTP(**self._options)
@@ -107,13 +114,26 @@ class SmtpPool:
         return _Connection(client, slot, time.monotonic())
 
     async def _give_back(self, connection: _Connection, *, broken: bool) -> None:
+        above_share = not broken and self._open > await self._fair_share()
         async with self._changed:
             if broken:
+                await self._forget(connection)
+            elif above_share:
+                await _quit(connection.client)
                 await self._forget(connection)
             else:
                 connection.last_used = time.monotonic()
                 self._idle.append(connection)
             self._changed.notify()
+
+    async def _fair_share(self) -> int:
+        """The account's connections divided among this replica and those waiting for one (at least one)."""
+        now = time.monotonic()
+        if now - self._share_checked_at >= SHARE_CHECK_S:
+            self._share_checked_at = now
+            waiting = await self._leases.others_waiting(self.account.account_id, self._holder)
+            self._share = max(1, self.account.limits.connections // (waiting + 1))
+        return self._share
 
     async def _forget(self, connection: _Connection) -> None:
         connection.client.close()

@@ -1,0 +1,52 @@
+"""An account's SMTP connections shared by replicas, against the real database and capture server."""
+
+import asyncio
+
+from publipost_dispatch.domain import Account, Limits, TlsMode
+from publipost_dispatch.repository import ConnectionLeaseRepository
+from publipost_dispatch.settings import DispatchSettings
+from publipost_dispatch.smtp import SmtpPool
+from publipost_storage import Storage
+
+MESSAGE = b"From: a@publipost.test\r\nTo: b@example.test\r\nSubject: hello\r\n\r\nHello.\r\n"
+
+
+def account(mailbox) -> Account:
+    return Account(
+        account_id="shared", version=1, host=mailbox.host, port=mailbox.port, tls=TlsMode.NONE, login=None,
+        password=None, from_address="a@publipost.test", from_name=None, reply_to=None,
+        limits=Limits(connections=2), pause_after_errors=10,
+    )
+
+
+async def test_a_replica_busy_with_every_connection_gives_one_to_a_replica_that_waits(make_settings, mailbox):
+    """Before sharing, the first replica kept both connections for as long as it had sends, and the
+    second replica's sends waited until the first one's ran dry."""
+    storage = Storage.for_service(make_settings(DispatchSettings))
+    leases = ConnectionLeaseRepository(storage.db)
+    await leases.ensure_indexes()
+    first = SmtpPool(account(mailbox), timeout_s=10, leases=leases, holder="replica-1", lease_s=30)
+    second = SmtpPool(account(mailbox), timeout_s=10, leases=leases, holder="replica-2", lease_s=30)
+    sent_by_first = 0
+    second_done = asyncio.Event()
+
+    async def keep_sending() -> None:
+        nonlocal sent_by_first
+        while not second_done.is_set() and sent_by_first < 3_000:
+            await first.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"])
+            sent_by_first += 1
+
+    try:
+        senders = [asyncio.create_task(keep_sending()) for _ in range(2)]
+        while sent_by_first < 20:  # both connections are the first replica's
+            await asyncio.sleep(0.01)
+        reply = await second.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"])
+        second_done.set()
+        await asyncio.gather(*senders)
+    finally:
+        await first.close()
+        await second.close()
+        await storage.close()
+
+    assert reply.reply.startswith("250")
+    assert sent_by_first < 3_000, "the second replica got a connection only once the first stopped sending"
