@@ -161,3 +161,12 @@ def test_a_sealed_password_opens_only_with_its_key_and_its_account():
     tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     with pytest.raises(SealBroken):
         seal.open(tampered, "acme/account-1")
+    assert token.startswith("f1.")
+
+
+def test_a_password_sealed_before_fernet_still_opens_with_its_key_and_account():
+    key = "q4cmq1XDL4m0vU3ZbDBw1JdbbXqg7bi5M2Vt9lP7aE8="
+    token = "s1.Mu7CKEQdOaVpnVxPZZsNIDufdKHNlhXlzLYYm0w9j_UdplhsKcHKjxsDIjgE1-rJdrPV7o4xi3f_"
+    assert PasswordSeal(key).open(token, "acme/account-1") == "s3cret-é"
+    with pytest.raises(SealBroken):
+        PasswordSeal(key).open(token, "acme/account-2")

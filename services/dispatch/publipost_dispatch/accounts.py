@@ -53,6 +53,12 @@ class Accounts:
             raise NoSealKey()
         return self._seal.seal(password, f"{tenant_id}/{account_id}")
 
+    def reseal(self, sealed: str, tenant_id: str, account_id: str) -> str:
+        """The same password under the current seal (a token of an older format is replaced)."""
+        if self._seal is None:
+            raise NoSealKey()
+        return self.seal(self._seal.open(sealed, f"{tenant_id}/{account_id}"), tenant_id, account_id)
+
     def from_document(self, doc: dict[str, Any]) -> Account:
         password = None
         if doc.get("password_sealed"):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from .accounts import NoSealKey
 from .context import Context, DispatchContext
 from .domain import AccountInvalid, InvalidAddress, TlsMode, UnsafeHeader, check_address, check_header, check_tls
+from .sealing import SealBroken
 from .smtp import SmtpRefused, SmtpUnavailable
 
 router = APIRouter(prefix="/accounts", tags=["sending accounts"])
@@ -105,11 +106,15 @@ def _document(
         "created_at": before["created_at"] if before else now,
         "updated_at": now,
     }
-    if body.password is not None:
-        try:
+    try:
+        if body.password is not None:
             doc["password_sealed"] = ctx.accounts.seal(body.password.get_secret_value(), tenant_id, account_id)
-        except NoSealKey as exc:
-            raise HTTPException(503, detail=str(exc)) from exc
+        elif doc["password_sealed"]:
+            doc["password_sealed"] = ctx.accounts.reseal(doc["password_sealed"], tenant_id, account_id)
+    except NoSealKey as exc:
+        raise HTTPException(503, detail=str(exc)) from exc
+    except SealBroken as exc:
+        raise HTTPException(409, detail=f"password: the stored one cannot be opened ({exc}); give it again") from exc
     return doc
 
 
