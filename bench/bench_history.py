@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 from publipost_dispatch.app import build as build_dispatch
-from publipost_dispatch.domain import search_terms
+from publipost_dispatch.domain import history_terms
 from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
 
@@ -43,6 +43,11 @@ FILTERS = {
 
 
 def record(n: int, started: datetime) -> dict[str, object]:
+    delivery = _record(n, started)
+    return delivery | {"terms": history_terms(delivery, delivery["state"], delivery["subject"])}
+
+
+def _record(n: int, started: datetime) -> dict[str, object]:
     number = f"INV-{n:07d}"
     name = "Reminders" if n % 10 == 0 else "Notices"
     subject = f"{'Payment reminder' if n % 10 == 0 else 'Invoice'} {number} - Client {n}"
@@ -66,7 +71,6 @@ def record(n: int, started: datetime) -> dict[str, object]:
         "attempts": 1,
         "to": [f"client{n}@example.test"],
         "subject": subject,
-        "terms": search_terms(subject, name, number),
         "pdf_blob_id": "0" * 24,
         "created_at": created,
         "finished_at": created,

@@ -7,7 +7,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 
 class Repository:
-    """Base of every repository: one collection owned by the service, its indexes created at start."""
+    """Base of every repository: one collection owned by the service, its indexes made at start to be
+    those it declares. An index it no longer declares is dropped: every index costs each write."""
 
     collection_name: ClassVar[str]
     indexes: ClassVar[Sequence[IndexModel]] = ()
@@ -15,6 +16,12 @@ class Repository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection: AsyncCollection = db[self.collection_name]
 
-    async def ensure_indexes(self) -> None:
+    async def ensure_indexes(self) -> list[str]:
+        """Returns the names of the indexes it dropped."""
         if self.indexes:
             await self.collection.create_indexes(list(self.indexes))
+        declared = {index.document["name"] for index in self.indexes} | {"_id_"}
+        dropped = [name for name in await self.collection.index_information() if name not in declared]
+        for name in dropped:
+            await self.collection.drop_index(name)
+        return dropped

@@ -8,8 +8,8 @@ from .domain import (
     Addressing,
     DeliveryState,
     Verdict,
+    history_terms,
     message_id_for,
-    search_terms,
     verdict_for_attempt,
     verdict_for_reply,
 )
@@ -88,13 +88,14 @@ async def deliver(
             await deliveries.accept(delivery["_id"], holder, i, accepted[str(i)])
     primary = accepted["0"]
     reply = primary["reply"] + (f"; copies refused: {refused_copies}" if refused_copies else "")
-    fields = outcome_fields(delivery, None, content.subject, addressing, reply, primary["message_id"])
+    fields = outcome_fields(delivery, DeliveryState.SENT, None, content.subject, addressing, reply, primary["message_id"])
     stored = await deliveries.finish(delivery["_id"], DeliveryState.SENT, fields)
     return Outcome(DeliveryState.SENT, reply=reply, message_id=primary["message_id"], errors=errors, stored=stored)
 
 
 def outcome_fields(
     delivery: dict[str, Any],
+    state: DeliveryState,
     reason: str | None,
     subject: str | None,
     addressing: Addressing | None,
@@ -102,11 +103,14 @@ def outcome_fields(
     message_id: str | None,
 ) -> dict[str, Any]:
     """What the history shows of an outcome: recipients, subject, server reply, error."""
-    fields: dict[str, Any] = {"reason": reason, "smtp_reply": smtp_reply, "message_id": message_id}
-    # The fan-out stored the subject already; rewriting the search words costs an index update.
-    if subject is not None and subject != delivery.get("subject"):
-        fields["subject"] = subject
-        fields["terms"] = search_terms(subject, delivery["mailing_name"], delivery["document_number"])
+    subject = subject if subject is not None else delivery.get("subject")
+    fields: dict[str, Any] = {
+        "reason": reason,
+        "smtp_reply": smtp_reply,
+        "message_id": message_id,
+        "subject": subject,
+        "terms": history_terms(delivery, state, subject),
+    }
     if addressing is not None:
         fields |= {
             "to": addressing.to,

@@ -38,7 +38,7 @@ from .domain import (
     attachment_name,
     delivery_id_for,
     dispatch_key,
-    search_terms,
+    history_terms,
     should_pause,
 )
 from .limits import DailyCapReached
@@ -169,7 +169,7 @@ def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[
         subject: str | None = EmailText(**dispatch["text"]).render(facts.variables(date.today()))[0]
     except (UnsafeHeader, UnknownVariable, BadTemplate):
         subject = None
-    return {
+    delivery = {
         "_id": delivery_id_for(dispatch["_id"], document["id"]),
         "kind": "dispatch",
         "dispatch_key": dispatch["_id"],
@@ -191,10 +191,10 @@ def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[
         "attempts": 0,
         "to": [],
         "subject": subject,
-        "terms": search_terms(subject, mailing["name"], document["document_number"]),
         "created_at": now,
         "finished_at": now if no_pdf else None,
     }
+    return delivery | {"terms": history_terms(delivery, delivery["state"], subject)}
 
 
 # --- pause and resume -----------------------------------------------------------------------
@@ -375,7 +375,7 @@ async def record(
     complete the dispatch when it was the last one. Nothing is announced twice: only the handler whose
     write moved the delivery to its final state goes on."""
     if stored is None:
-        changes = outcome_fields(delivery, reason, subject, addressing, smtp_reply, message_id)
+        changes = outcome_fields(delivery, state, reason, subject, addressing, smtp_reply, message_id)
         stored = await ctx.deliveries.finish(delivery["_id"], state, changes)
     if not stored:
         return

@@ -8,7 +8,7 @@ from publipost_http import TenantId
 from pydantic import BaseModel
 
 from .context import Context
-from .domain import PENDING, DeliveryState, search_terms
+from .domain import history_status, history_term, search_terms
 
 router = APIRouter(prefix="/history", tags=["history"])
 PER_PAGE = 50
@@ -51,7 +51,7 @@ def _entry(d: dict[str, Any]) -> HistoryEntry:
         send_id=d["_id"],
         kind=d.get("kind", "dispatch"),
         dispatch_id=d["dispatch_id"],
-        status="queued" if d["state"] in PENDING else d["state"],
+        status=history_status(d["state"]),
         to=d.get("to") or [],
         cc=d.get("cc") or [],
         bcc=d.get("bcc") or [],
@@ -81,13 +81,13 @@ async def history(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HistoryPage:
     """Each filter narrows; free text matches whole words, every word given."""
-    filters: dict[str, Any] = {}
+    # Likeliest-rare first: the database is asked for the first, the others checked on what it finds.
+    terms = sorted(search_terms(q), key=len, reverse=True) if q else []
     if document_type:
-        filters["document_type"] = document_type
+        terms.append(history_term("type", document_type))
     if status:
-        filters["state"] = [str(s) for s in PENDING] if status == "queued" else DeliveryState(status).value
-    words = search_terms(q) if q else []
-    found = await ctx.deliveries.history(tenant_id, filters, words, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
+        terms.append(history_term("status", status))
+    found = await ctx.deliveries.history(tenant_id, terms, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
     return HistoryPage(
         items=[_entry(d) for d in found[:PER_PAGE]], page=page, per_page=PER_PAGE, has_next=len(found) > PER_PAGE
     )

@@ -11,12 +11,13 @@ from . import handlers
 from .context import DispatchContext
 from .delivery import Content, deliver
 from .domain import (
+    MANUAL_SENDS,
     Addressing,
     DeliveryState,
     DocumentFacts,
     EmailText,
     attachment_name,
-    search_terms,
+    history_terms,
 )
 from .mail import pdf_attachment
 
@@ -56,7 +57,7 @@ async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, re
     delivery = {
         "_id": send_id,
         "kind": "manual",
-        "dispatch_key": send_id,
+        "dispatch_key": MANUAL_SENDS,
         "dispatch_id": send_id,
         "tenant_id": tenant_id,
         "correlation_id": correlation_id,
@@ -73,9 +74,9 @@ async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, re
         "attempts": 0,
         "subject": subject,
         "to": request.addressing.to,
-        "terms": search_terms(subject, mailing["name"], document["document_number"]),
         "created_at": datetime.now(UTC),
     }
+    delivery["terms"] = history_terms(delivery, DeliveryState.QUEUED, subject)
     await ctx.deliveries.add(delivery)
     content = Content(
         subject,

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .batching import Coalescer
-from .domain import PENDING, DeliveryState, DispatchStatus
+from .domain import PENDING, DeliveryState, DispatchStatus, history_term, history_terms
 
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more claims share a write: the embedded database's cost is per request.
@@ -83,8 +83,9 @@ class DispatchRepository(Repository):
         )
         return await self.get(key) if result.modified_count == 1 else None
 
-    def in_status(self, status: str) -> AsyncIterator[dict[str, Any]]:
-        return aiter(self.collection.find({"status": status}, {"_id": 1, "tenant_id": 1, "correlation_id": 1}))
+    def in_status(self, *statuses: str) -> AsyncIterator[dict[str, Any]]:
+        query = {"status": {"$in": list(statuses)}}
+        return aiter(self.collection.find(query, {"_id": 1, "status": 1, "tenant_id": 1, "correlation_id": 1}))
 
 
 class DeliveryRepository(Repository):
@@ -93,15 +94,12 @@ class DeliveryRepository(Repository):
 
     collection_name = "deliveries"
     indexes = (
-        # Each index costs every claim and outcome an update: only those a query needs.
+        # Each index costs every claim and outcome an update, and on the embedded database even an
+        # index whose keys do not change costs each write: two, no more. The first serves a dispatch's
+        # own queries (pending, counts, failures, lost sends); the second, multikey, every filter of
+        # the history (see domain.history_terms).
         IndexModel([("dispatch_key", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)]),
-        IndexModel([("state", ASCENDING), ("lease_until", ASCENDING)]),
-        # History: newest first within a tenant, alone or with one filter, which the query always leads with.
-        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("tenant_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("tenant_id", ASCENDING), ("document_type", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("tenant_id", ASCENDING), ("terms", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("document_id", ASCENDING)]),  # a document has a handful of sends: sorted in memory
     )
 
     def __init__(self, db: Any) -> None:
@@ -110,6 +108,25 @@ class DeliveryRepository(Repository):
         self._claims = Coalescer(self._claim_many, linger_s=LINGER_S)
         self._finishes = Coalescer(self._finish_many)  # no linger: this write closes the double-send window
         self._pending = Coalescer(self._pending_among)
+
+    async def ensure_indexes(self) -> list[str]:
+        # Records stored while the history had an index per filter lack the filter terms: they get them
+        # before that index goes, so a crash half-way leaves it there and the next start goes on.
+        if "tenant_id_1_created_at_-1" in await self.collection.index_information():
+            await self._add_history_terms()
+        return await super().ensure_indexes()
+
+    async def _add_history_terms(self) -> None:
+        """Give the records written before history terms had filters theirs, so the history finds them."""
+        page: list[UpdateOne] = []
+        async for doc in self.collection.find({"terms": {"$ne": "*"}}):
+            terms = history_terms(doc, doc["state"], doc.get("subject"))
+            page.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"terms": terms}}))
+            if len(page) == 500:
+                await self.collection.bulk_write(page, ordered=False)
+                page = []
+        if page:
+            await self.collection.bulk_write(page, ordered=False)
 
     async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
         """`claim`, then the delivery as stored; None when it was not claimed."""
@@ -239,14 +256,10 @@ class DeliveryRepository(Repository):
         query = {"dispatch_key": dispatch_key, "state": {"$in": list(states)}, "index": {"$gt": after}}
         return aiter(self.collection.find(query).sort("index", ASCENDING).limit(limit))
 
-    async def lost(self, silent: set[str]) -> list[dict[str, Any]]:
-        """Sends claimed by a replica presumed dead (`silent`), or held past their lease."""
-        now = _now()
-        return [
-            doc
-            async for doc in self.collection.find({"state": DeliveryState.SENDING})
-            if doc.get("holder") in silent or (doc.get("lease_until") and doc["lease_until"] < now)
-        ]
+    async def sending(self, dispatch_keys: list[str]) -> list[dict[str, Any]]:
+        """The sends of these dispatches that a replica holds right now."""
+        query = {"dispatch_key": {"$in": dispatch_keys}, "state": DeliveryState.SENDING}
+        return await self.collection.find(query).to_list()
 
     async def take_back(self, delivery_id: str, holder: str | None) -> bool:
         """sending → queued for a send whose holder is gone: it can be claimed again."""
@@ -256,34 +269,17 @@ class DeliveryRepository(Repository):
         )
         return result.modified_count == 1
 
-    async def holders(self) -> set[str]:
-        """The replicas holding a send right now."""
-        return {doc["holder"] async for doc in self.collection.find({"state": DeliveryState.SENDING}, {"holder": 1})}
+    async def history(self, tenant_id: str, terms: list[str], *, skip: int, limit: int) -> list[dict[str, Any]]:
+        """Newest first; the sends whose terms (see domain.history_terms) include all of `terms`.
 
-    async def history(
-        self, tenant_id: str, filters: dict[str, Any], words: list[str], *, skip: int, limit: int
-    ) -> list[dict[str, Any]]:
-        """Newest first; `filters` are equalities (a list: one of its values), `words` all among the
-        send's search words.
-
-        The embedded database sorts every match in memory rather than walk an index in order, and
-        plans well only one equality besides the tenant and a time range (two take it 30 times longer).
-        So the database is asked for the likeliest-rare condition — the longest word, else the document
-        type, else the status — in a time window, and the other conditions are checked here. The
-        newest sends are looked for in the last minute first, then in wider windows: a page is complete
-        as soon as a window holds `skip + limit` matches, and those are the newest."""
-        conditions = {**({"terms": max(words, key=len)} if words else {}), **filters}
-        asked, value = next(iter(conditions.items()), (None, None))
-        query: dict[str, Any] = {"tenant_id": tenant_id}
-        if asked is not None:
-            query[asked] = {"$in": value} if isinstance(value, list) else value
-
-        def matches(doc: dict[str, Any]) -> bool:
-            for field, wanted in filters.items():
-                if field != asked and (doc.get(field) not in wanted if isinstance(wanted, list) else doc.get(field) != wanted):
-                    return False
-            return all(word in doc["terms"] for word in words)
-
+        The embedded database sorts every match in memory rather than walk an index in order, and a
+        multikey index serves one of the terms at a time. So the database is asked for the
+        likeliest-rare term (the caller lists them rarest first) in a time window, and the other terms
+        are checked here. The newest sends are looked for in the last minute first, then in wider
+        windows: a page is complete as soon as a window holds `skip + limit` matches, and those are the
+        newest."""
+        asked, *others = terms or ["*"]
+        query: dict[str, Any] = {"tenant_id": tenant_id, "terms": asked}
         now = _now()
         wanted = skip + limit
         for window in HISTORY_WINDOWS:
@@ -291,7 +287,7 @@ class DeliveryRepository(Repository):
             cursor = self.collection.find(windowed).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
             found = []
             async for doc in cursor:
-                if matches(doc):
+                if all(term in doc["terms"] for term in others):
                     found.append(doc)
                     if len(found) == wanted:
                         break
@@ -301,7 +297,7 @@ class DeliveryRepository(Repository):
         return found[skip:]
 
     async def sends_of(self, tenant_id: str, document_id: str) -> list[dict[str, Any]]:
-        cursor = self.collection.find({"tenant_id": tenant_id, "document_id": document_id})
+        cursor = self.collection.find({"tenant_id": tenant_id, "terms": history_term("document", document_id)})
         return await cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)]).to_list()
 
 

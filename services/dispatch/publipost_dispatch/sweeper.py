@@ -3,13 +3,16 @@ went silent (it died mid-way), and completes dispatches whose last outcome was s
 that died before announcing the completion."""
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
 from publipost_contracts import SendRequested, deterministic_id
 from publipost_logging import get_logger
 
 from . import handlers
 from .context import DispatchContext
-from .domain import DeliveryState, DispatchStatus
+from .delivery import outcome_fields
+from .domain import MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
 
 log = get_logger(__name__)
 
@@ -40,26 +43,37 @@ class Sweeper:
 
     async def sweep(self) -> None:
         ctx = self._ctx
-        holders = await ctx.deliveries.holders() - {ctx.senders.holder}
+        unfinished = [d async for d in ctx.dispatches.in_status(*UNFINISHED)]
+        in_flight = await ctx.deliveries.sending([d["_id"] for d in unfinished] + [MANUAL_SENDS])
+        holders = {d["holder"] for d in in_flight} - {ctx.senders.holder}
         silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
-        for delivery in await ctx.deliveries.lost(silent):
-            if delivery.get("kind") == "manual":  # its HTTP caller got an error; nobody will ask again
-                if await ctx.deliveries.finish(delivery["_id"], DeliveryState.FAILED, {"reason": INTERRUPTED}):
-                    await handlers.announce(
-                        ctx, delivery, DeliveryState.FAILED, reason=INTERRUPTED, addressing=None, message_id=None
-                    )
-                continue
-            if not await ctx.deliveries.take_back(delivery["_id"], delivery.get("holder")):
-                continue  # another replica's sweep was first
-            log.warning("send of a silent replica asked again", document_id=delivery["document_id"])
-            await ctx.bus.publish(
-                SendRequested(
-                    event_id=deterministic_id("send.lost", delivery["_id"], delivery["attempts"]),
-                    tenant_id=delivery["tenant_id"],
-                    correlation_id=delivery["correlation_id"],
-                    dispatch_id=delivery["dispatch_id"],
-                    document_id=delivery["document_id"],
+        now = datetime.now(UTC)
+        for delivery in in_flight:
+            lease_until = delivery.get("lease_until")
+            if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
+                await self._take_back(delivery)
+        for dispatch in unfinished:
+            if dispatch["status"] == DispatchStatus.SENDING:
+                await handlers.complete_if_done(ctx, dispatch["_id"])
+
+    async def _take_back(self, delivery: dict[str, Any]) -> None:
+        ctx = self._ctx
+        if delivery.get("kind") == "manual":  # its HTTP caller got an error; nobody will ask again
+            changes = outcome_fields(delivery, DeliveryState.FAILED, INTERRUPTED, None, None, None, None)
+            if await ctx.deliveries.finish(delivery["_id"], DeliveryState.FAILED, changes):
+                await handlers.announce(
+                    ctx, delivery, DeliveryState.FAILED, reason=INTERRUPTED, addressing=None, message_id=None
                 )
+            return
+        if not await ctx.deliveries.take_back(delivery["_id"], delivery.get("holder")):
+            return  # another replica's sweep was first
+        log.warning("send of a silent replica asked again", document_id=delivery["document_id"])
+        await ctx.bus.publish(
+            SendRequested(
+                event_id=deterministic_id("send.lost", delivery["_id"], delivery["attempts"]),
+                tenant_id=delivery["tenant_id"],
+                correlation_id=delivery["correlation_id"],
+                dispatch_id=delivery["dispatch_id"],
+                document_id=delivery["document_id"],
             )
-        async for dispatch in ctx.dispatches.in_status(DispatchStatus.SENDING):
-            await handlers.complete_if_done(ctx, dispatch["_id"])
+        )
