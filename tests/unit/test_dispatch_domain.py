@@ -1,5 +1,6 @@
 import email
 import email.policy
+from datetime import timedelta
 
 import pytest
 from publipost_dispatch.domain import (
@@ -19,6 +20,7 @@ from publipost_dispatch.domain import (
     should_pause,
     verdict_for_attempt,
     verdict_for_reply,
+    wider_history_window,
 )
 from publipost_dispatch.mail import build_message, pdf_attachment
 from publipost_dispatch.sealing import PasswordSeal, SealBroken
@@ -170,3 +172,13 @@ def test_a_password_sealed_before_fernet_still_opens_with_its_key_and_account():
     assert PasswordSeal(key).open(token, "acme/account-1") == "s3cret-é"
     with pytest.raises(SealBroken):
         PasswordSeal(key).open(token, "acme/account-2")
+
+
+def test_the_history_window_grows_to_what_the_page_needs_at_the_rate_found():
+    minute = timedelta(minutes=1)
+    # 37 of 51 matches in a 16-minute window whose newest send is 9 minutes old: 7 minutes of sends.
+    assert wider_history_window(16 * minute, 9 * minute, 37, 51) == 9 * minute + 7 * minute * 2
+    # 20 of 1,001 in the last 10 minutes: at most sixteen times the span.
+    assert wider_history_window(10 * minute, timedelta(0), 20, 1_001) == 160 * minute
+    assert wider_history_window(4 * minute, None, 0, 51) == 16 * minute  # empty: four times
+    assert wider_history_window(400 * 24 * 60 * minute, None, 0, 51) is None  # past two years: everything

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import string
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from email.utils import formataddr
 from enum import StrEnum
 from typing import Any
@@ -337,3 +337,24 @@ def history_terms(delivery: dict[str, Any], state: str, subject: str | None) -> 
 
 def history_term(name: str, value: str) -> str:
     return f"{name}={value}"
+
+
+FIRST_HISTORY_WINDOW = timedelta(minutes=1)
+WIDEST_HISTORY_WINDOW = timedelta(days=730)
+
+
+def wider_history_window(
+    window: timedelta, newest_age: timedelta | None, found: int, wanted: int
+) -> timedelta | None:
+    """The next time window to look for a page of history in, after `window` held `found` of the
+    `wanted` matches, its newest candidate `newest_age` old (None: it held none); None means no window.
+
+    The database sorts every candidate of a window, so the cost follows the window's width: a window
+    with matches is widened just enough to hold the page at the rate it showed (with a quarter to spare,
+    2 to 16 times its span of sends), an empty one four times."""
+    if found and newest_age is not None and newest_age < window:
+        span = window - newest_age
+        wider = newest_age + span * max(2.0, min(16.0, wanted / found * 1.25))
+    else:
+        wider = window * 4
+    return None if wider > WIDEST_HISTORY_WINDOW else wider

@@ -12,14 +12,19 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .batching import Coalescer
-from .domain import PENDING, DeliveryState, DispatchStatus, history_term, history_terms
+from .domain import (
+    FIRST_HISTORY_WINDOW,
+    PENDING,
+    DeliveryState,
+    DispatchStatus,
+    history_term,
+    history_terms,
+    wider_history_window,
+)
 
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more claims share a write: the embedded database's cost is per request.
 LINGER_S = 0.005
-# Each eight times the last: an empty or sparse window costs little, and a busy tenant's page is
-# found among its last minutes' sends rather than sorted out of all of them.
-HISTORY_WINDOWS = (*(timedelta(minutes=8**n) for n in range(7)), None)  # 1 min … 182 days, then all
 
 
 def _now() -> datetime:
@@ -276,25 +281,27 @@ class DeliveryRepository(Repository):
         multikey index serves one of the terms at a time. So the database is asked for the
         likeliest-rare term (the caller lists them rarest first) in a time window, and the other terms
         are checked here. The newest sends are looked for in the last minute first, then in wider
-        windows: a page is complete as soon as a window holds `skip + limit` matches, and those are the
-        newest."""
+        windows sized from what the last one held (domain.wider_history_window): a page is complete as
+        soon as a window holds `skip + limit` matches, and those are the newest."""
         asked, *others = terms or ["*"]
         query: dict[str, Any] = {"tenant_id": tenant_id, "terms": asked}
         now = _now()
         wanted = skip + limit
-        for window in HISTORY_WINDOWS:
+        window: timedelta | None = FIRST_HISTORY_WINDOW
+        while True:
             windowed = query if window is None else {**query, "created_at": {"$gte": now - window}}
             cursor = self.collection.find(windowed).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            found = []
+            found, newest = [], None
             async for doc in cursor:
+                newest = newest or doc["created_at"]
                 if all(term in doc["terms"] for term in others):
                     found.append(doc)
                     if len(found) == wanted:
                         break
             await cursor.close()
-            if len(found) == wanted:
-                break
-        return found[skip:]
+            if len(found) == wanted or window is None:
+                return found[skip:]
+            window = wider_history_window(window, None if newest is None else now - newest, len(found), wanted)
 
     async def sends_of(self, tenant_id: str, document_id: str) -> list[dict[str, Any]]:
         cursor = self.collection.find({"tenant_id": tenant_id, "terms": history_term("document", document_id)})
