@@ -101,6 +101,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self.up = True
         self.port = 0
+        self.accepted = 0  # connections relayed since the start
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -121,6 +122,7 @@ class TcpProxy:
         self.up = True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if not self.up:
             writer.close()
             return

@@ -1,12 +1,15 @@
 """An account's SMTP connections shared by replicas, against the real database and capture server."""
 
 import asyncio
+from dataclasses import replace
 
 from publipost_dispatch.domain import Account, Limits, TlsMode
 from publipost_dispatch.repository import ConnectionLeaseRepository
 from publipost_dispatch.settings import DispatchSettings
 from publipost_dispatch.smtp import SmtpPool
 from publipost_storage import Storage
+
+from tests.support import TcpProxy
 
 MESSAGE = b"From: a@publipost.test\r\nTo: b@example.test\r\nSubject: hello\r\n\r\nHello.\r\n"
 
@@ -21,11 +24,15 @@ def account(mailbox) -> Account:
 
 async def test_a_replica_busy_with_every_connection_gives_one_to_a_replica_that_waits(make_settings, mailbox):
     """Before sharing, the first replica kept both connections for as long as it had sends, and the
-    second replica's sends waited until the first one's ran dry."""
+    second replica's sends waited until the first one's ran dry. Then, a connection given back for
+    being above the share was opened again at once by the first replica's next send, over and over."""
     storage = Storage.for_service(make_settings(DispatchSettings))
     leases = ConnectionLeaseRepository(storage.db)
     await leases.ensure_indexes()
-    first = SmtpPool(account(mailbox), timeout_s=10, leases=leases, holder="replica-1", lease_s=30)
+    proxy = await TcpProxy(f"{mailbox.host}:{mailbox.port}").__aenter__()  # counts the first one's connections
+    first = SmtpPool(
+        replace(account(mailbox), port=proxy.port), timeout_s=10, leases=leases, holder="replica-1", lease_s=30
+    )
     second = SmtpPool(account(mailbox), timeout_s=10, leases=leases, holder="replica-2", lease_s=30)
     sent_by_first = 0
     second_done = asyncio.Event()
@@ -47,6 +54,8 @@ async def test_a_replica_busy_with_every_connection_gives_one_to_a_replica_that_
         await first.close()
         await second.close()
         await storage.close()
+        await proxy.__aexit__()
 
     assert reply.reply.startswith("250")
     assert sent_by_first < 3_000, "the second replica got a connection only once the first stopped sending"
+    assert proxy.accepted <= 3, f"the first replica opened {proxy.accepted} connections for 2 slots"

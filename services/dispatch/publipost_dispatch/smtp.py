@@ -80,7 +80,8 @@ class SmtpPool:
                     if connection.client.is_connected:
                         return connection
                     await self._forget(connection)
-                may_open = self._open < self.account.limits.connections and time.monotonic() >= self._lease_retry_at
+                # Within its share: a connection given back for being above it is not opened again at once.
+                may_open = self._open < self._share and time.monotonic() >= self._lease_retry_at
                 if may_open:
                     self._open += 1  # counted now, so others waiting here do not ask the database too
                 else:
