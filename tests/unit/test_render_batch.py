@@ -119,3 +119,55 @@ async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tena
 
     assert backend.runs == [2, 4, 2]  # acme's two waiting chunks in one run, globex's in its own
     assert all(r.error is None and r.pages == 1 for chunk in results for r in chunk)
+
+
+class OneRunAtATime(OnePagePerDocument):
+    """Lays out a run only when the test lets it through, and says which runs are in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+        self.tokens: asyncio.Queue[None] = asyncio.Queue()
+
+    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+        self.started += 1
+        await self.tokens.get()
+        return await super().convert(docx, retry=retry)
+
+
+async def test_the_next_run_is_combined_while_the_backend_lays_out_the_current_one():
+    backend = OneRunAtATime()
+    runs = CombinedRuns(backend, max_documents=50, parallel=1)
+    try:
+        first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
+        await wait_until(lambda: backend.started == 1, timeout=10, interval=0.01)
+        later = [asyncio.create_task(convert_documents([letter(n)], runs, tenant)) for n, tenant in ((2, "b"), (3, "c"))]
+        await wait_until(lambda: len(runs._waiting) == 2, timeout=10, interval=0.01)
+        backend.tokens.put_nowait(None)
+        # While the second run is in the backend, the third has been taken to be combined: no longer waiting.
+        await wait_until(lambda: backend.started == 2 and not runs._waiting, timeout=10, interval=0.01)
+        backend.tokens.put_nowait(None)
+        backend.tokens.put_nowait(None)
+        results = [*await first, *[r for task in later for r in await task]]
+    finally:
+        await runs.stop()
+
+    assert backend.runs == [2, 1, 1]
+    assert all(r.error is None and r.pages == 1 for r in results)
+
+
+async def test_stopping_cancels_the_chunks_of_the_run_in_the_backend_and_of_the_one_combined_next():
+    backend = OneRunAtATime()
+    runs = CombinedRuns(backend, max_documents=50, parallel=1)
+    first = asyncio.create_task(convert_documents([letter(0)], runs, "acme"))
+    await wait_until(lambda: backend.started == 1, timeout=10, interval=0.01)
+    later = [asyncio.create_task(convert_documents([letter(n)], runs, tenant)) for n, tenant in ((2, "b"), (3, "c"))]
+    await wait_until(lambda: len(runs._waiting) == 2, timeout=10, interval=0.01)
+    backend.tokens.put_nowait(None)
+    await wait_until(lambda: backend.started == 2 and not runs._waiting, timeout=10, interval=0.01)
+
+    await runs.stop()
+
+    _, pending = await asyncio.wait(later, timeout=10)
+    assert not pending and all(task.cancelled() for task in later)
+    assert [r.pages for r in await first] == [1]  # its run was done before the stop

@@ -102,14 +102,42 @@ class CombinedRuns:
         self._waiting = []
 
     async def _run_forever(self) -> None:
-        while True:
-            if not self._waiting:
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            group = self._take()
-            if group:
-                await self._run(group)
+        """Run after run; the next run's documents are combined while LibreOffice lays out this one."""
+        following: tuple[list[_Waiting], asyncio.Task[bytes | None]] | None = None
+        try:
+            while True:
+                if following is None:
+                    if not self._waiting:
+                        self._arrived.clear()
+                        await self._arrived.wait()
+                        continue
+                    following = self._combine_next()
+                    continue
+                group, combining = following
+                combined = await combining
+                following = self._combine_next()
+                await self._run(group, combined)
+        except asyncio.CancelledError:  # stopping: nobody waits for ever on a run that will not finish
+            if following is not None:
+                following[1].cancel()
+                for waiting in following[0]:
+                    waiting.future.cancel()
+            raise
+
+    def _combine_next(self) -> tuple[list[_Waiting], "asyncio.Task[bytes | None]"] | None:
+        group = self._take()
+        if not group:
+            return None
+        documents = [document for waiting in group for document in waiting.documents]
+        return group, asyncio.create_task(self._combined_docx(documents))
+
+    async def _combined_docx(self, documents: list[bytes]) -> bytes | None:
+        """The documents combined into one, or None when they must go one by one."""
+        try:
+            return await asyncio.to_thread(combine_docx, documents)
+        except Exception as exc:  # noqa: BLE001 - combining is an optimisation: see _combined_pdf
+            _combined_failed(self.converter, len(documents), exc)
+            return None
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting group, and the next ones of its key that fit beside it."""
@@ -123,11 +151,11 @@ class CombinedRuns:
         self._waiting = [w for w in waiting if w not in group]
         return group
 
-    async def _run(self, group: list[_Waiting]) -> None:
-        documents = [document for waiting in group for document in waiting.documents]
+    async def _run(self, group: list[_Waiting], combined: bytes | None) -> None:
+        documents = sum(len(waiting.documents) for waiting in group)
         try:
-            pdf = await _combined_pdf(documents, self.converter)
-        except asyncio.CancelledError:  # stopping: nobody waits for ever on a run that will not finish
+            pdf = None if combined is None else await _combined_pdf(combined, documents, self.converter)
+        except asyncio.CancelledError:
             for waiting in group:
                 waiting.future.cancel()
             raise
@@ -139,24 +167,23 @@ class CombinedRuns:
         first = 0
         for waiting in group:
             if not waiting.future.done():
-                waiting.future.set_result(_Run(pdf, len(documents), first))
+                waiting.future.set_result(_Run(pdf, documents, first))
             first += len(waiting.documents)
 
 
-async def _combined_pdf(documents: list[bytes], converter: Converter) -> bytes | None:
-    """The PDF of the documents combined into one, or None when they must go one by one.
+async def _combined_pdf(combined: bytes, documents: int, converter: Converter) -> bytes | None:
+    """The PDF of the combined documents, or None when they must go one by one.
 
     Whatever goes wrong here or in the split, short of the backend being
     unavailable, sends the documents one by one: combining is an optimisation
     and must never cost a document its PDF, nor a chunk its answer.
     """
     try:
-        combined = await asyncio.to_thread(combine_docx, documents)
         return await _timed(converter, combined, "batch", retry=False)
     except ConverterUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - see above
-        _combined_failed(converter, len(documents), exc)
+        _combined_failed(converter, documents, exc)
         return None
 
 
