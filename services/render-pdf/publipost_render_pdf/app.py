@@ -3,12 +3,11 @@
 from publipost_bus import Bus
 from publipost_contracts import DocumentsRendered, RenderRequested
 from publipost_runtime import Service
-from publipost_storage import Storage
+from publipost_storage import BlobBatch, Storage
 
 from . import handlers
 from .api import router
 from .backends import Backends
-from .blob_batch import BlobBatch
 from .context import RenderContext
 from .libreoffice import LibreOfficePool, WorkerConfig
 from .repository import TenantSettingsRepository, UsageRepository

@@ -4,10 +4,9 @@ from typing import Annotated
 from fastapi import Depends
 from publipost_bus import Bus
 from publipost_runtime import components
-from publipost_storage import Storage
+from publipost_storage import BlobBatch, Storage
 
 from .backends import Backends
-from .blob_batch import BlobBatch
 from .libreoffice import LibreOfficePool
 from .repository import TenantSettingsRepository, UsageRepository
 from .settings import RenderPdfSettings

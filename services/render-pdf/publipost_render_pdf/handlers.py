@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, RenderResult
 from publipost_logging import get_logger
+from publipost_storage import NewBlob
 
 from .batch import convert_documents
-from .blob_batch import NewBlob
 from .context import RenderContext
 from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal, yearly_limit
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS

@@ -1,10 +1,10 @@
-"""render-pdf writes a chunk's PDFs in a few round trips: any service reads them as ordinary GridFS blobs."""
+"""Blobs written in a few round trips (BlobBatch, as render-pdf stores a chunk's PDFs) are ordinary GridFS
+blobs to any service, and read back together (as dispatch reads the PDFs it attaches)."""
 
 import os
 
-from publipost_render_pdf.blob_batch import BlobBatch, NewBlob
 from publipost_render_pdf.domain import pdf_blob_id
-from publipost_storage import Storage
+from publipost_storage import BlobBatch, NewBlob, Storage
 
 
 async def test_blobs_written_together_read_as_gridfs_blobs_and_a_redelivery_replaces_them(infra, namespace):

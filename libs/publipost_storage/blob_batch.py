@@ -1,9 +1,9 @@
-"""A chunk's blobs read and written in a few round trips, in GridFS's own layout (BlobStore reads them).
+"""Many blobs read and written in a few round trips, in GridFS's own layout (BlobStore reads them).
 
 BlobStore.put costs about six round trips per blob (GridFS's index check, the
 delete that clears a half-written blob, the chunk and file inserts): for twenty
 one-page PDFs that is more time than LibreOffice takes to lay them out. Here a
-chunk's PDFs cost four, with the same guarantees: an id fixed by the document
+batch costs four, with the same guarantees: an id fixed by the document
 replaces what a crashed or earlier delivery left, and the file entry is written
 after all its chunks, so a file that exists is whole.
 """
