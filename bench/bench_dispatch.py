@@ -38,7 +38,7 @@ import aio_pika
 import aiosmtplib
 import httpx
 import uvicorn
-from bson import Binary, ObjectId
+from bson import ObjectId
 from fastapi import FastAPI
 from publipost_bus import Bus
 from publipost_contracts import DispatchRequested
@@ -48,7 +48,7 @@ from publipost_merge.app import build as build_merge
 from publipost_merge.domain import document_id_for
 from publipost_merge.settings import MergeSettings
 from publipost_settings import ServiceSettings
-from publipost_storage import BlobStore, Storage
+from publipost_storage import BlobBatch, NewBlob, Storage
 
 EMAILS = 1_000
 PDF_BYTES = 25_000
@@ -255,27 +255,19 @@ class Stack:
         return mailing_id
 
     async def store_pdfs(self, storage: Storage, docs: list[dict[str, Any]]) -> list[str]:
-        """The PDFs in GridFS's own layout (a files document, one chunk each: 25 KB is under a chunk),
-        written in bulk: one upload per PDF made the seeding take minutes."""
-        files = storage.client[self.merge_settings.blob_database_name]["fs.files"]
-        chunks = storage.client[self.merge_settings.blob_database_name]["fs.chunks"]
-        await chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-        await files.create_index([("filename", 1), ("uploadDate", 1)])
-        now = datetime.now(UTC)
-        ids = [ObjectId() for _ in docs]
+        """The PDFs in GridFS as merge stores them, written in batches: one upload per PDF made the
+        seeding take minutes."""
+        blobs = BlobBatch(storage.client[self.merge_settings.blob_database_name])
+        await blobs.ensure_indexes()
+        ids = [str(ObjectId()) for _ in docs]
         for first in range(0, len(docs), 100):
-            batch = range(first, min(len(docs), first + 100))
-            await chunks.insert_many([{"files_id": ids[i], "n": 0, "data": Binary(docs[i]["pdf"])} for i in batch])
-            await files.insert_many(
+            await blobs.write(
                 [
-                    {
-                        "_id": ids[i], "length": len(docs[i]["pdf"]), "chunkSize": BlobStore.CHUNK, "uploadDate": now,
-                        "filename": f"{docs[i]['number']}.pdf", "metadata": {"content_type": "application/pdf"},
-                    }
-                    for i in batch
+                    NewBlob(ids[i], docs[i]["pdf"], f"{docs[i]['number']}.pdf", {"content_type": "application/pdf"})
+                    for i in range(first, min(len(docs), first + 100))
                 ]
             )
-        return [str(oid) for oid in ids]
+        return ids
 
     async def dispatch(self, mailing_id: str) -> tuple[float, dict[str, Any]]:
         bus = Bus(
