@@ -16,12 +16,10 @@ class Repository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection: AsyncCollection = db[self.collection_name]
 
-    async def ensure_indexes(self) -> list[str]:
-        """Returns the names of the indexes it dropped."""
+    async def ensure_indexes(self) -> None:
         if self.indexes:
             await self.collection.create_indexes(list(self.indexes))
         declared = {index.document["name"] for index in self.indexes} | {"_id_"}
-        dropped = [name for name in await self.collection.index_information() if name not in declared]
-        for name in dropped:
-            await self.collection.drop_index(name)
-        return dropped
+        for name in await self.collection.index_information():
+            if name not in declared:
+                await self.collection.drop_index(name)

@@ -114,12 +114,12 @@ class DeliveryRepository(Repository):
         self._finishes = Coalescer(self._finish_many)  # no linger: this write closes the double-send window
         self._pending = Coalescer(self._pending_among)
 
-    async def ensure_indexes(self) -> list[str]:
+    async def ensure_indexes(self) -> None:
         # Records stored while the history had an index per filter lack the filter terms: they get them
         # before that index goes, so a crash half-way leaves it there and the next start goes on.
         if "tenant_id_1_created_at_-1" in await self.collection.index_information():
             await self._add_history_terms()
-        return await super().ensure_indexes()
+        await super().ensure_indexes()
 
     async def _add_history_terms(self) -> None:
         """Give the records written before history terms had filters theirs, so the history finds them."""
@@ -371,10 +371,9 @@ class ConnectionLeaseRepository(Repository):
         super().__init__(db)
         self.waiting = db["connection_waits"]
 
-    async def ensure_indexes(self) -> list[str]:
-        dropped = await super().ensure_indexes()
+    async def ensure_indexes(self) -> None:
+        await super().ensure_indexes()
         await self.waiting.create_indexes([IndexModel([("account_id", ASCENDING), ("until", ASCENDING)])])
-        return dropped
 
     async def wait(self, account_id: str, holder: str, for_s: float) -> None:
         """`holder` has sends waiting for one of the account's connections, for the next `for_s` seconds."""

@@ -42,10 +42,9 @@ class UsageRepository(Repository):
         super().__init__(db)
         self.charges = db["conversion_charges"]
 
-    async def ensure_indexes(self) -> list[str]:
-        dropped = await super().ensure_indexes()
+    async def ensure_indexes(self) -> None:
+        await super().ensure_indexes()
         await self.charges.create_indexes([IndexModel([("at", ASCENDING)], expireAfterSeconds=CHARGES_KEPT_S)])
-        return dropped
 
     async def used(self, tenant_id: str, year: int) -> int:
         counter = await self.collection.find_one({"_id": _counter_id(tenant_id, year)})
