@@ -327,7 +327,7 @@ def history_terms(delivery: dict[str, Any], state: str, subject: str | None) -> 
     A term with "=" is never a word (words are letters and digits), so a search cannot hit a filter.
 
     One multikey index serves every filter: on the embedded database each index of the collection costs
-    every claim and outcome of a send, and four separate ones halved dispatch's rate."""
+    every claim and outcome of a send, even one whose keys the write leaves alone."""
     terms = set(search_terms(subject, delivery["mailing_name"], delivery["document_number"]))
     terms |= {"*", history_term("status", history_status(state)), history_term("document", delivery["document_id"])}
     if delivery.get("document_type"):

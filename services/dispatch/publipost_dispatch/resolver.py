@@ -59,27 +59,19 @@ class RecipientResolver:
         return await self._questions((tenant_id, correlation_id, question))
 
     async def _ask_many(self, asked: list[tuple[str, str, AddressQuestion]]) -> list[AddressAnswer]:
-        """One request per tenant and correlation among the questions, all in flight at once."""
+        """One request per tenant and correlation among the questions, all in flight at once; each
+        question keyed by its place in `asked`, so the answers come back in that order."""
         groups: dict[tuple[str, str], list[AddressQuestion]] = defaultdict(list)
-        for tenant_id, correlation_id, question in asked:
-            group = groups[(tenant_id, correlation_id)]
-            group.append(question.model_copy(update={"key": str(len(group))}))
-        requests = [
-            ResolveRecipients(tenant_id=tenant_id, correlation_id=correlation_id, questions=questions)
-            for (tenant_id, correlation_id), questions in groups.items()
-        ]
-        replies = await asyncio.gather(*(self._ask(request) for request in requests))
-        answers = {
-            (request.tenant_id, request.correlation_id): {answer.key: answer for answer in reply.answers}
-            for request, reply in zip(requests, replies, strict=True)
-        }
-        seen: dict[tuple[str, str], int] = defaultdict(int)
-        results = []
-        for tenant_id, correlation_id, _ in asked:
-            group = (tenant_id, correlation_id)
-            results.append(answers[group][str(seen[group])])
-            seen[group] += 1
-        return results
+        for place, (tenant_id, correlation_id, question) in enumerate(asked):
+            groups[(tenant_id, correlation_id)].append(question.model_copy(update={"key": str(place)}))
+        replies = await asyncio.gather(
+            *(
+                self._ask(ResolveRecipients(tenant_id=tenant_id, correlation_id=correlation_id, questions=questions))
+                for (tenant_id, correlation_id), questions in groups.items()
+            )
+        )
+        answers = {answer.key: answer for reply in replies for answer in reply.answers}
+        return [answers[str(place)] for place in range(len(asked))]
 
     async def _ask(self, request: ResolveRecipients) -> RecipientsResolved:
         assert self._exchange is not None, "start() the resolver first"
