@@ -88,11 +88,23 @@ def test_each_document_keeps_its_own_footer_in_its_own_section_and_starts_with_i
 def test_identical_parts_are_shared_and_different_ones_copied():
     combined = Combined(combine_docx([letter(1), letter(2)]))
 
-    headers = {combined.part_of(s, "headerReference") for s in combined.sections()}
-    footers = {combined.part_of(s, "footerReference") for s in combined.sections()}
-    assert len(headers) == 1  # the same branch name in both: one header
+    first, second = combined.sections()
+    assert "Lyon" in combined.text(combined.part_of(first, "headerReference"))
+    assert second.find("w:headerReference", NS) is None  # the same branch name in both: one header, inherited
+    footers = {combined.part_of(s, "footerReference") for s in (first, second)}
     assert len(footers) == 2
     assert "../publipost/d1/word/footer1.xml" in footers
+
+
+def test_a_section_inherits_the_previous_header_only_when_it_would_name_the_same_one():
+    nantes = render_docx(SAMPLE.read_bytes(), sample_record(3, branch="Nantes"))
+    combined = Combined(combine_docx([letter(1), letter(2), nantes, letter(4)]))
+
+    sections = combined.sections()
+    assert [s.find("w:headerReference", NS) is None for s in sections] == [False, True, False, False]
+    assert "Nantes" in combined.text(combined.part_of(sections[2], "headerReference"))
+    assert "Lyon" in combined.text(combined.part_of(sections[3], "headerReference"))  # named again after Nantes
+    assert all(s.find("w:footerReference", NS) is not None for s in sections)  # each letter's own footer
 
 
 def test_page_numbers_restart_at_one_only_for_documents_that_show_them():

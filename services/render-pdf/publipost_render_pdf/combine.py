@@ -173,6 +173,7 @@ def combine_docx(documents: Sequence[bytes]) -> bytes:
             body.extend(children)
             body.append(final_section)
 
+    _inherit_repeated_headers(body, {rel.get("Id"): rel.get("Target") for rel in rels_tree})
     files[base.main] = _xml(root)
     files[_rels_name(base.main)] = _xml(rels_tree)
     files["[Content_Types].xml"] = _xml(content_types)
@@ -391,6 +392,34 @@ class _EmptyHeaders:
             etree.SubElement(self._rels, f"{{{PKG_RELS}}}Relationship", Id=rel_id, Type=rel_type, Target=target)
             self._ids[reference] = rel_id
         return self._ids[reference]
+
+
+def _inherit_repeated_headers(body: etree._Element, targets: dict[str, str]) -> None:
+    """A section whose headers (or footers) are the previous section's names none and inherits them.
+
+    LibreOffice imports a section's header or footer once per section that
+    names it, even when it is one shared part: letters of one template with the
+    same header then pay for it once per run instead of once per letter. Only
+    a section naming exactly the same parts for the same kinds, with the same
+    first-page setting, inherits; anything else keeps its own references.
+    """
+    previous: dict[str, tuple[object, ...]] = {}
+    sections = [
+        section for paragraph in body.iterfind(_w("p")) for section in paragraph.iterfind(f"{_w('pPr')}/{_w('sectPr')}")
+    ]
+    sections.extend(body.iterfind(_w("sectPr")))
+    for section in sections:
+        title_page = section.find(_w("titlePg")) is not None
+        for reference in _HEADER_KINDS:
+            refs = section.findall(_w(reference))
+            named = (
+                title_page,
+                sorted((ref.get(_w("type"), "default"), targets.get(ref.get(f"{{{R}}}id"))) for ref in refs),
+            )
+            if refs and previous.get(reference) == named:
+                for ref in refs:
+                    section.remove(ref)
+            previous[reference] = named
 
 
 def _settings_flag(base: _Package, files: dict[str, bytes], flag: str) -> bool:
