@@ -208,8 +208,6 @@ def test_the_pdf_is_cut_where_each_document_s_marker_points():
 
     assert [pages for _, pages in parts] == [1, 3, 1]
     assert [len(PdfReader(io.BytesIO(pdf)).pages) for pdf, _ in parts] == [1, 3, 1]
-    some = split_pdf_by_destinations(_pdf_with_destinations(5, {0: 0, 1: 1, 2: 4}), documents=3, wanted=range(1, 3))
-    assert [pages for _, pages in some] == [3, 1]  # a chunk that shared the run takes only its own documents
 
 
 def test_a_missing_marker_or_an_unreadable_pdf_splits_nothing():

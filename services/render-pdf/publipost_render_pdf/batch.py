@@ -46,10 +46,10 @@ async def convert_documents(documents: Sequence[bytes], runs: "CombinedRuns", sc
 
 @dataclass(frozen=True)
 class _Run:
-    """What a combined run gives each group in it: the run's PDF (None if it failed) and where the group is."""
+    """What a combined run gives each group in it: the run's PDF cut per document (None if the run
+    failed), shared by the run's groups, and where the group's documents are in it."""
 
-    pdf: bytes | None
-    documents: int
+    parts: "asyncio.Future[list[tuple[bytes, int]]] | None"
     first: int
 
 
@@ -82,15 +82,14 @@ class CombinedRuns:
         if not self._runners:
             self._runners = [asyncio.create_task(self._run_forever()) for _ in range(self._parallel)]
         run = await waiting.future
-        if run.pdf is None:
+        if run.parts is None:
             return None
-        mine = range(run.first, run.first + len(documents))
         try:
-            parts = await asyncio.to_thread(split_pdf_by_destinations, run.pdf, run.documents, mine)
+            parts = await asyncio.shield(run.parts)  # the other groups of the run wait for the same split
         except Exception as exc:  # noqa: BLE001 - a split that fails sends the documents one by one
             _combined_failed(self.converter, len(documents), exc)
             return None
-        return [Converted(pdf=part, pages=pages) for part, pages in parts]
+        return [Converted(pdf=part, pages=pages) for part, pages in parts[run.first : run.first + len(documents)]]
 
     async def stop(self) -> None:
         for runner in self._runners:
@@ -164,11 +163,22 @@ class CombinedRuns:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
+        # Cut once for all the run's groups, beside the next run rather than before it.
+        parts = (
+            None if pdf is None else asyncio.ensure_future(asyncio.to_thread(split_pdf_by_destinations, pdf, documents))
+        )
+        if parts is not None:
+            parts.add_done_callback(_seen)  # its failure reaches each group; none may be left to wait
         first = 0
         for waiting in group:
             if not waiting.future.done():
-                waiting.future.set_result(_Run(pdf, documents, first))
+                waiting.future.set_result(_Run(parts, first))
             first += len(waiting.documents)
+
+
+def _seen(task: "asyncio.Future[object]") -> None:
+    if not task.cancelled():
+        task.exception()  # marked as retrieved: the groups that wait for it report it
 
 
 async def _combined_pdf(combined: bytes, documents: int, converter: Converter) -> bytes | None:

@@ -11,12 +11,11 @@ from .domain import PageMapMismatch, UnreadablePdf, page_map
 KEPT_METADATA = ("/Producer", "/Creator", "/CreationDate", "/ModDate")
 
 
-def split_pdf_by_destinations(pdf: bytes, documents: int, wanted: range | None = None) -> list[tuple[bytes, int]]:
-    """(PDF, page count) of the `wanted` ones (all by default) of the `documents` combined in `pdf`, in order.
+def split_pdf_by_destinations(pdf: bytes, documents: int) -> list[tuple[bytes, int]]:
+    """(PDF, page count) of each of the `documents` combined in `pdf`, in order.
 
     Each document's start page is the page of its marker's named destination;
-    it ends where the next one starts. The whole map is checked even when only
-    some documents are wanted (see domain.page_map for what is refused).
+    it ends where the next one starts (see domain.page_map for what is refused).
     """
     try:
         reader = PdfReader(io.BytesIO(pdf))
@@ -27,7 +26,7 @@ def split_pdf_by_destinations(pdf: bytes, documents: int, wanted: range | None =
         ]
         ranges = page_map(starts, len(reader.pages))
         parts = []
-        for pages in ranges if wanted is None else ranges[wanted.start : wanted.stop]:
+        for pages in ranges:
             writer = PdfWriter()
             for number in pages:
                 writer.add_page(reader.pages[number])
