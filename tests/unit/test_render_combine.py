@@ -10,9 +10,6 @@ import pytest
 from lxml import etree
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.combine import NotCombinable, combine_docx, combine_key, marker
-from publipost_render_pdf.domain import PageMapMismatch, UnreadablePdf
-from publipost_render_pdf.pdf_split import split_pdf_by_destinations
-from pypdf import PdfReader, PdfWriter
 
 from tests.support import sample_record
 
@@ -190,31 +187,6 @@ def test_documents_of_one_template_combine_and_the_others_do_not():
     assert combine_key(b"PK\x03\x04 not a document") is None
     with pytest.raises(NotCombinable):
         combine_docx([letter(1), b"not a zip"])
-
-
-def _pdf_with_destinations(pages: int, starts: dict[int, int]) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=200, height=200)
-    for document, page in starts.items():
-        writer.add_named_destination(marker(document), page)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def test_the_pdf_is_cut_where_each_document_s_marker_points():
-    parts = split_pdf_by_destinations(_pdf_with_destinations(5, {0: 0, 1: 1, 2: 4}), documents=3)
-
-    assert [pages for _, pages in parts] == [1, 3, 1]
-    assert [len(PdfReader(io.BytesIO(pdf)).pages) for pdf, _ in parts] == [1, 3, 1]
-
-
-def test_a_missing_marker_or_an_unreadable_pdf_splits_nothing():
-    with pytest.raises(PageMapMismatch):
-        split_pdf_by_destinations(_pdf_with_destinations(3, {0: 0, 2: 2}), documents=3)
-    with pytest.raises(UnreadablePdf):
-        split_pdf_by_destinations(b"%PDF-1.4 garbage", documents=1)
 
 
 def test_only_the_styles_in_use_and_those_they_derive_from_are_kept():
