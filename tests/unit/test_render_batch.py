@@ -28,10 +28,12 @@ class OnePagePerDocument:
 
     def __init__(self) -> None:
         self.runs: list[int] = []
+        self.entered = 0
         self.hold = asyncio.Event()
         self.hold.set()
 
     async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+        self.entered += 1
         await self.hold.wait()
         try:
             document = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml")
@@ -95,18 +97,15 @@ async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_th
     assert all(r.error is None for r in (results[0], results[2], results[3]))
 
 
-def first_taken(runs: CombinedRuns) -> bool:
-    return bool(runs._runners) and not runs._waiting
-
-
 async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tenants():
     backend = OnePagePerDocument()
     runs = CombinedRuns(backend, max_documents=50, parallel=1)
     backend.hold.clear()  # the first chunk's run holds LibreOffice while the others arrive
     try:
         first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
-        # Wait on the state, not the clock: the first chunk taken by the runner, then each other one queued.
-        await wait_until(lambda: first_taken(runs), timeout=10, interval=0.01)
+        # Wait on the state, not the clock: the first chunk's run in the backend, then each other one queued
+        # (one arriving while the first is still being combined would be combined alone, beside it).
+        await wait_until(lambda: backend.entered == 1, timeout=10, interval=0.01)
         others = []
         for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex")):
             # one at a time, so they queue in this order (each prepares its documents on a thread first)
