@@ -65,6 +65,7 @@ class _Package:
     def __init__(self, docx: bytes) -> None:
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(docx))
+            self._read: dict[str, bytes] = {}
             self.names = set(self.zip.namelist())
             if len(self.names) > _PART_LIMIT:
                 raise NotCombinable(f"{len(self.names)} parts in one document")
@@ -74,7 +75,10 @@ class _Package:
             raise NotCombinable(f"not a readable DOCX: {exc}") from exc
 
     def read(self, name: str) -> bytes:
-        return self.zip.read(name)
+        """A part, decompressed once: combining looks at a document's main part and headers several times."""
+        if name not in self._read:
+            self._read[name] = self.zip.read(name)
+        return self._read[name]
 
     @functools.cached_property
     def content_types(self) -> etree._Element:
@@ -123,9 +127,8 @@ def combine_key(docx: bytes) -> tuple[object, ...] | None:
         parts = [package.main] + [
             _resolve(package.main, rel["Target"]) for rel in package.rels.values() if rel["Type"] in (HEADER, FOOTER)
         ]
-        if any(
-            field in package.read(part) for part in parts if part in package.names for field in WHOLE_DOCUMENT_FIELDS
-        ):
+        texts = [package.read(part) for part in parts if part in package.names]
+        if any(field in text for text in texts for field in WHOLE_DOCUMENT_FIELDS):
             return None
         return (package.main, package.shared_signature())
     except (NotCombinable, etree.XMLSyntaxError, KeyError):
