@@ -6,7 +6,7 @@ from typing import Any
 
 from publipost_storage import Repository
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from .domain import quota_grant
 
@@ -64,20 +64,24 @@ class UsageRepository(Repository):
         if not document_ids:
             return []
         key = _counter_id(tenant_id, year)
-        try:
-            await self.collection.insert_one({"_id": key, "tenant_id": tenant_id, "year": year, "conversions": 0})
-        except DuplicateKeyError:
-            pass
-        while True:
-            used = await self.used(tenant_id, year)
-            granted = quota_grant(used, limit, len(document_ids))
-            if granted == 0:
-                return []
-            result = await self.collection.update_one(
-                {"_id": key, "conversions": used}, {"$inc": {"conversions": granted}}
+        new_counter = {"$setOnInsert": {"tenant_id": tenant_id, "year": year}}
+        if limit is None:  # nothing to check: one write, however many replicas count at once
+            granted = len(document_ids)
+            await self.collection.update_one(
+                {"_id": key}, {"$inc": {"conversions": granted}, **new_counter}, upsert=True
             )
-            if result.modified_count == 1:
-                break
+        else:
+            await self.collection.update_one({"_id": key}, {"$inc": {"conversions": 0}, **new_counter}, upsert=True)
+            while True:
+                used = await self.used(tenant_id, year)
+                granted = quota_grant(used, limit, len(document_ids))
+                if granted == 0:
+                    return []
+                result = await self.collection.update_one(
+                    {"_id": key, "conversions": used}, {"$inc": {"conversions": granted}}
+                )
+                if result.modified_count == 1:
+                    break
         counted = list(document_ids[:granted])
         now = datetime.now(UTC)
         try:
