@@ -9,10 +9,11 @@ class RenderPdfSettings(ServiceSettings):
     http_port: int = 8104
     workers: int = Field(default=1, ge=1, le=16, description="LibreOffice processes per replica (one per core).")
     prefetch: int = Field(
-        default=8,
+        default=12,
         ge=1,
-        description="Chunks in flight per replica; defaults to eight per worker: while a run is in LibreOffice the "
-        "next one is combined, the last one's PDFs stored, and the rest stay queued for other replicas.",
+        description="Chunks in flight per replica; defaults to twelve per worker: a full run in LibreOffice (batch_size "
+        "letters, five chunks of 20), the next one combined beside it, the last one's PDFs stored; the rest stay "
+        "queued for other replicas.",
     )
     soffice_path: str = Field(default="soffice", description="The LibreOffice executable.")
     uno_python: str = Field(default="/usr/bin/python3", description="The Python that has LibreOffice's uno module.")
@@ -46,8 +47,8 @@ class RenderPdfSettings(ServiceSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _eight_chunks_per_worker(cls, values: Any) -> Any:
+    def _twelve_chunks_per_worker(cls, values: Any) -> Any:
         # A bounded queue: a replica holds no more chunks than keep its LibreOffice processes busy.
         if isinstance(values, dict) and "prefetch" not in values and "workers" in values:
-            values = {**values, "prefetch": 8 * int(values["workers"])}
+            values = {**values, "prefetch": 12 * int(values["workers"])}
         return values
