@@ -56,7 +56,8 @@ class LibreOfficeWorker:
         self.busy = False
         self._process: asyncio.subprocess.Process | None = None
         self._soffice_pid: int | None = None
-        self._dir = Path(tempfile.gettempdir()) / f"publipost-render-{os.getpid()}-{index}"
+        # Its own folder and profile: a second soffice on the same profile hands over to the first and exits.
+        self._dir = Path(tempfile.gettempdir()) / f"publipost-render-{os.getpid()}-{index}-{uuid.uuid4().hex[:8]}"
 
     @property
     def alive(self) -> bool:
