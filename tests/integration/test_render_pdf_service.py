@@ -186,6 +186,22 @@ async def test_one_long_lived_libreoffice_renewed_after_n_runs_and_reported_by_t
     assert ready.status_code == 200 and ready.json()["checks"]["libreoffice"] is True
 
 
+async def test_libreoffice_runs_on_jemalloc_unless_told_otherwise(start_render):
+    preloaded = await start_render()
+    plain = await start_render(soffice_allocator="")
+    async with preloaded.http() as http:
+        with_jemalloc = (await http.get("/workers")).json()[0]
+    async with plain.http() as http:
+        with_glibc = (await http.get("/workers")).json()[0]
+    answer = await preloaded.request({"j": letter(1)})
+
+    assert with_jemalloc["allocator"] == "libjemalloc.so.2"
+    assert "libjemalloc" in Path(f"/proc/{with_jemalloc['soffice_pid']}/maps").read_text()
+    assert with_glibc["allocator"] == "glibc"
+    assert "libjemalloc" not in Path(f"/proc/{with_glibc['soffice_pid']}/maps").read_text()
+    assert answer.results[0].error is None
+
+
 async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_chunk_completes(start_render):
     render = await start_render(batch_size=10)  # the chunk goes through LibreOffice in six runs
     documents = {f"k{n}": long_letter(n, 1500) if n % 10 == 5 else letter(n) for n in range(60)}

@@ -2,6 +2,7 @@
 after a number of conversions, a crash or a timeout (soffice leaks memory and can hang on a bad file)."""
 
 import asyncio
+import ctypes.util
 import json
 import os
 import shutil
@@ -30,10 +31,24 @@ class WorkerConfig:
     restart_after: int
     conversion_timeout_s: float
     start_timeout_s: float
+    soffice_preload: str = ""
 
     @classmethod
     def from_settings(cls, settings: RenderPdfSettings) -> "WorkerConfig":
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+        values = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name != "soffice_preload"}
+        return cls(**values, soffice_preload=allocator_library(settings.soffice_allocator))
+
+
+def allocator_library(name: str) -> str:
+    """The library to preload into soffice for the allocator `name`, or "" (glibc's) when none is wanted
+    or it is not installed."""
+    if not name:
+        return ""
+    library = ctypes.util.find_library(name)
+    if library is None:
+        log.warning("allocator not installed: LibreOffice uses glibc's", allocator=name)
+        return ""
+    return library
 
 
 class _WorkerBroken(Exception):
@@ -73,6 +88,7 @@ class LibreOfficeWorker:
             "conversions_since_start": self.conversions,
             "conversions": self.total_conversions,
             "restarts": self.restarts,
+            "allocator": self.config.soffice_preload or "glibc",
         }
 
     async def start(self) -> None:
@@ -85,6 +101,7 @@ class LibreOfficeWorker:
                 str(BRIDGE),
                 self.config.soffice_path,
                 str(profile),
+                self.config.soffice_preload,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=sys.stderr,

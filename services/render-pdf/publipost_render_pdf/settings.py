@@ -17,6 +17,12 @@ class RenderPdfSettings(ServiceSettings):
     )
     soffice_path: str = Field(default="soffice", description="The LibreOffice executable.")
     uno_python: str = Field(default="/usr/bin/python3", description="The Python that has LibreOffice's uno module.")
+    soffice_allocator: str = Field(
+        default="jemalloc",
+        description="Memory allocator preloaded into LibreOffice when installed (a library name as ctypes finds it; "
+        "empty for glibc's): LibreOffice spends a sixth of a conversion in malloc and free, and lays out a combined "
+        "run about 13% faster with jemalloc.",
+    )
     restart_after: int = Field(
         default=200, ge=1, description="LibreOffice runs (a combined chunk counts as one) before a worker is renewed."
     )

@@ -1,7 +1,10 @@
 """The LibreOffice side of a render-pdf worker, run by the system Python that has `uno` (python3-uno).
 
-It starts one headless soffice with a private profile, connects over a pipe,
-then converts one file per request, for as long as it lives:
+    /usr/bin/python3 uno_bridge.py SOFFICE PROFILE_DIR [PRELOAD]
+
+It starts one headless soffice with a private profile (and PRELOAD, an
+allocator library, in its LD_PRELOAD), connects over a pipe, then converts
+one file per request, for as long as it lives:
 
     stdin:  {"source": "/tmp/x.docx", "target": "/tmp/x.pdf"}
     stdout: {"ok": true} | {"ok": false, "error": "..."}
@@ -65,8 +68,9 @@ def _running(pid):
         return False
 
 
-def _start_soffice(soffice, profile_dir):
+def _start_soffice(soffice, profile_dir, preload=""):
     pipe = f"publipost-{uuid.uuid4().hex}"
+    environment = {**os.environ, "LD_PRELOAD": preload} if preload else None
     process = subprocess.Popen(
         [
             soffice,
@@ -82,6 +86,7 @@ def _start_soffice(soffice, profile_dir):
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=environment,
     )
     local = uno.getComponentContext()
     resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
@@ -116,8 +121,8 @@ def _convert(desktop, source, target):
 
 
 def main():
-    soffice, profile_dir = sys.argv[1], sys.argv[2]
-    process, desktop = _start_soffice(soffice, profile_dir)
+    soffice, profile_dir, preload = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
+    process, desktop = _start_soffice(soffice, profile_dir, preload)
 
     def stop(*_):
         with contextlib.suppress(Exception):  # soffice may already be gone
