@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from publipost_merge.rendering import render_docx
-from publipost_render_pdf.batch import CombinedRuns, convert_documents
+from publipost_render_pdf.batch import CombinedRuns, convert_documents, prepare
 from publipost_render_pdf.combine import MARKER_PREFIX
 from publipost_render_pdf.converter import ConversionFailed
 from pypdf import PdfReader, PdfWriter
@@ -61,7 +61,7 @@ def letter(n: int, **overrides: object) -> bytes:
 async def convert(documents: list[bytes], backend: OnePagePerDocument, max_documents: int = 50, scope: str = "acme"):
     runs = CombinedRuns(backend, max_documents, parallel=1)
     try:
-        return await convert_documents(documents, runs, scope)
+        return await convert_documents(await prepare(documents, scope), runs)
     finally:
         await runs.stop()
 
@@ -97,26 +97,33 @@ async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_th
     assert all(r.error is None for r in (results[0], results[2], results[3]))
 
 
+def waiting_scopes(runs: CombinedRuns) -> list[object]:
+    """The tenants of the chunks waiting to be taken into a run, oldest first."""
+    return [waiting.key[0] for waiting in runs._waiting]
+
+
 async def test_chunks_waiting_at_the_same_time_share_a_run_but_never_across_tenants():
     backend = OnePagePerDocument()
     runs = CombinedRuns(backend, max_documents=50, parallel=1)
     backend.hold.clear()  # the first chunk's run holds LibreOffice while the others arrive
     try:
-        first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
-        # Wait on the state, not the clock: the first chunk's run in the backend, then each other one queued
-        # (one arriving while the first is still being combined would be combined alone, beside it).
+        first = asyncio.create_task(convert_documents(await prepare([letter(0), letter(1)], "acme"), runs))
+        # Wait on the state, not the clock: the first chunk's run in the backend, then the others queued; the
+        # first of them to arrive is combined beside the run (another tenant's: a run of its own either way).
         await wait_until(lambda: backend.entered == 1, timeout=10, interval=0.01)
         others = []
-        for n, tenant in ((2, "acme"), (4, "acme"), (6, "globex")):
-            # one at a time, so they queue in this order (each prepares its documents on a thread first)
-            others.append(asyncio.create_task(convert_documents([letter(n), letter(n + 1)], runs, tenant)))
-            await wait_until(lambda: len(runs._waiting) == len(others), timeout=10, interval=0.01)
+        for n, tenant in ((8, "initech"), (2, "acme"), (4, "acme"), (6, "globex")):
+            # one at a time, so they queue in this order
+            others.append(
+                asyncio.create_task(convert_documents(await prepare([letter(n), letter(n + 1)], tenant), runs))
+            )
+        await wait_until(lambda: waiting_scopes(runs) == ["acme", "acme", "globex"], timeout=10, interval=0.01)
         backend.hold.set()
         results = [await first, *[await task for task in others]]
     finally:
         await runs.stop()
 
-    assert backend.runs == [2, 4, 2]  # acme's two waiting chunks in one run, globex's in its own
+    assert backend.runs == [2, 2, 4, 2]  # acme's two waiting chunks in one run, globex's in its own
     assert all(r.error is None and r.pages == 1 for chunk in results for r in chunk)
 
 
@@ -138,16 +145,19 @@ async def test_the_next_run_is_combined_while_the_backend_lays_out_the_current_o
     backend = OneRunAtATime()
     runs = CombinedRuns(backend, max_documents=50, parallel=1)
     try:
-        first = asyncio.create_task(convert_documents([letter(0), letter(1)], runs, "acme"))
+        first = asyncio.create_task(convert_documents(await prepare([letter(0), letter(1)], "acme"), runs))
         await wait_until(lambda: backend.started == 1, timeout=10, interval=0.01)
-        later = [asyncio.create_task(convert_documents([letter(n)], runs, tenant)) for n, tenant in ((2, "b"), (3, "c"))]
-        await wait_until(lambda: len(runs._waiting) == 2, timeout=10, interval=0.01)
+        second = asyncio.create_task(convert_documents(await prepare([letter(2)], "b"), runs))
+        third = asyncio.create_task(convert_documents(await prepare([letter(3)], "c"), runs))
+        # Arriving while the first run is in the backend, the second is taken to be combined at once, not after
+        # the run; the third waits for the second run to start.
+        await wait_until(lambda: waiting_scopes(runs) == ["c"] and backend.started == 1, timeout=10, interval=0.01)
         backend.tokens.put_nowait(None)
         # While the second run is in the backend, the third has been taken to be combined: no longer waiting.
         await wait_until(lambda: backend.started == 2 and not runs._waiting, timeout=10, interval=0.01)
         backend.tokens.put_nowait(None)
         backend.tokens.put_nowait(None)
-        results = [*await first, *[r for task in later for r in await task]]
+        results = [*await first, *await second, *await third]
     finally:
         await runs.stop()
 
@@ -158,10 +168,13 @@ async def test_the_next_run_is_combined_while_the_backend_lays_out_the_current_o
 async def test_stopping_cancels_the_chunks_of_the_run_in_the_backend_and_of_the_one_combined_next():
     backend = OneRunAtATime()
     runs = CombinedRuns(backend, max_documents=50, parallel=1)
-    first = asyncio.create_task(convert_documents([letter(0)], runs, "acme"))
+    first = asyncio.create_task(convert_documents(await prepare([letter(0)], "acme"), runs))
     await wait_until(lambda: backend.started == 1, timeout=10, interval=0.01)
-    later = [asyncio.create_task(convert_documents([letter(n)], runs, tenant)) for n, tenant in ((2, "b"), (3, "c"))]
-    await wait_until(lambda: len(runs._waiting) == 2, timeout=10, interval=0.01)
+    later = [
+        asyncio.create_task(convert_documents(await prepare([letter(n)], tenant), runs))
+        for n, tenant in ((2, "b"), (3, "c"))
+    ]
+    await wait_until(lambda: waiting_scopes(runs) == ["c"], timeout=10, interval=0.01)  # "b" taken to be combined
     backend.tokens.put_nowait(None)
     await wait_until(lambda: backend.started == 2 and not runs._waiting, timeout=10, interval=0.01)
 

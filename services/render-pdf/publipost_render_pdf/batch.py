@@ -28,14 +28,27 @@ class Converted:
     error: str | None = None
 
 
-async def convert_documents(documents: Sequence[bytes], runs: "CombinedRuns", scope: str) -> list[Converted]:
-    """Each document's outcome. `scope` (the tenant) keeps documents of different scopes out of one run."""
+@dataclass(frozen=True)
+class Prepared:
+    """A chunk's documents and, for each, what it must share with others to go in one run (None: alone)."""
+
+    documents: Sequence[bytes]
+    keys: Sequence[Hashable | None]
+
+
+async def prepare(documents: Sequence[bytes], scope: str) -> Prepared:
+    """`scope` (the tenant) keeps documents of different scopes out of one run."""
     keys = await asyncio.to_thread(lambda: [combine_key(docx) for docx in documents])
-    scoped = [None if key is None else (scope, key) for key in keys]
+    return Prepared(documents, [None if key is None else (scope, key) for key in keys])
+
+
+async def convert_documents(prepared: Prepared, runs: "CombinedRuns") -> list[Converted]:
+    """Each document's outcome."""
+    documents = prepared.documents
     results: list[Converted] = [Converted()] * len(documents)
-    for group in batches(scoped, runs.max_documents):
+    for group in batches(prepared.keys, runs.max_documents):
         group_documents = [documents[position] for position in group]
-        key = scoped[group[0]]
+        key = prepared.keys[group[0]]
         outcomes = await runs.convert(key, group_documents) if key is not None else None
         if outcomes is None:
             outcomes = [await _convert_alone(docx, runs.converter) for docx in group_documents]
@@ -101,27 +114,42 @@ class CombinedRuns:
         self._waiting = []
 
     async def _run_forever(self) -> None:
-        """Run after run; the next run's documents are combined while LibreOffice lays out this one."""
+        """Run after run; the next run's documents are combined while LibreOffice lays out this one:
+        those waiting when it starts or, if none were, the first to arrive during it."""
         following: tuple[list[_Waiting], asyncio.Task[bytes | None]] | None = None
+        running: asyncio.Task[None] | None = None
         try:
             while True:
                 if following is None:
-                    if not self._waiting:
-                        self._arrived.clear()
-                        await self._arrived.wait()
-                        continue
+                    await self._arrival()
                     following = self._combine_next()
                     continue
                 group, combining = following
                 combined = await combining
                 following = self._combine_next()
-                await self._run(group, combined)
+                running = asyncio.create_task(self._run(group, combined))
+                while following is None and not running.done():
+                    arrival = asyncio.create_task(self._arrival())
+                    await asyncio.wait({running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                    arrival.cancel()
+                    following = self._combine_next()
+                await running
+                running = None
         except asyncio.CancelledError:  # stopping: nobody waits for ever on a run that will not finish
+            if running is not None:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
             if following is not None:
                 following[1].cancel()
                 for waiting in following[0]:
                     waiting.future.cancel()
             raise
+
+    async def _arrival(self) -> None:
+        """Until a group waits."""
+        while not self._waiting:
+            self._arrived.clear()
+            await self._arrived.wait()
 
     def _combine_next(self) -> tuple[list[_Waiting], "asyncio.Task[bytes | None]"] | None:
         group = self._take()

@@ -1,4 +1,5 @@
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -22,6 +23,9 @@ class RenderContext:
     backends: Backends
     tenants: TenantSettingsRepository
     usage: UsageRepository
+    # Chunks are read, counted and sorted into runs one at a time, in the order they came: the first one
+    # reaches LibreOffice first instead of every chunk in flight sharing the CPU and the database with it.
+    preparing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 Context = Annotated[RenderContext, Depends(components)]

@@ -1,5 +1,6 @@
 """render.requested → convert the chunk's documents, store one PDF each, answer documents.rendered."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -7,7 +8,7 @@ from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, 
 from publipost_logging import get_logger
 from publipost_storage import NewBlob
 
-from .batch import convert_documents
+from .batch import CombinedRuns, Prepared, convert_documents, prepare
 from .context import RenderContext
 from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal, yearly_limit
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
@@ -34,9 +35,11 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     bus retries the chunk (PDFs already stored are then reused).
     """
     QUEUE_WAIT_SECONDS.observe(queue_wait_s(event.occurred_at, datetime.now(UTC)))
-    results, to_convert = await _load(event.documents, ctx)
-    if to_convert:
-        results.update(await _convert(event, to_convert, ctx))
+    async with ctx.preparing:
+        results, to_convert = await _load(event.documents, ctx)
+        admitted = await _admit(event, to_convert, ctx, results) if to_convert else None
+    if admitted is not None:
+        results.update(await _convert(event, admitted, ctx))
     return DocumentsRendered.caused_by(
         event,
         key=str(event.chunk),
@@ -72,30 +75,46 @@ async def _load(items: list[RenderItem], ctx: RenderContext) -> tuple[dict[str, 
     return results, to_convert
 
 
-async def _convert(event: RenderRequested, documents: list[_ToConvert], ctx: RenderContext) -> dict[str, RenderResult]:
+@dataclass(frozen=True)
+class _Admitted:
+    """Documents counted against the tenant's quota, ready for their backend."""
+
+    documents: list[_ToConvert]
+    prepared: Prepared
+    runs: CombinedRuns
+    year: int
+
+
+async def _admit(
+    event: RenderRequested, documents: list[_ToConvert], ctx: RenderContext, results: dict[str, RenderResult]
+) -> _Admitted | None:
+    """Count the documents against the quota (those refused get their result), and sort them into runs."""
     tenant_id = event.tenant_id
-    tenant = await ctx.tenants.get(tenant_id)
-    choice = ctx.backends.choice_for(tenant)
-    runs = ctx.backends.runs(choice)
-    limit = None if choice.external else yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
     year = conversion_year(event.occurred_at)
     ids = [d.item.document_id for d in documents]
-    already = await ctx.usage.charged(tenant_id, year, ids)
+    tenant, already = await asyncio.gather(ctx.tenants.get(tenant_id), ctx.usage.charged(tenant_id, year, ids))
+    choice = ctx.backends.choice_for(tenant)
+    limit = None if choice.external else yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
     counted = already | set(await ctx.usage.charge(tenant_id, year, [i for i in ids if i not in already], limit))
-
-    results: dict[str, RenderResult] = {}
-    admitted = [d for d in documents if d.item.document_id in counted]
     for refused in (d for d in documents if d.item.document_id not in counted):
         DOCUMENTS.labels("refused").inc()
         results[refused.item.document_id] = RenderResult(
             document_id=refused.item.document_id, error=quota_refusal(tenant_id, limit)
         )
+    admitted = [d for d in documents if d.item.document_id in counted]
     if not admitted:
-        return results
-    converted = await convert_documents([d.docx for d in admitted], runs, scope=tenant_id)
+        return None
+    prepared = await prepare([d.docx for d in admitted], scope=tenant_id)
+    return _Admitted(admitted, prepared, ctx.backends.runs(choice), year)
+
+
+async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderContext) -> dict[str, RenderResult]:
+    tenant_id = event.tenant_id
+    converted = await convert_documents(admitted.prepared, admitted.runs)
+    results: dict[str, RenderResult] = {}
     pdfs: list[NewBlob] = []
     failed: list[str] = []
-    for document, outcome in zip(admitted, converted, strict=True):
+    for document, outcome in zip(admitted.documents, converted, strict=True):
         document_id = document.item.document_id
         if outcome.pdf is None:
             DOCUMENTS.labels("failed").inc()
@@ -116,5 +135,5 @@ async def _convert(event: RenderRequested, documents: list[_ToConvert], ctx: Ren
         )
     await ctx.blobs.write(pdfs)
     DOCUMENTS.labels("converted").inc(len(pdfs))
-    await ctx.usage.refund(tenant_id, year, failed)
+    await ctx.usage.refund(tenant_id, admitted.year, failed)
     return results
