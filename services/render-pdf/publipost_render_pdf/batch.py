@@ -37,7 +37,8 @@ class Prepared:
 
 
 async def prepare(documents: Sequence[bytes], scope: str) -> Prepared:
-    """`scope` (the tenant) keeps documents of different scopes out of one run."""
+    """The documents with their combine keys, worked out off the event loop; `scope` (the tenant) keeps
+    documents of different scopes out of one run."""
     keys = await asyncio.to_thread(lambda: [combine_key(docx) for docx in documents])
     return Prepared(documents, [None if key is None else (scope, key) for key in keys])
 
@@ -130,8 +131,10 @@ class CombinedRuns:
                 running = asyncio.create_task(self._run(group, combined))
                 while following is None and not running.done():
                     arrival = asyncio.create_task(self._arrival())
-                    await asyncio.wait({running, arrival}, return_when=asyncio.FIRST_COMPLETED)
-                    arrival.cancel()
+                    try:
+                        await asyncio.wait({running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        arrival.cancel()
                     following = self._combine_next()
                 await running
                 running = None
