@@ -173,10 +173,11 @@ class _PlainPdf:
                 return _Object(self.pdf[start : token.start()].rstrip(), references, None)
             elif kind.startswith(b"stream") and depth == 0:
                 text = self.pdf[start : token.start()].rstrip()
-                return _Object(text, references, self._stream(text, references, start, position))
+                return _Object(text, references, self._stream(text, position))
         raise _NotPlain(f"object {number} does not end")
 
-    def _stream(self, text: bytes, references: list[tuple[int, int, int]], start: int, data: int) -> bytes:
+    def _stream(self, text: bytes, data: int) -> bytes:
+        """The stream data starting at `data`, as long as its dictionary (`text`) says."""
         length = re.search(rb"/Length\s+(\d+)(\s+\d+\s+R)?", text)
         if length is None:
             raise _NotPlain("a stream without a length")
