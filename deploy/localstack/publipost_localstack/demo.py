@@ -9,8 +9,10 @@ mailings, the combined PDF and the captured e-mails.
 import asyncio
 import logging
 import sys
+import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,6 +146,7 @@ class Demo:
         )
 
     async def run(self) -> int:
+        self.started_ns = time.time_ns()
         await self.broker.start()
         try:
             return await self._run()
@@ -164,7 +167,9 @@ class Demo:
         print(f"template registered: {template['name']} ({template['id']}), fields: {', '.join(template['fields'])}")
         for n in FROM_DIRECTORY:
             put = await self.directory.put(
-                f"/recipients/C{n:05d}", headers=HEADERS, json={"email": f"billing{n}@example.test", "name": f"Client {n}"}
+                f"/recipients/C{n:05d}",
+                headers=HEADERS,
+                json={"email": f"billing{n}@example.test", "name": f"Client {n}"},
             )
             put.raise_for_status()
         print(f"recipient directory: {len(FROM_DIRECTORY)} recipients registered by customer number")
@@ -205,8 +210,10 @@ class Demo:
         mailing_id = outcome["mailing_id"]
         self.bar("converting to PDF", RECORDS, RECORDS)
         self.bar.end()
-        print(f"mailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
-              f"{outcome['failed']} failed")
+        print(
+            f"mailing {outcome['name']!r} is {outcome['status']}: {outcome['documents']} documents, "
+            f"{outcome['failed']} failed"
+        )
 
         dispatch_id = self.dispatch_id = str(uuid.uuid4())
         await self.publish(
@@ -255,8 +262,13 @@ class Demo:
                 line += f", print file: {path} ({part['pages']} pages)"
             print(line)
         mail_dir = self.run_dir / "mail"
-        print(f"\ncaptured e-mails: {mail_dir} ({len(list(mail_dir.glob('*.eml')))} .eml files)")
+        print(f"\ncaptured e-mails: {mail_dir} ({captured_since(mail_dir, self.started_ns)} .eml files from this run)")
         return 0
+
+
+def captured_since(mail_dir: Path, started_ns: int) -> int:
+    """E-mails the capture server stored since `started_ns`: the folder keeps those of earlier runs."""
+    return sum(1 for path in mail_dir.glob("*.eml") if path.stat().st_mtime_ns >= started_ns)
 
 
 def _kind_of_failure(reason: str) -> str:
