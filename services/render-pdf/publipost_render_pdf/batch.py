@@ -194,11 +194,9 @@ class CombinedRuns:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
-        # Cut once for all the run's groups, beside the next run rather than before it.
-        parts = (
-            None if pdf is None else asyncio.ensure_future(asyncio.to_thread(split_pdf_by_destinations, pdf, documents))
-        )
-        if parts is not None:
+        parts = None
+        if pdf is not None:  # cut once for all the run's groups, beside the next run rather than before it
+            parts = asyncio.ensure_future(asyncio.to_thread(split_pdf_by_destinations, pdf, documents))
             parts.add_done_callback(_seen)  # its failure reaches each group; none may be left to wait
         first = 0
         for waiting in group:
