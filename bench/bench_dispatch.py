@@ -48,7 +48,7 @@ from publipost_merge.app import build as build_merge
 from publipost_merge.domain import document_id_for
 from publipost_merge.settings import MergeSettings
 from publipost_settings import ServiceSettings
-from publipost_storage import BlobBatch, NewBlob, Storage
+from publipost_storage import NewBlob, Storage
 
 EMAILS = 1_000
 PDF_BYTES = 25_000
@@ -255,13 +255,10 @@ class Stack:
         return mailing_id
 
     async def store_pdfs(self, storage: Storage, docs: list[dict[str, Any]]) -> list[str]:
-        """The PDFs in GridFS as merge stores them, written in batches: one upload per PDF made the
-        seeding take minutes."""
-        blobs = BlobBatch(storage.client[self.merge_settings.blob_database_name])
-        await blobs.ensure_indexes()
+        """The PDFs in GridFS as render-pdf stores them, a batch at a time."""
         ids = [str(ObjectId()) for _ in docs]
         for first in range(0, len(docs), 100):
-            await blobs.write(
+            await storage.blobs.put_many(
                 [
                     NewBlob(ids[i], docs[i]["pdf"], f"{docs[i]['number']}.pdf", {"content_type": "application/pdf"})
                     for i in range(first, min(len(docs), first + 100))

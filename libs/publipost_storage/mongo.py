@@ -1,5 +1,8 @@
+from collections.abc import Sequence
+
 from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .blobs import BlobStore
@@ -12,9 +15,16 @@ class Storage:
     its own database; blobs are the one shared space, read by id.
     """
 
-    def __init__(self, url: str, database: str, blob_database: str) -> None:
+    def __init__(
+        self, url: str, database: str, blob_database: str, *, event_listeners: Sequence[CommandListener] = ()
+    ) -> None:
         self.client: AsyncMongoClient = AsyncMongoClient(
-            url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
+            url,
+            serverSelectionTimeoutMS=3000,
+            connectTimeoutMS=3000,
+            tz_aware=True,
+            uuidRepresentation="standard",
+            event_listeners=list(event_listeners),
         )
         self.db: AsyncDatabase = self.client[database]
         self.blobs = BlobStore(self.client[blob_database])

@@ -66,7 +66,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
             lease_s=settings.connection_lease_s,
             idle_s=settings.idle_connection_s,
         ),
-        pdfs=PdfReader(storage.client[settings.blob_database_name]),
+        pdfs=PdfReader(storage.blobs),
         completions=handlers.CompletionCheck(),
         resolver=RecipientResolver(bus, settings.rabbitmq_url, settings.resolve_timeout_s),
         merge=MergeClient(settings.merge_url, settings.http_timeout_s),

@@ -3,7 +3,7 @@
 from publipost_bus import Bus
 from publipost_contracts import DocumentsRendered, RenderRequested
 from publipost_runtime import Service
-from publipost_storage import BlobBatch, Storage
+from publipost_storage import Storage
 
 from . import handlers
 from .api import router
@@ -23,14 +23,12 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         WorkerConfig.from_settings(settings),
     )
     backends = Backends(settings, libreoffice)
-    blobs = BlobBatch(storage.client[settings.blob_database_name])
     tenants = TenantSettingsRepository(storage.db)
     usage = UsageRepository(storage.db)
     ctx = RenderContext(
         settings=settings,
         storage=storage,
         bus=bus,
-        blobs=blobs,
         converter=libreoffice,
         backends=backends,
         tenants=tenants,
@@ -49,7 +47,7 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         components=ctx,
         routers=[router],
         repositories=[tenants, usage],
-        on_start=[blobs.ensure_indexes, libreoffice.start],
+        on_start=[libreoffice.start],
         on_stop=[libreoffice.stop, backends.stop],  # run in reverse: the runs stop before LibreOffice
         readiness={"libreoffice": libreoffice.healthy},
     )

@@ -133,7 +133,7 @@ async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderConte
         results[document_id] = RenderResult(
             document_id=document_id, pdf_blob_id=pdf_blob_id(document_id), page_count=outcome.pages
         )
-    await ctx.blobs.write(pdfs)
+    await ctx.blobs.put_many(pdfs)
     DOCUMENTS.labels("converted").inc(len(pdfs))
     await ctx.usage.refund(tenant_id, admitted.year, failed)
     return results
