@@ -6,7 +6,6 @@ import email
 import email.policy
 import io
 import os
-import random
 import signal
 import uuid
 from collections import Counter
@@ -19,7 +18,7 @@ import pytest
 from publipost_dispatch.app import build as build_dispatch
 from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.demo import HEADERS, NO_ADDRESS, RECORDS, REJECTED, Demo, records
-from publipost_localstack.processes import free_port, port_open
+from publipost_localstack.processes import free_port, free_port_base
 from publipost_localstack.stack import SERVICES, Stack, StackConfig
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
@@ -47,13 +46,6 @@ BUILDERS = (
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-def _free_port_base() -> int:
-    while True:
-        base = random.randrange(20000, 40000, 10)
-        if not any(port_open("127.0.0.1", base + n) for n in range(1, len(SERVICES) + 1)):
-            return base
-
-
 @pytest.fixture(scope="module")
 async def stack(infra, tmp_path_factory):
     config = StackConfig(
@@ -62,7 +54,7 @@ async def stack(infra, tmp_path_factory):
         rabbitmq_url=infra.rabbitmq_url,
         mongodb_url=infra.mongodb_url,
         smtp_port=free_port(),
-        http_port_base=_free_port_base(),
+        http_port_base=free_port_base(len(SERVICES)),
     )
     stack = Stack(config)
     try:

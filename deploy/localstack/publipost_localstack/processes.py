@@ -1,6 +1,7 @@
 """Start, find and stop the background processes of the local stack; each has a pid file and a log."""
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,6 +33,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_base(count: int) -> int:
+    """A base whose next `count` ports nobody answers on, below the range the system hands out at random."""
+    while True:
+        base = random.randrange(20000, 30000, 10)
+        if not any(port_open("127.0.0.1", base + n) for n in range(1, count + 1)):
+            return base
 
 
 @dataclass(frozen=True)

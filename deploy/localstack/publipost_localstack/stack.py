@@ -28,6 +28,7 @@ class StackConfig:
     mongodb_url: str | None = None  # None: start SecantusDB
     mongodb_port: int = 27117
     smtp_port: int = 2525
+    smtp_capture: bool = True  # False: the services send to whatever server answers on smtp_port (a bench's sink)
     http_port_base: int = 8100  # template on base+1 ... scheduler on base+6
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -88,8 +89,9 @@ class Stack:
         if config.mongodb_url is None:
             self.start_database()
         say(f"MongoDB        {config.database_url}{'' if config.mongodb_url else ' (SecantusDB)'}")
-        self.start_smtp()
-        say(f"SMTP capture   127.0.0.1:{config.smtp_port} → {config.mail_dir}")
+        if config.smtp_capture:
+            self.start_smtp()
+            say(f"SMTP capture   127.0.0.1:{config.smtp_port} → {config.mail_dir}")
         for service in SERVICES:
             self.start_service(service)
         for service in SERVICES:

@@ -1,0 +1,321 @@
+"""One mailing end to end on a local stack of its own, as an internal system drives it; shared by the
+benchmarks that time the whole flow (bench_e2e.py, bench_aged.py).
+
+The stack is the one `make up` starts (six services, SecantusDB, RabbitMQ), in its own run folder,
+namespace and ports, sending to Postfix's smtp-sink so the SMTP server is never what is measured.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from publipost_contracts import (
+    DispatchCompleted,
+    DispatchRequested,
+    MailingRegrouped,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+    RenderRequested,
+)
+from publipost_localstack.processes import free_port, free_port_base, wait_for_port
+from publipost_localstack.stack import REPO, SERVICES, Stack, StackConfig
+from publipost_storage import BlobStore, Storage
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+SMTP_SINK = Path("/usr/sbin/smtp-sink")
+TEMPLATE = REPO / "samples" / "letter.docx"
+NO_ADDRESS_EVERY = 400  # one record in 400 has no address anywhere, so both regrouped mailings exist
+STAGES = ("docx", "pdf", "dispatch", "regroup")
+
+
+def ensure_smtp_sink() -> None:
+    if SMTP_SINK.exists():
+        return
+    # "No configuration": the package brings its tools without setting up a mail server.
+    subprocess.run(
+        ["debconf-set-selections"], input=b"postfix postfix/main_mailer_type select No configuration\n", check=True
+    )
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "postfix"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    )
+
+
+@contextmanager
+def smtp_sink() -> Iterator[int]:
+    """Postfix's smtp-sink on a free port: it accepts every message as fast as it reads it."""
+    ensure_smtp_sink()
+    port = free_port()
+    # smtp-sink drops root for the postfix user the package created.
+    user = ["-u", "postfix"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen([str(SMTP_SINK), *user, f"127.0.0.1:{port}", "1024"])
+    try:
+        wait_for_port("127.0.0.1", port, 10, "smtp-sink")
+        yield port
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+def records(count: int, tag: str) -> list[dict[str, Any]]:
+    """The sample letter's fields, one client each; `tag` keeps two mailings' numbers apart."""
+    return [
+        {
+            "id": f"{tag}-{n:06d}",
+            "customer_number": f"C{n:06d}",
+            "document_number": f"INV-{tag}-{n:06d}",
+            "name": f"Client {n:06d} SARL",
+            "email": None if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1 else f"client{n}@example.test",
+            "address": f"{n} avenue des Champs",
+            "postal_code": "75008",
+            "city": "Paris",
+            "contract": f"CTR-{1000 + n}",
+            "premium": 100 + n % 500,
+            "tax": 20,
+            "amount_due": 120 + n % 700,
+            "branch": "Paris Nord",
+        }
+        for n in range(count)
+    ]
+
+
+@dataclass
+class ProcessWatch:
+    """CPU seconds and peak resident memory of the stack's processes over one mailing."""
+
+    pids: dict[str, int]
+    cpu_before: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        for pid in self.pids.values():
+            reset_peak_rss(pid)
+        self.cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def cpu(self) -> dict[str, float]:
+        return {name: round(cpu_seconds(pid) - self.cpu_before[name], 2) for name, pid in self.pids.items()}
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        return {name: round(peak_rss_kb(pid) / 1024, 1) for name, pid in self.pids.items()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process (with its waited-for children) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the peak resident size (VmHWM) again from now: each mailing's peak is its own."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass  # not ours to reset: the peak then covers the process's whole life
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], check=False, capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def rabbitmq_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], check=False, capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class BenchStack:
+    """A local stack in `run_dir` sending to the SMTP server on `smtp_port`."""
+
+    def __init__(self, run_dir: Path, smtp_port: int, **extra_env: str) -> None:
+        self.config = StackConfig(
+            run_dir=run_dir,
+            namespace="bench" + uuid.uuid4().hex[:8],
+            mongodb_port=free_port(),
+            smtp_port=smtp_port,
+            smtp_capture=False,
+            http_port_base=free_port_base(len(SERVICES)),
+            extra_env={"PUBLIPOST_LOG_LEVEL": "WARNING", **extra_env},
+        )
+        self.stack = Stack(self.config)
+
+    def up(self) -> None:
+        self.stack.up()
+
+    def down(self) -> None:
+        self.stack.down()
+
+    def pids(self) -> dict[str, int]:
+        """Each service's process, LibreOffice (render-pdf's children), the database and RabbitMQ."""
+        pids = {name: pid for name in (*SERVICES, "secantusdb") if (pid := self.stack.process(name).pid()) is not None}
+        for n, child in enumerate(c for c in children(pids["render-pdf"])):
+            pids[f"libreoffice-{n}"] = child
+        if (rabbitmq := rabbitmq_pid()) is not None:
+            pids["rabbitmq"] = rabbitmq
+        return pids
+
+    def storage(self) -> Storage:
+        return Storage(self.config.database_url, f"{self.config.namespace}_bench", f"{self.config.namespace}_blobs")
+
+
+@dataclass
+class Outcome:
+    stages: dict[str, float]
+    total_s: float
+    sent: int
+    failed: int
+    regrouped: dict[str, Any]
+
+
+class InternalSystem:
+    """Plays the system that asks for the mailing: merge.requested, then dispatch.requested once it is ready."""
+
+    def __init__(self, bench: BenchStack, tenant: str) -> None:
+        self.bench = bench
+        self.tenant = tenant
+        self.headers = {"X-Tenant-Id": tenant}
+        self.broker = RabbitBroker(RABBITMQ, log_level=10)
+        self.exchange = RabbitExchange(f"{bench.config.namespace}.events", type=ExchangeType.TOPIC, durable=True)
+        self.seen: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+        watched = (MergeCompleted, MergeRejected, RenderRequested, DispatchCompleted, MailingRegrouped)
+        for event_type in watched:
+            queue = RabbitQueue(
+                f"bench-{uuid.uuid4().hex[:8]}-{event_type.routing_key}",
+                auto_delete=True,
+                exclusive=True,
+                routing_key=event_type.routing_key,
+            )
+            self.broker.subscriber(queue, self.exchange)(self._on_event)
+
+    async def _on_event(self, body: dict[str, Any]) -> None:
+        await self.seen.put((time.perf_counter(), body))
+
+    async def __aenter__(self) -> Self:
+        await self.broker.start()
+        async with httpx.AsyncClient(base_url=self.bench.config.url("template"), timeout=60) as http:
+            uploaded = await http.post(
+                "/templates",
+                headers=self.headers,
+                data={"name": "Premium notice", "custom_fields": "signatory"},
+                files={"file": ("letter.docx", TEMPLATE.read_bytes())},
+            )
+            uploaded.raise_for_status()
+        self.template_id = uploaded.json()["id"]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.broker.stop()
+
+    async def publish(self, event: Any) -> None:
+        await self.broker.publish(
+            event.model_dump_json().encode(),
+            exchange=self.exchange,
+            routing_key=event.routing_key,
+            message_id=str(event.event_id),
+            correlation_id=event.correlation_id,
+            content_type="application/json",
+            persist=True,
+        )
+
+    async def records_file(self, rows: list[dict[str, Any]]) -> str:
+        """Many records travel by reference: NDJSON in GridFS, as the README tells integrators."""
+        storage = self.bench.storage()
+        try:
+            blobs: BlobStore = storage.blobs
+            data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+            return await blobs.put(data, "records.ndjson", "application/x-ndjson", tenant_id=self.tenant)
+        finally:
+            await storage.close()
+
+    async def mailing(self, count: int, tag: str, timeout_s: float = 1800) -> Outcome:
+        rows = records(count, tag)
+        correlation_id = str(uuid.uuid4())
+        source: dict[str, Any] = {"records": rows} if count <= 1000 else {"records_file_id": await self.records_file(rows)}
+        started = time.perf_counter()
+        await self.publish(
+            MergeRequested(
+                tenant_id=self.tenant,
+                correlation_id=correlation_id,
+                request_id=f"bench-{tag}-{uuid.uuid4().hex[:8]}",
+                template_id=self.template_id,
+                name=f"Premium notices {tag}",
+                custom_fields={"signatory": "Claire Martin, Customer Service"},
+                output="pdf",
+                **source,
+            )
+        )
+        marks: dict[str, float] = {}
+        deadline = started + timeout_s
+        while "regroup" not in marks:
+            at, body = await asyncio.wait_for(self.seen.get(), timeout=max(1.0, deadline - time.perf_counter()))
+            if body.get("correlation_id") != correlation_id:
+                continue
+            kind = body["type"]
+            if kind == MergeRejected.routing_key:
+                raise RuntimeError(f"merge rejected: {body['problems']}")
+            if kind == RenderRequested.routing_key:
+                marks.setdefault("docx", at)
+            elif kind == MergeCompleted.routing_key and body["status"] == "ready":
+                marks.setdefault("docx", at)
+                marks["pdf"] = at
+                await self.publish(
+                    DispatchRequested(
+                        tenant_id=self.tenant,
+                        correlation_id=correlation_id,
+                        dispatch_id=str(uuid.uuid4()),
+                        mailing_id=body["mailing_id"],
+                        subject="Premium notice {document_number} - {client_name}",
+                        body="Dear {client_name},\n\nPlease find attached your premium notice {document_number}.\n",
+                    )
+                )
+            elif kind == DispatchCompleted.routing_key:
+                marks["dispatch"] = at
+                completed = body
+            elif kind == MailingRegrouped.routing_key:
+                marks["regroup"] = at
+                regrouped = body
+        stages, previous = {}, started
+        for stage in STAGES:
+            stages[stage] = round(marks[stage] - previous, 2)
+            previous = marks[stage]
+        return Outcome(stages, round(marks["regroup"] - started, 2), completed["sent"], completed["failed"], regrouped)
+
+
+async def run_mailing(bench: BenchStack, count: int, tenant: str, tag: str) -> tuple[Outcome, ProcessWatch]:
+    """One mailing of `count` records, with each process's CPU time and peak memory while it ran."""
+    watch = ProcessWatch(bench.pids())
+    async with InternalSystem(bench, tenant) as system:
+        watch.start()
+        outcome = await system.mailing(count, tag)
+    expected_failed = sum(1 for n in range(count) if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1)
+    if (outcome.sent, outcome.failed) != (count - expected_failed, expected_failed):
+        raise RuntimeError(f"expected {count - expected_failed} sent / {expected_failed} not sent, got "
+                           f"{outcome.sent} / {outcome.failed}")
+    return outcome, watch
+
+
+def describe(label: str, outcome: Outcome, watch: ProcessWatch) -> None:
+    stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in outcome.stages.items())
+    print(f"{label}: {outcome.total_s:.1f}s ({stages}); sent {outcome.sent}, not sent {outcome.failed}", flush=True)
+    cpu = watch.cpu()
+    print("  CPU s: " + ", ".join(f"{name} {s:.1f}" for name, s in cpu.items()) + f"; all {sum(cpu.values()):.1f}")
+    print("  peak RSS MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in watch.peak_rss_mb().items()), flush=True)
