@@ -2,10 +2,11 @@ from collections.abc import Sequence
 
 from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
-from pymongo.monitoring import CommandListener
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandListener
 
 from .blobs import BlobStore
+from .metrics import COMMAND_COUNTER
 
 
 class Storage:
@@ -31,7 +32,10 @@ class Storage:
 
     @classmethod
     def for_service(cls, settings: ServiceSettings) -> "Storage":
-        return cls(settings.mongodb_url, settings.database_name, settings.blob_database_name)
+        # Every service counts its database commands on /metrics (publipost_db_commands_total).
+        return cls(
+            settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=[COMMAND_COUNTER]
+        )
 
     async def ping(self) -> bool:
         try:
