@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,6 +41,7 @@ import httpx
 import uvicorn
 from bson import ObjectId
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from publipost_bus import Bus
 from publipost_contracts import DispatchRequested
 from publipost_localstack.processes import Background, ensure_rabbitmq, free_port, start_secantus, wait_for_port
@@ -165,6 +167,7 @@ class Stack:
         self.smtp_port = smtp_port
         self.merge_port = free_port()
         self.processes: list[Background] = []
+        self.dispatch_ports: list[int] = []
         self.merge_server: uvicorn.Server | None = None
 
     def env(self, port: int) -> dict[str, str]:
@@ -204,6 +207,8 @@ class Stack:
             process.start([sys.executable, "-m", module], env=self.env(port))
             self.processes.append(process)
             ports.append(port)
+            if name.startswith("dispatch"):
+                self.dispatch_ports.append(port)
         async with httpx.AsyncClient() as http:
             for port in ports:
                 for _ in range(300):
@@ -215,6 +220,19 @@ class Stack:
                     await asyncio.sleep(0.2)
                 else:
                     raise RuntimeError(f"a service on port {port} never became ready; see {self.run_dir}/logs")
+
+    async def db_commands(self) -> Counter[str]:
+        """The database commands the dispatch replicas have sent so far, by name (their /metrics)."""
+        total: Counter[str] = Counter()
+        async with httpx.AsyncClient() as http:
+            for port in self.dispatch_ports:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                for family in text_string_to_metric_families(text):
+                    if family.name == "publipost_db_commands":
+                        for sample in family.samples:
+                            if sample.name == "publipost_db_commands_total":
+                                total[sample.labels["command"]] += int(sample.value)
+        return total
 
     def pids(self) -> dict[str, int]:
         """The processes that do the work of a dispatch (this one serves merge's API and waits)."""
@@ -339,6 +357,7 @@ async def run(work: Path, sink_port: int) -> None:
         await stack.start()
         mailings = [await stack.seed(docs) for _ in range(ROUNDS)]
         results: dict[str, list[float]] = {"ceiling": [], "mailmerge": [], "ours": []}
+        round_trips: list[float] = []
         for round_ in range(ROUNDS):
             print(f"round {round_ + 1}: load average {load()}", flush=True)
             if "ceiling" in ONLY:
@@ -348,13 +367,19 @@ async def run(work: Path, sink_port: int) -> None:
             if "ours" in ONLY:
                 watched = stack.pids()
                 before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+                commands_before = await stack.db_commands()
                 rate, completed = await stack.dispatch(mailings[round_])
+                commands = await stack.db_commands() - commands_before
                 assert (completed["sent"], completed["failed"]) == (EMAILS, 0), completed
                 results["ours"].append(rate)
                 # CPU time is steadier than the rate on a shared machine, and shows where the work goes.
                 spent = {name: (cpu_seconds(pid) - before[name]) * 1000 / EMAILS for name, pid in watched.items()}
                 print("  CPU ms per e-mail: " + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
                       + f"; all {sum(spent.values()):.2f}", flush=True)
+                # Every database command of the replicas during the round (the sweep's and upkeep's too).
+                round_trips.append(commands.total() / EMAILS)
+                print(f"  database round trips per e-mail: {round_trips[-1]:.3f} ("
+                      + ", ".join(f"{name} {n / EMAILS:.3f}" for name, n in commands.most_common()) + ")", flush=True)
             for name, rates in results.items():
                 if rates:
                     print(f"  {name:<10} {rates[-1]:7.1f} e-mails/s", flush=True)
@@ -362,6 +387,8 @@ async def run(work: Path, sink_port: int) -> None:
         await stack.stop()
     best = {name: max(rates, default=float("nan")) for name, rates in results.items()}
     print(f"best of {ROUNDS}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in best.items()) + f"; load now {load()}")
+    spread = {name: f"{min(rates):.1f}-{max(rates):.1f}" for name, rates in results.items() if rates}
+    print("spread: " + ", ".join(f"{k} {v}/s" for k, v in spread.items()))
     print(
         json.dumps(
             {
@@ -371,6 +398,7 @@ async def run(work: Path, sink_port: int) -> None:
                 "ours_per_s": round(best["ours"], 1),
                 "ratio_vs_ceiling": round(best["ours"] / best["ceiling"], 3),
                 "ratio_vs_mailmerge": round(best["ours"] / best["mailmerge"], 3),
+                "db_round_trips_per_email": round(min(round_trips, default=float("nan")), 3),
             }
         )
     )
