@@ -1,5 +1,6 @@
 """The merge service against the real broker, database and template service (DOCX output: no LibreOffice)."""
 
+import asyncio
 import io
 import json
 import tracemalloc
@@ -20,12 +21,17 @@ from publipost_contracts import (
     MergeCompleted,
     MergeRejected,
     MergeRequested,
+    RenderRequested,
+    RenderResult,
 )
+from publipost_merge import handlers
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
+from publipost_render_pdf.domain import pdf_blob_id
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
+from pypdf import PdfWriter
 
 from tests.support import EventTap, wait_until
 from tests.support import sample_record as record
@@ -310,3 +316,62 @@ def docx_text_of(data: bytes) -> str:
     document = Document(io.BytesIO(data))
     cells = [cell.text for table in document.tables for row in table.rows for cell in row.cells]
     return "\n".join([p.text for p in document.paragraphs] + cells)
+
+
+def one_page_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_completes_once_all_are_in(
+    stack, infra, namespace, monkeypatch
+):
+    """merge sends each chunk to render-pdf as soon as it is stored. PDFs of the first chunks come back
+    while later records are still being rendered; they must not complete the mailing early."""
+    rendering = handlers.render_within
+    held = asyncio.Event()
+
+    async def render_holding_the_second_chunk(timeout_s, template, context):
+        if context["id"] == "r21":  # the first record of the second chunk (20 a chunk)
+            await held.wait()
+        return await rendering(timeout_s, template, context)
+
+    monkeypatch.setattr(handlers, "render_within", render_holding_the_second_chunk)
+    records = [record(n) for n in range(1, 61)]
+    event = request(stack["template_id"], records, output="pdf")
+    merge, pdf = stack["merge"], one_page_pdf()
+
+    async def answer(asked: RenderRequested) -> DocumentsRendered:
+        results = []
+        for item in asked.documents:
+            blob_id = pdf_blob_id(item.document_id)
+            await merge.storage.blobs.put(pdf, "d.pdf", "application/pdf", blob_id=blob_id)
+            results.append(RenderResult(document_id=item.document_id, pdf_blob_id=blob_id, page_count=1))
+        answer = DocumentsRendered.caused_by(asked, key="pdfs", mailing_id=asked.mailing_id, chunk=asked.chunk,
+                                             results=results)
+        await stack["system"].publish(answer)
+        return answer
+
+    async with EventTap(infra.rabbitmq_url, namespace, RenderRequested) as render_requests:
+        await stack["system"].publish(event)
+        first = await render_requests.next(RenderRequested)
+        first_answer = await answer(first)
+        queue = merge.bus.topology.consumer_queue("merge", first_answer.routing_key).name
+        await wait_until(lambda: merge.bus.inbox.already_processed(queue, str(first_answer.event_id)))
+        assert not stack["tap"].of(MergeCompleted)  # 20 of 60 documents have their PDF: not complete
+        mailing = (await stack["http"].get(f"/mailings/{first.mailing_id}", headers=TENANT)).json()
+        assert (mailing["status"], mailing["converted"]) == ("rendering", 20)
+
+        held.set()
+        answered = {first.chunk}
+        while len(answered) < 3:
+            asked = await render_requests.next(RenderRequested, lambda e: e.chunk not in answered)
+            await answer(asked)
+            answered.add(asked.chunk)
+    completed = await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
+    assert (completed.status, completed.documents, completed.failed) == ("ready", 60, 0)
+    assert [part.pages for part in completed.parts] == [60]
+    assert len(stack["tap"].of(MergeCompleted)) == 1

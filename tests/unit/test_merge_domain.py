@@ -46,8 +46,12 @@ def test_regrouped_mailings_keep_the_name():
     assert regrouped_names("Notices") == ("Notices (sent by e-mail)", "Notices (not sent by e-mail)")
 
 
-def test_chunks_keep_order_and_the_last_may_be_short():
-    assert list(chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
+async def test_chunks_keep_order_and_the_last_may_be_short():
+    async def numbers():
+        for n in range(5):
+            yield n
+
+    assert [chunk async for chunk in chunked(numbers(), 2)] == [[0, 1], [2, 3], [4]]
 
 
 def test_custom_fields_without_a_value_are_listed():

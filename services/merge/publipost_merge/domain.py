@@ -1,9 +1,8 @@
 """Mailing rules, free of I/O: identities, validation, what a record renders with, regrouping names."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import date
 from enum import StrEnum
-from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from publipost_contracts import Problem, deterministic_id
@@ -145,7 +144,13 @@ def regrouped_names(base_name: str) -> tuple[str, str]:
     return base_name + SENT_SUFFIX, base_name + NOT_SENT_SUFFIX
 
 
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
+async def chunked(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    """Consecutive lists of `size` items (the last may be shorter), read as they come."""
+    chunk: list[T] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
         yield chunk

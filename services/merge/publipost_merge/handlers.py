@@ -20,6 +20,7 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
+from publipost_storage import NewBlob, derived_blob_id
 
 from .clients import TemplateRef
 from .context import MergeContext
@@ -98,15 +99,16 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
         await ctx.mailings.create(mailing)
 
     output = mailing["output"]
+    if output == "pdf":
+        # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
+        # render-pdf reuses the PDFs it stored already.
+        await _request_pdfs(event, ctx, mailing_id)
     if mailing["status"] == MailingStatus.RENDERING:
         template_docx = await ctx.storage.blobs.get(template.blob_id)
         total = await _render_documents(event, ctx, mailing_id, template_docx, output)
         next_status = MailingStatus.CONVERTING if output == "pdf" else MailingStatus.RENDERING
         await ctx.mailings.move_status(mailing_id, MailingStatus.RENDERING, {"documents": total, "status": next_status})
-
-    if output == "pdf":
-        await _request_pdfs(event, ctx, mailing_id)
-    await complete_if_done(event, ctx, mailing_id)
+    await complete_if_done(event, ctx, mailing_id, rendering_done=True)
 
 
 @dataclass
@@ -174,10 +176,13 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
 async def _render_documents(
     event: MergeRequested, ctx: MergeContext, mailing_id: str, template: bytes, output: str
 ) -> int:
-    """Render each record not rendered yet (a redelivered request resumes where it stopped)."""
+    """Render each record not rendered yet (a redelivered request resumes where it stopped), storing them
+    a chunk at a time: its DOCX and documents in a few writes, then, for a PDF mailing, the chunk goes to
+    render-pdf at once, so conversion runs beside the rendering of the next chunks."""
     done = await ctx.documents.existing_ids(mailing_id)
     today = date.today()
     total = 0
+    chunk = RenderedChunk()
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
         total = index + 1
         document_id = document_id_for(mailing_id, index)
@@ -201,34 +206,56 @@ async def _render_documents(
         except RenderFailed as exc:
             document.update(status=DocumentStatus.FAILED, error=f"rendering failed: {exc}")
         else:
-            document["docx_blob_id"] = await ctx.storage.blobs.put(
-                docx,
-                f"{document['document_number']}.docx",
-                DOCX,
-                tenant_id=event.tenant_id,
-                mailing_id=mailing_id,
-                document_id=document_id,
-            )
+            # The id is fixed by the document: rendering it again after a crash replaces the file.
+            document["docx_blob_id"] = derived_blob_id("docx", document_id)
             document["status"] = DocumentStatus.RENDERED if output == "pdf" else DocumentStatus.CONVERTED
-        await ctx.documents.save(document)
-        if total % 50 == 0:
-            await ctx.mailings.update(mailing_id, {"rendered": total})
-    await ctx.mailings.update(mailing_id, {"rendered": total})
+            metadata = {"content_type": DOCX, "tenant_id": event.tenant_id, "mailing_id": mailing_id,
+                        "document_id": document_id}
+            chunk.blobs.append(NewBlob(document["docx_blob_id"], docx, f"{document['document_number']}.docx", metadata))
+        chunk.documents.append(document)
+        if len(chunk.documents) == ctx.settings.render_chunk_size:
+            await _store_chunk(event, ctx, mailing_id, chunk, rendered=total)
+            chunk = RenderedChunk()
+    await _store_chunk(event, ctx, mailing_id, chunk, rendered=total)
     return total
 
 
+@dataclass
+class RenderedChunk:
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    blobs: list[NewBlob] = field(default_factory=list)
+
+
+async def _store_chunk(
+    event: MergeRequested, ctx: MergeContext, mailing_id: str, chunk: RenderedChunk, *, rendered: int
+) -> None:
+    """Files before the documents that name them; then the chunk's PDFs are asked for."""
+    await ctx.storage.blobs.put_many(chunk.blobs)
+    await ctx.documents.add_many(chunk.documents)
+    to_convert = [d for d in chunk.documents if d["status"] == DocumentStatus.RENDERED]
+    if to_convert:
+        await _publish_render_request(event, ctx, mailing_id, to_convert)
+    await ctx.mailings.update(mailing_id, {"rendered": rendered})
+
+
 async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: str) -> None:
-    pending = await ctx.documents.pending_render(mailing_id)
-    for number, chunk in enumerate(chunked(pending, ctx.settings.render_chunk_size)):
-        await ctx.bus.publish(
-            RenderRequested.caused_by(
-                event,
-                key=chunk[0]["_id"],
-                mailing_id=mailing_id,
-                chunk=number,
-                documents=[RenderItem(document_id=d["_id"], docx_blob_id=d["docx_blob_id"]) for d in chunk],
-            )
+    pending = ctx.documents.pending_render(mailing_id)
+    async for chunk in chunked(pending, ctx.settings.render_chunk_size):
+        await _publish_render_request(event, ctx, mailing_id, chunk)
+
+
+async def _publish_render_request(
+    event: MergeRequested, ctx: MergeContext, mailing_id: str, documents: list[dict[str, Any]]
+) -> None:
+    await ctx.bus.publish(
+        RenderRequested.caused_by(
+            event,
+            key=documents[0]["_id"],
+            mailing_id=mailing_id,
+            chunk=documents[0]["index"] // ctx.settings.render_chunk_size,
+            documents=[RenderItem(document_id=d["_id"], docx_blob_id=d["docx_blob_id"]) for d in documents],
         )
+    )
 
 
 async def documents_rendered(event: DocumentsRendered, ctx: MergeContext) -> None:
@@ -250,18 +277,22 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext) -> Non
             for result in event.results
         }
     )
-    await complete_if_done(event, ctx, event.mailing_id)
+    await complete_if_done(event, ctx, event.mailing_id, rendering_done=False)
 
 
-async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str) -> None:
+async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str, *, rendering_done: bool) -> None:
     """When no document waits any more: build the combined file, settle the mailing, announce it.
 
+    While merge still renders, PDFs of the first chunks come back: only the renderer, once every
+    record is rendered (`rendering_done`), or a PDF arriving after it, can complete the mailing.
     Safe to run concurrently and again: the status moves once (compare-and-set),
     and each announcement has an id fixed by the mailing and its status, so a
     second copy is recognised.
     """
     mailing = await ctx.mailings.get(mailing_id)
-    if mailing is None or await ctx.documents.count(mailing_id, DocumentStatus.RENDERED):
+    if mailing is None or (mailing["status"] == MailingStatus.RENDERING and not rendering_done):
+        return
+    if await ctx.documents.count(mailing_id, DocumentStatus.RENDERED):
         return
     if mailing["status"] in IN_PROGRESS:
         summary = await _assemble(ctx, mailing)
@@ -417,10 +448,10 @@ async def _enumerate(records: Any) -> Any:
 
 async def delete_mailing(ctx: MergeContext, mailing: dict[str, Any]) -> None:
     """Files first, then the records that point at them: a delete cut short can be run again."""
-    async for document in ctx.documents.blob_ids(mailing["_id"]):
-        for blob_id in (document.get("docx_blob_id"), document.get("pdf_blob_id")):
-            if blob_id:
-                await ctx.storage.blobs.delete(blob_id)
+    async for documents in chunked(ctx.documents.blob_ids(mailing["_id"]), 500):
+        await ctx.storage.blobs.delete_many(
+            [blob_id for d in documents for blob_id in (d.get("docx_blob_id"), d.get("pdf_blob_id")) if blob_id]
+        )
     await delete_parts(ctx.storage, mailing.get("parts", []))
     await ctx.documents.delete_of(mailing["_id"])
     await ctx.mailings.delete(mailing["_id"])

@@ -11,7 +11,7 @@ from typing import Any
 
 from docx import Document
 from docxcompose.composer import Composer
-from publipost_storage import Storage, derived_blob_id
+from publipost_storage import BlobNotFound, Storage, derived_blob_id
 from pypdf import PdfReader, PdfWriter
 
 from .domain import DocumentStatus, PartSplitter
@@ -63,7 +63,10 @@ async def build_parts(
 
 
 async def _store_part(storage: Storage, mailing: dict[str, Any], number: int, blob_ids: list[str]) -> dict[str, Any]:
-    contents = [await storage.blobs.get(blob_id) for blob_id in blob_ids]
+    found = await storage.blobs.get_many(blob_ids)
+    if missing := [blob_id for blob_id in blob_ids if blob_id not in found]:
+        raise BlobNotFound(missing[0])
+    contents = [found[blob_id] for blob_id in blob_ids]
     pdf = mailing["output"] == "pdf"
     if pdf:
         data, pages = await asyncio.to_thread(combine_pdf, contents)
@@ -81,5 +84,4 @@ async def _store_part(storage: Storage, mailing: dict[str, Any], number: int, bl
 
 
 async def delete_parts(storage: Storage, parts: list[dict[str, Any]]) -> None:
-    for part in parts:
-        await storage.blobs.delete(part["blob_id"])
+    await storage.blobs.delete_many([part["blob_id"] for part in parts])

@@ -3,10 +3,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .domain import DocumentStatus
+
+DUPLICATE_KEY = 11000
 
 
 class MailingRepository(Repository):
@@ -64,16 +66,27 @@ class DocumentRepository(Repository):
     async def get(self, document_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": document_id})
 
-    async def save(self, document: dict[str, Any]) -> None:
-        await self.collection.replace_one({"_id": document["_id"]}, document, upsert=True)
+    async def add_many(self, documents: list[dict[str, Any]]) -> None:
+        """Insert those not stored yet: a redelivered request renders only what is missing, but a crash
+        between two writes of a chunk may leave some of it stored."""
+        if not documents:
+            return
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
 
     async def existing_ids(self, mailing_id: str) -> set[str]:
         cursor = self.collection.find({"mailing_id": mailing_id}, {"_id": 1})
         return {doc["_id"] async for doc in cursor}
 
     async def set_many(self, updates: dict[str, dict[str, Any]]) -> None:
-        for document_id, changes in updates.items():
-            await self.collection.update_one({"_id": document_id}, {"$set": changes})
+        if updates:
+            await self.collection.bulk_write(
+                [UpdateOne({"_id": document_id}, {"$set": changes}) for document_id, changes in updates.items()],
+                ordered=False,
+            )
 
     async def count(self, mailing_id: str, status: str | None = None) -> int:
         query: dict[str, Any] = {"mailing_id": mailing_id}
@@ -89,11 +102,11 @@ class DocumentRepository(Repository):
             query["status"] = status
         return aiter(self.collection.find(query).sort("index", ASCENDING).limit(limit))
 
-    async def pending_render(self, mailing_id: str) -> list[dict[str, Any]]:
+    def pending_render(self, mailing_id: str) -> AsyncIterator[dict[str, Any]]:
         cursor = self.collection.find(
-            {"mailing_id": mailing_id, "status": DocumentStatus.RENDERED}, {"_id": 1, "docx_blob_id": 1}
+            {"mailing_id": mailing_id, "status": DocumentStatus.RENDERED}, {"_id": 1, "docx_blob_id": 1, "index": 1}
         ).sort("index", ASCENDING)
-        return await cursor.to_list()
+        return aiter(cursor)
 
     async def reassign(self, mailing_id: str, document_ids: list[str], to_mailing_id: str) -> None:
         await self.collection.update_many(
