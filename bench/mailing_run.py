@@ -129,9 +129,9 @@ def reset_peak_rss(pid: int) -> None:
         pass  # not ours to reset: the peak then covers the process's whole life
 
 
-def children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], check=False, capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+    return [d for child in map(int, found) for d in (child, *descendants(child))]
 
 
 def rabbitmq_pid() -> int | None:
@@ -167,7 +167,8 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         """Each service's process, LibreOffice (render-pdf's children), the database and RabbitMQ."""
         pids = {name: pid for name in (*SERVICES, "secantusdb") if (pid := self.stack.process(name).pid()) is not None}
-        for n, child in enumerate(c for c in children(pids["render-pdf"])):
+        # LibreOffice: the bridge process render-pdf starts, and soffice under it.
+        for n, child in enumerate(descendants(pids["render-pdf"])):
             pids[f"libreoffice-{n}"] = child
         if (rabbitmq := rabbitmq_pid()) is not None:
             pids["rabbitmq"] = rabbitmq
