@@ -1,7 +1,7 @@
 """An account's message rate and daily cap, counted in the database so that every replica shares them.
 
-Permits are taken in batches (as many as sends are waiting in this replica), so the counters cost a
-couple of round trips per batch, not per message. A counter read after an increment may include what
+Permits are taken in batches (as many as sends are waiting in this replica), and the day's and the
+second's counters are written together, so the counters cost two round trips per batch, not per message. A counter read after an increment may include what
 other replicas added meanwhile; that only ever grants fewer permits, never more than the limit.
 """
 
@@ -51,24 +51,23 @@ class SendPermits:
             self._waiting -= 1
 
     async def _grant(self, second: int, wanted: int) -> int:
+        """Take `wanted` from the day's and the second's counters together, then give back what either
+        could not grant: two round trips, three when a limit is reached."""
         if self._rate is not None:
             wanted = min(wanted, self._rate)
-        granted = wanted
         day = datetime.fromtimestamp(second, UTC).date()
+        day_id = f"{self._account_id}:day:{day.isoformat()}"
+        second_id = f"{self._account_id}:s:{second}"
+        taken: dict[str, tuple[int, datetime]] = {}
         if self._cap is not None:
-            day_id = f"{self._account_id}:day:{day.isoformat()}"
-            expires = datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=2)
-            total = await self._counters.add(day_id, wanted, expires)
-            granted = max(0, min(wanted, self._cap - (total - wanted)))
-            if granted < wanted:
-                await self._counters.add(day_id, granted - wanted, expires)
-            if granted == 0:
-                raise DailyCapReached(self._account_id, self._cap)
+            taken[day_id] = (wanted, datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=2))
         if self._rate is not None:
-            second_id = f"{self._account_id}:s:{second}"
-            total = await self._counters.add(second_id, granted, datetime.fromtimestamp(second + 60, UTC))
-            in_time = max(0, min(granted, self._rate - (total - granted)))
-            if in_time < granted and self._cap is not None:  # the day gets back what this second cannot use
-                await self._counters.add(f"{self._account_id}:day:{day.isoformat()}", in_time - granted, expires)
-            granted = in_time
+            taken[second_id] = (wanted, datetime.fromtimestamp(second + 60, UTC))
+        totals = await self._counters.add_and_read(taken)
+        in_day = wanted if self._cap is None else max(0, min(wanted, self._cap - (totals[day_id] - wanted)))
+        granted = in_day if self._rate is None else max(0, min(in_day, self._rate - (totals[second_id] - wanted)))
+        if granted < wanted:
+            await self._counters.add({counter_id: (granted - wanted, expires) for counter_id, (_, expires) in taken.items()})
+        if in_day == 0:
+            raise DailyCapReached(self._account_id, self._cap or 0)
         return granted

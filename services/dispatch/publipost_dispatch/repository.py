@@ -3,6 +3,7 @@ holder) rather than find-and-modify, which the embedded database serves far more
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,8 +24,12 @@ from .domain import (
 )
 
 DUPLICATE_KEY = 11000
-# A few milliseconds' wait lets more claims share a write: the embedded database's cost is per request.
+# A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request,
+# and per statement within a request. The outcome's wait is part of the double-send window (see
+# docs/dispatch.md, "No loss, no double send"): it stays short.
 LINGER_S = 0.005
+CLAIM_LINGER_S = 0.025  # a claim's wait delays a send that then waits for a connection anyway
+OUTCOME_LINGER_S = 0.010
 
 
 def _now() -> datetime:
@@ -42,16 +47,23 @@ class DispatchRepository(Repository):
     def __init__(self, db: Any) -> None:
         super().__init__(db)
         self._recent: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._errors = Coalescer(self._count_errors, linger_s=LINGER_S)
+        self._reads = Coalescer(self._get_many)
 
     async def recent(self, key: str) -> dict[str, Any] | None:
-        """The dispatch as read at most RECENT_S ago: every send reads it, and it rarely changes."""
+        """The dispatch as read at most RECENT_S ago: every send reads it, and it rarely changes. The
+        sends that find it stale together share one read (each used to make its own)."""
         seen = self._recent.get(key)
         if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
             return seen[1]
-        dispatch = await self.get(key)
+        dispatch = await self._reads(key)
         if dispatch is not None:
             self._recent[key] = (time.monotonic(), dispatch)
         return dispatch
+
+    async def _get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": list(set(keys))}})}
+        return [found.get(key) for key in keys]
 
     async def create(self, dispatch: dict[str, Any]) -> None:
         try:
@@ -74,10 +86,18 @@ class DispatchRepository(Repository):
         await self.collection.update_one({"_id": key}, {"$set": changes})
 
     async def count_error(self, key: str) -> int:
-        """One more SMTP error since the last resumption; returns the new count."""
-        await self.collection.update_one({"_id": key}, {"$inc": {"errors": 1}})
-        dispatch = await self.collection.find_one({"_id": key}, {"errors": 1})
-        return dispatch["errors"] if dispatch else 0
+        """One more SMTP error since the last resumption; returns the count once it is stored, which may
+        include the errors other sends stored meanwhile (never fewer than this one's)."""
+        return await self._errors(key)
+
+    async def _count_errors(self, keys: list[str]) -> list[int]:
+        """`count_error` for the errors of many sends: one increment per dispatch, then one read."""
+        added = Counter(keys)
+        await self.collection.bulk_write(
+            [UpdateOne({"_id": key}, {"$inc": {"errors": n}}) for key, n in added.items()], ordered=False
+        )
+        counts = {d["_id"]: d["errors"] async for d in self.collection.find({"_id": {"$in": list(added)}}, {"errors": 1})}
+        return [counts.get(key, 0) for key in keys]
 
     async def resume(self, key: str) -> dict[str, Any] | None:
         """paused → sending with the error count back to zero; None if it was not paused."""
@@ -110,8 +130,10 @@ class DeliveryRepository(Repository):
     def __init__(self, db: Any) -> None:
         super().__init__(db)
         # Every send makes these calls; many sends in flight share one round trip (see batching.py).
-        self._claims = Coalescer(self._claim_many, linger_s=LINGER_S)
-        self._finishes = Coalescer(self._finish_many)  # no linger: this write closes the double-send window
+        self._claims = Coalescer(self._claim_many, linger_s=CLAIM_LINGER_S)
+        self._finishes = Coalescer(self._finish_many, linger_s=OUTCOME_LINGER_S)
+        self._releases = Coalescer(self._release_many, linger_s=LINGER_S)
+        self._accepts = Coalescer(self._accept_many, linger_s=OUTCOME_LINGER_S)
         self._pending = Coalescer(self._pending_among)
 
     async def ensure_indexes(self) -> None:
@@ -179,17 +201,37 @@ class DeliveryRepository(Repository):
 
     async def release(self, delivery_id: str, holder: str, error: str) -> None:
         """sending → queued: the send will be tried again."""
-        await self.collection.update_one(
-            {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
-            {"$set": {"state": DeliveryState.QUEUED, "last_error": error, "lease_until": None, "holder": None}},
-        )
+        await self._releases((delivery_id, holder, error))
 
     async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: dict[str, Any]) -> None:
         """One e-mail of a delivery is with the server: a retry of the delivery will skip it."""
-        await self.collection.update_one(
-            {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
-            {"$set": {f"accepted.{envelope}": accepted}},
+        await self._accepts((delivery_id, holder, envelope, accepted))
+
+    async def _release_many(self, releases: list[tuple[str, str, str]]) -> list[None]:
+        await self.collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
+                    {"$set": {"state": DeliveryState.QUEUED, "last_error": error, "lease_until": None, "holder": None}},
+                )
+                for delivery_id, holder, error in releases
+            ],
+            ordered=False,
         )
+        return [None] * len(releases)
+
+    async def _accept_many(self, accepts: list[tuple[str, str, int, dict[str, Any]]]) -> list[None]:
+        await self.collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
+                    {"$set": {f"accepted.{envelope}": accepted}},
+                )
+                for delivery_id, holder, envelope, accepted in accepts
+            ],
+            ordered=False,
+        )
+        return [None] * len(accepts)
 
     async def _claim_many(self, claims: list[tuple[str, str, float]]) -> list[dict[str, Any] | None]:
         """`claim` for many (delivery id, holder, lease) at once: each claimed delivery as stored, or None."""
@@ -222,18 +264,29 @@ class DeliveryRepository(Repository):
         return results
 
     async def _finish_many(self, outcomes: list[tuple[str, DeliveryState, dict[str, Any]]]) -> list[bool]:
-        """`finish` for many: True for each write that moved its delivery to its final state."""
+        """`finish` for many, in one statement: True for each outcome that moved its delivery to its final
+        state. SecantusDB pays about a millisecond per statement of a bulk write, besides each document's
+        own cost, so the group is one update of every delivery in it, each taking its own fields from a
+        `$switch` on its id (the first outcome of a delivery, should it come twice, is the one written)."""
         tokens = [uuid.uuid4().hex for _ in outcomes]
         now = _now()
-        result = await self.collection.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": delivery_id, "state": {"$in": list(PENDING)}},
-                    {"$set": {"state": state, "finished_at": now, "lease_until": None, "finish": token, **changes}},
-                )
-                for (delivery_id, state, changes), token in zip(outcomes, tokens, strict=True)
-            ],
-            ordered=False,
+        fields: dict[str, dict[str, Any]] = {}
+        for (delivery_id, state, changes), token in zip(outcomes, tokens, strict=True):
+            fields.setdefault(
+                delivery_id, {**changes, "state": state, "finished_at": now, "lease_until": None, "finish": token}
+            )
+        own_fields = {
+            "$switch": {
+                "branches": [
+                    {"case": {"$eq": ["$_id", delivery_id]}, "then": {"$literal": values}}
+                    for delivery_id, values in fields.items()
+                ],
+                "default": {},
+            }
+        }
+        result = await self.collection.update_many(
+            {"_id": {"$in": list(fields)}, "state": {"$in": list(PENDING)}},
+            [{"$replaceWith": {"$mergeObjects": ["$$ROOT", own_fields]}}],
         )
         if result.modified_count == len(outcomes):
             return [True] * len(outcomes)
@@ -351,13 +404,21 @@ class SendCounterRepository(Repository):
     collection_name = "send_counters"
     indexes = (IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),)
 
-    async def add(self, counter_id: str, n: int, expires_at: datetime) -> int:
-        """Add `n` and return the total, which may include what other replicas added meanwhile (never less)."""
-        await self.collection.update_one(
-            {"_id": counter_id}, {"$inc": {"n": n}, "$setOnInsert": {"expires_at": expires_at}}, upsert=True
+    async def add(self, changes: dict[str, tuple[int, datetime]]) -> None:
+        """Add to each counter (id → (n, when it expires)) in one write."""
+        await self.collection.bulk_write(
+            [
+                UpdateOne({"_id": counter_id}, {"$inc": {"n": n}, "$setOnInsert": {"expires_at": expires_at}}, upsert=True)
+                for counter_id, (n, expires_at) in changes.items()
+            ],
+            ordered=False,
         )
-        counter = await self.collection.find_one({"_id": counter_id}, {"n": 1})
-        return counter["n"] if counter else n
+
+    async def add_and_read(self, changes: dict[str, tuple[int, datetime]]) -> dict[str, int]:
+        """`add`, then each counter's total, which may include what other replicas added meanwhile (never less)."""
+        await self.add(changes)
+        totals = {doc["_id"]: doc["n"] async for doc in self.collection.find({"_id": {"$in": list(changes)}}, {"n": 1})}
+        return {counter_id: totals.get(counter_id, n) for counter_id, (n, _) in changes.items()}
 
 
 class ConnectionLeaseRepository(Repository):
