@@ -73,7 +73,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         email_templates=EmailTemplateClient(settings.template_url, settings.http_timeout_s),
     )
 
-    ctx.completions.ctx = ctx
+    ctx.completions.check = lambda key: handlers.complete_if_done(ctx, key)
 
     @bus.consumer(DispatchRequested)
     async def dispatch_requested(event: DispatchRequested) -> None:

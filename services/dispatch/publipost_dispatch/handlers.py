@@ -1,6 +1,9 @@
 """One function per message dispatch consumes: load, call the domain, store, publish."""
 
 import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -133,6 +136,12 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
     async def flush() -> None:
         if not page:
             return
+        # Each PDF's length, read here a page at a time, lets its send read the PDF in one round trip.
+        pdf_ids = [d["pdf_blob_id"] for d in page if d["pdf_blob_id"]]
+        files = await ctx.storage.blobs.infos(pdf_ids) if pdf_ids else {}
+        for d in page:
+            if d["pdf_blob_id"] in files:
+                d["pdf_length"] = files[d["pdf_blob_id"]]["length"]
         await ctx.deliveries.add_many(page)
         # A page's sends are published together: one after the other, each waiting for the broker's
         # confirmation, the fan-out (not the sending) would set the pace.
@@ -256,10 +265,11 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
             raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
         log.info("document already final or being sent", document_id=event.document_id, state=delivery["state"])
         if delivery["state"] in FINAL:
-            await complete_if_done(ctx, key)
+            ctx.completions.soon(key)
         return
     try:
-        await _send(event, ctx, dispatch, delivery)
+        with ctx.completions.sending(key):
+            await _send(event, ctx, dispatch, delivery)
     except DailyCapReached as exc:
         await ctx.deliveries.release(delivery_id, holder, str(exc))
         await pause(ctx, key, f"{exc}; resume tomorrow")
@@ -312,7 +322,8 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     try:
         addressing = addressing.checked()
         attachment = pdf_attachment(
-            await ctx.pdfs.get(delivery["pdf_blob_id"]), attachment_name(delivery["document_number"])
+            await ctx.pdfs.get(delivery["pdf_blob_id"], delivery.get("pdf_length")),
+            attachment_name(delivery["document_number"]),
         )
     except (UnsafeHeader, InvalidAddress) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
@@ -426,13 +437,34 @@ async def announce(
 
 class CompletionCheck:
     """Whether a dispatch is complete is asked once per short while after outcomes arrive, not once per
-    outcome: a check costs a query, and the sends of a dispatch end within moments of each other."""
+    outcome, and not at all while this replica still sends documents of it: a check costs queries, and
+    a dispatch with a send in flight here is not complete. The last of those sends to end asks."""
 
     DELAY_S = 0.1
 
-    def __init__(self) -> None:
-        self.ctx: DispatchContext | None = None
+    def __init__(self, check: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.check = check  # complete_if_done, set by the bootstrap once the context exists
         self._scheduled: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._deferred: set[str] = set()
+
+    @contextmanager
+    def sending(self, key: str) -> Iterator[None]:
+        """Around one send of the dispatch `key` by this replica, from its claim to its outcome."""
+        self._in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[key] -= 1
+            if self._in_flight[key] == 0:
+                del self._in_flight[key]
+                if key in self._deferred:
+                    self._deferred.discard(key)
+                    self.soon(key)
+
+    def busy(self, key: str) -> bool:
+        """Whether this replica is sending documents of the dispatch `key` (it is not complete, then)."""
+        return self._in_flight[key] > 0
 
     def soon(self, key: str) -> None:
         if key not in self._scheduled:
@@ -441,9 +473,12 @@ class CompletionCheck:
     async def _check(self, key: str) -> None:
         await asyncio.sleep(self.DELAY_S)
         del self._scheduled[key]  # outcomes stored from now on schedule a check of their own
-        assert self.ctx is not None
+        if self.busy(key):
+            self._deferred.add(key)  # asked when the last of them ends
+            return
+        assert self.check is not None
         try:
-            await complete_if_done(self.ctx, key)
+            await self.check(key)
         except Exception:  # the sweep checks every sending dispatch again
             log.exception("completion check failed", dispatch_key=key)
 
@@ -454,10 +489,10 @@ class CompletionCheck:
 
 async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     """When every document has its final outcome, announce the dispatch's completion (once per dispatch id)."""
+    if await ctx.deliveries.any_pending(key):  # first: while sends go on, the check costs this query alone
+        return
     dispatch = await ctx.dispatches.get(key)
     if dispatch is None or dispatch["status"] not in (DispatchStatus.SENDING, DispatchStatus.COMPLETED):
-        return
-    if await ctx.deliveries.any_pending(key):
         return
     sent = await ctx.deliveries.count(key, (DeliveryState.SENT,))
     failed = await ctx.deliveries.count(key, (DeliveryState.FAILED,))

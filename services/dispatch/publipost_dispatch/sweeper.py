@@ -53,7 +53,7 @@ class Sweeper:
             if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
                 await self._take_back(delivery)
         for dispatch in unfinished:
-            if dispatch["status"] == DispatchStatus.SENDING:
+            if dispatch["status"] == DispatchStatus.SENDING and not ctx.completions.busy(dispatch["_id"]):
                 await handlers.complete_if_done(ctx, dispatch["_id"])
 
     async def _take_back(self, delivery: dict[str, Any]) -> None:
