@@ -12,6 +12,9 @@ from .domain import Account, TlsMode
 from .repository import ConnectionLeaseRepository
 
 LEASE_RETRY_S = 0.5  # how soon a replica that found every connection slot taken asks the database again
+# ... when it already has a connection of the account: its sends are going, and each try costs the
+# database a read and a write (every 0.5 s, two busy replicas kept taking and giving back slots).
+MORE_RETRY_S = 2.0
 SHARE_CHECK_S = 0.5  # how stale a replica's view of who else waits for the account's connections may be
 
 
@@ -97,7 +100,7 @@ class SmtpPool:
                 return await self._connect(slot)
             async with self._changed:  # every slot is another replica's: ours will have to do for now
                 self._open -= 1
-                self._lease_retry_at = time.monotonic() + LEASE_RETRY_S
+                self._lease_retry_at = time.monotonic() + (MORE_RETRY_S if self._open else LEASE_RETRY_S)
             await self._leases.wait(self.account.account_id, self._holder, 2 * LEASE_RETRY_S)
 
     async def _connect(self, slot: int) -> _Connection:
