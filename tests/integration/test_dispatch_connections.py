@@ -59,3 +59,46 @@ async def test_a_replica_busy_with_every_connection_gives_one_to_a_replica_that_
     assert reply.reply.startswith("250")
     assert sent_by_first < 3_000, "the second replica got a connection only once the first stopped sending"
     assert proxy.accepted <= 3, f"the first replica opened {proxy.accepted} connections for 2 slots"
+
+
+class OneSlotFree:
+    """The account's leases when another replica holds every slot but one: counts this replica's asks."""
+
+    def __init__(self) -> None:
+        self.asks = 0
+        self.taken = False
+
+    async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
+        self.asks += 1
+        if self.taken:
+            return None
+        self.taken = True
+        return 0
+
+    async def wait(self, account_id: str, holder: str, for_s: float) -> None:
+        pass
+
+    async def others_waiting(self, account_id: str, holder: str) -> int:
+        return 0
+
+    async def release(self, account_id: str, slot: int, holder: str) -> None:
+        self.taken = False
+
+
+async def test_a_replica_sending_on_its_connection_does_not_ask_for_another_twice_a_second(mailbox):
+    """Each ask costs the database a read and a write: two busy replicas asked every 0.5 s, for as long
+    as they sent, for a slot the other held."""
+    leases = OneSlotFree()
+    pool = SmtpPool(replace(account(mailbox)), timeout_s=10, leases=leases, holder="replica-1", lease_s=30)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.6
+
+    async def keep_sending() -> None:
+        while loop.time() < until:
+            await pool.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"])
+
+    try:
+        await asyncio.gather(keep_sending(), keep_sending())
+    finally:
+        await pool.close()
+    assert leases.asks <= 2, f"{leases.asks} asks for a second connection in 1.6 s"

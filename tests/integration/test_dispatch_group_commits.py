@@ -1,0 +1,110 @@
+"""The group commits of dispatch against the real database, each command it receives counted."""
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from publipost_dispatch.domain import DeliveryState
+from publipost_dispatch.repository import DeliveryRepository, DispatchRepository
+from publipost_dispatch.settings import DispatchSettings
+from publipost_storage import Storage
+from pymongo.monitoring import CommandListener
+
+
+class Commands(CommandListener):
+    """(command, collection) of every command the client sends."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event) -> None:
+        target = event.command.get(event.command_name)
+        self.seen[(event.command_name, target if isinstance(target, str) else "-")] += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+@pytest.fixture
+async def storage(make_settings, running):
+    settings = make_settings(DispatchSettings)
+    commands = Commands()
+    storage = Storage(settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=[commands])
+    storage.commands = commands
+    yield storage
+    await storage.client.drop_database(settings.database_name)
+    await storage.close()
+
+
+async def test_sends_that_find_their_dispatch_stale_share_one_read(storage):
+    """Every send reads its dispatch (at most a second old); when it went stale, each of the sends in
+    flight used to read it on its own: 64 reads where one does."""
+    dispatches = DispatchRepository(storage.db)
+    await dispatches.create({"_id": "acme:d1", "status": "sending", "errors": 0})
+    storage.commands.seen.clear()
+    seen = await asyncio.gather(*(dispatches.recent("acme:d1") for _ in range(20)))
+    assert {d["status"] for d in seen} == {"sending"}
+    assert storage.commands.seen == {("find", "dispatches"): 1}
+
+
+async def test_errors_of_many_sends_are_counted_in_one_write_and_one_read(storage):
+    dispatches = DispatchRepository(storage.db)
+    await dispatches.create({"_id": "acme:d2", "status": "sending", "errors": 0})
+    storage.commands.seen.clear()
+    counts = await asyncio.gather(*(dispatches.count_error("acme:d2") for _ in range(5)))
+    assert max(counts) == 5 and all(1 <= n <= 5 for n in counts)
+    assert storage.commands.seen == {("update", "dispatches"): 1, ("find", "dispatches"): 1}
+    assert (await dispatches.get("acme:d2"))["errors"] == 5
+
+
+def delivery(n: int, state: DeliveryState = DeliveryState.SENDING) -> dict:
+    return {
+        "_id": f"acme:d3:{n}", "kind": "dispatch", "dispatch_key": "acme:d3", "tenant_id": "acme", "index": n,
+        "state": state, "attempts": 0 if state == DeliveryState.QUEUED else 1, "terms": ["*", "status=queued"], "created_at": datetime.now(UTC),
+    }
+
+
+async def test_the_outcomes_of_the_sends_in_flight_are_one_write_and_each_is_stored_once(storage):
+    deliveries = DeliveryRepository(storage.db)
+    await deliveries.ensure_indexes()
+    await deliveries.add_many([delivery(n) for n in range(10)] + [delivery(10, DeliveryState.SENT)])
+    storage.commands.seen.clear()
+
+    def sent(n: int) -> dict:
+        return {"smtp_reply": f"250 ok {n}", "message_id": f"<{n}@publipost.test>", "terms": ["*", "status=sent"]}
+
+    stored = await asyncio.gather(
+        *(deliveries.finish(f"acme:d3:{n}", DeliveryState.SENT, sent(n)) for n in range(10)),
+        deliveries.finish("acme:d3:0", DeliveryState.FAILED, {"reason": "a second handler"}),  # the same delivery again
+        deliveries.finish("acme:d3:10", DeliveryState.FAILED, {"reason": "already sent"}),
+    )
+    assert stored == [True] * 10 + [False, False]
+    # One write for the group; a read only because some of its outcomes were refused.
+    assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 1}
+    for n in range(10):
+        doc = await deliveries.get(f"acme:d3:{n}")
+        assert (doc["state"], doc["message_id"], doc["smtp_reply"], doc["terms"]) == (
+            "sent", f"<{n}@publipost.test>", f"250 ok {n}", ["*", "status=sent"]
+        )
+        assert doc["lease_until"] is None and doc["finished_at"] is not None and doc["attempts"] == 1
+    assert (await deliveries.get("acme:d3:10"))["state"] == "sent"
+    assert (await deliveries.finish("acme:d3:1", DeliveryState.FAILED, {})) is False  # final is final
+
+
+async def test_the_claims_of_the_sends_in_flight_share_their_round_trips(storage):
+    deliveries = DeliveryRepository(storage.db)
+    await deliveries.ensure_indexes()
+    await deliveries.add_many([delivery(n, DeliveryState.QUEUED) for n in range(20, 30)])
+    storage.commands.seen.clear()
+    claimed = await asyncio.gather(
+        *(deliveries.claim_and_get(f"acme:d3:{n}", "replica-a", 60) for n in range(20, 30)),
+        deliveries.claim_and_get("acme:d3:20", "replica-a", 60),  # a redelivered copy of a send in flight
+    )
+    assert [d["_id"] for d in claimed[:10]] == [f"acme:d3:{n}" for n in range(20, 30)]
+    assert all(d["state"] == "sending" and d["holder"] == "replica-a" and d["attempts"] == 1 for d in claimed[:10])
+    assert claimed[10] is None
+    assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 1}
