@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history
+.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
 
 setup:
 	@bash deploy/setup.sh
@@ -55,3 +55,9 @@ bench-dispatch: setup
 
 bench-history: setup
 	@$(PY) bench/bench_history.py
+
+bench-e2e: setup
+	@$(PY) bench/bench_e2e.py
+
+bench-aged: setup
+	@$(PY) bench/bench_aged.py

@@ -8,8 +8,9 @@ records: a 10,000-record mailing's peak resident memory, per service and for the
 The local stack (`make up`'s processes) runs in a folder of its own and sends to Postfix's smtp-sink.
 An internal system is played here: it registers the sample letter, publishes merge.requested, and
 dispatch.requested once merge.completed says the mailing is ready. Stages:
-- docx: until merge asks for the first PDFs (every DOCX rendered and stored);
-- pdf: until merge.completed (PDFs converted, print file built);
+- docx: until merge asks for the last PDFs (every DOCX rendered and stored; each chunk goes to render-pdf
+  as soon as it is stored, so conversion runs beside rendering);
+- pdf: until merge.completed (the last PDFs converted, the print file built);
 - dispatch: until dispatch.completed (every e-mail sent or failed);
 - regroup: until merge.mailing_regrouped (the sent / not sent mailings with their print files).
 

@@ -105,7 +105,10 @@ class ProcessWatch:
         return {name: round(cpu_seconds(pid) - self.cpu_before[name], 2) for name, pid in self.pids.items()}
 
     def peak_rss_mb(self) -> dict[str, float]:
-        return {name: round(peak_rss_kb(pid) / 1024, 1) for name, pid in self.pids.items()}
+        return {name: round(status_kb(pid, "VmHWM") / 1024, 1) for name, pid in self.pids.items()}
+
+    def rss_mb(self) -> dict[str, float]:
+        return {name: round(status_kb(pid, "VmRSS") / 1024, 1) for name, pid in self.pids.items()}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,9 +117,10 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_kb(pid: int) -> int:
+def status_kb(pid: int, field: str) -> int:
+    """A memory figure of /proc/<pid>/status: VmHWM (peak resident) or VmRSS (resident now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -146,10 +150,10 @@ def load() -> str:
 class BenchStack:
     """A local stack in `run_dir` sending to the SMTP server on `smtp_port`."""
 
-    def __init__(self, run_dir: Path, smtp_port: int, **extra_env: str) -> None:
+    def __init__(self, run_dir: Path, smtp_port: int, *, namespace: str | None = None, **extra_env: str) -> None:
         self.config = StackConfig(
             run_dir=run_dir,
-            namespace="bench" + uuid.uuid4().hex[:8],
+            namespace=namespace or "bench" + uuid.uuid4().hex[:8],
             mongodb_port=free_port(),
             smtp_port=smtp_port,
             smtp_capture=False,
@@ -163,6 +167,7 @@ class BenchStack:
 
     def down(self) -> None:
         self.stack.down()
+        asyncio.run(self.stack.delete_queues())
 
     def pids(self) -> dict[str, int]:
         """Each service's process, LibreOffice (render-pdf's children), the database and RabbitMQ."""
@@ -265,6 +270,7 @@ class InternalSystem:
             )
         )
         marks: dict[str, float] = {}
+        asked_for = 0
         deadline = started + timeout_s
         while "regroup" not in marks:
             at, body = await asyncio.wait_for(self.seen.get(), timeout=max(1.0, deadline - time.perf_counter()))
@@ -274,9 +280,11 @@ class InternalSystem:
             if kind == MergeRejected.routing_key:
                 raise RuntimeError(f"merge rejected: {body['problems']}")
             if kind == RenderRequested.routing_key:
-                marks.setdefault("docx", at)
+                # Chunks go to render-pdf as they are rendered: the last one marks the end of rendering.
+                asked_for += len(body["documents"])
+                if asked_for == count:
+                    marks["docx"] = at
             elif kind == MergeCompleted.routing_key and body["status"] == "ready":
-                marks.setdefault("docx", at)
                 marks["pdf"] = at
                 await self.publish(
                     DispatchRequested(
