@@ -12,36 +12,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
-from publipost_dispatch.app import build as build_dispatch
-from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.demo import HEADERS, NO_ADDRESS, RECORDS, REJECTED, Demo, records
 from publipost_localstack.processes import free_port, free_port_base
 from publipost_localstack.stack import SERVICES, Stack, StackConfig
-from publipost_merge.app import build as build_merge
-from publipost_merge.settings import MergeSettings
-from publipost_recipient_directory.app import build as build_directory
-from publipost_recipient_directory.settings import RecipientDirectorySettings
-from publipost_render_pdf.app import build as build_render
-from publipost_render_pdf.settings import RenderPdfSettings
-from publipost_scheduler.app import build as build_scheduler
-from publipost_scheduler.settings import SchedulerSettings
-from publipost_template.app import build as build_template
-from publipost_template.settings import TemplateSettings
 from pypdf import PdfReader
 
 from tests.support import wait_until
-
-BUILDERS = (
-    (build_template, TemplateSettings),
-    (build_directory, RecipientDirectorySettings),
-    (build_merge, MergeSettings),
-    (build_render, RenderPdfSettings),
-    (build_dispatch, DispatchSettings),
-    (build_scheduler, SchedulerSettings),
-)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -62,21 +40,7 @@ async def stack(infra, tmp_path_factory):
         yield stack
     finally:
         await asyncio.to_thread(stack.down)
-        await _delete_queues(infra.rabbitmq_url, config)
-
-
-async def _delete_queues(rabbitmq_url: str, config: StackConfig) -> None:
-    """Leave the shared broker as it was: the queues the six services declared in this namespace."""
-    names = [
-        name
-        for build, settings_class in BUILDERS
-        for name in build(settings_class(namespace=config.namespace)).bus.queue_names()
-    ]
-    connection = await aio_pika.connect(rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        for name in names:
-            await channel.queue_delete(name)
+        await stack.delete_queues()
 
 
 @pytest.fixture

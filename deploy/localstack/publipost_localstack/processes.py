@@ -104,11 +104,16 @@ class Background:
 
 
 def start_secantus(port: int, storage: Path, run_dir: Path, name: str = "secantusdb") -> Background:
-    """SecantusDB, the MongoDB-compatible server from PyPI: the embedded default when no MONGODB_URL is given."""
+    """SecantusDB, the MongoDB-compatible server from PyPI: the embedded default when no MONGODB_URL is given.
+
+    Standalone: as a one-node replica set it also writes every change to an oplog (each blob chunk a
+    second time), which only change streams and transactions need, and Publipost uses neither.
+    """
     storage.mkdir(parents=True, exist_ok=True)
     process = Background(name, run_dir)
     binary = Path(sys.executable).with_name("secantusd-py")
-    process.start([str(binary), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)])
+    command = [str(binary), "--standalone", "--host", "127.0.0.1", "--port", str(port)]
+    process.start([*command, "--storage-path", str(storage)])
     wait_for_port("127.0.0.1", port, 60, "SecantusDB")
     return process
 

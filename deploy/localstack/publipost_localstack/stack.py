@@ -4,15 +4,17 @@ Everything it starts leaves a pid file and a log under one run folder
 (`.local/` by default); `down` stops what `up` started and nothing else.
 """
 
+import importlib
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 import httpx
 
-from .processes import Background, ensure_rabbitmq, port_open, wait_for_port
+from .processes import Background, ensure_rabbitmq, port_open, start_secantus, wait_for_port
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")
@@ -99,12 +101,7 @@ class Stack:
             say(f"{service:<14} {config.url(service)}  ready")
 
     def start_database(self) -> None:
-        storage = self.config.run_dir / "secantus"
-        storage.mkdir(parents=True, exist_ok=True)
-        binary = Path(sys.executable).with_name("secantusd-py")
-        command = [str(binary), "--host", "127.0.0.1", "--port", str(self.config.mongodb_port)]
-        self.process("secantusdb").start([*command, "--storage-path", str(storage)])
-        wait_for_port("127.0.0.1", self.config.mongodb_port, 60, "SecantusDB")
+        start_secantus(self.config.mongodb_port, self.config.run_dir / "secantus", self.config.run_dir)
 
     def start_smtp(self) -> None:
         command = [sys.executable, "-m", "publipost_localstack.smtp_capture", "--port", str(self.config.smtp_port)]
@@ -137,6 +134,23 @@ class Stack:
         for name in (*reversed(SERVICES), "smtp-capture", "secantusdb"):
             if self.process(name).stop():
                 say(f"{name:<14} stopped")
+
+    async def delete_queues(self) -> None:
+        """Leave a shared broker as it was: the queues this stack's services declared in its namespace
+        (a test's or a benchmark's stack; `make down` keeps them, with what waits in them)."""
+        names = []
+        for service in SERVICES:
+            package = f"publipost_{service.replace('-', '_')}"
+            settings_class = getattr(
+                importlib.import_module(f"{package}.settings"), "".join(p.title() for p in service.split("-")) + "Settings"
+            )
+            build = importlib.import_module(f"{package}.app").build
+            names += build(settings_class(namespace=self.config.namespace)).bus.queue_names()
+        connection = await aio_pika.connect(self.config.rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+            for name in names:
+                await channel.queue_delete(name)
 
     def status(self) -> bool:
         everything_up = True
