@@ -1,6 +1,7 @@
 """The collections dispatch owns. Writes are conditional updates (compare-and-set on a state or a
 holder) rather than find-and-modify, which the embedded database serves far more slowly."""
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -48,22 +49,27 @@ class DispatchRepository(Repository):
         super().__init__(db)
         self._recent: dict[str, tuple[float, dict[str, Any]]] = {}
         self._errors = Coalescer(self._count_errors, linger_s=LINGER_S)
-        self._reads = Coalescer(self._get_many)
+        self._reading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
     async def recent(self, key: str) -> dict[str, Any] | None:
         """The dispatch as read at most RECENT_S ago: every send reads it, and it rarely changes. The
-        sends that find it stale together share one read (each used to make its own)."""
+        sends that find it stale wait for one read (each used to make its own)."""
         seen = self._recent.get(key)
         if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
             return seen[1]
-        dispatch = await self._reads(key)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._read_recent(key))
+        return await asyncio.shield(reading)  # a waiter given up on does not cancel the others' read
+
+    async def _read_recent(self, key: str) -> dict[str, Any] | None:
+        try:
+            dispatch = await self.get(key)
+        finally:
+            del self._reading[key]
         if dispatch is not None:
             self._recent[key] = (time.monotonic(), dispatch)
         return dispatch
-
-    async def _get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
-        found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": list(set(keys))}})}
-        return [found.get(key) for key in keys]
 
     async def create(self, dispatch: dict[str, Any]) -> None:
         try:
