@@ -6,29 +6,18 @@ Their blob ids are fixed by (mailing, part number): building again replaces.
 
 import asyncio
 import io
-from collections.abc import Iterable
 from typing import Any
 
 from docx import Document
 from docxcompose.composer import Composer
+from publipost_pdf import join_pdfs
 from publipost_storage import BlobNotFound, Storage, derived_blob_id
-from pypdf import PdfReader, PdfWriter
 
 from .domain import DocumentStatus, PartSplitter
 from .repository import DocumentRepository
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def combine_pdf(pdfs: Iterable[bytes]) -> tuple[bytes, int]:
-    """The PDFs one after the other, print-ready; with the page count."""
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(PdfReader(io.BytesIO(pdf)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue(), len(writer.pages)
 
 
 def combine_docx(docxs: list[bytes]) -> bytes:
@@ -69,7 +58,7 @@ async def _store_part(storage: Storage, mailing: dict[str, Any], number: int, bl
     contents = [found[blob_id] for blob_id in blob_ids]
     pdf = mailing["output"] == "pdf"
     if pdf:
-        data, pages = await asyncio.to_thread(combine_pdf, contents)
+        data, pages = await asyncio.to_thread(join_pdfs, contents)
     else:
         data, pages = await asyncio.to_thread(combine_docx, contents), len(contents)
     blob_id = await storage.blobs.put(
