@@ -110,3 +110,22 @@ async def test_the_claims_of_the_sends_in_flight_share_their_round_trips(storage
     assert all(d["state"] == "sending" and d["holder"] == "replica-a" and d["attempts"] == 1 for d in claimed[:10])
     assert claimed[10] is None
     assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 1}
+
+
+async def test_claims_and_outcomes_of_the_same_moment_are_one_group_commit(storage):
+    """The sends starting and the sends ending share one update: two used to go, one for each."""
+    deliveries = DeliveryRepository(storage.db)
+    await deliveries.ensure_indexes()
+    await deliveries.add_many([delivery(n, DeliveryState.QUEUED) for n in range(40, 45)])
+    await deliveries.add_many([delivery(n) for n in range(45, 50)])
+    storage.commands.seen.clear()
+    answers = await asyncio.gather(
+        *(deliveries.claim_and_get(f"acme:d3:{n}", "replica-a", 60) for n in range(40, 45)),
+        *(deliveries.finish(f"acme:d3:{n}", DeliveryState.FAILED, {"reason": "550 no such user"}) for n in range(45, 50)),
+        deliveries.release("acme:d3:44", "replica-b", "not this replica's to give back"),
+    )
+    assert [a["_id"] for a in answers[:5]] == [f"acme:d3:{n}" for n in range(40, 45)]
+    assert answers[5:10] == [True] * 5
+    # The release did not apply (another holder): the outcomes are read back to tell which were stored.
+    assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 2}
+    assert (await deliveries.get("acme:d3:44"))["holder"] == "replica-a"

@@ -6,15 +6,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .batching import Coalescer
 from .domain import (
+    FINAL,
     FIRST_HISTORY_WINDOW,
     PENDING,
     DeliveryState,
@@ -29,8 +31,7 @@ DUPLICATE_KEY = 11000
 # and per statement within a request. The outcome's wait is part of the double-send window (see
 # docs/dispatch.md, "No loss, no double send"): it stays short.
 LINGER_S = 0.005
-CLAIM_LINGER_S = 0.025  # a claim's wait delays a send that then waits for a connection anyway
-OUTCOME_LINGER_S = 0.010
+WRITE_LINGER_S = 0.010  # claims and outcomes: see DeliveryRepository
 
 
 def _now() -> datetime:
@@ -119,6 +120,38 @@ class DispatchRepository(Repository):
         return aiter(self.collection.find(query, {"_id": 1, "status": 1, "tenant_id": 1, "correlation_id": 1}))
 
 
+@dataclass(frozen=True)
+class _Claim:
+    delivery_id: str
+    holder: str
+    lease_s: float
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    delivery_id: str
+    state: DeliveryState
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Release:
+    delivery_id: str
+    holder: str
+    error: str
+
+
+@dataclass(frozen=True)
+class _Accept:
+    delivery_id: str
+    holder: str
+    envelope: int
+    accepted: dict[str, Any]
+
+
+_Write = _Claim | _Outcome | _Release | _Accept
+
+
 class DeliveryRepository(Repository):
     """One record per (dispatch, document) — or per manual send — whose state moves
     queued → sending → sent / failed. It is also the send history."""
@@ -135,11 +168,11 @@ class DeliveryRepository(Repository):
 
     def __init__(self, db: Any) -> None:
         super().__init__(db)
-        # Every send makes these calls; many sends in flight share one round trip (see batching.py).
-        self._claims = Coalescer(self._claim_many, linger_s=CLAIM_LINGER_S)
-        self._finishes = Coalescer(self._finish_many, linger_s=OUTCOME_LINGER_S)
-        self._releases = Coalescer(self._release_many, linger_s=LINGER_S)
-        self._accepts = Coalescer(self._accept_many, linger_s=OUTCOME_LINGER_S)
+        # Every send makes these calls; many sends in flight share one round trip (see batching.py). The
+        # claims, outcomes, releases and accepted e-mails of the sends in flight are one group commit: one
+        # update every WRITE_LINGER_S at most, whose wait is part of the double-send window (docs/dispatch.md).
+        self._writes = Coalescer(self._write_many, linger_s=WRITE_LINGER_S)
+        self._claim_reads = Coalescer(self._read_claims)  # apart, so the next group's write need not wait for it
         self._pending = Coalescer(self._pending_among)
 
     async def ensure_indexes(self) -> None:
@@ -163,11 +196,15 @@ class DeliveryRepository(Repository):
 
     async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
         """`claim`, then the delivery as stored; None when it was not claimed."""
-        return await self._claims((delivery_id, holder, lease_s))
+        claim = _Claim(delivery_id, holder, lease_s)
+        token: str = await self._writes(claim)
+        claimed: dict[str, Any] | None = await self._claim_reads((claim, token))
+        return claimed
 
     async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
         """Record the final outcome once; False if another handler recorded it first."""
-        return await self._finishes((delivery_id, state, changes))
+        stored: bool = await self._writes(_Outcome(delivery_id, state, changes))
+        return stored
 
     async def any_pending(self, dispatch_key: str) -> bool:
         return await self._pending(dispatch_key)
@@ -207,98 +244,115 @@ class DeliveryRepository(Repository):
 
     async def release(self, delivery_id: str, holder: str, error: str) -> None:
         """sending → queued: the send will be tried again."""
-        await self._releases((delivery_id, holder, error))
+        await self._writes(_Release(delivery_id, holder, error))
 
     async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: dict[str, Any]) -> None:
         """One e-mail of a delivery is with the server: a retry of the delivery will skip it."""
-        await self._accepts((delivery_id, holder, envelope, accepted))
+        await self._writes(_Accept(delivery_id, holder, envelope, accepted))
 
-    async def _release_many(self, releases: list[tuple[str, str, str]]) -> list[None]:
-        await self.collection.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
-                    {"$set": {"state": DeliveryState.QUEUED, "last_error": error, "lease_until": None, "holder": None}},
-                )
-                for delivery_id, holder, error in releases
-            ],
-            ordered=False,
-        )
-        return [None] * len(releases)
-
-    async def _accept_many(self, accepts: list[tuple[str, str, int, dict[str, Any]]]) -> list[None]:
-        await self.collection.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
-                    {"$set": {f"accepted.{envelope}": accepted}},
-                )
-                for delivery_id, holder, envelope, accepted in accepts
-            ],
-            ordered=False,
-        )
-        return [None] * len(accepts)
-
-    async def _claim_many(self, claims: list[tuple[str, str, float]]) -> list[dict[str, Any] | None]:
-        """`claim` for many (delivery id, holder, lease) at once: each claimed delivery as stored, or None."""
+    async def _write_many(self, writes: list["_Write"]) -> list[Any]:
+        """One group commit: every write of the group in one update command. Each element of the result
+        answers the write at its place: for a claim, the group's token (see `_read_claims`); for an
+        outcome, whether it was stored (read back only when some write of the group did not apply);
+        None for the others."""
         token = uuid.uuid4().hex
-        holder, lease_s = claims[0][1], claims[0][2]  # one replica, one holder and lease for all its claims
-        ids = list(dict.fromkeys(delivery_id for delivery_id, _, _ in claims))
-        await self.collection.update_many(
-            {"_id": {"$in": ids}, "state": DeliveryState.QUEUED},
-            {
-                "$set": {
-                    "state": DeliveryState.SENDING,
-                    "holder": holder,
-                    "claim": token,
-                    "lease_until": _now() + timedelta(seconds=lease_s),
-                },
-                "$inc": {"attempts": 1},
-            },
-        )
-        found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": ids}})}
-        results: list[dict[str, Any] | None] = []
-        given: set[str] = set()
-        for delivery_id, _, _ in claims:
-            doc = found.get(delivery_id)
-            if doc is not None and doc.get("claim") != token and delivery_id not in given:
-                # Not queued: maybe a send whose replica died; that takes a claim of its own.
-                doc = await self.get(delivery_id) if await self.claim(delivery_id, holder, lease_s) else None
-            mine = doc is not None and delivery_id not in given
-            results.append(doc if mine else None)
-            given.add(delivery_id)
-        return results
+        result = await self.collection.bulk_write(self._statements(writes, token), ordered=False)
+        all_applied = result.modified_count == len(writes)
+        finishes: dict[str, Any] = {}
+        if not all_applied and any(isinstance(w, _Outcome) for w in writes):
+            asked = list({w.delivery_id for w in writes if isinstance(w, _Outcome)})
+            finishes = {doc["_id"]: doc.get("finish") async for doc in self.collection.find({"_id": {"$in": asked}})}
+        answers: list[Any] = []
+        for place, write in enumerate(writes):
+            if isinstance(write, _Claim):
+                answers.append(token)
+            elif isinstance(write, _Outcome):
+                answers.append(all_applied or finishes.get(write.delivery_id) == f"{token}:{place}")
+            else:
+                answers.append(None)
+        return answers
 
-    async def _finish_many(self, outcomes: list[tuple[str, DeliveryState, dict[str, Any]]]) -> list[bool]:
-        """`finish` for many, in one statement: True for each outcome that moved its delivery to its final
-        state. SecantusDB pays about a millisecond per statement of a bulk write, besides each document's
-        own cost, so the group is one update of every delivery in it, each taking its own fields from a
-        `$switch` on its id (the first outcome of a delivery, should it come twice, is the one written)."""
-        tokens = [uuid.uuid4().hex for _ in outcomes]
+    async def _read_claims(self, claims: list[tuple["_Claim", str]]) -> list[dict[str, Any] | None]:
+        """The deliveries of claims just written, as stored, in one query: each one its claim took, else
+        None (a second copy of the same send among them gets None too)."""
+        ids = list({claim.delivery_id for claim, _ in claims})
+        found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": ids}})}
+        given: set[str] = set()
+        answers: list[dict[str, Any] | None] = []
+        for claim, token in claims:
+            doc = found.get(claim.delivery_id)
+            if doc is None or claim.delivery_id in given:
+                answers.append(None)
+                continue
+            given.add(claim.delivery_id)
+            if doc.get("claim") == token:
+                answers.append(doc)
+            elif doc["state"] in FINAL:
+                answers.append(None)
+            else:  # not queued: maybe a send whose replica died (its lease ended); that takes a claim of its own
+                taken = await self.claim(claim.delivery_id, claim.holder, claim.lease_s)
+                answers.append(await self.get(claim.delivery_id) if taken else None)
+        return answers
+
+    def _statements(self, writes: list["_Write"], token: str) -> list[UpdateMany | UpdateOne]:
+        """The group's claims as one statement, its outcomes as one (SecantusDB pays about a millisecond
+        per statement besides each document's own cost), and the rare releases and accepted e-mails."""
         now = _now()
-        fields: dict[str, dict[str, Any]] = {}
-        for (delivery_id, state, changes), token in zip(outcomes, tokens, strict=True):
-            fields.setdefault(
-                delivery_id, {**changes, "state": state, "finished_at": now, "lease_until": None, "finish": token}
+        claims = [w for w in writes if isinstance(w, _Claim)]
+        outcomes: dict[str, dict[str, Any]] = {}
+        for place, w in enumerate(writes):
+            if isinstance(w, _Outcome):  # a delivery's first outcome in the group is the one written
+                finish = {"state": w.state, "finished_at": now, "lease_until": None, "finish": f"{token}:{place}"}
+                outcomes.setdefault(w.delivery_id, {**w.changes, **finish})
+        statements: list[UpdateMany | UpdateOne] = []
+        if claims:
+            holder, lease_s = claims[0].holder, claims[0].lease_s  # one replica: one holder and lease
+            statements.append(
+                UpdateMany(
+                    {"_id": {"$in": list({c.delivery_id for c in claims})}, "state": DeliveryState.QUEUED},
+                    {
+                        "$set": {
+                            "state": DeliveryState.SENDING,
+                            "holder": holder,
+                            "claim": token,
+                            "lease_until": now + timedelta(seconds=lease_s),
+                        },
+                        "$inc": {"attempts": 1},
+                    },
+                )
             )
-        own_fields = {
-            "$switch": {
-                "branches": [
-                    {"case": {"$eq": ["$_id", delivery_id]}, "then": {"$literal": values}}
-                    for delivery_id, values in fields.items()
-                ],
-                "default": {},
+        if outcomes:  # each delivery takes its own fields from a $switch on its id
+            own_fields = {
+                "$switch": {
+                    "branches": [
+                        {"case": {"$eq": ["$_id", delivery_id]}, "then": {"$literal": fields}}
+                        for delivery_id, fields in outcomes.items()
+                    ],
+                    "default": {},
+                }
             }
-        }
-        result = await self.collection.update_many(
-            {"_id": {"$in": list(fields)}, "state": {"$in": list(PENDING)}},
-            [{"$replaceWith": {"$mergeObjects": ["$$ROOT", own_fields]}}],
-        )
-        if result.modified_count == len(outcomes):
-            return [True] * len(outcomes)
-        ids = [delivery_id for delivery_id, _, _ in outcomes]
-        found = {doc["_id"]: doc.get("finish") async for doc in self.collection.find({"_id": {"$in": ids}})}
-        return [found.get(delivery_id) == token for delivery_id, token in zip(ids, tokens, strict=True)]
+            statements.append(
+                UpdateMany(
+                    {"_id": {"$in": list(outcomes)}, "state": {"$in": list(PENDING)}},
+                    [{"$replaceWith": {"$mergeObjects": ["$$ROOT", own_fields]}}],
+                )
+            )
+        for w in writes:
+            if isinstance(w, _Release):
+                statements.append(
+                    UpdateOne(
+                        {"_id": w.delivery_id, "state": DeliveryState.SENDING, "holder": w.holder},
+                        {"$set": {"state": DeliveryState.QUEUED, "last_error": w.error, "lease_until": None, "holder": None}},
+                    )
+                )
+            elif isinstance(w, _Accept):
+                statements.append(
+                    UpdateOne(
+                        {"_id": w.delivery_id, "state": DeliveryState.SENDING, "holder": w.holder},
+                        {"$set": {f"accepted.{w.envelope}": w.accepted}},
+                    )
+                )
+        return statements
 
     async def _pending_among(self, dispatch_keys: list[str]) -> list[bool]:
         """For each dispatch, whether any of its documents is still queued or being sent. One indexed
