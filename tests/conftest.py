@@ -24,6 +24,25 @@ from pymongo import AsyncMongoClient
 
 S = TypeVar("S", bound=ServiceSettings)
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+AFTER_ALL = "after_all_tests"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{AFTER_ALL}: runs after every other test of the session (reads what they did)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker(AFTER_ALL) is not None)  # a stable sort: order kept otherwise
+
+
+@pytest.fixture(scope="session", autouse=True)
+def query_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every service of the session, in-process or a process of the local stack (they inherit os.environ),
+    records the shape of its queries here, set before any settings are built; the last test explains them."""
+    path = tmp_path_factory.mktemp("queries") / "queries.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PUBLIPOST_QUERY_LOG", str(path))
+        yield path
 
 
 @dataclass(frozen=True)

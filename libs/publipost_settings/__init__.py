@@ -5,6 +5,8 @@ tool uses (`RABBITMQ_URL`, `MONGODB_URL`). A service subclasses
 `ServiceSettings` and adds its own fields, which read `PUBLIPOST_<FIELD>`.
 """
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,6 +39,14 @@ class ServiceSettings(BaseSettings):
         default=10, ge=1, description="Broker-side cap on redeliveries (crash loops) before dead-lettering."
     )
     shutdown_grace_s: float = Field(default=30.0, gt=0, description="Time given to in-flight messages on SIGTERM.")
+    query_log: Path | None = Field(
+        default=None,
+        description=(
+            "When set, the service appends the shape of each query it sends (filter, sort, hint, comment, with one "
+            "example) to this file as JSON lines, once per shape; the test suite sets it to check that every query "
+            "is index-backed. Unset in production."
+        ),
+    )
 
     @property
     def database_name(self) -> str:

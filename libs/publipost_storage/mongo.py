@@ -7,6 +7,7 @@ from pymongo.monitoring import CommandListener
 
 from .blobs import BlobStore
 from .metrics import COMMAND_COUNTER
+from .query_log import QueryLog
 
 
 class Storage:
@@ -33,9 +34,10 @@ class Storage:
     @classmethod
     def for_service(cls, settings: ServiceSettings) -> "Storage":
         # Every service counts its database commands on /metrics (publipost_db_commands_total).
-        return cls(
-            settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=[COMMAND_COUNTER]
-        )
+        listeners: list[CommandListener] = [COMMAND_COUNTER]
+        if settings.query_log:
+            listeners.append(QueryLog(settings.query_log, settings.namespace))
+        return cls(settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=listeners)
 
     async def ping(self) -> bool:
         try:
