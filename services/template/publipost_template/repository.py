@@ -12,7 +12,12 @@ class TemplateRepository(Repository):
     """One document per template: its name and when it last changed. What merge renders is in its versions."""
 
     collection_name = "templates"
-    indexes = (IndexModel([("tenant_id", ASCENDING), ("updated_at", DESCENDING)]),)
+    indexes = (
+        IndexModel([("tenant_id", ASCENDING), ("updated_at", DESCENDING)]),
+        # Only templates stored before versions existed have a blob_id, until the upgrade at start: a sparse
+        # index holds just those, so the upgrade's look for them costs nothing once none is left.
+        IndexModel([("blob_id", ASCENDING)], sparse=True),
+    )
 
     async def add(self, template: dict[str, Any]) -> None:
         await self.collection.insert_one(template)
