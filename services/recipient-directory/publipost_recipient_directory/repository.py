@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .domain import DEFAULT_ORDER, OrderedRule
@@ -28,15 +28,16 @@ class RecipientRepository(Repository):
     async def upsert(self, tenant_id: str, customer_number: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or replace the recipient's fields; says whether it was created."""
         now = datetime.now(UTC)
-        before = await self.collection.find_one_and_update(
+        # An update rather than find_one_and_update: SecantusDB writes a findAndModify that matched by reading
+        # the whole collection (550 ms on 50,000 documents), an update through the index (2 ms).
+        result = await self.collection.update_one(
             {"tenant_id": tenant_id, "customer_number": customer_number},
             {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"created_at": now}},
             upsert=True,
-            return_document=ReturnDocument.BEFORE,
         )
         after = await self.get(tenant_id, customer_number)
         assert after is not None
-        return after, before is None
+        return after, result.upserted_id is not None
 
     async def delete(self, tenant_id: str, customer_number: str) -> bool:
         result = await self.collection.delete_one({"tenant_id": tenant_id, "customer_number": customer_number})
@@ -44,19 +45,18 @@ class RecipientRepository(Repository):
 
     async def page(self, query: dict[str, Any], *, after: str | None, limit: int) -> list[dict[str, Any]]:
         """Recipients matching `query` in customer-number order, from just after `after` (keyset: stable under inserts)."""
-        if after is not None:
-            query = {"$and": [query, {"customer_number": {"$gt": after}}]}
-        cursor = self.collection.find(query).sort("customer_number", ASCENDING).limit(limit)
-        return await cursor.to_list()
+        pipeline = [*_matching(query, after=after), {"$sort": {"customer_number": ASCENDING}}, {"$limit": limit}]
+        return await (await self.collection.aggregate(pipeline)).to_list()
 
     async def stream(self, query: dict[str, Any], batch_size: int = 500) -> AsyncIterator[dict[str, Any]]:
         """Every recipient matching `query`, in customer-number order, a batch at a time from the server."""
-        cursor = self.collection.find(query).sort("customer_number", ASCENDING).batch_size(batch_size)
-        async for doc in cursor:
+        pipeline = [*_matching(query), {"$sort": {"customer_number": ASCENDING}}]
+        async for doc in await self.collection.aggregate(pipeline, batchSize=batch_size):
             yield doc
 
     async def count(self, query: dict[str, Any]) -> int:
-        return await self.collection.count_documents(query)
+        counted = await (await self.collection.aggregate([*_matching(query), {"$count": "n"}])).to_list()
+        return counted[0]["n"] if counted else 0
 
     async def import_batch(self, tenant_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> tuple[int, int]:
         """Upsert a batch of (customer number, fields); returns (created, updated).
@@ -84,6 +84,26 @@ class RecipientRepository(Repository):
         ]
         result = await self.collection.bulk_write(updates, ordered=False)
         return created + result.upserted_count, result.matched_count
+
+
+def _matching(query: dict[str, Any], *, after: str | None = None) -> list[dict[str, Any]]:
+    """`query` (and the keyset bound `after`) as the `$match` stages of a pipeline whose first stage the
+    database reads through the (tenant_id, customer_number) index.
+
+    SecantusDB uses an index only for a filter without a top-level operator: beside the `$and` of a segment
+    or a search it reads every tenant's recipients (1.4 s for a tenant of 100 among 50,000 recipients). Its
+    aggregate reads the collection through the leading `$match` alone, so the fields go there and the
+    operators to a second stage (4 ms); MongoDB merges the two.
+    """
+    fields = {key: condition for key, condition in query.items() if not key.startswith("$")}
+    operators = [{key: condition} for key, condition in query.items() if key.startswith("$")]
+    if after is not None:
+        bound = {"customer_number": {"$gt": after}}
+        if "customer_number" in fields:  # a selection's own customer numbers: the bound is a stage of its own
+            operators.append(bound)
+        else:
+            fields |= bound
+    return [{"$match": match} for match in (fields, *operators)]
 
 
 def _new_document(tenant_id: str, customer_number: str, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -153,14 +173,14 @@ class SegmentRepository(Repository):
         return await self.collection.find_one({"_id": segment_id, "tenant_id": tenant_id})
 
     async def replace(self, tenant_id: str, segment_id: str, definition: dict[str, Any]) -> dict[str, Any] | None:
+        # An update and a read rather than find_one_and_update, which SecantusDB writes by a collection scan.
         try:
-            return await self.collection.find_one_and_update(
-                {"_id": segment_id, "tenant_id": tenant_id},
-                {"$set": {**definition, "updated_at": datetime.now(UTC)}},
-                return_document=ReturnDocument.AFTER,
+            changed = await self.collection.update_one(
+                {"_id": segment_id, "tenant_id": tenant_id}, {"$set": {**definition, "updated_at": datetime.now(UTC)}}
             )
         except DuplicateKeyError as exc:
             raise SegmentNameTaken(definition["name"]) from exc
+        return await self.get(tenant_id, segment_id) if changed.matched_count else None
 
     async def delete(self, tenant_id: str, segment_id: str) -> bool:
         result = await self.collection.delete_one({"_id": segment_id, "tenant_id": tenant_id})
