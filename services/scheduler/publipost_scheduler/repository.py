@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from .domain import CampaignStatus, Occurrence
@@ -45,12 +45,15 @@ class CampaignRepository(Repository):
     async def replace_if(
         self, tenant_id: str, campaign_id: str, expected_status: str, changes: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Apply `changes` if the campaign is still in `expected_status` (no lost update between two edits)."""
-        return await self.collection.find_one_and_update(
+        """Apply `changes` if the campaign is still in `expected_status` (no lost update between two edits),
+        and return the campaign as read just after."""
+        # An update and a read rather than find_one_and_update: SecantusDB writes a findAndModify by reading
+        # the whole collection (550 ms on 50,000 documents), an update by its _id (2 ms).
+        changed = await self.collection.update_one(
             {"_id": campaign_id, "tenant_id": tenant_id, "status": expected_status},
             {"$set": {**changes, "updated_at": datetime.now(UTC)}},
-            return_document=ReturnDocument.AFTER,
         )
+        return await self.collection.find_one({"_id": campaign_id}) if changed.matched_count else None
 
 
 class OccurrenceRepository(Repository):
