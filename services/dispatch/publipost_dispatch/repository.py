@@ -185,7 +185,8 @@ class DeliveryRepository(Repository):
     async def _add_history_terms(self) -> None:
         """Give the records written before history terms had filters theirs, so the history finds them."""
         page: list[UpdateOne] = []
-        async for doc in self.collection.find({"terms": {"$ne": "*"}}):
+        upgrade = "collection scan: once, at the first start after the history's old indexes, to upgrade its records"
+        async for doc in self.collection.find({"terms": {"$ne": "*"}}, comment=upgrade):
             terms = history_terms(doc, doc["state"], doc.get("subject"))
             page.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"terms": terms}}))
             if len(page) == 500:
