@@ -91,35 +91,58 @@ def records(count: int, tag: str) -> list[dict[str, Any]]:
 
 @dataclass
 class ProcessWatch:
-    """CPU seconds and peak resident memory of the stack's processes over one mailing."""
+    """CPU seconds and peak resident memory of the stack's processes over one mailing.
+
+    LibreOffice is render-pdf's children (the bridge process and soffice under it), which render-pdf
+    renews after so many runs: its CPU is that of the living ones plus what the exited ones left in
+    their parents' counts, its memory the peak of the living soffice.
+    """
 
     pids: dict[str, int]
     cpu_before: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
-        for pid in self.pids.values():
+        for pid in [*self.pids.values(), *descendants(self.pids["render-pdf"])]:
             reset_peak_rss(pid)
-        self.cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.cpu_before = self._cpu_now()
+
+    def _cpu_now(self) -> dict[str, float]:
+        spent = {name: sum(cpu_ticks(pid)[:2]) for name, pid in self.pids.items()}
+        render = self.pids["render-pdf"]
+        spent["libreoffice"] = sum(cpu_ticks(render)[2:]) + sum(sum(cpu_ticks(pid)) for pid in descendants(render))
+        return {name: ticks / os.sysconf("SC_CLK_TCK") for name, ticks in spent.items()}
 
     def cpu(self) -> dict[str, float]:
-        return {name: round(cpu_seconds(pid) - self.cpu_before[name], 2) for name, pid in self.pids.items()}
+        return {name: round(seconds - self.cpu_before[name], 2) for name, seconds in self._cpu_now().items()}
 
     def peak_rss_mb(self) -> dict[str, float]:
-        return {name: round(status_kb(pid, "VmHWM") / 1024, 1) for name, pid in self.pids.items()}
+        return self._memory("VmHWM")
 
     def rss_mb(self) -> dict[str, float]:
-        return {name: round(status_kb(pid, "VmRSS") / 1024, 1) for name, pid in self.pids.items()}
+        return self._memory("VmRSS")
+
+    def _memory(self, field: str) -> dict[str, float]:
+        kb = {name: status_kb(pid, field) for name, pid in self.pids.items()}
+        kb["libreoffice"] = max((status_kb(pid, field) for pid in descendants(self.pids["render-pdf"])), default=0)
+        return {name: round(value / 1024, 1) for name, value in kb.items()}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process (with its waited-for children) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+def cpu_ticks(pid: int) -> list[int]:
+    """utime, stime, and the same of its children that exited and were waited for; zeros once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return [0, 0, 0, 0]
+    return [int(f) for f in fields[11:15]]
 
 
 def status_kb(pid: int, field: str) -> int:
-    """A memory figure of /proc/<pid>/status: VmHWM (peak resident) or VmRSS (resident now)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """A memory figure of /proc/<pid>/status: VmHWM (peak resident) or VmRSS (resident now); 0 once gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
@@ -170,11 +193,8 @@ class BenchStack:
         asyncio.run(self.stack.delete_queues())
 
     def pids(self) -> dict[str, int]:
-        """Each service's process, LibreOffice (render-pdf's children), the database and RabbitMQ."""
+        """Each service's process, the database and RabbitMQ."""
         pids = {name: pid for name in (*SERVICES, "secantusdb") if (pid := self.stack.process(name).pid()) is not None}
-        # LibreOffice: the bridge process render-pdf starts, and soffice under it.
-        for n, child in enumerate(descendants(pids["render-pdf"])):
-            pids[f"libreoffice-{n}"] = child
         if (rabbitmq := rabbitmq_pid()) is not None:
             pids["rabbitmq"] = rabbitmq
         return pids
