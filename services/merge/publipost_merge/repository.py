@@ -3,7 +3,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from publipost_storage import Repository
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .domain import DocumentStatus
@@ -33,10 +33,12 @@ class MailingRepository(Repository):
         await self.collection.update_one({"_id": mailing_id}, {"$set": changes})
 
     async def move_status(self, mailing_id: str, from_status: str, changes: dict[str, Any]) -> dict[str, Any] | None:
-        """Compare-and-set on the status: only one of concurrent handlers wins a transition."""
-        return await self.collection.find_one_and_update(
-            {"_id": mailing_id, "status": from_status}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
+        """Compare-and-set on the status: only one of concurrent handlers wins a transition. An update and a
+        read rather than a findAndModify, which SecantusDB writes by scanning the collection."""
+        result = await self.collection.update_one({"_id": mailing_id, "status": from_status}, {"$set": changes})
+        if result.matched_count != 1:
+            return None
+        return await self.get(mailing_id)
 
     async def page(
         self, tenant_id: str, *, skip: int, limit: int, status: str | None = None, name: str | None = None
@@ -50,7 +52,6 @@ class MailingRepository(Repository):
         cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         items = await cursor.skip(skip).limit(limit).to_list()
         return items, await self.collection.count_documents(query)
-
 
     async def delete(self, mailing_id: str) -> None:
         await self.collection.delete_one({"_id": mailing_id})
