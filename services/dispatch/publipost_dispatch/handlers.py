@@ -25,7 +25,7 @@ from publipost_storage import BlobNotFound
 
 from .accounts import NoSealKey, UnknownAccount
 from .context import DispatchContext
-from .delivery import Content, deliver, outcome_fields
+from .delivery import Content, deliver, dispatch_delivery, outcome_fields
 from .domain import (
     FINAL,
     PENDING,
@@ -41,7 +41,6 @@ from .domain import (
     attachment_name,
     delivery_id_for,
     dispatch_key,
-    history_terms,
     should_pause,
 )
 from .limits import DailyCapReached
@@ -162,48 +161,11 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
     assert dispatch is not None
     async for document in ctx.merge.documents(event.tenant_id, mailing["id"]):
         total += 1
-        page.append(_delivery(dispatch, mailing, document))
+        page.append(dispatch_delivery(dispatch, mailing, document))
         if len(page) == 500:
             await flush()
     await flush()
     return total
-
-
-def _delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    no_pdf = document["pdf_blob_id"] is None
-    now = datetime.now(UTC)
-    facts = DocumentFacts(document["document_number"], mailing["name"], document["recipient_name"],
-                          document["customer_number"])
-    try:  # the history shows (and searches) the subject before the send; the send renders it again
-        subject: str | None = EmailText(**dispatch["text"]).render(facts.variables(date.today()))[0]
-    except (UnsafeHeader, UnknownVariable, BadTemplate):
-        subject = None
-    delivery = {
-        "_id": delivery_id_for(dispatch["_id"], document["id"]),
-        "kind": "dispatch",
-        "dispatch_key": dispatch["_id"],
-        "dispatch_id": dispatch["dispatch_id"],
-        "tenant_id": dispatch["tenant_id"],
-        "correlation_id": dispatch["correlation_id"],
-        "document_type": dispatch["document_type"],
-        "mailing_id": mailing["id"],
-        "mailing_name": mailing["name"],
-        "document_id": document["id"],
-        "index": document["index"],
-        "document_number": document["document_number"],
-        "customer_number": document["customer_number"],
-        "record_email": document["email"],
-        "recipient_name": document["recipient_name"],
-        "pdf_blob_id": document["pdf_blob_id"],
-        "state": DeliveryState.FAILED if no_pdf else DeliveryState.QUEUED,
-        "reason": f"no PDF to attach ({document['error'] or document['status']})" if no_pdf else None,
-        "attempts": 0,
-        "to": [],
-        "subject": subject,
-        "created_at": now,
-        "finished_at": now if no_pdf else None,
-    }
-    return delivery | {"terms": history_terms(delivery, delivery["state"], subject)}
 
 
 # --- pause and resume -----------------------------------------------------------------------
