@@ -30,10 +30,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mailing_run import BenchStack, describe, load, run_mailing, smtp_sink
-from publipost_dispatch.delivery import outcome_fields
+from mailing_run import BenchStack, describe, run_mailing
+from measure import load, smtp_sink
+from publipost_dispatch.delivery import dispatch_delivery, outcome_fields
 from publipost_dispatch.domain import Addressing, DeliveryState, DispatchStatus, delivery_id_for, dispatch_key
-from publipost_dispatch.handlers import _delivery as delivery_record
 from publipost_dispatch.repository import DeliveryRepository, DispatchRepository
 from publipost_idempotency import ProcessedMessages
 from publipost_localstack.processes import free_port, start_secantus
@@ -59,9 +59,19 @@ DAYS = 180
 
 def letter(n: int) -> dict[str, Any]:
     return {
-        "id": f"r{n}", "customer_number": f"C{n:06d}", "document_number": f"INV-{n:07d}", "name": f"Client {n} SARL",
-        "email": f"client{n}@example.test", "address": f"{n} rue de la Paix", "postal_code": "75002",
-        "city": "Paris", "contract": f"CT-{n}", "premium": 100, "tax": 20, "amount_due": 120, "branch": "Lyon",
+        "id": f"r{n}",
+        "customer_number": f"C{n:06d}",
+        "document_number": f"INV-{n:07d}",
+        "name": f"Client {n} SARL",
+        "email": f"client{n}@example.test",
+        "address": f"{n} rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+        "contract": f"CT-{n}",
+        "premium": 100,
+        "tax": 20,
+        "amount_due": 120,
+        "branch": "Lyon",
         "signatory": "Claire Martin",
     }
 
@@ -72,9 +82,19 @@ def sample_blobs(work: Path) -> tuple[bytes, bytes]:
     (work / "letter.docx").write_bytes(docx)
     profile = f"file://{work / 'profile'}"
     subprocess.run(
-        ["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf", "--outdir", str(work),
-         str(work / "letter.docx")],
-        check=True, capture_output=True, timeout=180,
+        [
+            "soffice",
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(work),
+            str(work / "letter.docx"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     return docx, (work / "letter.pdf").read_bytes()
 
@@ -100,8 +120,14 @@ class Seeder:
         self.random = random.Random(12)
 
     async def seed(self) -> None:
-        for repository in (self.mailings, self.documents, self.usage, self.dispatches, self.deliveries,
-                           *self.inboxes.values()):
+        for repository in (
+            self.mailings,
+            self.documents,
+            self.usage,
+            self.dispatches,
+            self.deliveries,
+            *self.inboxes.values(),
+        ):
             await repository.ensure_indexes()
         await self.merge.blobs.ensure_indexes()
         mailings = DOCUMENTS // PER_MAILING
@@ -123,26 +149,62 @@ class Seeder:
             document_id = document_id_for(mailing_id, index)
             docx_id, pdf_id = derived_blob_id("docx", document_id), pdf_blob_id(document_id)
             tags = {"tenant_id": tenant, "mailing_id": mailing_id, "document_id": document_id}
-            blobs.append(NewBlob(docx_id, self.docx, f"{record['document_number']}.docx",
-                                 {"content_type": "application/vnd.openxmlformats-officedocument."
-                                  "wordprocessingml.document", **tags}))
-            blobs.append(NewBlob(pdf_id, self.pdf, f"{record['document_number']}.pdf",
-                                 {"content_type": "application/pdf", "pages": 1, **tags}))
-            documents.append({
-                "_id": document_id, "tenant_id": tenant, "mailing_id": mailing_id, **document_summary(index, record),
-                "docx_blob_id": docx_id, "pdf_blob_id": pdf_id, "page_count": 1, "error": None,
-                "status": DocumentStatus.CONVERTED,
-            })
+            blobs.append(
+                NewBlob(
+                    docx_id,
+                    self.docx,
+                    f"{record['document_number']}.docx",
+                    {"content_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", **tags},
+                )
+            )
+            blobs.append(
+                NewBlob(
+                    pdf_id,
+                    self.pdf,
+                    f"{record['document_number']}.pdf",
+                    {"content_type": "application/pdf", "pages": 1, **tags},
+                )
+            )
+            documents.append(
+                {
+                    "_id": document_id,
+                    "tenant_id": tenant,
+                    "mailing_id": mailing_id,
+                    **document_summary(index, record),
+                    "docx_blob_id": docx_id,
+                    "pdf_blob_id": pdf_id,
+                    "page_count": 1,
+                    "error": None,
+                    "status": DocumentStatus.CONVERTED,
+                }
+            )
         for first in range(0, len(blobs), 100):
-            await self.merge.blobs.put_many(blobs[first:first + 100])
-        await self.mailings.create({
-            "_id": mailing_id, "tenant_id": tenant, "request_id": request_id, "correlation_id": request_id,
-            "name": name, "base_name": name, "template_id": "letter", "template_version": 1,
-            "template_type": "standard", "validation_required": False, "output": "pdf",
-            "side_effects_published": True, "status": MailingStatus.READY, "expected": PER_MAILING,
-            "documents": PER_MAILING, "rendered": PER_MAILING, "failed": 0, "parts": [], "warnings": [],
-            "warnings_count": 0, "created_at": created,
-        })
+            await self.merge.blobs.put_many(blobs[first : first + 100])
+        await self.mailings.create(
+            {
+                "_id": mailing_id,
+                "tenant_id": tenant,
+                "request_id": request_id,
+                "correlation_id": request_id,
+                "name": name,
+                "base_name": name,
+                "template_id": "letter",
+                "template_version": 1,
+                "template_type": "standard",
+                "validation_required": False,
+                "output": "pdf",
+                "side_effects_published": True,
+                "status": MailingStatus.READY,
+                "expected": PER_MAILING,
+                "documents": PER_MAILING,
+                "rendered": PER_MAILING,
+                "failed": 0,
+                "parts": [],
+                "warnings": [],
+                "warnings_count": 0,
+                "created_at": created,
+            }
+        )
         await self.documents.add_many(documents)
         await self.usage.charge(tenant, created.year, [d["_id"] for d in documents], None)
         mailing = {"id": mailing_id, "name": name}
@@ -159,29 +221,59 @@ class Seeder:
         dispatch_id = f"{mailing['id']}/{which}"
         key = dispatch_key(tenant, dispatch_id)
         dispatch = {
-            "_id": key, "tenant_id": tenant, "dispatch_id": dispatch_id, "mailing_id": mailing["id"],
-            "correlation_id": dispatch_id, "account_id": None, "document_type": "invoice", "to": [], "cc": [],
-            "bcc": [], "reply_to": None, "separate_sends": False, "copy_to_sender": False,
-            "status": DispatchStatus.COMPLETED, "total": len(documents), "errors": 0, "resumptions": 0,
-            "created_at": at, "mailing_name": mailing["name"], "pause_after_errors": 50,
-            "text": {"subject": "Invoice {document_number} - {client_name}", "body": "Dear {client_name},",
-                     "html_body": None},
+            "_id": key,
+            "tenant_id": tenant,
+            "dispatch_id": dispatch_id,
+            "mailing_id": mailing["id"],
+            "correlation_id": dispatch_id,
+            "account_id": None,
+            "document_type": "invoice",
+            "to": [],
+            "cc": [],
+            "bcc": [],
+            "reply_to": None,
+            "separate_sends": False,
+            "copy_to_sender": False,
+            "status": DispatchStatus.COMPLETED,
+            "total": len(documents),
+            "errors": 0,
+            "resumptions": 0,
+            "created_at": at,
+            "mailing_name": mailing["name"],
+            "pause_after_errors": 50,
+            "text": {
+                "subject": "Invoice {document_number} - {client_name}",
+                "body": "Dear {client_name},",
+                "html_body": None,
+            },
         }
         await self.dispatches.create(dispatch)
         deliveries = []
         for document in documents:
-            delivery = delivery_record(dispatch, mailing, document)
+            delivery = dispatch_delivery(dispatch, mailing, document)
             failed = self.random.random() < 0.03
             state = DeliveryState.FAILED if failed else DeliveryState.SENT
             addressing = Addressing(to=[document["email"]], cc=[], bcc=[], sender_copy=None, separate=False)
             reply = None if failed else "250 2.0.0 Ok: queued"
-            delivery |= outcome_fields(delivery, state, "550 mailbox unavailable" if failed else None,
-                                       delivery["subject"], addressing, reply, None)
-            delivery |= {"_id": delivery_id_for(key, document["id"]), "state": state, "attempts": 1,
-                         "created_at": at, "finished_at": at + timedelta(seconds=30)}
+            delivery |= outcome_fields(
+                delivery,
+                state,
+                "550 mailbox unavailable" if failed else None,
+                delivery["subject"],
+                addressing,
+                reply,
+                None,
+            )
+            delivery |= {
+                "_id": delivery_id_for(key, document["id"]),
+                "state": state,
+                "attempts": 1,
+                "created_at": at,
+                "finished_at": at + timedelta(seconds=30),
+            }
             deliveries.append(delivery)
         for first in range(0, len(deliveries), 500):
-            await self.deliveries.add_many(deliveries[first:first + 500])
+            await self.deliveries.add_many(deliveries[first : first + 500])
 
     async def close(self) -> None:
         for storage in (self.merge, self.render, self.dispatch):
@@ -203,8 +295,11 @@ def seeded_store(work: Path) -> Path:
         return store
     shutil.rmtree(STORE, ignore_errors=True)
     STORE.mkdir(parents=True)
-    print(f"seeding an aged store in {STORE}: {DOCUMENTS:,} documents of {TENANTS} tenants, "
-          f"{2 * DOCUMENTS:,} delivery records (once; kept for the next runs)", flush=True)
+    print(
+        f"seeding an aged store in {STORE}: {DOCUMENTS:,} documents of {TENANTS} tenants, "
+        f"{2 * DOCUMENTS:,} delivery records (once; kept for the next runs)",
+        flush=True,
+    )
     docx, pdf = sample_blobs(work)
     port = free_port()
     database = start_secantus(port, store, STORE, name="seeding")
@@ -220,8 +315,14 @@ def seeded_store(work: Path) -> Path:
 
 
 def seed_spec() -> dict[str, Any]:
-    return {"version": SEED_VERSION, "documents": DOCUMENTS, "tenants": TENANTS, "deliveries": 2 * DOCUMENTS,
-            "seconds": 0, "on": ""}
+    return {
+        "version": SEED_VERSION,
+        "documents": DOCUMENTS,
+        "tenants": TENANTS,
+        "deliveries": 2 * DOCUMENTS,
+        "seconds": 0,
+        "on": "",
+    }
 
 
 def disk_mb(path: Path) -> float:
@@ -236,8 +337,16 @@ async def profile_slowest(bench: BenchStack, limit: int = 5) -> list[str]:
         for name in await storage.client.list_database_names():
             if name.startswith(f"{bench.config.namespace}_"):
                 cursor = storage.client[name]["system.profile"].find({}).sort("millis", -1).limit(limit)
-                found += [(doc.get("millis", 0), name, doc.get("ns", ""), doc.get("op", ""),
-                           json.dumps(doc.get("command", {}), default=str)[:160]) async for doc in cursor]
+                found += [
+                    (
+                        doc.get("millis", 0),
+                        name,
+                        doc.get("ns", ""),
+                        doc.get("op", ""),
+                        json.dumps(doc.get("command", {}), default=str)[:160],
+                    )
+                    async for doc in cursor
+                ]
         return [f"{ms} ms {op} {ns}: {command}" for ms, _, ns, op, command in sorted(found, reverse=True)[:limit]]
     finally:
         await storage.close()
@@ -259,18 +368,22 @@ def one_round(work: Path, sink_port: int, label: str, store: Path | None, round_
     if store is not None:
         started = time.perf_counter()
         shutil.copytree(store, run_dir / "secantus")
-        print(f"copied the aged store ({disk_mb(run_dir / 'secantus'):,.0f} MB) in {time.perf_counter() - started:.0f}s",
-              flush=True)
+        print(
+            f"copied the aged store ({disk_mb(run_dir / 'secantus'):,.0f} MB) in {time.perf_counter() - started:.0f}s",
+            flush=True,
+        )
     bench = BenchStack(run_dir, sink_port, namespace=NAMESPACE if store is not None else None)
     bench.up()
     try:
         if store is not None:
             asyncio.run(set_profiling(bench))
         print(f"{label} store, round {round_ + 1}: load average {load()}", flush=True)
-        outcome, watch = asyncio.run(run_mailing(bench, 1_000, MEASURED_TENANT, f"{label}{round_}-{uuid.uuid4().hex[:4]}"))
-        describe(f"  {label}", outcome, watch)
+        outcome, usage = asyncio.run(
+            run_mailing(bench, 1_000, MEASURED_TENANT, f"{label}{round_}-{uuid.uuid4().hex[:4]}")
+        )
+        describe(f"  {label}", outcome, usage)
         if store is not None:
-            extra["database_rss_mb"] = round(watch.rss_mb()["secantusdb"])
+            extra["database_rss_mb"] = round(usage.rss_mb["secantusdb"])
             extra["slowest"] = asyncio.run(profile_slowest(bench))
     finally:
         bench.down()
@@ -294,12 +407,23 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     empty_s, aged_s = statistics.median(empty), statistics.median(aged)
     print(f"empty store: {', '.join(f'{s:.1f}' for s in empty)} s; aged store: {', '.join(f'{s:.1f}' for s in aged)} s")
-    print(f"the database after the aged run: {extra.get('database_rss_mb')} MB resident, {extra.get('disk_mb'):,} MB on disk")
+    print(
+        f"the database after the aged run: {extra.get('database_rss_mb')} MB resident, {extra.get('disk_mb'):,} MB on disk"
+    )
     print("slowest commands on the aged store (profiler, over 20 ms):")
     for line in extra.get("slowest", []):
         print(f"  {line}")
-    print(json.dumps({"bench": "aged", "empty_s": round(empty_s, 2), "aged_s": round(aged_s, 2),
-                      "ratio": round(aged_s / empty_s, 3), "target": TARGET}))
+    print(
+        json.dumps(
+            {
+                "bench": "aged",
+                "empty_s": round(empty_s, 2),
+                "aged_s": round(aged_s, 2),
+                "ratio": round(aged_s / empty_s, 3),
+                "target": TARGET,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

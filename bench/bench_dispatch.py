@@ -41,10 +41,11 @@ import httpx
 import uvicorn
 from bson import ObjectId
 from fastapi import FastAPI
+from measure import cpu_seconds, load, rabbitmq_pid, smtp_sink
 from prometheus_client.parser import text_string_to_metric_families
 from publipost_bus import Bus
 from publipost_contracts import DispatchRequested
-from publipost_localstack.processes import Background, ensure_rabbitmq, free_port, start_secantus, wait_for_port
+from publipost_localstack.processes import Background, ensure_rabbitmq, free_port, start_secantus
 from publipost_merge.api import router as merge_router
 from publipost_merge.app import build as build_merge
 from publipost_merge.domain import document_id_for
@@ -59,22 +60,9 @@ ONLY = os.environ.get("BENCH_ONLY", "ceiling,mailmerge,ours").split(",")  # to l
 CONNECTIONS = 4
 REPLICAS = 2
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
-SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SENDER = "Publipost <no-reply@publipost.test>"
 SUBJECT = "Invoice {number} - {name}"
 BODY = "Dear {name},\nplease find your invoice {number} attached.\n"
-
-
-def ensure_smtp_sink() -> None:
-    if SMTP_SINK.exists():
-        return
-    # "No configuration": the package brings its tools without setting up a mail server.
-    subprocess.run(
-        ["debconf-set-selections"], input=b"postfix postfix/main_mailer_type select No configuration\n", check=True
-    )
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "postfix"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    )
 
 
 def documents() -> list[dict[str, Any]]:
@@ -145,8 +133,15 @@ def mailmerge(binary: Path, port: int, docs: list[dict[str, Any]], folder: Path)
         f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\nusername = None\nratelimit = 0\n"
     )
     command = [
-        str(binary), "--no-dry-run", "--no-limit", "--template", str(folder / "template.txt"),
-        "--database", str(folder / "database.csv"), "--config", str(folder / "server.conf"),
+        str(binary),
+        "--no-dry-run",
+        "--no-limit",
+        "--template",
+        str(folder / "template.txt"),
+        "--database",
+        str(folder / "database.csv"),
+        "--config",
+        str(folder / "server.conf"),
     ]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=folder)
@@ -247,12 +242,28 @@ class Stack:
         mailing_id = str(uuid.uuid4())
         await storage.db["mailings"].insert_one(
             {
-                "_id": mailing_id, "tenant_id": "acme", "request_id": mailing_id, "correlation_id": mailing_id,
-                "name": "Invoices", "base_name": "Invoices", "template_id": "t", "template_version": 1,
-                "template_type": "standard", "validation_required": False, "output": "pdf",
-                "side_effects_published": True, "status": "ready", "expected": len(docs), "documents": len(docs),
-                "rendered": len(docs), "failed": 0, "parts": [], "combined_blob_id": None, "warnings": [],
-                "warnings_count": 0, "created_at": datetime.now(UTC),
+                "_id": mailing_id,
+                "tenant_id": "acme",
+                "request_id": mailing_id,
+                "correlation_id": mailing_id,
+                "name": "Invoices",
+                "base_name": "Invoices",
+                "template_id": "t",
+                "template_version": 1,
+                "template_type": "standard",
+                "validation_required": False,
+                "output": "pdf",
+                "side_effects_published": True,
+                "status": "ready",
+                "expected": len(docs),
+                "documents": len(docs),
+                "rendered": len(docs),
+                "failed": 0,
+                "parts": [],
+                "combined_blob_id": None,
+                "warnings": [],
+                "warnings_count": 0,
+                "created_at": datetime.now(UTC),
             }
         )
         rows = []
@@ -262,10 +273,20 @@ class Stack:
             pdf_blob_id = blob_ids[index]
             rows.append(
                 {
-                    "_id": document_id, "tenant_id": "acme", "mailing_id": mailing_id, "index": index,
-                    "record_id": str(index), "customer_number": doc["customer_number"], "email": doc["email"],
-                    "document_number": doc["number"], "recipient_name": doc["name"], "status": "converted",
-                    "docx_blob_id": None, "pdf_blob_id": pdf_blob_id, "page_count": 1, "error": None,
+                    "_id": document_id,
+                    "tenant_id": "acme",
+                    "mailing_id": mailing_id,
+                    "index": index,
+                    "record_id": str(index),
+                    "customer_number": doc["customer_number"],
+                    "email": doc["email"],
+                    "document_number": doc["number"],
+                    "recipient_name": doc["name"],
+                    "status": "converted",
+                    "docx_blob_id": None,
+                    "pdf_blob_id": pdf_blob_id,
+                    "page_count": 1,
+                    "error": None,
                 }
             )
         await storage.db["documents"].insert_many(rows)
@@ -333,21 +354,6 @@ class Stack:
             await channel.exchange_delete(f"{self.namespace}.events")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rabbitmq_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], check=False, capture_output=True, text=True).stdout.split()
-    return int(found[0]) if found else None
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 async def run(work: Path, sink_port: int) -> None:
     stack = Stack(work / "stack", sink_port)
     try:
@@ -374,12 +380,20 @@ async def run(work: Path, sink_port: int) -> None:
                 results["ours"].append(rate)
                 # CPU time is steadier than the rate on a shared machine, and shows where the work goes.
                 spent = {name: (cpu_seconds(pid) - before[name]) * 1000 / EMAILS for name, pid in watched.items()}
-                print("  CPU ms per e-mail: " + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
-                      + f"; all {sum(spent.values()):.2f}", flush=True)
+                print(
+                    "  CPU ms per e-mail: "
+                    + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
+                    + f"; all {sum(spent.values()):.2f}",
+                    flush=True,
+                )
                 # Every database command of the replicas during the round (the sweep's and upkeep's too).
                 round_trips.append(commands.total() / EMAILS)
-                print(f"  database round trips per e-mail: {round_trips[-1]:.3f} ("
-                      + ", ".join(f"{name} {n / EMAILS:.3f}" for name, n in commands.most_common()) + ")", flush=True)
+                print(
+                    f"  database round trips per e-mail: {round_trips[-1]:.3f} ("
+                    + ", ".join(f"{name} {n / EMAILS:.3f}" for name, n in commands.most_common())
+                    + ")",
+                    flush=True,
+                )
             for name, rates in results.items():
                 if rates:
                     print(f"  {name:<10} {rates[-1]:7.1f} e-mails/s", flush=True)
@@ -405,18 +419,11 @@ async def run(work: Path, sink_port: int) -> None:
 
 
 def main() -> None:
-    ensure_smtp_sink()
     work = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
-    sink_port = free_port()
-    # smtp-sink drops root for the postfix user the package created; it answers as fast as it reads.
-    user = ["-u", "postfix"] if os.geteuid() == 0 else []
-    sink = subprocess.Popen([str(SMTP_SINK), *user, f"127.0.0.1:{sink_port}", "1024"])
     try:
-        wait_for_port("127.0.0.1", sink_port, 10, "smtp-sink")
-        asyncio.run(run(work, sink_port))
+        with smtp_sink() as sink_port:
+            asyncio.run(run(work, sink_port))
     finally:
-        sink.terminate()
-        sink.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -24,7 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mailing_run import BenchStack, describe, load, run_mailing, smtp_sink
+from mailing_run import BenchStack, describe, run_mailing
+from measure import load, smtp_sink
 
 SMALL = 1_000
 LARGE = 10_000
@@ -37,14 +38,18 @@ async def run(work: Path, sink_port: int) -> dict[str, object]:
     await asyncio.to_thread(bench.up)
     try:
         print(f"load average before: {load()}", flush=True)
-        small, small_watch = await run_mailing(bench, SMALL, "acme", "small")
-        describe(f"{SMALL:,} recipients", small, small_watch)
-        result: dict[str, object] = {"bench": "e2e", "total_s": small.total_s, **{f"{k}_s": v for k, v in small.stages.items()}}
-        result["cpu_s"] = round(sum(small_watch.cpu().values()), 1)
+        small, small_usage = await run_mailing(bench, SMALL, "acme", "small")
+        describe(f"{SMALL:,} recipients", small, small_usage)
+        result: dict[str, object] = {
+            "bench": "e2e",
+            "total_s": small.total_s,
+            **{f"{k}_s": v for k, v in small.stages.items()},
+        }
+        result["cpu_s"] = round(sum(small_usage.cpu_s.values()), 1)
         if os.environ.get("BENCH_E2E_LARGE", "1") != "0":
-            large, large_watch = await run_mailing(bench, LARGE, "acme", "large")
-            describe(f"{LARGE:,} recipients", large, large_watch)
-            small_peak, large_peak = small_watch.peak_rss_mb(), large_watch.peak_rss_mb()
+            large, large_usage = await run_mailing(bench, LARGE, "acme", "large")
+            describe(f"{LARGE:,} recipients", large, large_usage)
+            small_peak, large_peak = small_usage.peak_rss_mb, large_usage.peak_rss_mb
             ratios = {name: round(large_peak[name] / small_peak[name], 2) for name in small_peak if small_peak[name]}
             print("peak RSS 10,000 / 1,000: " + ", ".join(f"{name} {r:.2f}" for name, r in ratios.items()))
             result["large_total_s"] = large.total_s

@@ -92,7 +92,9 @@ async def main() -> None:
         started = datetime.now(UTC) - timedelta(seconds=RECORDS)
         began = time.perf_counter()
         for first in range(0, RECORDS, BATCH):
-            await deliveries.collection.insert_many([record(n, started) for n in range(first, min(RECORDS, first + BATCH))])
+            await deliveries.collection.insert_many(
+                [record(n, started) for n in range(first, min(RECORDS, first + BATCH))]
+            )
         print(f"wrote {RECORDS:,} records in {time.perf_counter() - began:.0f} s", flush=True)
         await service.start()  # the HTTP API's dependencies, as in production
         results: dict[str, float] = {}
@@ -107,17 +109,29 @@ async def main() -> None:
                     response.raise_for_status()
                 found = len(response.json()["items"])
                 results[name] = min(timings)
-                print(f"  {name:<26} best {min(timings):7.1f} ms  median {statistics.median(timings):7.1f} ms"
-                      f"  ({found} on the page)", flush=True)
+                print(
+                    f"  {name:<26} best {min(timings):7.1f} ms  median {statistics.median(timings):7.1f} ms"
+                    f"  ({found} on the page)",
+                    flush=True,
+                )
     finally:
         await service.stop()
         database.stop()
         shutil.rmtree(work, ignore_errors=True)
     worst = max(results.values())
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(json.dumps({"benchmark": "history", "value": round(worst, 1), "unit": "ms (slowest filter, best of "
-                      f"{REPEAT})", "reference": TARGET_MS, "ratio": round(worst / TARGET_MS, 3),
-                      "records": RECORDS}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "history",
+                "value": round(worst, 1),
+                "unit": f"ms (slowest filter, best of {REPEAT})",
+                "reference": TARGET_MS,
+                "ratio": round(worst / TARGET_MS, 3),
+                "records": RECORDS,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

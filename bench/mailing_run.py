@@ -7,18 +7,15 @@ namespace and ports, sending to Postfix's smtp-sink so the SMTP server is never 
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from measure import ProcessWatch, Usage, rabbitmq_pid
 from publipost_contracts import (
     DispatchCompleted,
     DispatchRequested,
@@ -28,43 +25,14 @@ from publipost_contracts import (
     MergeRequested,
     RenderRequested,
 )
-from publipost_localstack.processes import free_port, free_port_base, wait_for_port
+from publipost_localstack.processes import free_port, free_port_base
 from publipost_localstack.stack import REPO, SERVICES, Stack, StackConfig
 from publipost_storage import BlobStore, Storage
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
-SMTP_SINK = Path("/usr/sbin/smtp-sink")
 TEMPLATE = REPO / "samples" / "letter.docx"
 NO_ADDRESS_EVERY = 400  # one record in 400 has no address anywhere, so both regrouped mailings exist
 STAGES = ("docx", "pdf", "dispatch", "regroup")
-
-
-def ensure_smtp_sink() -> None:
-    if SMTP_SINK.exists():
-        return
-    # "No configuration": the package brings its tools without setting up a mail server.
-    subprocess.run(
-        ["debconf-set-selections"], input=b"postfix postfix/main_mailer_type select No configuration\n", check=True
-    )
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "postfix"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    )
-
-
-@contextmanager
-def smtp_sink() -> Iterator[int]:
-    """Postfix's smtp-sink on a free port: it accepts every message as fast as it reads it."""
-    ensure_smtp_sink()
-    port = free_port()
-    # smtp-sink drops root for the postfix user the package created.
-    user = ["-u", "postfix"] if os.geteuid() == 0 else []
-    sink = subprocess.Popen([str(SMTP_SINK), *user, f"127.0.0.1:{port}", "1024"])
-    try:
-        wait_for_port("127.0.0.1", port, 10, "smtp-sink")
-        yield port
-    finally:
-        sink.terminate()
-        sink.wait()
 
 
 def records(count: int, tag: str) -> list[dict[str, Any]]:
@@ -87,87 +55,6 @@ def records(count: int, tag: str) -> list[dict[str, Any]]:
         }
         for n in range(count)
     ]
-
-
-@dataclass
-class ProcessWatch:
-    """CPU seconds and peak resident memory of the stack's processes over one mailing.
-
-    LibreOffice is render-pdf's children (the bridge process and soffice under it), which render-pdf
-    renews after so many runs: its CPU is that of the living ones plus what the exited ones left in
-    their parents' counts, its memory the peak of the living soffice.
-    """
-
-    pids: dict[str, int]
-    cpu_before: dict[str, float] = field(default_factory=dict)
-
-    def start(self) -> None:
-        for pid in [*self.pids.values(), *descendants(self.pids["render-pdf"])]:
-            reset_peak_rss(pid)
-        self.cpu_before = self._cpu_now()
-
-    def _cpu_now(self) -> dict[str, float]:
-        spent = {name: sum(cpu_ticks(pid)[:2]) for name, pid in self.pids.items()}
-        render = self.pids["render-pdf"]
-        spent["libreoffice"] = sum(cpu_ticks(render)[2:]) + sum(sum(cpu_ticks(pid)) for pid in descendants(render))
-        return {name: ticks / os.sysconf("SC_CLK_TCK") for name, ticks in spent.items()}
-
-    def cpu(self) -> dict[str, float]:
-        return {name: round(seconds - self.cpu_before[name], 2) for name, seconds in self._cpu_now().items()}
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        return self._memory("VmHWM")
-
-    def rss_mb(self) -> dict[str, float]:
-        return self._memory("VmRSS")
-
-    def _memory(self, field: str) -> dict[str, float]:
-        kb = {name: status_kb(pid, field) for name, pid in self.pids.items()}
-        kb["libreoffice"] = max((status_kb(pid, field) for pid in descendants(self.pids["render-pdf"])), default=0)
-        return {name: round(value / 1024, 1) for name, value in kb.items()}
-
-
-def cpu_ticks(pid: int) -> list[int]:
-    """utime, stime, and the same of its children that exited and were waited for; zeros once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return [0, 0, 0, 0]
-    return [int(f) for f in fields[11:15]]
-
-
-def status_kb(pid: int, field: str) -> int:
-    """A memory figure of /proc/<pid>/status: VmHWM (peak resident) or VmRSS (resident now); 0 once gone."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    for line in lines:
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Start the peak resident size (VmHWM) again from now: each mailing's peak is its own."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass  # not ours to reset: the peak then covers the process's whole life
-
-
-def descendants(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], check=False, capture_output=True, text=True).stdout.split()
-    return [d for child in map(int, found) for d in (child, *descendants(child))]
-
-
-def rabbitmq_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], check=False, capture_output=True, text=True).stdout.split()
-    return int(found[0]) if found else None
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 class BenchStack:
@@ -275,7 +162,9 @@ class InternalSystem:
     async def mailing(self, count: int, tag: str, timeout_s: float = 1800) -> Outcome:
         rows = records(count, tag)
         correlation_id = str(uuid.uuid4())
-        source: dict[str, Any] = {"records": rows} if count <= 1000 else {"records_file_id": await self.records_file(rows)}
+        source: dict[str, Any] = (
+            {"records": rows} if count <= 1000 else {"records_file_id": await self.records_file(rows)}
+        )
         started = time.perf_counter()
         await self.publish(
             MergeRequested(
@@ -329,22 +218,25 @@ class InternalSystem:
         return Outcome(stages, round(marks["regroup"] - started, 2), completed["sent"], completed["failed"], regrouped)
 
 
-async def run_mailing(bench: BenchStack, count: int, tenant: str, tag: str) -> tuple[Outcome, ProcessWatch]:
+async def run_mailing(bench: BenchStack, count: int, tenant: str, tag: str) -> tuple[Outcome, Usage]:
     """One mailing of `count` records, with each process's CPU time and peak memory while it ran."""
     watch = ProcessWatch(bench.pids())
     async with InternalSystem(bench, tenant) as system:
         watch.start()
         outcome = await system.mailing(count, tag)
+        usage = watch.stop()
     expected_failed = sum(1 for n in range(count) if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1)
     if (outcome.sent, outcome.failed) != (count - expected_failed, expected_failed):
-        raise RuntimeError(f"expected {count - expected_failed} sent / {expected_failed} not sent, got "
-                           f"{outcome.sent} / {outcome.failed}")
-    return outcome, watch
+        raise RuntimeError(
+            f"expected {count - expected_failed} sent / {expected_failed} not sent, got "
+            f"{outcome.sent} / {outcome.failed}"
+        )
+    return outcome, usage
 
 
-def describe(label: str, outcome: Outcome, watch: ProcessWatch) -> None:
+def describe(label: str, outcome: Outcome, usage: Usage) -> None:
     stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in outcome.stages.items())
     print(f"{label}: {outcome.total_s:.1f}s ({stages}); sent {outcome.sent}, not sent {outcome.failed}", flush=True)
-    cpu = watch.cpu()
+    cpu = usage.cpu_s
     print("  CPU s: " + ", ".join(f"{name} {s:.1f}" for name, s in cpu.items()) + f"; all {sum(cpu.values()):.1f}")
-    print("  peak RSS MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in watch.peak_rss_mb().items()), flush=True)
+    print("  peak RSS MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in usage.peak_rss_mb.items()), flush=True)
