@@ -244,7 +244,8 @@ class SendRequested(Event):
     document_id: Id
 
 
-DeliveryOutcome = Literal["sent", "failed"]
+# "uncertain": the server took the message but never confirmed it; it may have been delivered.
+DeliveryOutcome = Literal["sent", "failed", "uncertain"]
 
 
 class DeliveryRecorded(Event):
@@ -274,9 +275,10 @@ class DispatchCompleted(Event):
     dispatch_id: Id
     mailing_id: Id
     sent: int
-    failed: int
+    failed: int  # not sent, the uncertain ones included
     failures: list[Failure]
     failures_truncated: bool = False
+    uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
 
 
 class DocumentSent(Event):

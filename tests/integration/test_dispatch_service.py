@@ -49,8 +49,9 @@ def record(n: int, email_address: str | None) -> dict[str, object]:
 
 
 @pytest.fixture
-async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
+async def flow(request, make_settings, running, serve_http, infra, namespace, mailbox):
     """The services a dispatch needs, each for real, plus an internal system publishing on the bus."""
+    marker = request.node.get_closest_marker("dispatch_settings")
     template = await running(build_template(make_settings(TemplateSettings)))
     template_url = await serve_http(template)
     merge = build_merge(make_settings(MergeSettings, template_url=template_url, render_chunk_size=4))
@@ -70,7 +71,7 @@ async def flow(make_settings, running, serve_http, infra, namespace, mailbox):
         )
         return build_dispatch(settings)
 
-    dispatch = await running(dispatch_service())
+    dispatch = await running(dispatch_service(**(marker.kwargs if marker else {})))
     directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
     system = Bus(
         make_settings(ServiceSettings, service_name="crm"),

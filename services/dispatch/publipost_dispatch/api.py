@@ -15,6 +15,7 @@ from .accounts import NoSealKey, UnknownAccount
 from .context import Context, DispatchContext
 from .domain import (
     FINAL,
+    NOT_SENT,
     PENDING,
     Addressing,
     BadTemplate,
@@ -226,7 +227,7 @@ async def list_deliveries(
     ctx: Context,
     tenant_id: TenantId,
     dispatch_id: str,
-    outcome: Literal["pending", "final", "sent", "failed"] | None = None,
+    outcome: Literal["pending", "final", "sent", "failed", "uncertain", "not_sent"] | None = None,
     after: Annotated[int, Query(ge=-1, description="Index of the last document of the previous page.")] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DeliveryPage:
@@ -237,6 +238,8 @@ async def list_deliveries(
         "final": FINAL,
         "sent": (DeliveryState.SENT,),
         "failed": (DeliveryState.FAILED,),
+        "uncertain": (DeliveryState.UNCERTAIN,),
+        "not_sent": NOT_SENT,
     }[outcome]
     items = [
         DeliveryView(**{k: d.get(k) for k in DeliveryView.model_fields if d.get(k) is not None})

@@ -23,7 +23,7 @@ from .domain import (
 from .mail import Attachment, build_message
 from .repository import DeliveryRepository
 from .senders import Sender
-from .smtp import SmtpRefused, SmtpUnavailable
+from .smtp import SmtpRefused, SmtpUnavailable, SmtpUncertain
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ async def deliver(
         )
         try:
             result = await sender.send(message, envelope.recipients, envelope.required)
+        except SmtpUncertain as exc:
+            errors.append(str(exc))
+            if i == 0:
+                return Outcome(DeliveryState.UNCERTAIN, reason=str(exc), errors=errors)
+            refused_copies[", ".join(envelope.to)] = f"uncertain: {exc}"
+            continue
         except (SmtpRefused, SmtpUnavailable) as exc:
             errors.append(str(exc))
             verdict = verdict_for_reply(exc.code) if isinstance(exc, SmtpRefused) else Verdict.RETRY

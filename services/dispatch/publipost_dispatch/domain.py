@@ -20,12 +20,16 @@ class DeliveryState(StrEnum):
     SENDING = "sending"  # a replica owns it until its lease ends; see docs/dispatch.md, "No double send"
     SENT = "sent"
     FAILED = "failed"
+    # The server took the whole message and then went silent or hung up before answering: it may have
+    # been delivered. Never sent again automatically; a person decides (docs/dispatch.md, "Outcomes").
+    UNCERTAIN = "uncertain"
 
 
 PENDING = (DeliveryState.QUEUED, DeliveryState.SENDING)
 # Every send typed by hand is filed under this key, so the sweep finds one interrupted with one lookup.
 MANUAL_SENDS = "manual"
-FINAL = (DeliveryState.SENT, DeliveryState.FAILED)
+FINAL = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.UNCERTAIN)
+NOT_SENT = (DeliveryState.FAILED, DeliveryState.UNCERTAIN)
 
 
 class DispatchStatus(StrEnum):
@@ -37,6 +41,8 @@ class DispatchStatus(StrEnum):
 
 
 UNFINISHED = (DispatchStatus.FANNING_OUT, DispatchStatus.SENDING, DispatchStatus.PAUSED)
+# Those that complete once every document has its outcome (a completed one announces it again, same id).
+COMPLETABLE = (DispatchStatus.SENDING, DispatchStatus.PAUSED, DispatchStatus.COMPLETED)
 
 
 class Verdict(StrEnum):

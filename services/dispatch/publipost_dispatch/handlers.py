@@ -27,7 +27,9 @@ from .accounts import NoSealKey, UnknownAccount
 from .context import DispatchContext
 from .delivery import Content, deliver, dispatch_delivery, outcome_fields
 from .domain import (
+    COMPLETABLE,
     FINAL,
+    NOT_SENT,
     PENDING,
     Addressing,
     BadTemplate,
@@ -454,13 +456,16 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     if await ctx.deliveries.any_pending(key):  # first: while sends go on, the check costs this query alone
         return
     dispatch = await ctx.dispatches.get(key)
-    if dispatch is None or dispatch["status"] not in (DispatchStatus.SENDING, DispatchStatus.COMPLETED):
+    # A paused dispatch whose every document has its outcome (the last sends in flight at the pause
+    # ended) has nothing left to resume: it completes, and its mailing is regrouped.
+    if dispatch is None or dispatch["status"] not in COMPLETABLE:
         return
     sent = await ctx.deliveries.count(key, (DeliveryState.SENT,))
-    failed = await ctx.deliveries.count(key, (DeliveryState.FAILED,))
+    failed = await ctx.deliveries.count(key, NOT_SENT)
+    uncertain = await ctx.deliveries.count(key, (DeliveryState.UNCERTAIN,))
     failures = [
         Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
-        async for d in ctx.deliveries.in_state(key, (DeliveryState.FAILED,), limit=DispatchCompleted.FAILURES_LISTED)
+        async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=DispatchCompleted.FAILURES_LISTED)
     ]
     # Published before the status moves: a crash in between leaves the dispatch "sending", and the sweep
     # publishes the same event (same id) again rather than never.
@@ -475,7 +480,15 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
             failed=failed,
             failures=failures,
             failures_truncated=failed > len(failures),
+            uncertain=uncertain,
         )
     )
-    completed = {"status": DispatchStatus.COMPLETED, "sent": sent, "failed": failed, "completed_at": datetime.now(UTC)}
-    await ctx.dispatches.move_status(key, DispatchStatus.SENDING, completed)
+    completed = {
+        "status": DispatchStatus.COMPLETED,
+        "sent": sent,
+        "failed": failed,
+        "uncertain": uncertain,
+        "completed_at": datetime.now(UTC),
+    }
+    if dispatch["status"] != DispatchStatus.COMPLETED:
+        await ctx.dispatches.move_status(key, dispatch["status"], completed)

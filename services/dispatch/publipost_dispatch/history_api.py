@@ -25,7 +25,7 @@ class HistoryEntry(BaseModel):
     send_id: str
     kind: Literal["dispatch", "manual"]
     dispatch_id: str
-    status: Literal["queued", "sent", "failed"]
+    status: Literal["queued", "sent", "failed", "uncertain"]
     to: list[str]
     cc: list[str]
     bcc: list[str]
@@ -76,7 +76,7 @@ async def history(
     ctx: Context,
     tenant_id: TenantId,
     document_type: Annotated[str | None, Query(max_length=64)] = None,
-    status: Literal["queued", "sent", "failed"] | None = None,
+    status: Literal["queued", "sent", "failed", "uncertain"] | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Words of the subject, document name or number.")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HistoryPage:

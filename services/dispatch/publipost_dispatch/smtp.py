@@ -2,6 +2,7 @@
 errors sorted by what they mean."""
 
 import asyncio
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ class SmtpRefused(Exception):
 
 class SmtpUnavailable(Exception):
     """No answer from the server: connection refused, dropped, timed out, TLS failed. Worth retrying."""
+
+
+class SmtpUncertain(Exception):
+    """The whole message went out, final dot included, and the server never answered it (silence or a
+    dropped connection): it may have been delivered. Never worth retrying: a retry could deliver it twice."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,8 @@ class SmtpPool:
                     if recipient in required:
                         raise SmtpRefused(exc.code, f"<{recipient}>: {exc.message}") from exc
                     refused[recipient] = f"{exc.code} {exc.message}"
-            response = await client.data(message)
-        except SmtpRefused:
+            response = await _transmit(client, message)
+        except (SmtpRefused, SmtpUncertain):
             await self._give_back(connection, broken=True)
             raise
         except aiosmtplib.SMTPResponseException as exc:
@@ -202,6 +208,36 @@ class SmtpPool:
 
     async def close(self) -> None:
         await self.close_idle(0.0)
+
+
+LINE_START_PERIOD = re.compile(rb"(?m)^\.")
+
+
+async def _transmit(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPResponse:
+    """DATA, the message, its final dot and the server's answer. aiosmtplib's data() does the same in one
+    call, which hides whether a timeout or a dropped connection came before the message went out (nothing
+    delivered: worth retrying) or after it (maybe delivered): this tells them apart. `message` is ours
+    (mail.py), already with CRLF line endings."""
+    start = await client.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost before the message was sent")
+    data = LINE_START_PERIOD.sub(b"..", message)
+    data += b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
+    try:
+        protocol.write(data)
+        response = await protocol.read_response(timeout=client.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        client.close()
+        raise SmtpUncertain(
+            f"the server took the message and then {'did not answer' if isinstance(exc, aiosmtplib.SMTPTimeoutError) else 'hung up'} "
+            "before confirming it: it may have been delivered"
+        ) from exc
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

@@ -12,7 +12,7 @@ from publipost_logging import get_logger
 from . import handlers
 from .context import DispatchContext
 from .delivery import outcome_fields
-from .domain import MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
+from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState
 
 log = get_logger(__name__)
 
@@ -53,16 +53,16 @@ class Sweeper:
             if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
                 await self._take_back(delivery)
         for dispatch in unfinished:
-            if dispatch["status"] == DispatchStatus.SENDING and not ctx.completions.busy(dispatch["_id"]):
+            if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
                 await handlers.complete_if_done(ctx, dispatch["_id"])
 
     async def _take_back(self, delivery: dict[str, Any]) -> None:
         ctx = self._ctx
-        if delivery.get("kind") == "manual":  # its HTTP caller got an error; nobody will ask again
-            changes = outcome_fields(delivery, DeliveryState.FAILED, INTERRUPTED, None, None, None, None)
-            if await ctx.deliveries.finish(delivery["_id"], DeliveryState.FAILED, changes):
+        if delivery.get("kind") == "manual":  # nobody will ask again, and the e-mail may have gone
+            changes = outcome_fields(delivery, DeliveryState.UNCERTAIN, INTERRUPTED, None, None, None, None)
+            if await ctx.deliveries.finish(delivery["_id"], DeliveryState.UNCERTAIN, changes):
                 await handlers.announce(
-                    ctx, delivery, DeliveryState.FAILED, reason=INTERRUPTED, addressing=None, message_id=None
+                    ctx, delivery, DeliveryState.UNCERTAIN, reason=INTERRUPTED, addressing=None, message_id=None
                 )
             return
         if not await ctx.deliveries.take_back(delivery["_id"], delivery.get("holder")):

@@ -54,12 +54,13 @@ class DispatchClient:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
 
     async def failed_document_ids(self, tenant_id: str, dispatch_id: str) -> AsyncIterator[str]:
-        """Every failed document of a dispatch, page by page (the completion event lists only the first ones)."""
+        """Every document of a dispatch not sent (failed, or maybe delivered: a person decides), page by page
+        (the completion event lists only the first ones)."""
         after = -1
         while True:
             response = await self._http.get(
                 f"/dispatches/{dispatch_id}/deliveries",
-                params={"outcome": "failed", "after": after, "limit": 1000},
+                params={"outcome": "not_sent", "after": after, "limit": 1000},
                 headers={TENANT: tenant_id},
             )
             response.raise_for_status()
