@@ -4,11 +4,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import iter_route_contexts
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 from publipost_bus import Bus
-from publipost_http import ReadinessCheck, health_router
+from publipost_http import BodyLimit, ReadinessCheck, health_router, json_numbers_storable
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
 from publipost_settings import ServiceSettings
@@ -50,6 +51,8 @@ class Service:
     timers: list[Timer] = field(default_factory=list)
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     title: str = ""
+    # Routes whose bodies may exceed settings.max_body_bytes (uploads): "POST /recipients/import" → bytes.
+    body_limits: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bus.inbox = ProcessedMessages(self.storage.db)
@@ -92,12 +95,22 @@ class Service:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=self.title or f"Publipost {self.settings.service_name}", lifespan=lifespan)
+        app = FastAPI(
+            title=self.title or f"Publipost {self.settings.service_name}",
+            lifespan=lifespan,
+            dependencies=[Depends(json_numbers_storable)],
+        )
         checks = {"database": self.storage.ping, "broker": self.bus.ping, **self.readiness}
         app.include_router(health_router(checks))
         for router in self.routers:
             app.include_router(router)
         app.state.components = self.components
+        # FastAPI includes routers lazily: their routes, with prefixes, are listed through their contexts.
+        routes = {f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()}
+        unknown = sorted(set(self.body_limits) - routes)
+        if unknown:
+            raise ValueError(f"body limits given for routes the service does not have: {', '.join(unknown)}")
+        app.add_middleware(BodyLimit, default_bytes=self.settings.max_body_bytes, route_bytes=self.body_limits)
         return app
 
     def run(self) -> None:

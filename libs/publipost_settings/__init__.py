@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
         default=10, ge=1, description="Broker-side cap on redeliveries (crash loops) before dead-lettering."
     )
     shutdown_grace_s: float = Field(default=30.0, gt=0, description="Time given to in-flight messages on SIGTERM.")
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        gt=0,
+        description="Largest request body of an HTTP route, counted as it arrives (413 past it); routes that take "
+        "uploads have their own limit, from their service's settings.",
+    )
     query_log: Path | None = Field(
         default=None,
         description=(

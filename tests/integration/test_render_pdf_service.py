@@ -3,7 +3,12 @@
 import asyncio
 import io
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -217,6 +222,64 @@ async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_ch
     assert all(r.pdf_blob_id and r.page_count >= 1 for r in answer.results)
     assert after["restarts"] > before["restarts"]
     assert after["alive"] and after["soffice_pid"] != busy["soffice_pid"]
+
+
+WORKER = """
+import asyncio, sys
+from pathlib import Path
+from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
+from publipost_render_pdf.settings import RenderPdfSettings
+
+async def main():
+    pool = LibreOfficePool(1, WorkerConfig.from_settings(RenderPdfSettings()))
+    await pool.start()
+    print("converting", flush=True)
+    await pool.convert(Path(sys.argv[1]).read_bytes())
+
+asyncio.run(main())
+"""
+
+
+def _processes_of(service_pid: int) -> dict[int, str]:
+    """Live processes (not zombies: they have no command line) working in that service's folders."""
+    mark = f"publipost-render-{service_pid}-".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.isdigit() and mark in command:
+            found[int(entry)] = command.replace(b"\0", b" ").decode()
+    return found
+
+
+def test_render_pdf_killed_in_the_middle_of_a_conversion_leaves_no_libreoffice_behind(tmp_path):
+    long_document = tmp_path / "long.docx"
+    long_document.write_bytes(long_letter(1, 60_000))  # laid out for well over the 5 s allowed below
+    service = subprocess.Popen([sys.executable, "-c", WORKER, str(long_document)], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in service.stdout:  # its logs, then "converting" once its LibreOffice answers
+            if line == "converting\n":
+                break
+        time.sleep(1)
+        running = _processes_of(service.pid)
+        assert any("soffice.bin" in command and "-env:UserInstallation=" in command for command in running.values())
+
+        service.kill()
+        service.wait()
+        deadline = time.monotonic() + 5
+        while _processes_of(service.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        assert _processes_of(service.pid) == {}
+    finally:
+        service.kill()
+        service.wait()
+        for pid in _processes_of(service.pid):  # what a failure left behind
+            os.kill(pid, signal.SIGKILL)
+        for folder in Path(tempfile.gettempdir()).glob(f"publipost-render-{service.pid}-*"):
+            shutil.rmtree(folder, ignore_errors=True)  # a killed service removes nothing
 
 
 async def _busy_worker(http: httpx.AsyncClient) -> dict | None:

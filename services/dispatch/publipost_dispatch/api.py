@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
-from publipost_http import TenantId, correlation_id
+from publipost_http import IndexCursor, TenantId, correlation_id
 from pydantic import BaseModel, Field, field_validator
 
 from . import manual
@@ -228,7 +228,7 @@ async def list_deliveries(
     tenant_id: TenantId,
     dispatch_id: str,
     outcome: Literal["pending", "final", "sent", "failed", "uncertain", "not_sent"] | None = None,
-    after: Annotated[int, Query(ge=-1, description="Index of the last document of the previous page.")] = -1,
+    after: IndexCursor = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DeliveryPage:
     dispatch = await _dispatch(ctx, tenant_id, dispatch_id)

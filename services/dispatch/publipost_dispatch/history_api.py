@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from publipost_http import TenantId
+from publipost_http import PageNumber, TenantId
 from pydantic import BaseModel
 
 from .context import Context
@@ -78,7 +78,7 @@ async def history(
     document_type: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["queued", "sent", "failed", "uncertain"] | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Words of the subject, document name or number.")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
 ) -> HistoryPage:
     """Each filter narrows; free text matches whole words, every word given."""
     # Likeliest-rare first: the database is asked for the first, the others checked on what it finds.

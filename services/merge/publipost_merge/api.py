@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from publipost_http import Paging, TenantId
+from publipost_http import IndexCursor, Paging, TenantId, content_disposition
 from pydantic import BaseModel, Field
 
 from . import handlers
@@ -140,7 +140,7 @@ async def list_documents(
     ctx: Context,
     tenant_id: TenantId,
     mailing_id: str,
-    after: Annotated[int, Query(ge=-1, description="Index of the last document of the previous page.")] = -1,
+    after: IndexCursor = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DocumentPage:
     """The mailing's documents in record order, a page at a time (keyset pagination on the index)."""
@@ -220,5 +220,5 @@ async def _download(ctx: MergeContext, blob_id: str) -> StreamingResponse:
     return StreamingResponse(
         ctx.storage.blobs.stream(blob_id),
         media_type=info["metadata"]["content_type"],
-        headers={"Content-Disposition": f'attachment; filename="{info["filename"]}"'},
+        headers={"Content-Disposition": content_disposition(info["filename"])},
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from publipost_http import TenantId
+from publipost_http import TenantId, content_disposition
 from pydantic import BaseModel
 
 from .context import Context, DirectoryContext
@@ -161,7 +161,7 @@ async def download_sample_csv(ctx: Context) -> Response:
     return Response(
         sample_csv(ctx.settings.document_types),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="recipients-sample.csv"'},
+        headers={"Content-Disposition": content_disposition("recipients-sample.csv")},
     )
 
 
@@ -171,7 +171,7 @@ async def download_sample_xlsx(ctx: Context) -> Response:
     return Response(
         sample_xlsx(ctx.settings.document_types),
         media_type=XLSX_CONTENT_TYPE,
-        headers={"Content-Disposition": 'attachment; filename="recipients-sample.xlsx"'},
+        headers={"Content-Disposition": content_disposition("recipients-sample.xlsx")},
     )
 
 

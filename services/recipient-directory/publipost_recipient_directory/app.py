@@ -2,6 +2,7 @@
 
 from publipost_bus import Bus
 from publipost_contracts import RecipientsResolved, ResolveRecipients
+from publipost_http import upload_limit
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -35,6 +36,7 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         components=ctx,
         routers=[router, segment_api.router, settings_router],
         repositories=[ctx.recipients, ctx.segments, ctx.tenant_settings],
+        body_limits={"POST /recipients/import": upload_limit(settings.max_import_bytes)},
     )
 
 

@@ -18,6 +18,7 @@ from publipost_logging import get_logger
 
 from .converter import ConversionFailed, ConverterUnavailable
 from .metrics import LIBREOFFICE_RESTARTS
+from .parent_death import killed_with_parent
 from .settings import RenderPdfSettings
 
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
@@ -60,7 +61,8 @@ class _WorkerBroken(Exception):
 
 
 class LibreOfficeWorker:
-    """One bridge process (system Python + uno) driving one soffice, in its own process group."""
+    """One bridge process (system Python + uno) driving one soffice, in its own process group; both die
+    with the service, even when it is killed (see uno_bridge)."""
 
     def __init__(self, index: int, config: WorkerConfig) -> None:
         self.index = index
@@ -106,6 +108,7 @@ class LibreOfficeWorker:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=sys.stderr,
                 start_new_session=True,
+                preexec_fn=killed_with_parent(),  # the bridge, and so its soffice.bin, dies with the service
             )
             ready = await self._read_line(self.config.start_timeout_s)
         except (OSError, TimeoutError, ConnectionError) as exc:

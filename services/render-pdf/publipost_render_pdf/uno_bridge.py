@@ -14,11 +14,17 @@ carry the documents' bookmarks as named destinations (the service finds where
 each document of a combined chunk starts from them). It only depends on the
 standard library and uno, because the service's virtual environment is a
 different Python.
+
+soffice.bin is started directly, not through the `soffice` launcher (a script
+that runs oosplash, which runs soffice.bin as its child): it is then this
+bridge's own child and gets SIGKILL when the bridge dies (the service starts
+the bridge the same way), so a killed service leaves no LibreOffice behind.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +34,12 @@ import uuid
 import uno
 from com.sun.star.beans import PropertyValue
 from com.sun.star.connection import NoConnectException
+from parent_death import killed_with_parent  # beside this file, standard library only
 
 CONNECT_TIMEOUT_S = 60
+# soffice.bin asks to be started again by exiting with this status (oosplash does it for the launcher),
+# for instance on its first start with a new profile.
+RESTART_REQUESTED = 81
 
 
 def _props(**values):
@@ -42,6 +52,17 @@ def _props(**values):
 
 
 PDF_OPTIONS = uno.Any("[]com.sun.star.beans.PropertyValue", _props(ExportBookmarksToPDFDestination=True))
+
+
+def _office_program(soffice):
+    """soffice.bin beside the `soffice` launcher given, else the program as given."""
+    found = shutil.which(soffice)
+    if found is not None:
+        program = os.path.join(os.path.dirname(os.path.realpath(found)), "soffice.bin")
+        if os.access(program, os.X_OK):
+            return program
+    sys.stderr.write(f"uno_bridge: no soffice.bin beside {soffice}: its processes may outlive the service\n")
+    return soffice
 
 
 def _office_pid(launcher_pid):
@@ -70,29 +91,38 @@ def _running(pid):
 
 def _start_soffice(soffice, profile_dir, preload=""):
     pipe = f"publipost-{uuid.uuid4().hex}"
-    environment = {**os.environ, "LD_PRELOAD": preload} if preload else None
-    process = subprocess.Popen(
-        [
-            soffice,
-            "--headless",
-            "--invisible",
-            "--nologo",
-            "--nodefault",
-            "--norestore",
-            "--nolockcheck",
-            f"-env:UserInstallation=file://{profile_dir}",
-            f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=environment,
-    )
+    # What the launcher script sets before it runs soffice.bin.
+    environment = {**os.environ, "SAL_ENABLE_FILE_LOCKING": "1", **({"LD_PRELOAD": preload} if preload else {})}
+    arguments = [
+        _office_program(soffice),
+        "--headless",
+        "--invisible",
+        "--nologo",
+        "--nodefault",
+        "--norestore",
+        "--nolockcheck",
+        f"-env:UserInstallation=file://{profile_dir}",
+        f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext",
+    ]
+
+    def launch():
+        return subprocess.Popen(
+            arguments,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            preexec_fn=killed_with_parent(),  # noqa: PLW1509 - it makes one system call, no lock
+        )
+
+    process = launch()
     local = uno.getComponentContext()
     resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
-        if process.poll() is not None:
+        if process.poll() == RESTART_REQUESTED:
+            process = launch()
+        elif process.returncode is not None:
             raise RuntimeError(f"soffice exited with status {process.returncode} while starting")
         try:
             context = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
@@ -135,7 +165,7 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     out = sys.stdout
-    office_pid = _office_pid(process.pid)
+    office_pid = process.pid if process.args[0].endswith("soffice.bin") else _office_pid(process.pid)
     out.write(json.dumps({"ready": True, "pid": office_pid}) + "\n")
     out.flush()
     for line in sys.stdin:

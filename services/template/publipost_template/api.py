@@ -1,18 +1,12 @@
 """DOCX templates over HTTP: upload, versions, fields, download. merge reads GET /templates/{id}."""
 
-import re
-import unicodedata
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from publipost_contracts.events import TemplateType
-from publipost_http import Paging, TenantId, correlation_id
-from publipost_runtime import components
+from publipost_http import INT64_MAX, Paging, TenantId, content_disposition, correlation_id
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field
 
@@ -21,35 +15,13 @@ from .context import Context, TemplateContext
 from .domain import (
     DOCX_CONTENT_TYPE,
     PREDEFINED_FIELDS,
-    Problem,
     TemplateNotFound,
     TemplateOptions,
     TemplateRejected,
     VersionConflict,
 )
 
-# Room for the multipart framing and the other form fields around the file.
-_FORM_OVERHEAD_BYTES = 64 * 1024
-
-
-class RefuseOversizedUploads(APIRoute):
-    """Refuse an upload by its declared length, before FastAPI spools its body to disk to parse the form."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handle_within_limit(request: Request) -> Response:
-            limit = components(request).settings.max_template_bytes
-            length = request.headers.get("content-length", "")
-            if request.method == "POST" and length.isdigit() and int(length) > limit + _FORM_OVERHEAD_BYTES:
-                problem = Problem("file", f"the file is over the {limit}-byte limit", {"limit": limit})
-                return JSONResponse({"detail": [problem.as_detail()]}, status_code=422)
-            return await handle(request)
-
-        return handle_within_limit
-
-
-router = APIRouter(prefix="/templates", tags=["templates"], route_class=RefuseOversizedUploads)
+router = APIRouter(prefix="/templates", tags=["templates"])
 
 
 class TemplateView(BaseModel):
@@ -142,7 +114,7 @@ async def predefined_fields() -> dict[str, list[str]]:
     return {entity_type: list(names) for entity_type, names in PREDEFINED_FIELDS.items()}
 
 
-VersionQuery = Annotated[int | None, Query(ge=1, description="A version; the latest when absent.")]
+VersionQuery = Annotated[int | None, Query(ge=1, le=INT64_MAX, description="A version; the latest when absent.")]
 
 
 async def _version(ctx: TemplateContext, tenant_id: str, template_id: str, version: int | None) -> TemplateView:
@@ -244,12 +216,8 @@ async def _download(ctx: TemplateContext, blob_id: str, filename: str) -> Stream
     return StreamingResponse(
         ctx.storage.blobs.stream(blob_id),
         media_type=DOCX_CONTENT_TYPE,
-        headers={"Content-Disposition": _attachment(filename), "Content-Length": str(info["length"])},
+        headers={
+            "Content-Disposition": content_disposition(filename, fallback="template.docx"),
+            "Content-Length": str(info["length"]),
+        },
     )
-
-
-def _attachment(filename: str) -> str:
-    """Headers are Latin-1: an ASCII name for old clients, the real one (accents, quotes) in filename*."""
-    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "", ascii_name) or "template.docx"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -4,6 +4,7 @@ from functools import partial
 
 from publipost_bus import Bus
 from publipost_contracts import TemplateRegistered
+from publipost_http import upload_limit
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -33,6 +34,10 @@ def build(settings: TemplateSettings | None = None) -> Service:
         routers=[router, email_router],
         repositories=repositories,
         on_start=[partial(upgrade_stored_templates, context)],
+        body_limits={
+            route: upload_limit(settings.max_template_bytes)
+            for route in ("POST /templates", "POST /templates/{template_id}/versions")
+        },
     )
 
 
