@@ -1,6 +1,7 @@
 """render-pdf against the real broker, database and LibreOffice."""
 
 import asyncio
+import http.server
 import io
 import os
 import shutil
@@ -8,9 +9,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +29,7 @@ from publipost_settings import ServiceSettings
 from pypdf import PdfReader
 
 from tests.support import EventTap, sample_record, wait_until
+from tests.unit.test_render_external_links import PNG, linked_picture
 
 pytestmark = pytest.mark.slow
 
@@ -222,6 +227,65 @@ async def test_libreoffice_killed_in_the_middle_of_a_chunk_is_renewed_and_the_ch
     assert all(r.pdf_blob_id and r.page_count >= 1 for r in answer.results)
     assert after["restarts"] > before["restarts"]
     assert after["alive"] and after["soffice_pid"] != busy["soffice_pid"]
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    def handle(self) -> None:
+        self.server.contacts.append(self.client_address)  # type: ignore[attr-defined]  # any method, any request
+        super().handle()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextmanager
+def counting_server() -> Iterator[tuple[str, list[object]]]:
+    """A local HTTP server serving a picture, and the connections made to it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    server.contacts = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", server.contacts  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_what_a_document_links_to_is_never_fetched_and_only_a_picture_known_by_its_link_alone_fails(render):
+    with counting_server() as (url, contacts):
+        answer = await render.request(
+            {
+                "linked": linked_picture(letter(1), f"{url}/logo.png"),
+                "embedded": linked_picture(letter(2), f"{url}/logo.png", embedded=True, hyperlink=f"{url}/site"),
+                "plain": letter(3),
+            }
+        )
+        await asyncio.sleep(0.5)  # a fetch still in flight would be counted
+
+    results = {r.document_id: r for r in answer.results}
+    assert contacts == []
+    assert results["linked"].pdf_blob_id is None
+    assert results["linked"].error.startswith(f"word/document.xml: relationship rIdLogoLink (image) links to {url}")
+    assert results["plain"].error is None
+    embedded = await render.pdf(results["embedded"].pdf_blob_id)
+    assert len(embedded.pages[0].images) == 1  # the picture's embedded copy
+    assert "our site" in embedded.pages[0].extract_text()  # its hyperlink stayed, and was not followed
+
+
+async def test_libreoffice_itself_loads_nothing_a_document_links_to(render):
+    with counting_server() as (url, contacts):
+        pdf = await render.libreoffice.convert(linked_picture(letter(1), f"{url}/logo.png"))  # not cleaned
+        await asyncio.sleep(0.5)
+
+    assert contacts == []
+    assert page_count(pdf) == 1
 
 
 WORKER = """

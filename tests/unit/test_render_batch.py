@@ -17,6 +17,7 @@ from publipost_render_pdf.converter import ConversionFailed
 from pypdf import PdfReader, PdfWriter
 
 from tests.support import sample_record, wait_until
+from tests.unit.test_render_external_links import linked_picture
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 
@@ -95,6 +96,19 @@ async def test_documents_that_cannot_be_combined_go_alone_and_batches_respect_th
     assert backend.runs == [2, 0, 1]  # letters 0 and 1 together, the broken one alone, letter 2 in its own run
     assert results[1].error == "General Error: not a document"
     assert all(r.error is None for r in (results[0], results[2], results[3]))
+
+
+async def test_a_document_showing_a_picture_it_only_links_to_fails_alone_without_reaching_the_backend():
+    backend = OnePagePerDocument()
+    url = "http://127.0.0.1:9/logo.png"
+    documents = [letter(0), linked_picture(letter(1), url), linked_picture(letter(2), url, embedded=True)]
+
+    results = await convert(documents, backend)
+
+    assert backend.runs == [2]  # the first and the third (its link dropped, its copy kept), combined
+    assert results[1].pdf is None
+    assert results[1].error.startswith("word/document.xml: relationship rIdLogoLink (image) links to " + url)
+    assert results[0].error is None and results[2].error is None
 
 
 def waiting_scopes(runs: CombinedRuns) -> list[object]:

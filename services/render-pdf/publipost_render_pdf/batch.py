@@ -4,14 +4,15 @@ time, which finds the document at fault and lets the others through."""
 
 import asyncio
 import time
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from publipost_logging import get_logger
 
 from .combine import NotCombinable, combine_docx, combine_key
 from .converter import ConversionFailed, Converter, ConverterUnavailable
 from .domain import PageMapMismatch, UnreadablePdf, batches, page_count
+from .external_links import ExternalResource, without_external_resources
 from .metrics import CONVERSION_FAILURES, CONVERSION_SECONDS, CONVERSIONS
 from .pdf_split import split_pdf_by_destinations
 
@@ -30,24 +31,42 @@ class Converted:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A chunk's documents and, for each, what it must share with others to go in one run (None: alone)."""
+    """A chunk's documents and, for each, what it must share with others to go in one run (None: alone);
+    `refused`: the positions of those not to convert, and why."""
 
     documents: Sequence[bytes]
     keys: Sequence[Hashable | None]
+    refused: Mapping[int, str] = field(default_factory=dict)
 
 
 async def prepare(documents: Sequence[bytes], scope: str) -> Prepared:
-    """The documents with their combine keys, worked out off the event loop; `scope` (the tenant) keeps
-    documents of different scopes out of one run."""
-    keys = await asyncio.to_thread(lambda: [combine_key(docx) for docx in documents])
-    return Prepared(documents, [None if key is None else (scope, key) for key in keys])
+    """The documents without what they link to outside themselves, with their combine keys, worked out off
+    the event loop; `scope` (the tenant) keeps documents of different scopes out of one run."""
+    prepared = await asyncio.to_thread(lambda: [_prepare_one(docx) for docx in documents])
+    return Prepared(
+        [docx for docx, _, _ in prepared],
+        [None if key is None else (scope, key) for _, key, _ in prepared],
+        {position: error for position, (_, _, error) in enumerate(prepared) if error is not None},
+    )
+
+
+def _prepare_one(docx: bytes) -> tuple[bytes, Hashable | None, str | None]:
+    try:
+        docx = without_external_resources(docx)  # no backend may fetch what a document links to
+    except ExternalResource as exc:
+        return docx, None, str(exc)
+    return docx, combine_key(docx), None
 
 
 async def convert_documents(prepared: Prepared, runs: "CombinedRuns") -> list[Converted]:
     """Each document's outcome."""
     documents = prepared.documents
     results: list[Converted] = [Converted()] * len(documents)
+    for position, error in prepared.refused.items():
+        results[position] = Converted(error=error)
     for group in batches(prepared.keys, runs.max_documents):
+        if group[0] in prepared.refused:  # alone in its group: its key is None
+            continue
         group_documents = [documents[position] for position in group]
         key = prepared.keys[group[0]]
         outcomes = await runs.convert(key, group_documents) if key is not None else None

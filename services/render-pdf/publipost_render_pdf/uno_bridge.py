@@ -19,6 +19,7 @@ soffice.bin is started directly, not through the `soffice` launcher (a script
 that runs oosplash, which runs soffice.bin as its child): it is then this
 bridge's own child and gets SIGKILL when the bridge dies (the service starts
 the bridge the same way), so a killed service leaves no LibreOffice behind.
+LibreOffice loads nothing a document links to (see _LOCKED_DOWN).
 """
 
 import contextlib
@@ -132,8 +133,33 @@ def _start_soffice(soffice, profile_dir, preload=""):
                 process.kill()
                 raise RuntimeError(f"soffice did not answer within {CONNECT_TIMEOUT_S}s") from None
             time.sleep(0.1)
+    _lock_down(context)
     desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
     return process, desktop
+
+
+# LibreOffice's "stealth mode": a document outside the trusted locations (there are none) loads no linked
+# picture or other linked resource; without it a picture linked to http://... is fetched at each
+# conversion. The service removes such links before conversion; this holds for whatever slips through.
+_LOCKED_DOWN = {
+    "/org.openoffice.Office.Common/Security/Scripting": {
+        "BlockUntrustedRefererLinks": True,
+        "SecureURL": uno.Any("[]string", ()),
+    },
+}
+
+
+def _lock_down(context):
+    provider = context.ServiceManager.createInstanceWithContext(
+        "com.sun.star.configuration.ConfigurationProvider", context
+    )
+    for node, values in _LOCKED_DOWN.items():
+        access = provider.createInstanceWithArguments(
+            "com.sun.star.configuration.ConfigurationUpdateAccess", _props(nodepath=node)
+        )
+        for name, value in values.items():
+            uno.invoke(access, "setPropertyValue", (name, value))  # invoke: keeps the typed empty list typed
+        access.commitChanges()
 
 
 def _convert(desktop, source, target):
