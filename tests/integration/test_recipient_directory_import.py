@@ -2,6 +2,7 @@
 
 import codecs
 import io
+import zipfile
 from datetime import datetime
 
 import httpx
@@ -263,3 +264,115 @@ async def test_imports_are_per_tenant(directory):
 
     assert other.json()["created"] == 1
     assert (await directory.get("/recipients/C1", headers={"X-Tenant-Id": "b"})).status_code == 200
+
+
+@pytest.fixture
+async def small_directory(make_settings, running):
+    """A directory whose .xlsx limits are small enough to pass with a few hundred cells."""
+    settings = make_settings(
+        RecipientDirectorySettings,
+        max_import_shared_strings=100,
+        max_import_cells=1_000,
+        max_import_uncompressed_bytes=200_000,
+    )
+    service = await running(build(settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://d") as http:
+        yield http
+
+
+def excel_workbook(*rows: list[str]) -> bytes:
+    """A workbook as Excel writes one: every text in the shared strings table (openpyxl writes them inline)."""
+    texts: dict[str, int] = {}
+    cells = "".join(
+        f'<row r="{r}">'
+        + "".join(f'<c r="{chr(65 + c)}{r}" t="s"><v>{texts.setdefault(text, len(texts))}</v></c>' for c, text in enumerate(row))
+        + "</row>"
+        for r, row in enumerate(rows, start=1)
+    )
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            f'<Override PartName="/xl/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet name="recipients" sheetId="1" r:id="rId1"/>'
+            "</sheets></workbook>"
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+        ),
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{cells}</sheetData></worksheet>',
+        "xl/sharedStrings.xml": (
+            f'<sst xmlns="{main}" count="{len(texts)}" uniqueCount="{len(texts)}">'
+            + "".join(f"<si><t>{text}</t></si>" for text in texts)
+            + "</sst>"
+        ),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, xml in parts.items():
+            archive.writestr(name, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + xml)
+    return out.getvalue()
+
+
+def refusal(response: httpx.Response) -> str:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error_count"] == 1 and body["message"].startswith("the file was not imported")
+    return body["detail"][0]["msg"]
+
+
+async def test_an_xlsx_past_the_shared_strings_cells_or_decompressed_size_limit_is_refused_naming_it(small_directory):
+    """2 million shared strings once held the directory at 600 MB for 49 s: each limit stops the reading."""
+    header = ["customer_number", "document_type", "name"]
+    many_texts = excel_workbook(header, *([f"C{n}", "invoice", f"Client {n}"] for n in range(60)))
+    message = refusal(await upload(small_directory, "texts.xlsx", many_texts))
+    assert message == (
+        "the workbook holds more than 100 shared strings (distinct cell texts), the limit of an import "
+        "(PUBLIPOST_MAX_IMPORT_SHARED_STRINGS); split the file"
+    )
+
+    # Few distinct texts, many cells: numbers are not shared strings.
+    many_cells = workbook(["customer_number", "document_type"], *([n, "invoice"] for n in range(1, 600)))
+    response = await upload(small_directory, "cells.xlsx", many_cells)
+    message = refusal(response)
+    assert message == (
+        "the sheet holds more than 1000 cells, the limit of an import (PUBLIPOST_MAX_IMPORT_CELLS); split the file"
+    )
+    assert response.json()["detail"][0]["line"] == 501  # where reading stopped
+
+    # One cell far to the right makes every cell before it in its row read too.
+    wide = openpyxl.Workbook()
+    wide.active.append(["customer_number", "document_type"])
+    wide.active.cell(row=2, column=2000, value="x")
+    buffer = io.BytesIO()
+    wide.save(buffer)
+    assert "more than 1000 cells" in refusal(await upload(small_directory, "wide.xlsx", buffer.getvalue()))
+
+    big_parts = io.BytesIO()
+    with zipfile.ZipFile(big_parts, "w", zipfile.ZIP_DEFLATED) as archive:  # a workbook, plus 1 MB of zeros
+        with zipfile.ZipFile(io.BytesIO(workbook(header, ["C1", "invoice", "A"]))) as source:
+            for entry in source.infolist():
+                archive.writestr(entry, source.read(entry))
+        archive.writestr("xl/media/padding.bin", b"\0" * 1_000_000)
+    message = refusal(await upload(small_directory, "zeros.xlsx", big_parts.getvalue()))
+    assert message.startswith("the workbook is ") and message.endswith(
+        "bytes once decompressed, over the 200000-byte limit of an import (PUBLIPOST_MAX_IMPORT_UNCOMPRESSED_BYTES)"
+    )
+
+    assert await all_customer_numbers(small_directory) == []
+    within = excel_workbook(header, *([f"C{n}", "invoice", f"Client {n}"] for n in range(40)))
+    assert (await upload(small_directory, "ok.xlsx", within)).json()["created"] == 40

@@ -144,6 +144,7 @@ async def import_recipients(
                 document_types=ctx.settings.document_types,
                 batch_size=ctx.settings.import_batch_size,
                 listed=ctx.settings.import_problems_listed,
+                workbook_limits=ctx.settings.workbook_limits,
             )
         except ImportRefused as refused:
             listed = "" if len(refused.problems) == refused.count else f" (the first {len(refused.problems)} listed)"

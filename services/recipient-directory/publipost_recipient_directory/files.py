@@ -9,13 +9,17 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import IO, Literal, TextIO
 
 import openpyxl
+from openpyxl.cell.text import Text
+from openpyxl.reader.excel import ExcelReader
 from openpyxl.styles import Font
-from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse
 
 FileKind = Literal["csv", "xlsx"]
 Row = tuple[int, list[str]]
@@ -30,6 +34,21 @@ class UnreadableFile(ValueError):
         self.line = line
 
 
+@dataclass(frozen=True)
+class WorkbookLimits:
+    """What reading one .xlsx may cost, each refused as soon as reading passes it: the size of its parts once
+    decompressed (from the zip's directory, before anything is inflated), the distinct texts it shares
+    between cells (all held in memory while the sheet is read), and the cells the sheet is read into."""
+
+    max_uncompressed_bytes: int = 400_000_000
+    max_shared_strings: int = 500_000
+    max_cells: int = 5_000_000
+
+
+class _OverLimit(Exception):
+    """Raised inside openpyxl's reader, which turns any ValueError into one of its own."""
+
+
 _KINDS: dict[str, FileKind] = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 
 
@@ -37,8 +56,8 @@ def kind_of(filename: str | None) -> FileKind | None:
     return _KINDS.get(Path(filename or "").suffix.lower())
 
 
-def read_rows(path: Path, kind: FileKind) -> Iterator[Row]:
-    return _xlsx_rows(path) if kind == "xlsx" else _csv_rows(path)
+def read_rows(path: Path, kind: FileKind, limits: WorkbookLimits | None = None) -> Iterator[Row]:
+    return _xlsx_rows(path, limits or WorkbookLimits()) if kind == "xlsx" else _csv_rows(path)
 
 
 def _is_comment(first_cell: str) -> bool:
@@ -134,16 +153,29 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _xlsx_rows(path: Path) -> Iterator[Row]:
+def _xlsx_rows(path: Path, limits: WorkbookLimits) -> Iterator[Row]:
     """The first sheet, streamed (read-only mode keeps one row in memory, not the workbook)."""
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
+        _check_uncompressed_size(path, limits.max_uncompressed_bytes)
+        reader = _LimitedReader(path, limits.max_shared_strings)
+        reader.read()
+        workbook = reader.wb
+    except _OverLimit as exc:
+        raise UnreadableFile(str(exc)) from exc
+    except Exception as exc:  # whatever a crafted file makes openpyxl throw, the file is at fault
         raise UnreadableFile("not an Excel workbook (.xlsx)") from exc
+    cells_read = 0
     try:
         sheet = workbook.worksheets[0]
         sheet.reset_dimensions()  # some writers record a wrong size; read to the last row instead
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells_read += len(values)  # the empty cells before a filled one count: they are read too
+            if cells_read > limits.max_cells:
+                raise UnreadableFile(
+                    f"the sheet holds more than {limits.max_cells} cells, the limit of an import "
+                    "(PUBLIPOST_MAX_IMPORT_CELLS); split the file",
+                    number,
+                )
             cells = [_cell_text(v) for v in values]
             while cells and not cells[-1]:
                 cells.pop()
@@ -151,6 +183,52 @@ def _xlsx_rows(path: Path) -> Iterator[Row]:
                 yield number, cells
     finally:
         workbook.close()
+
+
+def _check_uncompressed_size(path: Path, limit: int) -> None:
+    """From the zip's directory: zipfile never inflates an entry past the size declared there (the CRC check
+    fails), so the declared sizes bound what reading the workbook can cost."""
+    with zipfile.ZipFile(path) as archive:
+        total = sum(entry.file_size for entry in archive.infolist())
+    if total > limit:
+        raise _OverLimit(
+            f"the workbook is {total} bytes once decompressed, over the {limit}-byte limit of an import "
+            "(PUBLIPOST_MAX_IMPORT_UNCOMPRESSED_BYTES)"
+        )
+
+
+class _LimitedReader(ExcelReader):
+    """openpyxl's reader (read-only, values only) whose table of shared strings stops at `max_shared_strings`:
+    openpyxl reads the whole table into memory before the first row, so it is counted as it is read."""
+
+    def __init__(self, path: Path, max_shared_strings: int) -> None:
+        super().__init__(path, read_only=True, data_only=True)
+        self.max_shared_strings = max_shared_strings
+
+    def read_strings(self) -> None:
+        part = self.package.find(SHARED_STRINGS)
+        if part is None:
+            return
+        with self.archive.open(part.PartName[1:]) as source:
+            self.shared_strings = _shared_strings(source, self.max_shared_strings)
+
+
+_SHARED_STRING = f"{{{SHEET_MAIN_NS}}}si"
+
+
+def _shared_strings(source: IO[bytes], limit: int) -> list[str]:
+    """openpyxl's read_string_table, counting."""
+    strings: list[str] = []
+    for _, node in iterparse(source):
+        if node.tag == _SHARED_STRING:
+            if len(strings) == limit:
+                raise _OverLimit(
+                    f"the workbook holds more than {limit} shared strings (distinct cell texts), the limit of an "
+                    "import (PUBLIPOST_MAX_IMPORT_SHARED_STRINGS); split the file"
+                )
+            strings.append(Text.from_tree(node).content.replace("x005F_", ""))
+            node.clear()
+    return strings
 
 
 # --- writing (the sample files) -----------------------------------------------

@@ -28,7 +28,7 @@ from .domain import (
     read_yes_no,
     split_list,
 )
-from .files import FileKind, Row, UnreadableFile, csv_bytes, read_rows, xlsx_bytes
+from .files import FileKind, Row, UnreadableFile, WorkbookLimits, csv_bytes, read_rows, xlsx_bytes
 from .models import ImportResult
 from .repository import RecipientRepository
 
@@ -327,6 +327,7 @@ async def import_file(
     document_types: Sequence[str],
     batch_size: int = 1000,
     listed: int = 10_000,
+    workbook_limits: WorkbookLimits | None = None,
 ) -> ImportResult:
     """Check the whole file, then upsert it batch by batch; a file with any problem stores nothing.
 
@@ -335,7 +336,7 @@ async def import_file(
     """
     with tempfile.TemporaryFile(prefix="recipient-import-") as checked:
         document_type, rows = await asyncio.to_thread(
-            check_file, read_rows(path, kind), document_types, listed, checked
+            check_file, read_rows(path, kind, workbook_limits), document_types, listed, checked
         )
         checked.seek(0)
         created = updated = 0
