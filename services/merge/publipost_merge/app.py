@@ -20,6 +20,7 @@ from .clients import DispatchClient, TemplateClient
 from .context import MergeContext
 from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
+from .sweeper import StalledMailings
 
 
 def build(settings: MergeSettings | None = None) -> Service:
@@ -63,6 +64,7 @@ def build(settings: MergeSettings | None = None) -> Service:
         components=ctx,
         routers=[router, settings_router],
         repositories=[ctx.mailings, ctx.documents, ctx.tenant_settings],
+        timers=[StalledMailings(ctx)],
         on_stop=[close_clients],
     )
 

@@ -9,7 +9,6 @@ from publipost_contracts import (
     DispatchCompleted,
     DocumentSideEffect,
     DocumentsRendered,
-    Event,
     MailingRegrouped,
     MergeCompleted,
     MergeRejected,
@@ -95,6 +94,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
             "warnings": [w.model_dump() for w in findings.warnings],
             "warnings_count": findings.warnings_count,
             "created_at": today,
+            "progress_at": today,  # a rendered chunk or a chunk of PDFs moves it; see sweeper.py
         }
         await ctx.mailings.create(mailing)
 
@@ -108,7 +108,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
         total = await _render_documents(event, ctx, mailing_id, template_docx, output)
         next_status = MailingStatus.CONVERTING if output == "pdf" else MailingStatus.RENDERING
         await ctx.mailings.move_status(mailing_id, MailingStatus.RENDERING, {"documents": total, "status": next_status})
-    await complete_if_done(event, ctx, mailing_id, rendering_done=True)
+    await complete_if_done(ctx, mailing_id, causation_id=str(event.event_id), rendering_done=True)
 
 
 @dataclass
@@ -235,13 +235,37 @@ async def _store_chunk(
     to_convert = [d for d in chunk.documents if d["status"] == DocumentStatus.RENDERED]
     if to_convert:
         await _publish_render_request(event, ctx, mailing_id, to_convert)
-    await ctx.mailings.update(mailing_id, {"rendered": rendered})
+    await ctx.mailings.update(mailing_id, {"rendered": rendered, "progress_at": datetime.now(UTC)})
 
 
 async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: str) -> None:
     pending = ctx.documents.pending_render(mailing_id)
     async for chunk in chunked(pending, ctx.settings.render_chunk_size):
         await _publish_render_request(event, ctx, mailing_id, chunk)
+
+
+async def resume_conversion(ctx: MergeContext, mailing: dict[str, Any]) -> None:
+    """Ask again for the PDFs of a mailing whose conversion stalled (a render.requested or its answer
+    lost), or complete it if none is missing. render-pdf reuses the PDFs it stored already."""
+    mailing_id = mailing["_id"]
+    resumption = mailing.get("resumptions", 0) + 1
+    await ctx.mailings.update(mailing_id, {"resumptions": resumption, "progress_at": datetime.now(UTC)})
+    asked = 0
+    async for chunk in chunked(ctx.documents.pending_render(mailing_id), ctx.settings.render_chunk_size):
+        asked += len(chunk)
+        await ctx.bus.publish(
+            RenderRequested(
+                # Unlike the first requests, these must not be taken for copies of them.
+                event_id=deterministic_id("render.resumed", mailing_id, resumption, chunk[0]["_id"]),
+                tenant_id=mailing["tenant_id"],
+                correlation_id=mailing["correlation_id"],
+                mailing_id=mailing_id,
+                chunk=chunk[0]["index"] // ctx.settings.render_chunk_size,
+                documents=[RenderItem(document_id=d["_id"], docx_blob_id=d["docx_blob_id"]) for d in chunk],
+            )
+        )
+    log.warning("stalled conversion resumed", mailing_id=mailing_id, documents=asked, resumption=resumption)
+    await complete_if_done(ctx, mailing_id, causation_id=None, rendering_done=True)
 
 
 async def _publish_render_request(
@@ -277,10 +301,13 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext) -> Non
             for result in event.results
         }
     )
-    await complete_if_done(event, ctx, event.mailing_id, rendering_done=False)
+    await ctx.mailings.update(event.mailing_id, {"progress_at": datetime.now(UTC)})
+    await complete_if_done(ctx, event.mailing_id, causation_id=str(event.event_id), rendering_done=False)
 
 
-async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str, *, rendering_done: bool) -> None:
+async def complete_if_done(
+    ctx: MergeContext, mailing_id: str, *, causation_id: str | None, rendering_done: bool
+) -> None:
     """When no document waits any more: build the combined file, settle the mailing, announce it.
 
     While merge still renders, PDFs of the first chunks come back: only the renderer, once every
@@ -304,7 +331,7 @@ async def complete_if_done(cause: Event, ctx: MergeContext, mailing_id: str, *, 
         mailing = moved or await ctx.mailings.get(mailing_id)
         assert mailing is not None
     if mailing["status"] in ANNOUNCED:
-        await announce(ctx, mailing, causation_id=str(cause.event_id))
+        await announce(ctx, mailing, causation_id=causation_id)
 
 
 async def announce(ctx: MergeContext, mailing: dict[str, Any], *, causation_id: str | None) -> None:

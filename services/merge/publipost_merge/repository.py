@@ -1,5 +1,6 @@
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from publipost_storage import Repository
@@ -13,7 +14,10 @@ DUPLICATE_KEY = 11000
 
 class MailingRepository(Repository):
     collection_name = "mailings"
-    indexes = (IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),)
+    indexes = (
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("progress_at", ASCENDING)]),  # the sweep's stalled mailings
+    )
 
     async def create(self, mailing: dict[str, Any]) -> bool:
         """Insert; False when a mailing with this id exists already (a redelivered request)."""
@@ -52,6 +56,10 @@ class MailingRepository(Repository):
         cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         items = await cursor.skip(skip).limit(limit).to_list()
         return items, await self.collection.count_documents(query)
+
+    def stalled(self, status: str, before: datetime) -> AsyncIterator[dict[str, Any]]:
+        """Mailings in `status` that have not moved since `before`."""
+        return aiter(self.collection.find({"status": status, "progress_at": {"$lt": before}}))
 
     async def delete(self, mailing_id: str) -> None:
         await self.collection.delete_one({"_id": mailing_id})

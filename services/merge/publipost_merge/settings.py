@@ -13,3 +13,11 @@ class MergeSettings(ServiceSettings):
     )
     render_timeout_s: float = Field(default=30.0, gt=0, description="Longest one record may take to render.")
     http_timeout_s: float = Field(default=10.0, gt=0)
+    stall_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A mailing converting with no PDF back for this long has lost some: they are asked for again. "
+        "Longer than render-pdf's queue may hold a mailing's chunks behind others' (a re-asked PDF it has "
+        "already made costs a read, not a conversion).",
+    )
+    sweep_interval_s: float = Field(default=30.0, gt=0, description="How often stalled mailings are looked for.")
