@@ -3,6 +3,7 @@
 import asyncio
 import io
 import random
+import tracemalloc
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,6 +235,27 @@ async def test_malicious_uploads_are_refused_clearly_and_the_service_keeps_answe
         files = service.storage.client[service.settings.blob_database_name]["fs.files"]
         assert await files.count_documents({}) == 0
         assert (await upload(http, docx_with("Dear {{ name }}"))).status_code == 201
+
+
+async def test_a_template_repeating_a_literal_into_gigabytes_is_refused_and_never_built(service):
+    """A 36 KB upload of {{ 'a'*100000*100000 }} once took the service to 20 GB: checking it computed it."""
+    async with client(service) as http:
+        tracemalloc.start()
+        response = await upload(http, docx_with("Dear {{ name }},", "{{ 'a'*100000*100000 }}"))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        detail = refused(response)
+        assert detail["loc"] == ["body", "file"]
+        assert detail["msg"] == (
+            "the template repeats a literal into 10000000000 characters or items in the body, "
+            "text “{{ 'a'*100000*100000 }}”; at most 100000"
+        )
+        assert peak < 50_000_000
+
+        billion = refused(await upload(http, docx_with("Dear {{ name }},", "{{'a'*1000000000}}")))
+        assert "repeats a literal into 1000000000 characters" in billion["msg"]
+        assert (await http.get("/templates", headers=ACME)).json()["total"] == 0
+        assert (await upload(http, docx_with("Dear {{ name }},", "{{ '-' * 80 }}"))).status_code == 201
 
 
 async def test_an_entity_declaration_or_broken_xml_in_a_part_is_refused_naming_the_part(service):

@@ -5,6 +5,7 @@ The builders here make the test documents (python-docx, zipfile); the integratio
 
 import io
 import struct
+import tracemalloc
 import zipfile
 
 import pytest
@@ -230,3 +231,42 @@ def test_whatever_a_parser_throws_becomes_a_refusal_of_the_file():
     problem = refusal(rezip(docx_with("Hello"), {"word/document.xml": b"<w:document><unclosed>"}))
     assert problem.field == "file"
     assert problem.message.startswith("part word/document.xml of the document is not well-formed XML: ")
+
+
+# --- what a template may build --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "size"),
+    [
+        ("{{ 'a'*100000*100000 }}", "10000000000"),
+        ("{{'a'*1000000000}}", "1000000000"),
+        ("{{ 100000 * [0] * 100000 }}", "10000000000"),
+        ("{% set line = '-' * 200000 %}{{ line }}", "200000"),
+    ],
+)
+def test_a_literal_repeated_into_a_huge_value_is_refused_without_being_built(expression, size):
+    tracemalloc.start()
+    problem = refusal(docx_with("Dear {{ name }}", f"Ref {expression}"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert problem.field == "file"
+    assert f"repeats a literal into {size} characters or items" in problem.message
+    assert "at most 100000" in problem.message
+    assert (problem.context["part"], problem.context["text"]) == ("body", f"Ref {expression}")
+    assert peak < 50_000_000
+
+
+def test_reading_a_templates_fields_evaluates_none_of_it():
+    """Jinja's code generator, which lists the fields, computes constant expressions it can fold."""
+    tracemalloc.start()
+    inspection = inspect(docx_with("Dear {{ name }}", "{{ 'a'|center(300000000) }}{{ ('b' ~ 'c') * 3 }}{{ -(2 + 3) }}"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert inspection.fields.fields == ["name"]
+    assert peak < 50_000_000
+
+
+def test_short_repetitions_and_arithmetic_on_fields_are_accepted():
+    inspection = inspect(docx_with("{{ '-' * 80 }}", "{{ premium * 100000000 }} {{ '=' * premium }}"))
+    assert inspection.fields.fields == ["premium"]

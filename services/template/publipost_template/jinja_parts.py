@@ -8,9 +8,10 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from docxtpl import DocxTemplate
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.sandbox import SandboxedEnvironment
 
 from .domain import TemplateRejected
@@ -27,6 +28,11 @@ _INTERNAL_ATTRIBUTES = {
     "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "tb_frame", "tb_next", "im_func", "im_self",
 }
 _FORMAT_WALK = re.compile(r"\{[^{}]*[.\[]\s*_")
+# The longest string or list a template may spell out by repeating a literal: '-' * 80 draws a line, nothing
+# in a letter needs 100,000 characters of one literal. A repetition by a record's value is bounded when merge renders.
+MAX_LITERAL_REPETITION = 100_000
+# Sizes are reckoned up to here and no further: a chain of large numbers never costs a big-number product.
+_SIZE_CEILING = 10**18
 # There is no other template to reach: a template is one document.
 _OTHER_TEMPLATES = {
     nodes.Include: "{% include %}",
@@ -47,9 +53,35 @@ class _Source:
         return self.text.split("\n")
 
 
+@pass_context
+def _never_called(*_: Any, **__: Any) -> NoReturn:
+    raise AssertionError("an uploaded template is read, never rendered")
+
+
+class _InertEnvironment(SandboxedEnvironment):
+    """Parses a template and lists its variables without evaluating any of it.
+
+    meta.find_undeclared_variables runs Jinja's code generator, and the code generator folds constant
+    expressions by computing them: `{{ 'a' * 100000 * 100000 }}` built ten gigabytes during an upload check.
+    Jinja folds no operator that a sandbox intercepts and no filter or test that takes the context, so here
+    every operator is intercepted and every filter and test takes the context; none of them is ever called.
+    """
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def __init__(self) -> None:
+        super().__init__(optimized=False)
+        self.filters = dict.fromkeys(self.filters, _never_called)
+        self.tests = dict.fromkeys(self.tests, _never_called)
+
+
 def fields_used(docx: bytes) -> set[str]:
-    """The variables the template reads, across every part docxtpl renders; refuses bad or unsafe Jinja."""
-    env = SandboxedEnvironment()
+    """The variables the template reads, across every part docxtpl renders; refuses bad or unsafe Jinja.
+
+    The template is parsed and walked, never evaluated (_InertEnvironment).
+    """
+    env = _InertEnvironment()
     used: set[str] = set()
     for source in _sources(docx):
         try:
@@ -57,6 +89,7 @@ def fields_used(docx: bytes) -> set[str]:
         except TemplateSyntaxError as exc:
             raise _syntax_error(env, source, exc) from exc
         _refuse_internals(tree, source)
+        _refuse_huge_repetitions(tree, source)
         used |= meta.find_undeclared_variables(tree)
     return used
 
@@ -247,4 +280,51 @@ def _internal_access(node: nodes.Node) -> str | None:
         return _OTHER_TEMPLATES[type(node)]
     if isinstance(node, nodes.Pow):
         return "the ** operator"
+    return None
+
+
+# --- what a template may build --------------------------------------------------------------------
+
+
+def _refuse_huge_repetitions(tree: nodes.Template, source: _Source) -> None:
+    """Refuse, saying where, a literal repeated past MAX_LITERAL_REPETITION (`'a' * 1000000000`): the size
+    is read from the expression, nothing is computed."""
+    for node in tree.find_all(nodes.Mul):
+        size = _literal_size(node)
+        if size is None or size <= MAX_LITERAL_REPETITION:
+            continue
+        where = _location(source, node.lineno)
+        amount = str(size) if size < _SIZE_CEILING else f"over {_SIZE_CEILING}"
+        raise TemplateRejected(
+            "file",
+            f"the template repeats a literal into {amount} characters or items {_describe(where)}; "
+            f"at most {MAX_LITERAL_REPETITION}",
+            **where,
+            size=size,
+            limit=MAX_LITERAL_REPETITION,
+        )
+
+
+def _literal_size(node: nodes.Expr) -> int | None:
+    """The length of a string or list literal, repeated by constant numbers: 'ab' * 3 * 2 → 12; else None."""
+    if isinstance(node, nodes.Const) and isinstance(node.value, (str, tuple)):
+        return len(node.value)
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return len(node.items)
+    if isinstance(node, nodes.Mul):
+        for sequence, count in ((node.left, node.right), (node.right, node.left)):
+            size, times = _literal_size(sequence), _constant_count(count)
+            if size is not None and times is not None:
+                return min(size * max(times, 0), _SIZE_CEILING)
+    return None
+
+
+def _constant_count(node: nodes.Expr) -> int | None:
+    """An integer spelled in the template, or a product of them: 100000 * 100000 → 10000000000; else None."""
+    if isinstance(node, nodes.Const) and type(node.value) is int:
+        return min(node.value, _SIZE_CEILING)
+    if isinstance(node, nodes.Mul):
+        left, right = _constant_count(node.left), _constant_count(node.right)
+        if left is not None and right is not None:
+            return min(left * right, _SIZE_CEILING)
     return None
