@@ -1,6 +1,10 @@
 from publipost_settings import ServiceSettings
 from pydantic import Field
 
+# What a record may render to. The sample letter renders about 7 KB of XML; a statement with a table of a few
+# thousand lines, a few MB. Beyond this, LibreOffice spends minutes laying the document out.
+MAX_DOCUMENT_BYTES = 10_000_000
+
 
 class MergeSettings(ServiceSettings):
     service_name: str = "merge"
