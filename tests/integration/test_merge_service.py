@@ -24,7 +24,6 @@ from publipost_contracts import (
     RenderRequested,
     RenderResult,
 )
-from publipost_merge import handlers
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
 from publipost_render_pdf.domain import pdf_blob_id
@@ -35,6 +34,7 @@ from pypdf import PdfWriter
 
 from tests.support import EventTap, wait_until
 from tests.support import sample_record as record
+from tests.unit.test_template_inspection import docx_with
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 TENANT = {"X-Tenant-Id": "acme"}
@@ -51,12 +51,12 @@ async def stack(make_settings, running, serve_http, infra, namespace):
     await system.start()
     template_http = httpx.AsyncClient(base_url=template_url, headers=TENANT)
 
-    async def upload(name: str = "Notice", **form: str) -> str:
-        """A template from samples/letter.docx, with the template service's form fields (type, options)."""
+    async def upload(name: str = "Notice", docx: bytes | None = None, **form: str) -> str:
+        """A template (samples/letter.docx unless given), with the template service's form fields (type, options)."""
         uploaded = await template_http.post(
             "/templates",
             data={"name": name, "custom_fields": "signatory", **form},
-            files={"file": ("l.docx", SAMPLE.read_bytes())},
+            files={"file": ("l.docx", SAMPLE.read_bytes() if docx is None else docx)},
         )
         assert uploaded.status_code == 201, uploaded.text
         return uploaded.json()["id"]
@@ -141,6 +141,26 @@ async def test_a_record_that_fails_to_render_fails_alone(stack):
     documents = (await stack["http"].get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()
     failed = [d for d in documents["items"] if d["status"] == "failed"]
     assert [d["record_id"] for d in failed] == ["r2"] and "rendering failed" in failed[0]["error"]
+
+
+async def test_a_record_whose_document_grows_past_the_budget_fails_alone_naming_it(stack):
+    """Two nested loops of 10,000 once rendered 10^8 characters and held LibreOffice for minutes."""
+    loops = "{% for i in range(premium) %}{% for j in range(10000) %}xxxxxxxxxx{% endfor %}{% endfor %}"
+    template_id = await stack["upload"]("Loops", docx_with("Dear {{ name }}, {{ signatory }}", loops))
+    event = request(template_id, [record(1, premium=2), record(2, premium=10_000), record(3, premium=2)])
+    completed = await completed_for(stack, event)
+    assert (completed.status, completed.documents, completed.failed) == ("ready", 3, 1)
+
+    documents = (await stack["http"].get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()
+    failed = [d for d in documents["items"] if d["status"] == "failed"]
+    assert [d["record_id"] for d in failed] == ["r2"] and failed[0]["docx_blob_id"] is None
+    assert failed[0]["error"] == (
+        "rendering failed: the document is over the budget of 10000000 bytes of rendered XML a record may take "
+        "(PUBLIPOST_MAX_DOCUMENT_BYTES): its template loops too long or repeats too much"
+    )
+    rendered = [d for d in documents["items"] if d["status"] != "failed"]
+    assert [d["record_id"] for d in rendered] == ["r1", "r3"]
+    assert "x" * 200_000 in await docx_text(stack, rendered[1]["docx_blob_id"])
 
 
 async def test_a_dispatched_mailing_is_regrouped_into_sent_and_not_sent(stack):
@@ -331,15 +351,16 @@ async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_comple
 ):
     """merge sends each chunk to render-pdf as soon as it is stored. PDFs of the first chunks come back
     while later records are still being rendered; they must not complete the mailing early."""
-    rendering = handlers.render_within
+    renderer = stack["merge"].components.renderer
+    rendering = renderer.render
     held = asyncio.Event()
 
-    async def render_holding_the_second_chunk(timeout_s, template, context):
+    async def render_holding_the_second_chunk(template, context):
         if context["id"] == "r21":  # the first record of the second chunk (20 a chunk)
             await held.wait()
-        return await rendering(timeout_s, template, context)
+        return await rendering(template, context)
 
-    monkeypatch.setattr(handlers, "render_within", render_holding_the_second_chunk)
+    monkeypatch.setattr(renderer, "render", render_holding_the_second_chunk)
     records = [record(n) for n in range(1, 61)]
     event = request(stack["template_id"], records, output="pdf")
     merge, pdf = stack["merge"], one_page_pdf()

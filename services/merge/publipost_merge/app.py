@@ -18,6 +18,7 @@ from . import handlers
 from .api import router, settings_router
 from .clients import DispatchClient, TemplateClient
 from .context import MergeContext
+from .render_workers import RenderLimits, RenderWorkers
 from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
 from .sweeper import StalledMailings
@@ -36,6 +37,14 @@ def build(settings: MergeSettings | None = None) -> Service:
         tenant_settings=TenantSettingsRepository(storage.db),
         templates=TemplateClient(settings.template_url, settings.http_timeout_s),
         dispatch=DispatchClient(settings.dispatch_url, settings.http_timeout_s),
+        renderer=RenderWorkers(
+            settings.render_workers,
+            RenderLimits(
+                timeout_s=settings.render_timeout_s,
+                memory_bytes=settings.render_memory_bytes,
+                max_document_bytes=settings.max_document_bytes,
+            ),
+        ),
     )
 
     @bus.consumer(MergeRequested)
@@ -65,7 +74,7 @@ def build(settings: MergeSettings | None = None) -> Service:
         routers=[router, settings_router],
         repositories=[ctx.mailings, ctx.documents, ctx.tenant_settings],
         timers=[StalledMailings(ctx)],
-        on_stop=[close_clients],
+        on_stop=[ctx.renderer.close, close_clients],
     )
 
 

@@ -7,6 +7,7 @@ from publipost_runtime import components
 from publipost_storage import Storage
 
 from .clients import DispatchClient, TemplateClient
+from .render_workers import RenderWorkers
 from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
 
@@ -21,6 +22,7 @@ class MergeContext:
     tenant_settings: TenantSettingsRepository
     templates: TemplateClient
     dispatch: DispatchClient
+    renderer: RenderWorkers
 
 
 Context = Annotated[MergeContext, Depends(components)]

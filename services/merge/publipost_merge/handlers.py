@@ -44,7 +44,7 @@ from .domain import (
 )
 from .print_file import build_parts, delete_parts
 from .records import BadRecord, iter_records
-from .rendering import RenderFailed, render_within
+from .rendering import RenderFailed
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 IN_PROGRESS = (MailingStatus.RENDERING, MailingStatus.CONVERTING)
@@ -200,9 +200,7 @@ async def _render_documents(
             "error": None,
         }
         try:
-            docx = await render_within(
-                ctx.settings.render_timeout_s, template, render_context(record, event.custom_fields, today)
-            )
+            docx = await ctx.renderer.render(template, render_context(record, event.custom_fields, today))
         except RenderFailed as exc:
             document.update(status=DocumentStatus.FAILED, error=f"rendering failed: {exc}")
         else:

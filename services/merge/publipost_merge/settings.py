@@ -16,6 +16,26 @@ class MergeSettings(ServiceSettings):
         default=500, ge=1, description="Pages per part of a print file, unless the tenant sets its own."
     )
     render_timeout_s: float = Field(default=30.0, gt=0, description="Longest one record may take to render.")
+    max_document_bytes: int = Field(
+        default=MAX_DOCUMENT_BYTES,
+        ge=1000,
+        description=(
+            "Largest document a record may render to: the XML its template produces (body, headers, footers, "
+            "properties, footnotes), counted in characters as it is produced, and the largest string or list a "
+            "template may build with * or +. A record over it fails alone, before it reaches render-pdf."
+        ),
+    )
+    render_workers: int = Field(
+        default=2, ge=1, le=32, description="Processes that render documents, each one record at a time."
+    )
+    render_memory_bytes: int = Field(
+        default=1 << 30,
+        ge=256 << 20,
+        description=(
+            "Address space of each render process (RLIMIT_AS), the imported libraries (about 100 MB) included. "
+            "A record whose template needs more fails alone; the process goes on."
+        ),
+    )
     http_timeout_s: float = Field(default=10.0, gt=0)
     stall_after_s: float = Field(
         default=600.0,
