@@ -31,7 +31,8 @@ class Bus:
 
     Every consumer gets its quorum queue, dead-letter queue and retry queue;
     skips messages it already handled (by event id); retries failures with
-    backoff; and acknowledges only once the handler has returned.
+    backoff, a database out of reach as any other; and acknowledges only once
+    the handler has returned and the message is marked handled.
     """
 
     def __init__(self, settings: ServiceSettings, *, publishes: Sequence[type[Event]] = ()) -> None:
@@ -127,16 +128,21 @@ class Bus:
         return register
 
     async def _consume(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
+        """One attempt: the duplicate check, the handler, the mark. A failure in any of them, a database out
+        of reach included, goes through the retry policy; a handler run again after its mark failed changes
+        nothing twice, as its writes have deterministic keys."""
         event_id = str(event.event_id)
         with bound_contextvars(correlation_id=event.correlation_id, event_id=event_id, event_type=event.type):
-            if idempotent and self.inbox and await self.inbox.already_processed(queue, event_id):
-                MESSAGES.labels(queue, "duplicate").inc()
-                log.info("duplicate message skipped", consumer=queue)
-                return None
             attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0)) + 1
             started = time.perf_counter()
             try:
+                if idempotent and self.inbox and await self.inbox.already_processed(queue, event_id):
+                    MESSAGES.labels(queue, "duplicate").inc()
+                    log.info("duplicate message skipped", consumer=queue)
+                    return None
                 result = await handler(event)
+                if idempotent and self.inbox:
+                    await self.inbox.mark(queue, event_id)
             except Exception as error:
                 if not self.retry_policy.should_retry(attempt, error):
                     MESSAGES.labels(queue, "dead_lettered").inc()
@@ -149,8 +155,6 @@ class Bus:
                 return None
             finally:
                 HANDLE_SECONDS.labels(queue).observe(time.perf_counter() - started)
-            if idempotent and self.inbox:
-                await self.inbox.mark(queue, event_id)
             MESSAGES.labels(queue, "handled").inc()
             return result
 
@@ -188,8 +192,9 @@ class Bus:
         """Stop consuming and wait for in-flight handlers (up to the grace period), then disconnect."""
         await self.broker.stop()
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout_s: float = 0.8) -> bool:
+        """Whether the broker connection is up, waiting at most `timeout_s` (within a probe's 1 s)."""
         try:
-            return await self.broker.ping(timeout=2.0)
+            return await self.broker.ping(timeout=timeout_s)
         except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
             return False

@@ -5,6 +5,7 @@ import asyncio
 import json
 import math
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,8 +22,38 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
+class CachedCheck:
+    """A readiness check asked at most once per `ttl_s`: probes in that time, and probes arriving while it
+    runs, share its answer, so however many probes come (every replica's, every few seconds, plus people
+    looking) the dependency sees one ping a second. An exception counts as "down"."""
+
+    def __init__(self, check: ReadinessCheck, ttl_s: float = 1.0) -> None:
+        self._check = check
+        self.ttl_s = ttl_s
+        self._answer: bool | None = None
+        self._answered_at = 0.0
+        self._pending: asyncio.Future[bool] | None = None
+
+    async def __call__(self) -> bool:
+        if self._answer is not None and time.monotonic() - self._answered_at < self.ttl_s:
+            return self._answer
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._ask())
+        # Shielded: a probe that gives up (its client hung up) does not cancel the ping the others await.
+        return await asyncio.shield(self._pending)
+
+    async def _ask(self) -> bool:
+        try:
+            answer = await self._check() is True
+        except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
+            answer = False
+        self._answer, self._answered_at, self._pending = answer, time.monotonic(), None
+        return answer
+
+
 def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
-    """/healthz: the process answers. /readyz: every dependency answers (503 naming those that do not)."""
+    """/healthz: the process answers. /readyz: every dependency answers (503 naming those that do not, in
+    `down`). A check must answer within a probe's timeout: give it its own short one."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
@@ -34,8 +65,8 @@ def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
         names = list(checks)
         results = await asyncio.gather(*(checks[name]() for name in names), return_exceptions=True)
         status = {name: result is True for name, result in zip(names, results, strict=True)}
-        ready = all(status.values())
-        return JSONResponse({"ready": ready, "checks": status}, status_code=200 if ready else 503)
+        down = [name for name, up in status.items() if not up]
+        return JSONResponse({"ready": not down, "checks": status, "down": down}, status_code=503 if down else 200)
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -9,7 +9,7 @@ from fastapi.routing import iter_route_contexts
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 from publipost_bus import Bus
-from publipost_http import BodyLimit, ReadinessCheck, health_router, json_numbers_storable
+from publipost_http import BodyLimit, CachedCheck, ReadinessCheck, health_router, json_numbers_storable
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
 from publipost_settings import ServiceSettings
@@ -100,7 +100,9 @@ class Service:
             lifespan=lifespan,
             dependencies=[Depends(json_numbers_storable)],
         )
-        checks = {"database": self.storage.ping, "broker": self.bus.ping, **self.readiness}
+        # Each ping has a short timeout of its own and is cached a second: a probe answers within its
+        # timeout while a dependency is down, and never makes the dependency answer one ping per probe.
+        checks = {"database": CachedCheck(self.storage.ping), "broker": CachedCheck(self.bus.ping), **self.readiness}
         app.include_router(health_router(checks))
         for router in self.routers:
             app.include_router(router)

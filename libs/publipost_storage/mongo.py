@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 
+import pymongo
 from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,9 +40,12 @@ class Storage:
             listeners.append(QueryLog(settings.query_log, settings.namespace))
         return cls(settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=listeners)
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout_s: float = 0.8) -> bool:
+        """Whether the database answers within `timeout_s` (server selection included): readiness asks, and
+        a Kubernetes probe waits 1 s by default, not the 3 s a query may wait for a server."""
         try:
-            await self.db.command("ping")
+            with pymongo.timeout(timeout_s):
+                await self.db.command("ping")
         except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
             return False
         return True
