@@ -25,6 +25,9 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     routing_key: ClassVar[str]
+    SCHEMA_VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
+    """The `schema_version`s this model reads. A consumer dead-letters any other version at once, before
+    reading the body as this model: a version it does not know may mean other things by the same fields."""
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str

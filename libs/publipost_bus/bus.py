@@ -1,8 +1,11 @@
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from faststream.exceptions import AckMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
@@ -10,10 +13,17 @@ from publipost_contracts import MAX_MESSAGE_BYTES, Event
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import bound_contextvars, get_logger
 from publipost_settings import ServiceSettings
+from pydantic import ValidationError
 
 from .metrics import HANDLE_SECONDS, MESSAGES, PUBLISHED
-from .retry import RetryPolicy
-from .topology import ATTEMPT_HEADER, Topology
+from .retry import PermanentFailure, RetryPolicy
+from .topology import (
+    ATTEMPT_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTERED_AT_HEADER,
+    ROUTING_KEY_HEADER,
+    Topology,
+)
 
 E = TypeVar("E", bound=Event)
 R = TypeVar("R", bound=Event)
@@ -26,13 +36,51 @@ class MessageTooLarge(ValueError):
     pass
 
 
+class Unreadable(PermanentFailure):
+    """A message its consumer can never read, however often it tries: too large, of a schema version the
+    consumer does not know, or not the shape of its event type."""
+
+
+REASON_MAX_CHARS = 2000  # a header, not a log: the first lines of an error say what went wrong
+
+
+def read_event(event_type: type[E], body: bytes) -> E:
+    """The event in `body`, or Unreadable saying why not.
+
+    The size and the schema version are checked before the body is read as `event_type`: a message over
+    the limit is refused whatever it holds (the limit is the bus's, not only the publisher's), and a
+    version the model does not list may use the same fields for other things.
+    """
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise Unreadable(f"{len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit of a message")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise Unreadable(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Unreadable("not a JSON object")
+    version = data.get("schema_version", 1)
+    if type(version) is not int or version not in event_type.SCHEMA_VERSIONS:
+        known = ", ".join(map(str, sorted(event_type.SCHEMA_VERSIONS)))
+        raise Unreadable(
+            f"schema version {version!r} of {event_type.routing_key} is unknown here (this consumer reads {known})"
+        )
+    try:
+        return event_type.model_validate(data)
+    except ValidationError as exc:
+        errors = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
+        more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise Unreadable(f"not a valid {event_type.routing_key}: {'; '.join(errors[:5])}{more}") from None
+
+
 class Bus:
     """A service's view of RabbitMQ: what it publishes, what it consumes, and the rules for both.
 
     Every consumer gets its quorum queue, dead-letter queue and retry queue;
-    skips messages it already handled (by event id); retries failures with
-    backoff, a database out of reach as any other; and acknowledges only once
-    the handler has returned and the message is marked handled.
+    dead-letters at once, with the reason, a message it cannot read; skips
+    messages it already handled (by event id); retries failures with backoff,
+    a database out of reach as any other; and acknowledges only once the
+    handler has returned and the message is marked handled.
     """
 
     def __init__(self, settings: ServiceSettings, *, publishes: Sequence[type[Event]] = ()) -> None:
@@ -113,6 +161,15 @@ class Bus:
             async def consume(event: Any, message: Any) -> Any:
                 return await self._consume(queue.name, handler, event, message, idempotent)
 
+            async def decode(message: Any) -> E:
+                # Before the handler and the database: a message that can never be read goes to the
+                # dead-letter queue now, saying why, instead of failing every retry the same way.
+                try:
+                    return read_event(event_type, message.body)
+                except Unreadable as refusal:
+                    await self._dead_letter(queue.name, event_type.routing_key, message, refusal)
+                    raise AckMessage() from None
+
             consume.__annotations__ = {"event": event_type, "message": RabbitMessage, "return": Any}
             consume.__name__ = handler.__name__
             consume.__doc__ = handler.__doc__
@@ -120,6 +177,7 @@ class Bus:
                 queue,
                 self.topology.events,
                 ack_policy=AckPolicy.REJECT_ON_ERROR,
+                decoder=decode,
                 title=f"{queue.name}:consume",
                 description=(handler.__doc__ or "").strip() or None,
             )(consume)
@@ -133,7 +191,6 @@ class Bus:
         nothing twice, as its writes have deterministic keys."""
         event_id = str(event.event_id)
         with bound_contextvars(correlation_id=event.correlation_id, event_id=event_id, event_type=event.type):
-            attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0)) + 1
             started = time.perf_counter()
             try:
                 if idempotent and self.inbox and await self.inbox.already_processed(queue, event_id):
@@ -143,20 +200,27 @@ class Bus:
                 result = await handler(event)
                 if idempotent and self.inbox:
                     await self.inbox.mark(queue, event_id)
-            except Exception as error:
-                if not self.retry_policy.should_retry(attempt, error):
-                    MESSAGES.labels(queue, "dead_lettered").inc()
-                    log.error("message dead-lettered", consumer=queue, attempt=attempt, error=repr(error))
-                    raise
-                delay = self.retry_policy.delay_s(attempt)
-                await self._schedule_retry(queue, message, attempt, delay)
-                MESSAGES.labels(queue, "retried").inc()
-                log.warning("message retried", consumer=queue, attempt=attempt, delay_s=delay, error=repr(error))
+            except Exception as error:  # noqa: BLE001 - every failure goes through the retry policy
+                await self._failed(queue, event.type, message, error)
                 return None
             finally:
                 HANDLE_SECONDS.labels(queue).observe(time.perf_counter() - started)
             MESSAGES.labels(queue, "handled").inc()
             return result
+
+    @staticmethod
+    def _attempt(message: Any) -> int:
+        return int((message.headers or {}).get(ATTEMPT_HEADER, 0)) + 1
+
+    async def _failed(self, queue: str, routing_key: str, message: Any, error: Exception) -> None:
+        attempt = self._attempt(message)
+        if not self.retry_policy.should_retry(attempt, error):
+            await self._dead_letter(queue, routing_key, message, error)
+            return
+        delay = self.retry_policy.delay_s(attempt)
+        await self._schedule_retry(queue, message, attempt, delay)
+        MESSAGES.labels(queue, "retried").inc()
+        log.warning("message retried", consumer=queue, attempt=attempt, delay_s=delay, error=repr(error))
 
     async def _schedule_retry(self, queue: str, message: Any, attempt: int, delay_s: float) -> None:
         await self.broker.publish(
@@ -170,6 +234,35 @@ class Bus:
             content_type=message.content_type,
             headers={**(message.headers or {}), ATTEMPT_HEADER: attempt},
         )
+
+    async def _dead_letter(self, queue: str, routing_key: str, message: Any, error: Exception) -> None:
+        """Into `<queue>.dlq` with the reason; the caller then acknowledges the message. Should this publish
+        fail, the message is rejected instead and the broker dead-letters it (reason in `x-death`)."""
+        attempt = self._attempt(message)
+        if isinstance(error, Unreadable):
+            reason = f"unreadable: {error}"
+        elif isinstance(error, PermanentFailure):
+            reason = f"permanent failure: {error}"
+        else:
+            reason = f"failed {attempt} times, last: {error!r}"
+        await self.broker.publish(
+            message.body,
+            exchange=self.topology.dead_letter,
+            routing_key=queue,
+            persist=True,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            content_type=message.content_type,
+            headers={
+                **(message.headers or {}),
+                ATTEMPT_HEADER: attempt,
+                DEAD_LETTER_REASON_HEADER: reason[:REASON_MAX_CHARS],
+                DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
+                ROUTING_KEY_HEADER: routing_key,
+            },
+        )
+        MESSAGES.labels(queue, "dead_lettered").inc()
+        log.error("message dead-lettered", consumer=queue, attempt=attempt, reason=reason[:REASON_MAX_CHARS])
 
     # --- lifecycle ----------------------------------------------------------------
 

@@ -7,6 +7,10 @@
   so a message that crashes its consumer never blocks the queue.
 - Retries wait in `<queue>.retry` for their backoff delay (per-message TTL),
   then expire back into the consumer queue through the default exchange.
+- A message the consumer gives up on (a permanent failure, the last attempt, or
+  one it cannot read: too large, an unknown schema version) is published to
+  the dead-letter exchange by the consumer itself, with the reason in a
+  header; the broker's own dead-lettering (delivery limit) says why in `x-death`.
 """
 
 from dataclasses import dataclass
@@ -14,6 +18,12 @@ from dataclasses import dataclass
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
 ATTEMPT_HEADER = "x-publipost-attempt"
+DEAD_LETTER_REASON_HEADER = "x-publipost-dead-letter-reason"
+DEAD_LETTERED_AT_HEADER = "x-publipost-dead-lettered-at"
+ROUTING_KEY_HEADER = "x-publipost-routing-key"
+"""The routing key the message was published with (its event type): a retried or replayed copy reaches its
+queue through the default exchange, whose routing key is the queue's name."""
+DLQ_SUFFIX = ".dlq"
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class Topology:
 
     def dead_letter_queue(self, queue_name: str) -> RabbitQueue:
         return RabbitQueue(
-            f"{queue_name}.dlq", queue_type=QueueType.QUORUM, durable=True, routing_key=queue_name
+            f"{queue_name}{DLQ_SUFFIX}", queue_type=QueueType.QUORUM, durable=True, routing_key=queue_name
         )
 
     def retry_queue(self, queue_name: str) -> RabbitQueue:
