@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
+.PHONY: setup up down status logs dlq demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
 
 setup:
 	@bash deploy/setup.sh
@@ -18,6 +18,10 @@ status:
 
 logs:
 	@$(PY) -m publipost_localstack logs $(SERVICE)
+
+# Dead-letter queues (README, "Dead letters"): make dlq ARGS="list", ARGS="show <queue>", ARGS="replay <queue> --all"...
+dlq:
+	@$(PY) -m publipost_bus.dlq $(ARGS)
 
 demo: up
 	@$(PY) -m publipost_localstack.demo

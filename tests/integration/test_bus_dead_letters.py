@@ -1,12 +1,15 @@
-"""Messages a consumer can never handle go to its dead-letter queue at once, saying why, against the real
-RabbitMQ."""
+"""Messages a consumer can never handle go to its dead-letter queue at once, saying why; the `dlq` command
+lists, shows, replays and purges them, against the real RabbitMQ."""
 
+import asyncio
 import json
+import os
+import sys
 from typing import Any, Literal
 
 import aio_pika
 import pytest
-from publipost_bus import Bus
+from publipost_bus import Bus, PermanentFailure
 from publipost_contracts import Event
 from publipost_runtime import Service
 from publipost_settings import ServiceSettings
@@ -70,6 +73,19 @@ async def count(infra, queue: str) -> int:
     return len(await dead_letters(infra, queue))
 
 
+async def dlq(infra, namespace: str, *args: str) -> str:
+    """`python -m publipost_bus.dlq ARGS`, as an SRE runs it; its standard output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "publipost_bus.dlq", *args,
+        env={**os.environ, "RABBITMQ_URL": infra.rabbitmq_url, "PUBLIPOST_NAMESPACE": namespace},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
 async def test_an_oversized_message_and_unknown_schema_versions_are_dead_lettered_at_once_with_the_reason(
     probe, infra, namespace
 ):
@@ -105,3 +121,79 @@ async def test_an_oversized_message_and_unknown_schema_versions_are_dead_lettere
 
 async def _has(infra, queue: str, n: int) -> bool:
     return await count(infra, queue) >= n
+
+
+async def test_dlq_lists_shows_and_replays_a_message_which_is_processed_once_though_replayed_twice(
+    probe, infra, namespace
+):
+    attempts: list[str] = []
+    processed: list[str] = []
+
+    async def handler(event: Probe) -> None:
+        attempts.append(str(event.event_id))
+        if len(attempts) == 1:
+            raise PermanentFailure("template 42 does not exist yet")
+        processed.append(str(event.event_id))
+
+    service = await probe(handler)
+    body = probe_body(note="replay me")
+    await publish_raw(infra, namespace, body)
+    await wait_until(lambda: _has(infra, service.queue, 1), timeout=30)
+
+    listing = await dlq(infra, namespace, "list", "--queue", service.queue)
+    assert [line.split() for line in listing.splitlines() if service.queue in line] == [[f"{service.queue}.dlq", "1"]]
+
+    shown = [json.loads(line) for line in (await dlq(infra, namespace, "show", service.queue, "--json")).splitlines()]
+    assert len(shown) == 1
+    assert shown[0]["message_id"] == body["event_id"]
+    assert "template 42 does not exist yet" in shown[0]["reason"]
+    assert shown[0]["headers"][REASON] == shown[0]["reason"]
+    assert shown[0]["body"]["note"] == "replay me"
+    human = await dlq(infra, namespace, "show", service.queue)
+    assert body["event_id"] in human and "template 42 does not exist yet" in human and "replay me" in human
+    assert await count(infra, service.queue) == 1  # showing takes nothing away
+
+    # A copy goes back to the consumer and the message stays for the record...
+    await dlq(infra, namespace, "replay", service.queue, "--message-id", body["event_id"], "--keep")
+    await wait_until(lambda: processed, timeout=30)
+    assert await count(infra, service.queue) == 1
+    # ...then it is replayed again, and leaves the dead-letter queue: the consumer skips the copy it has handled.
+    await dlq(infra, namespace, "replay", service.queue, "--all")
+    await wait_until(lambda: _has_exactly(infra, service.queue, 0), timeout=30)
+    await asyncio.sleep(1.5)
+    assert processed == [body["event_id"]]
+    assert attempts == [body["event_id"]] * 2  # the failed try and the replay; the second replay was a duplicate
+    assert f"{service.queue}.dlq 0" in " ".join((await dlq(infra, namespace, "list", "--queue", service.queue)).split())
+
+
+async def _has_exactly(infra, queue: str, n: int) -> bool:
+    return await count(infra, queue) == n
+
+
+async def test_dlq_purges_one_message_or_a_whole_queue(probe, infra, namespace):
+    async def handler(event: Probe) -> None:
+        raise PermanentFailure("never")
+
+    service = await probe(handler)
+    bodies = [probe_body(note=str(n)) for n in range(3)]
+    for body in bodies:
+        await publish_raw(infra, namespace, body)
+    await wait_until(lambda: _has(infra, service.queue, 3), timeout=30)
+
+    await dlq(infra, namespace, "purge", service.queue, "--message-id", bodies[1]["event_id"])
+    assert sorted(m.message_id for m in await dead_letters(infra, service.queue)) == sorted(
+        [bodies[0]["event_id"], bodies[2]["event_id"]]
+    )
+    await dlq(infra, namespace, "purge", service.queue, "--all")
+    assert await count(infra, service.queue) == 0
+
+
+def test_dlq_knows_every_consumer_queue_of_the_product():
+    from publipost_bus.dlq import consumer_queues
+
+    queues = consumer_queues("acme-stack")
+    assert "acme-stack.merge.merge.requested" in queues
+    assert "acme-stack.dispatch.send.requested" in queues
+    assert all(q.startswith("acme-stack.") for q in queues)
+    assert len(queues) == len(set(queues)) >= 8
+
