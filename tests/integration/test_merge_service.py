@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from docx import Document
+from prometheus_client import REGISTRY
 from publipost_bus import Bus
 from publipost_contracts import (
     MAX_MESSAGE_BYTES,
@@ -131,6 +132,21 @@ async def test_a_bad_request_is_rejected_with_every_problem_listed(stack):
         ("records[].id", 2),
     ]
     assert (await stack["http"].get("/mailings", headers=TENANT)).json()["total"] == 0
+
+
+@pytest.mark.parametrize("records_file_id", ["6750e1f0c0ffee0000c0ffee", "not-an-object-id"])
+async def test_a_request_whose_records_file_is_missing_is_rejected_at_once_naming_it(stack, records_file_id):
+    event = request(stack["template_id"], None, records_file_id=records_file_id)
+    await stack["system"].publish(event)
+    rejected = await stack["tap"].next(MergeRejected, lambda e: e.request_id == event.request_id)
+    assert [p.field for p in rejected.problems] == ["records_file_id"]
+    assert records_file_id in rejected.problems[0].message
+    queue = next(q for q in stack["merge"].bus.queue_names() if q.endswith(".merge.requested"))
+    outcomes = {
+        outcome: REGISTRY.get_sample_value("publipost_messages_total", {"consumer": queue, "outcome": outcome})
+        for outcome in ("handled", "retried", "dead_lettered")
+    }
+    assert outcomes == {"handled": 1.0, "retried": None, "dead_lettered": None}  # answered, never tried again
 
 
 async def test_a_record_that_fails_to_render_fails_alone(stack):

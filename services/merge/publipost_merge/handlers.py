@@ -19,7 +19,7 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
-from publipost_storage import NewBlob, derived_blob_id
+from publipost_storage import BlobNotFound, NewBlob, derived_blob_id
 
 from .clients import TemplateRef
 from .context import MergeContext
@@ -151,6 +151,21 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
             message = f"no value for the template's custom fields: {', '.join(missing)}"
             findings.problem(Problem(field="custom_fields", message=message))
         needed = fields_records_need(template.fields, template.custom_fields)
+    try:
+        await _validate_records(event, ctx, needed, findings)
+    except BlobNotFound:
+        # It will not appear by retrying: the requester hears it now, rather than never.
+        message = f"no records file {event.records_file_id!r}: it was never stored, or has been deleted"
+        findings.problem(Problem(field="records_file_id", message=message))
+        return findings
+    if findings.records == 0:
+        findings.problem(Problem(field="records", message="no records: nothing to merge"))
+    return findings
+
+
+async def _validate_records(
+    event: MergeRequested, ctx: MergeContext, needed: frozenset[str], findings: Findings
+) -> None:
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
         findings.records += 1
         if isinstance(record, BadRecord):
@@ -168,9 +183,6 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
                 findings.problem(finding)
             else:
                 findings.warning(finding.model_copy(update={"message": finding.message + " (rendered empty)"}))
-    if findings.records == 0:
-        findings.problem(Problem(field="records", message="no records: nothing to merge"))
-    return findings
 
 
 async def _render_documents(
