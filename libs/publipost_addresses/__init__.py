@@ -5,10 +5,45 @@ import re
 # One @, something on each side, a dot in the domain, no spaces, angle brackets or separators:
 # what a mail server needs to route; the server has the last word.
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$")
+NOT_ASCII = (
+    "only ASCII addresses are accepted: a mail server need not take others (SMTPUTF8); "
+    "write an internationalised domain in its xn-- form"
+)
+
+
+def address_problem(address: str) -> str | None:
+    """Why mail cannot be sent to `address` (None when it can).
+
+    Addresses outside ASCII are refused rather than half supported: sending one needs the SMTPUTF8
+    extension on every server on the way, which nothing guarantees, and a domain can always be given in
+    its ASCII (xn--) form.
+    """
+    if len(address) > 254:
+        return "longer than 254 characters"
+    if not _ADDRESS.match(address):
+        return "not an e-mail address"
+    if not address.isascii():
+        return NOT_ASCII
+    return None
 
 
 def is_valid_address(address: str) -> bool:
-    return len(address) <= 254 and bool(_ADDRESS.match(address))
+    return address_problem(address) is None
+
+
+def invalid_address_message(address: str) -> str | None:
+    """"'x@' is not a valid e-mail address", with the reason when it is not plain syntax; None when valid."""
+    problem = address_problem(address)
+    if problem is None:
+        return None
+    reason = "" if problem == "not an e-mail address" else f": {problem}"
+    return f"{address!r} is not a valid e-mail address{reason}"
+
+
+def invalid_addresses_message(invalid: list[str]) -> str:
+    """One message for a list's invalid addresses, saying why when some are valid but for their characters."""
+    message = f"not valid e-mail addresses: {', '.join(map(repr, invalid))}"
+    return f"{message} ({NOT_ASCII})" if any(address_problem(a.strip()) == NOT_ASCII for a in invalid) else message
 
 
 def normalise_address(address: str) -> str:
@@ -21,3 +56,4 @@ def parse_address_list(text: str) -> tuple[list[str], list[str]]:
     """Comma- or semicolon-separated addresses: (the valid ones normalised, the invalid ones as written)."""
     parts = [p.strip() for p in re.split(r"[,;]", text) if p.strip()]
     return [normalise_address(p) for p in parts if is_valid_address(p)], [p for p in parts if not is_valid_address(p)]
+

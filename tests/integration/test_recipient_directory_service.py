@@ -125,6 +125,8 @@ async def test_a_new_recipient_gets_the_defaults_and_blank_text_is_no_value(dire
     [
         ({"email": "not an address"}, ["body", "email"], "not an address"),
         ({"billing_email": "x@"}, ["body", "billing_email"], "'x@' is not a valid e-mail address"),
+        ({"email": "jöe@exämple.test"}, ["body", "email"], "only ASCII addresses are accepted"),
+        ({"cc": ["ok@x.test", "anne@société.test"]}, ["body", "cc"], "'anne@société.test' (only ASCII"),
         ({"cc": ["ok@x.test", "bad"]}, ["body", "cc"], "'bad'"),
         ({"contacts": [{"name": "Ann"}]}, ["body", "contacts", 0, "email"], "Field required"),
         ({"contacts": [{"email": "a@@x"}]}, ["body", "contacts", 0, "email"], "not a valid e-mail address"),

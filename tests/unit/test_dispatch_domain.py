@@ -182,3 +182,9 @@ def test_the_history_window_grows_to_what_the_page_needs_at_the_rate_found():
     assert wider_history_window(10 * minute, timedelta(0), 20, 1_001) == 160 * minute
     assert wider_history_window(4 * minute, None, 0, 51) == 16 * minute  # empty: four times
     assert wider_history_window(400 * 24 * 60 * minute, None, 0, 51) is None  # past two years: everything
+
+
+def test_an_address_outside_ascii_is_refused_saying_why():
+    with pytest.raises(InvalidAddress, match="to: 'jöe@exämple.test' is not a valid e-mail address: only ASCII"):
+        Addressing(to=["jöe@exämple.test"]).checked()
+    assert Addressing(to=["joe@xn--exmple-cua.test"]).checked().to == ["joe@xn--exmple-cua.test"]

@@ -11,7 +11,7 @@ from email.utils import formataddr
 from enum import StrEnum
 from typing import Any
 
-from publipost_addresses import is_valid_address
+from publipost_addresses import invalid_address_message, is_valid_address
 from publipost_contracts import deterministic_id
 
 
@@ -91,7 +91,8 @@ class UnsafeHeader(ValueError):
 
 class InvalidAddress(ValueError):
     def __init__(self, field: str, value: str) -> None:
-        super().__init__(f"{field}: {value!r} is not a valid e-mail address")
+        message = invalid_address_message(value.strip()) or f"{value!r} is not a valid e-mail address"
+        super().__init__(f"{field}: {message}")
         self.field = field
 
 

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Self, cast
 
-from publipost_addresses import is_valid_address, normalise_address
+from publipost_addresses import (
+    address_problem,
+    invalid_address_message,
+    invalid_addresses_message,
+    is_valid_address,
+    normalise_address,
+)
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # --- values -------------------------------------------------------------------
@@ -24,8 +30,8 @@ Format = Literal["pdf", "docx"]
 
 
 def read_address(text: str) -> str:
-    if not is_valid_address(text.strip()):
-        raise ValueError(f"{text!r} is not a valid e-mail address")
+    if (message := invalid_address_message(text.strip())) is not None:
+        raise ValueError(message)
     return normalise_address(text)
 
 
@@ -37,7 +43,7 @@ def split_list(text: str) -> list[str]:
 def read_addresses(values: Sequence[str]) -> list[str]:
     bad = [v for v in values if not is_valid_address(v.strip())]
     if bad:
-        raise ValueError(f"not valid e-mail addresses: {', '.join(map(repr, bad))}")
+        raise ValueError(invalid_addresses_message(bad))
     return [normalise_address(v) for v in values]
 
 
@@ -116,8 +122,9 @@ def _from_record(request: AddressRequest, recipient: dict[str, Any] | None) -> O
     email = (request.record_email or "").strip()
     if not email:
         return None, "the record has no e-mail"
-    if not is_valid_address(email):
-        return None, f"the record's e-mail {email!r} is not a valid address"
+    if (problem := address_problem(email)) is not None:
+        why = "" if problem == "not an e-mail address" else f" ({problem})"
+        return None, f"the record's e-mail {email!r} is not a valid address{why}"
     return normalise_address(email), ""
 
 

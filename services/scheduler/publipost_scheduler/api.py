@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException
-from publipost_addresses import parse_address_list
+from publipost_addresses import invalid_addresses_message, parse_address_list
 from publipost_http import Paging, TenantId
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
@@ -22,7 +22,7 @@ def _addresses(value: Any) -> list[str]:
     text = ",".join(value) if isinstance(value, list) else str(value or "")
     valid, invalid = parse_address_list(text)
     if invalid:
-        raise ValueError(f"not valid e-mail addresses: {', '.join(map(repr, invalid))}")
+        raise ValueError(invalid_addresses_message(invalid))
     return valid
 
 
