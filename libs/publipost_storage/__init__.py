@@ -2,6 +2,16 @@
 
 from .blobs import BlobNotFound, BlobStore, NewBlob, derived_blob_id
 from .mongo import Storage
+from .outage import UNREACHABLE, once_reachable
 from .repository import Repository
 
-__all__ = ["BlobNotFound", "BlobStore", "NewBlob", "Repository", "Storage", "derived_blob_id"]
+__all__ = [
+    "UNREACHABLE",
+    "BlobNotFound",
+    "BlobStore",
+    "NewBlob",
+    "Repository",
+    "Storage",
+    "derived_blob_id",
+    "once_reachable",
+]

@@ -311,8 +311,17 @@ async def test_an_immediate_send_is_recorded_in_the_history_with_the_campaign_se
             "document_type": "invoice",
         },
     )
-    assert sent.status_code == 201, sent.text
-    assert sent.json()["state"] == "sent" and sent.json()["smtp_reply"].startswith("250")
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["state"] in ("queued", "sending")
+    send_url = sent.headers["Location"]
+
+    async def final():
+        shown = (await http.get(send_url, headers=TENANT)).json()
+        return shown if shown["state"] not in ("queued", "sending") else None
+
+    done = await wait_until(final)
+    assert done["state"] == "sent" and done["smtp_reply"].startswith("250")
+    assert (await http.get(send_url, headers={"X-Tenant-Id": "other"})).status_code == 404
     manual = next(m for m in map(parsed, flow["mailbox"].messages()) if m["Subject"] == "Copy of INV-0001")
     assert manual["Cc"] == "deputy@example.test" and "no-reply@publipost.test" in manual["X-Capture-Envelope-To"]
 

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
 from publipost_http import IndexCursor, TenantId, correlation_id
 from pydantic import BaseModel, Field, field_validator
@@ -270,10 +270,13 @@ class SentView(DeliveryView):
     send_id: str
 
 
-@router.post("/sends", response_model=SentView, status_code=201)
-async def send_document(ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: SendIn) -> SentView:
-    """Send one document now. The answer is the recorded send: sent with the server's reply, or failed
-    with the reason; either way it is in the history."""
+@router.post("/sends", response_model=SentView, status_code=202)
+async def send_document(
+    ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: SendIn, response: Response
+) -> SentView:
+    """Send one document now, in the background. The answer is the recorded send, queued; `GET
+    /sends/{send_id}` (the Location) follows it to sent with the server's reply, failed with the reason,
+    or uncertain. Either way it is in the history."""
     try:
         account = await ctx.accounts.get(tenant_id, body.account_id)
         request = manual.ManualSend(
@@ -291,7 +294,7 @@ async def send_document(ctx: Context, tenant_id: TenantId, correlation: Correlat
             reply_to=body.reply_to,
             document_type=body.document_type,
         )
-        stored = await manual.send_now(ctx, tenant_id, correlation, request)
+        stored = await manual.send_soon(ctx, tenant_id, correlation, request)
     except (UnknownAccount, manual.UnknownDocument) as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     except manual.NoPdf as exc:
@@ -300,4 +303,18 @@ async def send_document(ctx: Context, tenant_id: TenantId, correlation: Correlat
         raise HTTPException(422, detail=str(exc)) from exc
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
+    response.headers["Location"] = f"/sends/{stored['_id']}"
+    return _sent_view(stored)
+
+
+@router.get("/sends/{send_id}", response_model=SentView)
+async def sent_document(ctx: Context, tenant_id: TenantId, send_id: str) -> SentView:
+    """An immediate send as recorded: queued (or being sent), sent, failed or uncertain."""
+    stored = await ctx.deliveries.get(send_id)
+    if stored is None or stored["tenant_id"] != tenant_id or stored.get("kind") != "manual":
+        raise HTTPException(404, detail=f"send_id: no immediate send {send_id!r} for this tenant")
+    return _sent_view(stored)
+
+
+def _sent_view(stored: dict[str, Any]) -> SentView:
     return SentView(send_id=stored["_id"], **{k: stored.get(k) for k in DeliveryView.model_fields if k in stored})

@@ -1,5 +1,7 @@
 """Wiring of the dispatch service (its bootstrap)."""
 
+import asyncio
+
 from publipost_bus import Bus
 from publipost_contracts import (
     DeliveryRecorded,
@@ -97,6 +99,9 @@ def build(settings: DispatchSettings | None = None) -> Service:
         await ctx.replicas.beat(ctx.senders.holder)
 
     async def close_adapters() -> None:
+        # Immediate sends under way end first (the shutdown grace bounds the wait; one cut is recorded
+        # uncertain by the sweep of another replica or the next start).
+        await asyncio.gather(*ctx.manual_sends, return_exceptions=True)
         await ctx.completions.wait()
         await ctx.resolver.stop()
         await ctx.senders.close()

@@ -1,4 +1,5 @@
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
@@ -33,6 +34,9 @@ class DispatchContext:
     completions: "CompletionCheck"
     merge: MergeClient
     email_templates: EmailTemplateClient
+    # The deliveries this replica is sending now: the sweep renews their leases while they are here.
+    held: set[str] = field(default_factory=set)
+    manual_sends: set[asyncio.Task[None]] = field(default_factory=set)  # immediate sends under way
 
 
 Context = Annotated[DispatchContext, Depends(components)]

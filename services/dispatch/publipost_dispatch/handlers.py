@@ -231,6 +231,7 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
         if delivery["state"] in FINAL:
             ctx.completions.soon(key)
         return
+    ctx.held.add(delivery_id)
     try:
         with ctx.completions.sending(key):
             await _send(event, ctx, dispatch, delivery)
@@ -242,9 +243,12 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
     except (SendDeferred, PermanentFailure):
         raise
     except Exception as exc:
-        # Unforeseen (the database or the broker gone): give the document back so a retry can claim it.
+        # Unforeseen (the database or the broker gone): give the document back so a retry can claim it. If
+        # the database cannot take that either, the lease, no longer renewed, lapses and the sweep asks again.
         await ctx.deliveries.release(delivery_id, holder, repr(exc))
         raise
+    finally:
+        ctx.held.discard(delivery_id)
 
 
 async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, Any], delivery: dict[str, Any]) -> None:

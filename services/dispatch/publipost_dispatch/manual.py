@@ -1,5 +1,6 @@
-"""An immediate send of one document to addresses a person types: sent while the HTTP call waits,
-recorded in the same history as a dispatch's sends, announced the same way."""
+"""An immediate send of one document to addresses a person types: checked and recorded while the HTTP
+call waits, sent in the background (a server that hangs would hold the call for minutes), recorded in
+the same history as a dispatch's sends, announced the same way."""
 
 import asyncio
 import uuid
@@ -7,11 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from publipost_logging import get_logger
+
 from . import handlers
 from .context import DispatchContext
 from .delivery import Content, deliver
 from .domain import (
     MANUAL_SENDS,
+    Account,
     Addressing,
     DeliveryState,
     DocumentFacts,
@@ -20,6 +24,9 @@ from .domain import (
     history_terms,
 )
 from .mail import pdf_attachment
+from .senders import Sender
+
+log = get_logger(__name__)
 
 
 class UnknownDocument(LookupError):
@@ -41,8 +48,9 @@ class ManualSend:
     document_type: str | None
 
 
-async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, request: ManualSend) -> dict[str, Any]:
-    """Returns the stored delivery, sent or failed. 4xx answers are tried again here, with backoff."""
+async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, request: ManualSend) -> dict[str, Any]:
+    """Check the request, record the send (queued) and start it in the background; returns the record.
+    Refusals (unknown document, no PDF, a variable or header that cannot be) come before any record."""
     account = await ctx.accounts.get(tenant_id, request.account_id)
     mailing = await ctx.merge.mailing(tenant_id, request.mailing_id)
     document = await ctx.merge.document(tenant_id, request.mailing_id, request.document_id) if mailing else None
@@ -53,6 +61,7 @@ async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, re
     facts = DocumentFacts(document["document_number"], mailing["name"], document["recipient_name"],
                           document["customer_number"])
     subject, body, html_body = request.text.render(facts.variables(date.today()))
+    filename = attachment_name(document["document_number"])  # refused (422) before anything is recorded
     send_id = f"manual-{uuid.uuid4()}"
     delivery = {
         "_id": send_id,
@@ -82,16 +91,42 @@ async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, re
         subject,
         body,
         html_body,
-        pdf_attachment(await ctx.storage.blobs.get(document["pdf_blob_id"]), attachment_name(document["document_number"])),
+        pdf_attachment(await ctx.storage.blobs.get(document["pdf_blob_id"]), filename),
         reply_to=request.reply_to or account.reply_to,
     )
+    task = asyncio.get_running_loop().create_task(_send(ctx, delivery, request.addressing, content, account))
+    ctx.manual_sends.add(task)
+    task.add_done_callback(ctx.manual_sends.discard)
+    return delivery
+
+
+async def _send(
+    ctx: DispatchContext, delivery: dict[str, Any], addressing: Addressing, content: Content, account: Account
+) -> None:
+    """4xx answers are tried again here, with backoff. Cut by a crash, the send is found by the sweep and
+    recorded uncertain."""
+    send_id = delivery["_id"]
     sender = ctx.senders.for_account(account)
+    ctx.held.add(send_id)
+    try:
+        await _attempts(ctx, delivery, addressing, content, sender)
+    except Exception as exc:  # before the server took it (an outcome once it has is always written)
+        log.exception("immediate send failed before the server took it", send_id=send_id)
+        reason = f"not sent: {exc!r}; it can be sent again"
+        await handlers.record(ctx, delivery, DeliveryState.FAILED, reason=reason, subject=content.subject)
+    finally:
+        ctx.held.discard(send_id)
+
+
+async def _attempts(
+    ctx: DispatchContext, delivery: dict[str, Any], addressing: Addressing, content: Content, sender: Sender
+) -> None:
+    send_id = delivery["_id"]
     for attempt in range(ctx.settings.max_send_attempts):
         await ctx.deliveries.claim(send_id, ctx.senders.holder, ctx.settings.send_lease_s)
         delivery = await ctx.deliveries.get(send_id) or delivery
         outcome = await deliver(
-            ctx.deliveries, ctx.senders.holder, ctx.settings.max_send_attempts, sender, delivery, request.addressing,
-            content,
+            ctx.deliveries, ctx.senders.holder, ctx.settings.max_send_attempts, sender, delivery, addressing, content
         )
         if not outcome.retry:
             break
@@ -102,12 +137,9 @@ async def send_now(ctx: DispatchContext, tenant_id: str, correlation_id: str, re
         delivery,
         outcome.state,
         reason=outcome.reason,
-        subject=subject,
-        addressing=request.addressing,
+        subject=content.subject,
+        addressing=addressing,
         smtp_reply=outcome.reply,
         message_id=outcome.message_id,
         stored=outcome.stored,
     )
-    stored = await ctx.deliveries.get(send_id)
-    assert stored is not None
-    return stored

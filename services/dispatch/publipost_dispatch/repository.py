@@ -6,11 +6,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from publipost_storage import Repository
+from publipost_storage import Repository, once_reachable
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -132,6 +132,9 @@ class _Outcome:
     delivery_id: str
     state: DeliveryState
     changes: dict[str, Any]
+    # Marks the record it writes: the same outcome written again (its first write landed, its answer was
+    # lost with the database) is recognised as stored by this handler.
+    finish_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,11 @@ class DeliveryRepository(Repository):
         return claimed
 
     async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
-        """Record the final outcome once; False if another handler recorded it first."""
-        stored: bool = await self._writes(_Outcome(delivery_id, state, changes))
+        """Record the final outcome once; False if another handler recorded it first. With the database out
+        of reach the outcome is kept and written when it answers: once an e-mail is out, an outcome given
+        up would have it sent again."""
+        outcome = _Outcome(delivery_id, state, changes)
+        stored: bool = await once_reachable(lambda: self._writes(outcome), what=f"outcome of {delivery_id}")
         return stored
 
     async def any_pending(self, dispatch_key: str) -> bool:
@@ -248,8 +254,18 @@ class DeliveryRepository(Repository):
         await self._writes(_Release(delivery_id, holder, error))
 
     async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: dict[str, Any]) -> None:
-        """One e-mail of a delivery is with the server: a retry of the delivery will skip it."""
-        await self._writes(_Accept(delivery_id, holder, envelope, accepted))
+        """One e-mail of a delivery is with the server: a retry of the delivery will skip it (so this write,
+        like an outcome, waits for a database out of reach)."""
+        accept = _Accept(delivery_id, holder, envelope, accepted)
+        await once_reachable(lambda: self._writes(accept), what=f"accepted e-mail of {delivery_id}")
+
+    async def renew(self, holder: str, delivery_ids: set[str], lease_s: float) -> None:
+        """Extend the lease of the sends this replica is making: a send still alive is never asked again."""
+        if delivery_ids:
+            await self.collection.update_many(
+                {"_id": {"$in": list(delivery_ids)}, "state": DeliveryState.SENDING, "holder": holder},
+                {"$set": {"lease_until": _now() + timedelta(seconds=lease_s)}},
+            )
 
     async def _write_many(self, writes: list["_Write"]) -> list[Any]:
         """One group commit: every write of the group in one update command. Each element of the result
@@ -259,16 +275,16 @@ class DeliveryRepository(Repository):
         token = uuid.uuid4().hex
         result = await self.collection.bulk_write(self._statements(writes, token), ordered=False)
         all_applied = result.modified_count == len(writes)
-        finishes: dict[str, Any] = {}
+        finishes: dict[str, Any] = {}  # delivery id → the finish id of the outcome stored
         if not all_applied and any(isinstance(w, _Outcome) for w in writes):
             asked = list({w.delivery_id for w in writes if isinstance(w, _Outcome)})
             finishes = {doc["_id"]: doc.get("finish") async for doc in self.collection.find({"_id": {"$in": asked}})}
         answers: list[Any] = []
-        for place, write in enumerate(writes):
+        for write in writes:
             if isinstance(write, _Claim):
                 answers.append(token)
             elif isinstance(write, _Outcome):
-                answers.append(all_applied or finishes.get(write.delivery_id) == f"{token}:{place}")
+                answers.append(all_applied or finishes.get(write.delivery_id) == write.finish_id)
             else:
                 answers.append(None)
         return answers
@@ -301,9 +317,9 @@ class DeliveryRepository(Repository):
         now = _now()
         claims = [w for w in writes if isinstance(w, _Claim)]
         outcomes: dict[str, dict[str, Any]] = {}
-        for place, w in enumerate(writes):
+        for w in writes:
             if isinstance(w, _Outcome):  # a delivery's first outcome in the group is the one written
-                finish = {"state": w.state, "finished_at": now, "lease_until": None, "finish": f"{token}:{place}"}
+                finish = {"state": w.state, "finished_at": now, "lease_until": None, "finish": w.finish_id}
                 outcomes.setdefault(w.delivery_id, {**w.changes, **finish})
         statements: list[UpdateMany | UpdateOne] = []
         if claims:

@@ -36,10 +36,11 @@ class DispatchSettings(ServiceSettings):
         default=25, ge=1, description="SMTP errors after which a dispatch pauses; an account may set its own."
     )
     send_lease_s: float = Field(
-        default=900.0,
+        default=60.0,
         gt=0,
-        description="Longest a replica that is alive may hold a document it is sending (a stuck send); past "
-        "it, the send is asked again. A replica that died loses its sends sooner: see replica_silence_s.",
+        description="How long a claimed send stays its replica's without news. The replica renews it at each "
+        "sweep while the send is alive, so it lapses only for a send the replica lost track of (its release "
+        "failed with the database); the send is then asked again. Must exceed sweep_interval_s.",
     )
     sweep_interval_s: float = Field(
         default=5.0, gt=0, description="Each replica says it is alive, and looks for lost sends and finished dispatches."

@@ -8,9 +8,13 @@ import time
 from dataclasses import dataclass
 
 import aiosmtplib
+from publipost_logging import get_logger
+from publipost_storage import UNREACHABLE
 
 from .domain import Account, TlsMode
 from .repository import ConnectionLeaseRepository
+
+log = get_logger(__name__)
 
 LEASE_RETRY_S = 0.5  # how soon a replica that found every connection slot taken asks the database again
 # ... when it already has a connection of the account: its sends are going, and each try costs the
@@ -124,6 +128,8 @@ class SmtpPool:
         return _Connection(client, slot, time.monotonic())
 
     async def _give_back(self, connection: _Connection, *, broken: bool) -> None:
+        """Never fails for the database (see _fair_share, _forget): after a send, an error here once turned
+        an e-mail the server took into a retry, and so into a second copy."""
         above_share = not broken and self._open > await self._fair_share()
         async with self._changed:
             if broken:
@@ -141,14 +147,20 @@ class SmtpPool:
         now = time.monotonic()
         if now - self._share_checked_at >= SHARE_CHECK_S:
             self._share_checked_at = now
-            waiting = await self._leases.others_waiting(self.account.account_id, self._holder)
+            try:
+                waiting = await self._leases.others_waiting(self.account.account_id, self._holder)
+            except UNREACHABLE:
+                return self._share  # the last one known; asked again at the next check
             self._share = max(1, self.account.limits.connections // (waiting + 1))
         return self._share
 
     async def _forget(self, connection: _Connection) -> None:
         connection.client.close()
         self._open -= 1
-        await self._leases.release(self.account.account_id, connection.slot, self._holder)
+        try:
+            await self._leases.release(self.account.account_id, connection.slot, self._holder)
+        except UNREACHABLE as exc:
+            log.warning("connection slot not given back; its lease will lapse", error=str(exc))
 
     async def send(self, message: bytes, sender: str, recipients: list[str], required: list[str]) -> SmtpAccepted:
         """One SMTP transaction. If the server refuses a required recipient, the transaction is abandoned

@@ -1,8 +1,9 @@
-"""A timer of every replica: says the replica is alive, asks again for the sends of a replica that
-went silent (it died mid-way), and completes dispatches whose last outcome was stored by a replica
-that died before announcing the completion."""
+"""A timer of every replica: says the replica is alive and renews the leases of its sends, asks again
+for the sends of a replica that went silent (it died mid-way) or lost track of one, and completes
+dispatches whose last outcome was stored by a replica that died before announcing the completion."""
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ class Sweeper:
     def __init__(self, ctx: DispatchContext) -> None:
         self._ctx = ctx
         self._task: asyncio.Task[None] | None = None
+        self._reachable_since: float | None = None  # monotonic time of the first beat since the last failure
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -33,25 +35,38 @@ class Sweeper:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        ctx = self._ctx
         while True:
             try:
-                await self._ctx.replicas.beat(self._ctx.senders.holder)
+                await ctx.replicas.beat(ctx.senders.holder)
+                await ctx.deliveries.renew(ctx.senders.holder, set(ctx.held), ctx.settings.send_lease_s)
+                if self._reachable_since is None:
+                    self._reachable_since = time.monotonic()
                 await self.sweep()
             except Exception:
                 log.exception("sweep failed; trying again at the next one")
-            await asyncio.sleep(self._ctx.settings.sweep_interval_s)
+                self._reachable_since = None
+            await asyncio.sleep(ctx.settings.sweep_interval_s)
+
+    def _others_could_beat(self) -> bool:
+        """Whether the database has answered this replica for a whole silence: only then is another
+        replica's silence (or a lapsed lease) its own and not the database's. Right after an outage no
+        replica could beat or renew; their sends, whose outcomes wait to be written, are not lost."""
+        since = self._reachable_since
+        return since is not None and time.monotonic() - since >= self._ctx.settings.replica_silence_s
 
     async def sweep(self) -> None:
         ctx = self._ctx
         unfinished = [d async for d in ctx.dispatches.in_status(*UNFINISHED)]
         in_flight = await ctx.deliveries.sending([d["_id"] for d in unfinished] + [MANUAL_SENDS])
         holders = {d["holder"] for d in in_flight} - {ctx.senders.holder}
-        silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
-        now = datetime.now(UTC)
-        for delivery in in_flight:
-            lease_until = delivery.get("lease_until")
-            if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
-                await self._take_back(delivery)
+        if in_flight and self._others_could_beat():
+            silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
+            now = datetime.now(UTC)
+            for delivery in in_flight:
+                lease_until = delivery.get("lease_until")
+                if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
+                    await self._take_back(delivery)
         for dispatch in unfinished:
             if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
                 await handlers.complete_if_done(ctx, dispatch["_id"])
