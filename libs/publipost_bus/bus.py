@@ -277,6 +277,16 @@ class Bus:
             await (await self.broker.declare_queue(retry)).bind(retry_exchange, routing_key=name)
         await self.broker.start()
 
+    async def waiting(self, event_type: type[Event]) -> int:
+        """How many messages of `event_type` wait in this service's queue and its retry queue (taken but not
+        yet acknowledged ones are not counted): none, while work is known to be missing, means it was lost."""
+        name = self.topology.queue_name(self.service, event_type.routing_key)
+        total = 0
+        for queue in (self.topology.consumer_queue(self.service, event_type.routing_key), self.topology.retry_queue(name)):
+            declared = await self.broker.declare_queue(queue)
+            total += (await declared.declare()).message_count  # declared again: the count of now
+        return total
+
     def queue_names(self) -> list[str]:
         """Every queue this service declares: consumer queues and their retry and dead-letter queues."""
         return [name for queue in self._queues for name in (queue, f"{queue}.retry", f"{queue}.dlq")]

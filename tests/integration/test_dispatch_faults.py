@@ -7,6 +7,7 @@ import email
 import threading
 from pathlib import Path
 
+import aio_pika
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -167,3 +168,25 @@ async def test_an_immediate_send_to_a_hanging_server_answers_at_once_and_ends_un
     done = await wait_until(final)
     assert done["state"] == "uncertain" and "may have been delivered" in done["reason"]
     assert len(server.received) == 1
+
+
+@pytest.mark.dispatch_settings(prefetch=1, lost_send_after_s=2.0, sweep_interval_s=0.5)
+async def test_sends_whose_messages_were_lost_are_asked_for_again(flow, infra, namespace):  # noqa: F811
+    slow = account(flow["mailbox"].port, limits={"connections": 1, "rate_per_s": 1, "daily_cap": 1000})
+    created = await flow["dispatch_http"].post("/accounts", headers=TENANT, json=slow)
+    mailing = await merge_mailing(flow, [record(n, f"client{n}@example.test") for n in range(1, 7)])
+    request = await dispatch(flow, mailing.mailing_id, account_id=created.json()["id"])
+    await wait_until(lambda: len(flow["mailbox"].messages()) >= 1)
+
+    # The send.requested still in the queue are lost (an operator purged it, say).
+    connection = await aio_pika.connect(infra.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{namespace}.dispatch.send.requested", passive=True)
+        purged = await queue.purge()
+    assert purged.message_count > 0
+
+    outcome: DispatchCompleted = await completed(flow, request.dispatch_id)
+    assert (outcome.sent, outcome.failed) == (6, 0)
+    numbers = sorted(email.message_from_bytes(m)["Subject"].split()[1] for m in flow["mailbox"].messages())
+    assert numbers == [f"INV-{n:04d}" for n in range(1, 7)]

@@ -216,6 +216,10 @@ class DeliveryRepository(Repository):
     async def any_pending(self, dispatch_key: str) -> bool:
         return await self._pending(dispatch_key)
 
+    async def any_queued(self, dispatch_key: str) -> bool:
+        found = await self.collection.find_one({"dispatch_key": dispatch_key, "state": DeliveryState.QUEUED}, {"_id": 1})
+        return found is not None
+
     async def add(self, delivery: dict[str, Any]) -> None:
         """Insert unless present: a redelivered fan-out never resets a delivery already under way."""
         try:

@@ -13,7 +13,7 @@ from publipost_logging import get_logger
 from . import handlers
 from .context import DispatchContext
 from .delivery import outcome_fields
-from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState
+from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
 
 log = get_logger(__name__)
 
@@ -25,6 +25,7 @@ class Sweeper:
         self._ctx = ctx
         self._task: asyncio.Task[None] | None = None
         self._reachable_since: float | None = None  # monotonic time of the first beat since the last failure
+        self._idle_since: dict[str, float] = {}  # sending dispatches with queued documents and nothing under way
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -70,6 +71,35 @@ class Sweeper:
         for dispatch in unfinished:
             if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
                 await handlers.complete_if_done(ctx, dispatch["_id"])
+        busy = {d["dispatch_key"] for d in in_flight}
+        await self._ask_again_for_lost_sends([d for d in unfinished if d["status"] == DispatchStatus.SENDING], busy)
+
+    async def _ask_again_for_lost_sends(self, sending: list[dict[str, Any]], busy: set[str]) -> None:
+        """A dispatch with documents queued, none being sent by any replica and no send.requested waiting
+        in the queue has lost messages (dead-lettered, purged): once that has held for `lost_send_after_s`,
+        each queued document is asked for again (a copy of one still coming finds it claimed)."""
+        ctx = self._ctx
+        now = time.monotonic()
+        idle = [d["_id"] for d in sending if d["_id"] not in busy and await ctx.deliveries.any_queued(d["_id"])]
+        self._idle_since = {key: self._idle_since.get(key, now) for key in idle}
+        due = [key for key, since in self._idle_since.items() if now - since >= ctx.settings.lost_send_after_s]
+        if not due or await ctx.bus.waiting(SendRequested):
+            return
+        for key in due:
+            self._idle_since[key] = now
+            asked = 0
+            async for delivery in ctx.deliveries.in_state(key, (DeliveryState.QUEUED,)):
+                asked += 1
+                await ctx.bus.publish(
+                    SendRequested(
+                        event_id=deterministic_id("send.lost", delivery["_id"], "queued", now),
+                        tenant_id=delivery["tenant_id"],
+                        correlation_id=delivery["correlation_id"],
+                        dispatch_id=delivery["dispatch_id"],
+                        document_id=delivery["document_id"],
+                    )
+                )
+            log.warning("lost sends asked for again", dispatch_key=key, documents=asked)
 
     async def _take_back(self, delivery: dict[str, Any]) -> None:
         ctx = self._ctx
