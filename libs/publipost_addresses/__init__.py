@@ -1,4 +1,5 @@
-"""E-mail address syntax, the same everywhere an address is accepted (directory, campaigns, dispatch)."""
+"""What an e-mail's headers may carry, the same everywhere one is accepted (directory, campaigns, merge,
+dispatch): address syntax, and text free of control characters."""
 
 import re
 
@@ -57,3 +58,14 @@ def parse_address_list(text: str) -> tuple[list[str], list[str]]:
     parts = [p.strip() for p in re.split(r"[,;]", text) if p.strip()]
     return [normalise_address(p) for p in parts if is_valid_address(p)], [p for p in parts if not is_valid_address(p)]
 
+
+# C0 controls (tab, CR and LF included), DEL, C1 controls and the Unicode line and paragraph separators:
+# none has a place in a header, and str.splitlines(), which the standard library's header folding uses,
+# breaks a line at VT, FF, FS, GS, RS, NEL, U+2028 and U+2029 as well as at CR and LF.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character of `text`, as U+XXXX, or None: a header (subject, file name) refuses it."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None

@@ -292,6 +292,41 @@ async def test_a_rejected_mailing_keeps_its_documents_and_is_marked_rejected(sta
     assert content.status_code == 200 and "Client Number1" in docx_text_of(content.content)
 
 
+async def test_a_document_number_with_quotes_and_accents_downloads_under_a_safe_name(stack):
+    """A quote or a line break in a document number used to break the Content-Disposition header."""
+    completed = await completed_for(stack, request(stack["template_id"], [record(1, document_number='FAC "7" n°1')]))
+    http = stack["http"]
+    documents = (await http.get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()["items"]
+    content = await http.get(
+        f"/mailings/{completed.mailing_id}/documents/{documents[0]['id']}/content", params={"format": "docx"}, headers=TENANT
+    )
+    assert content.status_code == 200
+    assert content.headers["content-disposition"] == (
+        "attachment; filename=\"FAC 7 n1.docx\"; filename*=UTF-8''FAC%20%227%22%20n%C2%B01.docx"
+    )
+
+
+async def test_control_characters_in_a_document_number_or_a_mailing_name_are_rejected_naming_them(stack):
+    """They become the e-mail's attachment name and subject, and the download's file name."""
+    records = [record(1), record(2, document_number="INV-2\r\nX-Injected: 1"), record(3, document_number=None, id="r\x0b3")]
+    event = request(stack["template_id"], records, name="November\x00notices")
+    await stack["system"].publish(event)
+    rejected = await stack["tap"].next(MergeRejected, lambda e: e.request_id == event.request_id)
+    assert [(p.field, p.record_index) for p in rejected.problems] == [
+        ("name", None),
+        ("records[].document_number", 1),
+        ("records[].id", 2),
+    ]
+    assert "contains the control character U+000D" in rejected.problems[1].message
+    assert (await stack["http"].get("/mailings", headers=TENANT)).json()["total"] == 0
+
+    completed = await completed_for(stack, request(stack["template_id"], [record(1)]))
+    renamed = await stack["http"].patch(f"/mailings/{completed.mailing_id}", headers=TENANT, json={"name": "Nov\x0cember"})
+    assert renamed.status_code == 422
+    assert renamed.json()["detail"][0]["loc"] == ["body", "name"]
+    assert "control character U+000C" in renamed.json()["detail"][0]["msg"]
+
+
 async def test_the_print_file_is_split_into_parts_of_whole_documents(stack):
     http = stack["http"]
     assert (await http.put("/settings", headers=TENANT, json={"combined_page_limit": 2})).status_code == 200

@@ -197,6 +197,7 @@ async def test_an_occurrence_claimed_by_a_scheduler_that_died_is_announced_by_an
         ({"recurrence": {"kind": "monthly", "time": "10:00"}}, ["body", "recurrence"], "needs day"),
         ({"recipients": "ok@acme.test, not an address"}, ["body", "recipients"], "'not an address'"),
         ({"recipients": "ok@acme.test, jöe@exämple.test"}, ["body", "recipients"], "(only ASCII addresses are accepted"),
+        ({"subject": "Notice\x0b{document_number}"}, ["body", "subject"], "control character U+000B"),
         ({"recurrence": {"kind": "once", "at": "2026-11-30T10:00:00+01:00"}}, ["body", "recurrence", "at"], "passed"),
         ({"merge": {"template_id": "t", "segment_id": "s"}}, ["body"], "exactly one of mailing_id"),
     ],

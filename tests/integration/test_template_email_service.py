@@ -85,6 +85,8 @@ async def test_record_fields_depend_on_the_entity_type_the_template_needs(http):
         ("body_text", "Total {amount_due:.2f}", "formats are not supported"),
         ("body_html", "<style>p { color: red }</style>", "write {{ and }} for a literal brace"),
         ("subject", "Invoice\n{document_number}", "a subject is a single line"),
+        ("subject", "Invoice\x00{document_number}", "a subject may not contain the control character U+0000"),
+        ("subject", "Invoice\x0c{document_number}", "a subject may not contain the control character U+000C"),
     ],
 )
 async def test_what_dispatch_could_not_send_is_refused_at_save_time(http, field, text, says):

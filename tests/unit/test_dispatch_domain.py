@@ -1,5 +1,6 @@
 import email
 import email.policy
+import re
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from publipost_dispatch.domain import (
     fill,
     search_terms,
     should_pause,
+    too_many_recipients,
     verdict_for_attempt,
     verdict_for_reply,
     wider_history_window,
@@ -184,7 +186,39 @@ def test_the_history_window_grows_to_what_the_page_needs_at_the_rate_found():
     assert wider_history_window(400 * 24 * 60 * minute, None, 0, 51) is None  # past two years: everything
 
 
+@pytest.mark.parametrize("character", ["\x00", "\x0b", "\x0c", "\x1c", "\x7f", "\x85", "\u2028"])
+def test_no_control_character_reaches_a_subject_an_address_or_the_attachment_name(character):
+    """str.splitlines(), which the standard library's header folding uses, breaks at VT, FF, FS, NEL, U+2028..."""
+    code = re.escape(f"U+{ord(character):04X}")
+    with pytest.raises(UnsafeHeader, match=f"subject .* contains the control character {code}"):
+        EmailText(subject="Invoice {document_number}", body="").render({"document_number": f"7{character}"})
+    with pytest.raises(UnsafeHeader, match=f"document number .* contains the control character {code}"):
+        attachment_name(f"INV{character}7")
+    with pytest.raises(UnsafeHeader, match="attachment name"):
+        pdf_attachment(PDF, f"INV{character}7.pdf")
+    with pytest.raises(UnsafeHeader, match="subject"):
+        build_message(
+            sender="no-reply@publipost.test", to=["a@example.test"], cc=[], reply_to=None,
+            subject=f"Invoice{character}", body="", html_body=None, attachment=pdf_attachment(PDF, "INV-7.pdf"),
+            message_id="<1@publipost.test>",
+        )
+    with pytest.raises(UnsafeHeader, match="to"):
+        build_message(
+            sender="no-reply@publipost.test", to=[f"a@example.test{character}"], cc=[], reply_to=None,
+            subject="Invoice", body="", html_body=None, attachment=pdf_attachment(PDF, "INV-7.pdf"),
+            message_id="<1@publipost.test>",
+        )
+
+
 def test_an_address_outside_ascii_is_refused_saying_why():
     with pytest.raises(InvalidAddress, match="to: 'jöe@exämple.test' is not a valid e-mail address: only ASCII"):
         Addressing(to=["jöe@exämple.test"]).checked()
     assert Addressing(to=["joe@xn--exmple-cua.test"]).checked().to == ["joe@xn--exmple-cua.test"]
+
+
+def test_to_cc_and_bcc_together_are_capped_naming_the_field_that_passes_the_cap():
+    assert too_many_recipients(["a@x.test"], ["b@x.test"], ["c@x.test"], 3) is None
+    field, message = too_many_recipients(["a@x.test"], ["b@x.test"], ["c@x.test", "d@x.test"], 3)
+    assert field == "bcc"
+    assert message == "to, cc and bcc name 4 addresses (1, 1, 2); at most 3 per send (PUBLIPOST_MAX_RECIPIENTS_PER_SEND)"
+    assert too_many_recipients([f"{n}@x.test" for n in range(5)], [], [], 3)[0] == "to"

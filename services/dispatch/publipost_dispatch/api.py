@@ -26,6 +26,7 @@ from .domain import (
     UnsafeHeader,
     check_address,
     check_header,
+    too_many_recipients,
 )
 from .handlers import refusal_of
 from .preview import preview
@@ -42,7 +43,8 @@ def _addresses(field: str, values: list[str]) -> list[str]:
 
 
 class _Addressed(BaseModel):
-    """A request that names recipients: every address is checked (and refused with its field) on the way in."""
+    """A request that names recipients: every address, and the subject, are checked (and refused with their
+    field) on the way in."""
 
     @field_validator("to", "cc", "bcc", check_fields=False)
     @classmethod
@@ -53,6 +55,14 @@ class _Addressed(BaseModel):
     @classmethod
     def _reply_to(cls, value: str | None) -> str | None:
         return None if value is None else _addresses("reply_to", [value])[0]
+
+    @field_validator("subject", check_fields=False)
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        try:
+            return check_header("subject", value)
+        except UnsafeHeader as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class DispatchIn(_Addressed):
@@ -70,13 +80,12 @@ class DispatchIn(_Addressed):
     copy_to_sender: bool = False
     document_type: str | None = Field(default=None, max_length=64)
 
-    @field_validator("subject")
-    @classmethod
-    def _subject(cls, value: str) -> str:
-        try:
-            return check_header("subject", value)
-        except UnsafeHeader as exc:
-            raise ValueError(str(exc)) from exc
+
+def _check_recipient_count(body: "DispatchIn | SendIn", limit: int) -> None:
+    over = too_many_recipients(body.to, body.cc, body.bcc, limit)
+    if over is not None:
+        field, message = over
+        raise HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "too_many_recipients"}])
 
 
 class Accepted(BaseModel):
@@ -151,6 +160,7 @@ async def _mailing_or_refusal(ctx: DispatchContext, event: DispatchRequested) ->
 async def start_dispatch(ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn) -> Accepted:
     """Checked now (a DOCX-only mailing, an unknown account or template is refused with the reason), then
     sent in the background; follow it on GET /dispatches/{dispatch_id}."""
+    _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(tenant_id, correlation, body)
     await _mailing_or_refusal(ctx, event)
     await ctx.bus.publish(event)
@@ -162,6 +172,7 @@ async def preview_dispatch(
     ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn
 ) -> PreviewView:
     """What the dispatch would send, sending nothing."""
+    _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(tenant_id, correlation, body)
     mailing = await _mailing_or_refusal(ctx, event)
     copies = 1
@@ -277,6 +288,7 @@ async def send_document(
     """Send one document now, in the background. The answer is the recorded send, queued; `GET
     /sends/{send_id}` (the Location) follows it to sent with the server's reply, failed with the reason,
     or uncertain. Either way it is in the history."""
+    _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     try:
         account = await ctx.accounts.get(tenant_id, body.account_id)
         request = manual.ManualSend(

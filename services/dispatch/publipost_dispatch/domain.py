@@ -11,8 +11,8 @@ from email.utils import formataddr
 from enum import StrEnum
 from typing import Any
 
-from publipost_addresses import invalid_address_message, is_valid_address
-from publipost_contracts import deterministic_id
+from publipost_addresses import control_character, invalid_address_message, is_valid_address
+from publipost_contracts import DispatchRequested, deterministic_id
 
 
 class DeliveryState(StrEnum):
@@ -82,10 +82,12 @@ def should_pause(errors: int, threshold: int) -> bool:
 
 
 class UnsafeHeader(ValueError):
-    """A header value carrying CR or LF could smuggle extra headers into the message."""
+    """A header value carrying a control character: CR or LF could smuggle extra headers into the message,
+    NUL, VT, FF and the others break the header or the file name a mail client shows."""
 
-    def __init__(self, field: str, value: str) -> None:
-        super().__init__(f"{field} {value[:60]!r} contains a line break (header injection refused)")
+    def __init__(self, field: str, value: str, character: str) -> None:
+        kind = "a line break" if character in ("U+000D", "U+000A") else f"the control character {character}"
+        super().__init__(f"{field} {value[:60]!r} contains {kind} (header injection refused)")
         self.field = field
 
 
@@ -97,8 +99,8 @@ class InvalidAddress(ValueError):
 
 
 def check_header(field: str, value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise UnsafeHeader(field, value)
+    if (character := control_character(value)) is not None:
+        raise UnsafeHeader(field, value, character)
     return value
 
 
@@ -108,6 +110,36 @@ def check_address(field: str, value: str) -> str:
     if not is_valid_address(address):
         raise InvalidAddress(field, value)
     return address
+
+
+def too_many_recipients(to: list[str], cc: list[str], bcc: list[str], limit: int) -> tuple[str, str] | None:
+    """(the field where the count passes `limit`, why) when to, cc and bcc together name too many addresses:
+    one send is one e-mail to a few people, not a mass mailing hidden in a Bcc."""
+    total = len(to) + len(cc) + len(bcc)
+    if total <= limit:
+        return None
+    where = "to" if len(to) > limit else "cc" if len(to) + len(cc) > limit else "bcc"
+    message = (
+        f"to, cc and bcc name {total} addresses ({len(to)}, {len(cc)}, {len(bcc)}); "
+        f"at most {limit} per send (PUBLIPOST_MAX_RECIPIENTS_PER_SEND)"
+    )
+    return where, message
+
+
+def message_problem(event: DispatchRequested, max_recipients: int) -> str | None:
+    """What the HTTP API refuses with 422, checked again for a dispatch.requested published on the bus: the
+    number of addresses, each address, and a subject free of control characters."""
+    if (over := too_many_recipients(event.to, event.cc, event.bcc, max_recipients)) is not None:
+        return f"{over[0]}: {over[1]}"
+    fields = {"to": event.to, "cc": event.cc, "bcc": event.bcc, "reply_to": [event.reply_to] if event.reply_to else []}
+    try:
+        for field_name, values in fields.items():
+            for value in values:
+                check_address(field_name, value)
+        check_header("subject", event.subject)
+    except (InvalidAddress, UnsafeHeader) as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from .domain import (
     attachment_name,
     delivery_id_for,
     dispatch_key,
+    message_problem,
     should_pause,
 )
 from .limits import DailyCapReached
@@ -108,6 +109,8 @@ async def refusal_of(
     event: DispatchRequested, ctx: DispatchContext
 ) -> str | tuple[dict[str, Any], EmailText, int]:
     """Why the dispatch cannot go, or what it sends: the mailing, its e-mail text, the pause threshold."""
+    if (problem := message_problem(event, ctx.settings.max_recipients_per_send)) is not None:
+        return problem
     mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
     if mailing is None:
         return f"mailing_id: no mailing {event.mailing_id!r} for this tenant"

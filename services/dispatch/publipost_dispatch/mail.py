@@ -52,7 +52,8 @@ def build_message(
     attachment: Attachment,
     message_id: str,
 ) -> bytes:
-    """Bcc recipients are given to SMTP only, never written into the message."""
+    """Bcc recipients are given to SMTP only, never written into the message. Every header value is checked
+    here once more (UnsafeHeader): whatever a caller let through, no control character reaches the wire."""
     headers = [
         _header("From", check_header("sender", sender)),
         _address_header("To", to),
@@ -122,7 +123,7 @@ def _address_header(name: str, addresses: list[str]) -> bytes:
     """Long lists fold after each comma, so no line passes SMTP's limit."""
     lines, line = [], f"{name}:"
     for i, address in enumerate(addresses):
-        piece = f" {address}" + ("," if i < len(addresses) - 1 else "")
+        piece = f" {check_header(name.lower(), address)}" + ("," if i < len(addresses) - 1 else "")
         if len(line) + len(piece) > 76 and line != f"{name}:":
             lines.append(line)
             line = ""

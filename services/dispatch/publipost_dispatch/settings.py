@@ -29,6 +29,9 @@ class DispatchSettings(ServiceSettings):
         default_factory=list,
         description="Hosts besides loopback that an account may reach without TLS (a mail catcher in compose).",
     )
+    max_recipients_per_send: int = Field(
+        default=50, ge=1, description="Most addresses in to, cc and bcc together of one dispatch or send (422 past it)."
+    )
     max_send_attempts: int = Field(
         default=4, ge=1, description="Tries of one document (4xx, connection errors) before it fails."
     )
@@ -41,12 +44,6 @@ class DispatchSettings(ServiceSettings):
         description="How long a claimed send stays its replica's without news. The replica renews it at each "
         "sweep while the send is alive, so it lapses only for a send the replica lost track of (its release "
         "failed with the database); the send is then asked again. Must exceed sweep_interval_s.",
-    )
-    lost_send_after_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="A sending dispatch with documents queued, none being sent and no send waiting in the queue "
-        "this long has lost messages: its queued documents are asked for again.",
     )
     sweep_interval_s: float = Field(
         default=5.0, gt=0, description="Each replica says it is alive, and looks for lost sends and finished dispatches."

@@ -4,11 +4,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from publipost_http import IndexCursor, Paging, TenantId, content_disposition
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from . import handlers
 from .context import Context, MergeContext
-from .domain import DocumentStatus, MailingConflict
+from .domain import DocumentStatus, MailingConflict, header_text_problem
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])
@@ -184,6 +184,13 @@ async def download_document(
 
 class Rename(BaseModel):
     name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _no_control_character(cls, value: str) -> str:
+        if (problem := header_text_problem("name", value)) is not None:
+            raise ValueError(problem.message)
+        return value
 
 
 @router.patch("/{mailing_id}", response_model=MailingView)

@@ -5,6 +5,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from publipost_addresses import control_character
 from publipost_contracts import Problem, deterministic_id
 
 T = TypeVar("T")
@@ -119,6 +120,24 @@ def record_problems(records: Iterable[dict[str, Any]]) -> list[Problem]:
         if record_id is None or str(record_id).strip() == "":
             problems.append(Problem(field="records[].id", message="record has no id", record_index=index))
     return problems
+
+
+def header_text_problem(field: str, text: str, record_index: int | None = None) -> Problem | None:
+    """A mailing's name and a document's number end up in e-mail headers (subject, attachment name) and in the
+    download's file name: a control character in them is refused here, where it comes in, naming the field."""
+    character = control_character(text)
+    if character is None:
+        return None
+    message = f"{text[:60]!r} contains the control character {character}; it would go into e-mail headers and file names"
+    return Problem(field=field, message=message, record_index=record_index)
+
+
+def record_header_problem(index: int, record: dict[str, Any]) -> Problem | None:
+    """The document number (the record's id when it has none), as document_summary reads it."""
+    number = record.get("document_number")
+    if number is None:
+        return header_text_problem("records[].id", str(record.get("id", "")), index)
+    return header_text_problem("records[].document_number", str(number), index)
 
 
 def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:

@@ -34,9 +34,11 @@ from .domain import (
     document_summary,
     effective_output,
     fields_records_need,
+    header_text_problem,
     mailing_id_for,
     missing_custom_fields,
     missing_record_fields,
+    record_header_problem,
     regrouped_mailing_id,
     regrouped_names,
     render_context,
@@ -151,6 +153,8 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
             message = f"no value for the template's custom fields: {', '.join(missing)}"
             findings.problem(Problem(field="custom_fields", message=message))
         needed = fields_records_need(template.fields, template.custom_fields)
+    if event.name is not None and (problem := header_text_problem("name", event.name)) is not None:
+        findings.problem(problem)
     try:
         await _validate_records(event, ctx, needed, findings)
     except BlobNotFound:
@@ -173,6 +177,8 @@ async def _validate_records(
             continue
         if record.get("id") is None or str(record["id"]).strip() == "":
             findings.problem(Problem(field="records[].id", message="record has no id", record_index=index))
+        elif (problem := record_header_problem(index, record)) is not None:
+            findings.problem(problem)
         if lacking := missing_record_fields(record, needed):
             finding = Problem(
                 field="records[]." + ",".join(lacking),

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException
-from publipost_addresses import invalid_addresses_message, parse_address_list
+from publipost_addresses import control_character, invalid_addresses_message, parse_address_list
 from publipost_http import Paging, TenantId
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
@@ -92,6 +92,13 @@ class CampaignIn(BaseModel):
     separate_sends: bool = False
     copy_to_sender: bool = False
     auto_increment_date: bool = Field(default=False, description="A re-run merge prints the occurrence's date.")
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if (character := control_character(value)) is not None:
+            raise ValueError(f"a subject may not contain the control character {character}")
+        return value
 
     @model_validator(mode="after")
     def _one_thing_to_send(self) -> "CampaignIn":

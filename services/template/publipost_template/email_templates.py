@@ -9,6 +9,7 @@ import re
 import string
 from dataclasses import dataclass
 
+from publipost_addresses import control_character
 from publipost_contracts.events import TemplateType
 
 from .domain import PREDEFINED_FIELDS, Problem, TemplateRejected, check_entity_type
@@ -66,6 +67,8 @@ def check_email_template(
     problems: list[Problem] = []
     if "\n" in texts["subject"] or "\r" in texts["subject"]:
         problems.append(Problem("subject", "a subject is a single line"))
+    elif (character := control_character(texts["subject"])) is not None:
+        problems.append(Problem("subject", f"a subject may not contain the control character {character}"))
     used: set[str] = set()
     for field, text in texts.items():
         names, problem = _variables(field, text, legacy=_LEGACY_HTML if field == "body_html" else _LEGACY_TEXT)
