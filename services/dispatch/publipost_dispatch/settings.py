@@ -45,6 +45,12 @@ class DispatchSettings(ServiceSettings):
         "sweep while the send is alive, so it lapses only for a send the replica lost track of (its release "
         "failed with the database); the send is then asked again. Must exceed sweep_interval_s.",
     )
+    lost_send_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A sending dispatch with documents queued, none being sent and no send waiting in the queue "
+        "this long has lost messages: its queued documents are asked for again.",
+    )
     sweep_interval_s: float = Field(
         default=5.0, gt=0, description="Each replica says it is alive, and looks for lost sends and finished dispatches."
     )
