@@ -98,17 +98,17 @@ class TcpProxy:
     """A TCP relay to a real server that a test can cut and restore: the server "goes down" for the
     services behind the proxy only, without touching the broker or database other tests use."""
 
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self._target = (host, int(port))
+    def __init__(self, target: str, port: int = 0) -> None:
+        host, _, target_port = target.rpartition(":")
+        self._target = (host, int(target_port))
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self.up = True
-        self.port = 0
+        self.port = port  # 0: any free one, known once entered
         self.accepted = 0  # connections relayed since the start
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -190,3 +190,25 @@ async def test_sends_whose_messages_were_lost_are_asked_for_again(flow, infra, n
     assert (outcome.sent, outcome.failed) == (6, 0)
     numbers = sorted(email.message_from_bytes(m)["Subject"].split()[1] for m in flow["mailbox"].messages())
     assert numbers == [f"INV-{n:04d}" for n in range(1, 7)]
+
+
+MERGE_RELAY_PORT = free_port()
+
+
+@pytest.mark.dispatch_settings(
+    merge_url=f"http://127.0.0.1:{MERGE_RELAY_PORT}", lost_send_after_s=2.0, sweep_interval_s=0.5
+)
+async def test_a_fan_out_whose_message_was_dead_lettered_runs_again(flow):  # noqa: F811
+    merge_address = str(flow["merge_http"].base_url).removeprefix("http://").rstrip("/")
+    mailing = await merge_mailing(flow, [record(n, f"client{n}@example.test") for n in (1, 2, 3)])
+    async with TcpProxy(merge_address, port=MERGE_RELAY_PORT) as merge_relay:
+        merge_relay.cut()  # dispatch cannot reach merge: the fan-out fails until its message is dead-lettered
+        request = await dispatch(flow, mailing.mailing_id)
+        await wait_until(lambda: merge_relay.accepted >= 4, timeout=60)
+        await asyncio.sleep(3)
+        merge_relay.restore()
+
+        outcome: DispatchCompleted = await completed(flow, request.dispatch_id)
+    assert (outcome.sent, outcome.failed) == (3, 0)
+    numbers = sorted(email.message_from_bytes(m)["Subject"].split()[1] for m in flow["mailbox"].messages())
+    assert numbers == ["INV-0001", "INV-0002", "INV-0003"]

@@ -60,15 +60,14 @@ async def flow(request, make_settings, running, serve_http, infra, namespace, ma
     await running(build_render(make_settings(RenderPdfSettings)))
 
     def dispatch_service(**overrides: object):
-        settings = make_settings(
-            DispatchSettings,
-            merge_url=merge_url,
-            template_url=template_url,
-            smtp_host=mailbox.host,
-            smtp_port=mailbox.port,
-            account_key=ACCOUNT_KEY,
-            **overrides,
-        )
+        defaults = {
+            "merge_url": merge_url,
+            "template_url": template_url,
+            "smtp_host": mailbox.host,
+            "smtp_port": mailbox.port,
+            "account_key": ACCOUNT_KEY,
+        }
+        settings = make_settings(DispatchSettings, **{**defaults, **overrides})
         return build_dispatch(settings)
 
     dispatch = await running(dispatch_service(**(marker.kwargs if marker else {})))

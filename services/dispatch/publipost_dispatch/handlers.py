@@ -83,6 +83,9 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
             "errors": 0,
             "resumptions": 0,
             "created_at": datetime.now(UTC),
+            # What the sweep needs to run a fan-out again whose message was lost (see sweeper.py).
+            "request": event.model_dump(mode="json"),
+            "progress_at": datetime.now(UTC),
         }
     )
     dispatch = await ctx.dispatches.get(key)
@@ -147,6 +150,7 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
             if d["pdf_blob_id"] in files:
                 d["pdf_length"] = files[d["pdf_blob_id"]]["length"]
         await ctx.deliveries.add_many(page)
+        await ctx.dispatches.update(key, {"progress_at": datetime.now(UTC)})
         # A page's sends are published together: one after the other, each waiting for the broker's
         # confirmation, the fan-out (not the sending) would set the pace.
         await asyncio.gather(

@@ -115,6 +115,11 @@ class DispatchRepository(Repository):
         )
         return await self.get(key) if result.modified_count == 1 else None
 
+    def stalled_fan_outs(self, before: datetime) -> AsyncIterator[dict[str, Any]]:
+        """Fan-outs that have not moved since `before` and can run again (they kept their request)."""
+        query = {"status": DispatchStatus.FANNING_OUT, "progress_at": {"$lt": before}, "request": {"$exists": True}}
+        return aiter(self.collection.find(query))
+
     def in_status(self, *statuses: str) -> AsyncIterator[dict[str, Any]]:
         query = {"status": {"$in": list(statuses)}}
         return aiter(self.collection.find(query, {"_id": 1, "status": 1, "tenant_id": 1, "correlation_id": 1}))

@@ -4,10 +4,10 @@ dispatches whose last outcome was stored by a replica that died before announcin
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from publipost_contracts import SendRequested, deterministic_id
+from publipost_contracts import DispatchRequested, SendRequested, deterministic_id
 from publipost_logging import get_logger
 
 from . import handlers
@@ -71,8 +71,19 @@ class Sweeper:
         for dispatch in unfinished:
             if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
                 await handlers.complete_if_done(ctx, dispatch["_id"])
+        await self._fan_out_again_where_stalled()
         busy = {d["dispatch_key"] for d in in_flight}
         await self._ask_again_for_lost_sends([d for d in unfinished if d["status"] == DispatchStatus.SENDING], busy)
+
+    async def _fan_out_again_where_stalled(self) -> None:
+        """A fan-out that stopped moving (its replica died and its message was dead-lettered, say) runs
+        again from the request it stored: it inserts what is missing and asks for every queued send."""
+        ctx = self._ctx
+        before = datetime.now(UTC) - timedelta(seconds=ctx.settings.lost_send_after_s)
+        async for dispatch in ctx.dispatches.stalled_fan_outs(before):
+            await ctx.dispatches.update(dispatch["_id"], {"progress_at": datetime.now(UTC)})
+            log.warning("stalled fan-out run again", dispatch_key=dispatch["_id"])
+            await handlers.dispatch_requested(DispatchRequested.model_validate(dispatch["request"]), ctx)
 
     async def _ask_again_for_lost_sends(self, sending: list[dict[str, Any]], busy: set[str]) -> None:
         """A dispatch with documents queued, none being sent by any replica and no send.requested waiting
