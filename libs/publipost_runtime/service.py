@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from faststream import FastStream
 from faststream.specification import AsyncAPI
+from publipost_auth import Authenticator
 from publipost_bus import Bus
 from publipost_http import BodyLimit, CachedCheck, ReadinessCheck, health_router, json_numbers_storable
 from publipost_idempotency import ProcessedMessages
@@ -53,8 +54,12 @@ class Service:
     title: str = ""
     # Routes whose bodies may exceed settings.max_body_bytes (uploads): "POST /recipients/import" → bytes.
     body_limits: Mapping[str, int] = field(default_factory=dict)
+    # Who calls the routes guarded by publipost_auth.require; built from the settings unless given (tests).
+    authenticator: Authenticator | None = None
 
     def __post_init__(self) -> None:
+        if self.authenticator is None:
+            self.authenticator = Authenticator.for_service(self.settings, self.storage.client)
         self.bus.inbox = ProcessedMessages(self.storage.db)
         self.repositories = [*self.repositories, self.bus.inbox]
 
@@ -78,7 +83,10 @@ class Service:
 
     async def stop(self) -> None:
         """Every step runs even if one fails: with the broker gone, LibreOffice and the database still close."""
-        steps = [*(timer.stop for timer in self.timers), self.bus.stop, *reversed(self.on_stop), self.storage.close]
+        steps = [*(timer.stop for timer in self.timers), self.bus.stop, *reversed(self.on_stop)]
+        if self.authenticator is not None:
+            steps.append(self.authenticator.close)  # API keys' last uses written while the database is open
+        steps.append(self.storage.close)
         for step in steps:
             try:
                 await step()
@@ -107,6 +115,7 @@ class Service:
         for router in self.routers:
             app.include_router(router)
         app.state.components = self.components
+        app.state.authenticator = self.authenticator
         # FastAPI includes routers lazily: their routes, with prefixes, are listed through their contexts.
         routes = {f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()}
         unknown = sorted(set(self.body_limits) - routes)

@@ -7,7 +7,7 @@ tool uses (`RABBITMQ_URL`, `MONGODB_URL`). A service subclasses
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,88 @@ class ServiceSettings(BaseSettings):
             "is index-backed. Unset in production."
         ),
     )
+
+
+    # --- identity (docs/identity.md) -------------------------------------------------
+    auth_required: bool = Field(
+        default=False,
+        description="Whether a route guarded by publipost_auth.require refuses a call without credentials (401). "
+        "Off, such a call acts for the tenant named in X-Tenant-Id with every role but `service`; credentials given "
+        "are checked either way.",
+    )
+    auth_issuer_url: str | None = Field(
+        default=None,
+        description="The OpenID Connect issuer whose bearer tokens are trusted, exactly as its tokens' `iss` "
+        "says it (Keycloak: https://host/realms/<realm>; Entra ID: https://login.microsoftonline.com/<id>/v2.0). "
+        "Its keys and token endpoint are found at <issuer>/.well-known/openid-configuration. Unset: only API "
+        "keys are accepted.",
+    )
+    auth_audience: str = Field(
+        default="publipost", description="The `aud` a token must carry to be accepted by Publipost."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="The issuer's key set (JWKS), when it is not the one its discovery document names."
+    )
+    auth_token_url: str | None = Field(
+        default=None,
+        description="Where this service gets its own tokens (client credentials), when not the one discovered.",
+    )
+    auth_tenant_claim: str = Field(
+        default="tenant_id", description="The claim holding the caller's tenant; a dotted path reads a nested claim."
+    )
+    auth_roles_claim: str = Field(
+        default="roles",
+        description="The claim holding the caller's roles (a list, or a space-separated string); a dotted path "
+        "reads a nested claim (resource_access.publipost.roles). When it is absent, Keycloak's "
+        "realm_access.roles is read.",
+    )
+    auth_default_tenant: str | None = Field(
+        default=None,
+        description="The tenant of a token that carries none, for an installation with one tenant and an issuer "
+        "that cannot add a tenant claim. Unset: such a token is refused (403).",
+    )
+    auth_algorithms: list[str] = Field(
+        default=["RS256", "ES256"], description="Signature algorithms a token may use; never `none`."
+    )
+    auth_leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp and nbf.")
+    auth_jwks_max_age_s: float = Field(
+        default=3600, gt=0, description="How long the issuer's keys are used before they are fetched again."
+    )
+    auth_jwks_min_refresh_s: float = Field(
+        default=30,
+        ge=0,
+        description="A token signed by a key not in the cached set makes the keys be fetched again at most this "
+        "often: a stream of tokens with made-up key ids cannot make the service hammer the issuer.",
+    )
+    auth_http_timeout_s: float = Field(default=3.0, gt=0, description="Timeout of each call to the issuer.")
+    auth_client_id: str | None = Field(
+        default=None, description="This service's own client at the issuer, for its calls to other services."
+    )
+    auth_client_secret: SecretStr | None = Field(default=None, description="The secret of auth_client_id.")
+    auth_client_scope: str | None = Field(
+        default=None,
+        description="The scope this service asks its tokens for, when the issuer needs one to set the audience "
+        "(Entra ID: api://publipost/.default).",
+    )
+    auth_dev_issuer: bool = Field(
+        default=False,
+        description="The issuer is the local stack's development issuer: its plain-HTTP address is accepted. "
+        "Never set in production, where the issuer's address must be HTTPS.",
+    )
+    auth_api_key_cache_s: float = Field(
+        default=10,
+        ge=0,
+        description="How long a checked API key is trusted without reading it again: a revoked key stops "
+        "working within this time.",
+    )
+    auth_last_use_flush_s: float = Field(
+        default=60, gt=0, description="API keys' last use is written at most this often, in one batch."
+    )
+
+    @property
+    def identity_database_name(self) -> str:
+        """API keys live in one database every service reads (to check a key) like the blobs'."""
+        return f"{self.namespace}_identity"
 
     @property
     def database_name(self) -> str:

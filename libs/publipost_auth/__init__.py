@@ -1,0 +1,37 @@
+"""Identity and access: who calls (a Principal read from a bearer token of the OpenID Connect issuer, or an
+API key), what they may do (roles), and the credentials a service carries when it calls another.
+docs/identity.md tells how it works and how to point Publipost at Keycloak, Entra ID or Dex."""
+
+from .api_keys import ApiKey, ApiKeyRepository, ApiKeyVerifier, NewApiKey
+from .client import ClientCredentials, service_client, service_credentials
+from .dependency import Authenticator, principal_of, require
+from .errors import AuthError, Forbidden, InvalidCredentials, IssuerUnavailable
+from .issuer import Issuer, KeySet
+from .principal import PEOPLE_ROLES, Principal, PrincipalKind, Role
+from .routes import router as api_keys_router
+from .tokens import TokenVerifier
+
+__all__ = [
+    "PEOPLE_ROLES",
+    "ApiKey",
+    "ApiKeyRepository",
+    "ApiKeyVerifier",
+    "AuthError",
+    "Authenticator",
+    "ClientCredentials",
+    "Forbidden",
+    "InvalidCredentials",
+    "Issuer",
+    "IssuerUnavailable",
+    "KeySet",
+    "NewApiKey",
+    "Principal",
+    "PrincipalKind",
+    "Role",
+    "TokenVerifier",
+    "api_keys_router",
+    "principal_of",
+    "require",
+    "service_client",
+    "service_credentials",
+]
