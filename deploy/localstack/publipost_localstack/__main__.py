@@ -1,15 +1,23 @@
-"""`python -m publipost_localstack up|down|status|restart|logs [name]`: the local stack, no Docker needed."""
+"""`python -m publipost_localstack up|down|status|restart|logs|token [name]`: the local stack, no Docker needed.
+
+`token [user]` prints a bearer token of a development user (admin, operator, viewer, integrator; admin by
+default) from the stack's development issuer, for curl: -H "Authorization: Bearer $(… token admin)"."""
 
 import argparse
 import sys
 
+from . import dev_issuer
 from .stack import SERVICES, Stack, StackConfig
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="publipost_localstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "restart", "logs"])
-    parser.add_argument("name", nargs="?", help="a service (restart, logs) or secantusdb / smtp-capture (logs)")
+    parser.add_argument("command", choices=["up", "down", "status", "restart", "logs", "token"])
+    parser.add_argument(
+        "name",
+        nargs="?",
+        help="a service (restart, logs), secantusdb / smtp-capture / dev-issuer (logs), a user (token)",
+    )
     args = parser.parse_args()
     stack = Stack(StackConfig.from_env())
     if args.command == "up":
@@ -31,6 +39,9 @@ def main() -> int:
         for name in names:
             stack.wait_ready(name, 180)
             print(f"{name} restarted")
+    elif args.command == "token":
+        config = stack.config
+        print(dev_issuer.user_token(config.issuer_url, config.issuer_dir, args.name or "admin"))
     elif args.command == "logs":
         print(stack.log_tail(args.name or "merge", lines=200))
     return 0

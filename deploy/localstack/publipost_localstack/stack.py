@@ -1,4 +1,5 @@
-"""The local stack as background processes: RabbitMQ, SecantusDB, the SMTP capture server, the six services.
+"""The local stack as background processes: RabbitMQ, SecantusDB, the SMTP capture server, the development
+issuer, the six services.
 
 Everything it starts leaves a pid file and a log under one run folder
 (`.local/` by default); `down` stops what `up` started and nothing else.
@@ -14,6 +15,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 
+from . import dev_issuer
 from .processes import Background, ensure_rabbitmq, port_open, start_secantus, wait_for_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,7 +33,8 @@ class StackConfig:
     mongodb_port: int = 27117
     smtp_port: int = 2525
     smtp_capture: bool = True  # False: the services send to whatever server answers on smtp_port (a bench's sink)
-    http_port_base: int = 8100  # template on base+1 ... scheduler on base+6
+    http_port_base: int = 8100  # template on base+1 ... scheduler on base+6, the development issuer on base+7
+    dev_issuer: bool = True  # False: the services trust the issuer PUBLIPOST_AUTH_ISSUER_URL names, if any
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -45,6 +48,7 @@ class StackConfig:
             mongodb_port=int(env.get("PUBLIPOST_MONGODB_PORT", cls.mongodb_port)),
             smtp_port=int(env.get("PUBLIPOST_SMTP_PORT", cls.smtp_port)),
             http_port_base=int(env.get("PUBLIPOST_HTTP_PORT_BASE", cls.http_port_base)),
+            dev_issuer=not env.get("PUBLIPOST_AUTH_ISSUER_URL") and env.get("PUBLIPOST_DEV_ISSUER", "1") != "0",
         )
 
     def port(self, service: str) -> int:
@@ -52,6 +56,19 @@ class StackConfig:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
+
+    @property
+    def issuer_port(self) -> int:
+        return self.http_port_base + 1 + len(SERVICES)
+
+    @property
+    def issuer_url(self) -> str:
+        return f"http://127.0.0.1:{self.issuer_port}"
+
+    @property
+    def issuer_dir(self) -> Path:
+        """The development issuer's signing key and its clients' and users' secrets (made at `make up`)."""
+        return self.run_dir / "issuer"
 
     @property
     def database_url(self) -> str:
@@ -72,7 +89,22 @@ class StackConfig:
             "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
             "PUBLIPOST_SMTP_HOST": "127.0.0.1",
             "PUBLIPOST_SMTP_PORT": str(self.smtp_port),
+            **self.identity_env(service),
             **self.extra_env,
+        }
+
+    def identity_env(self, service: str) -> dict[str, str]:
+        """The development issuer, trusted by the service, and the service's own client there. Authentication
+        stays as the settings default it (auth_required off) until every route is guarded."""
+        if not self.dev_issuer:
+            return {}
+        client_id = dev_issuer.client_id_of(service)
+        secret = dev_issuer.prepare(self.issuer_dir, SERVICES)["clients"][client_id]["secret"]
+        return {
+            "PUBLIPOST_AUTH_ISSUER_URL": self.issuer_url,
+            "PUBLIPOST_AUTH_DEV_ISSUER": "true",
+            "PUBLIPOST_AUTH_CLIENT_ID": client_id,
+            "PUBLIPOST_AUTH_CLIENT_SECRET": secret,
         }
 
 
@@ -94,6 +126,9 @@ class Stack:
         if config.smtp_capture:
             self.start_smtp()
             say(f"SMTP capture   127.0.0.1:{config.smtp_port} → {config.mail_dir}")
+        if config.dev_issuer:
+            self.start_issuer()
+            say(f"dev issuer     {config.issuer_url}  (users and clients: {config.issuer_dir / dev_issuer.CLIENTS_FILE})")
         for service in SERVICES:
             self.start_service(service)
         for service in SERVICES:
@@ -107,6 +142,13 @@ class Stack:
         command = [sys.executable, "-m", "publipost_localstack.smtp_capture", "--port", str(self.config.smtp_port)]
         self.process("smtp-capture").start([*command, "--dir", str(self.config.mail_dir)])
         wait_for_port("127.0.0.1", self.config.smtp_port, 30, "SMTP capture")
+
+    def start_issuer(self) -> None:
+        """The signing key and the clients' secrets are made here when missing, before any service needs them."""
+        dev_issuer.prepare(self.config.issuer_dir, SERVICES)
+        command = [sys.executable, "-m", "publipost_localstack.dev_issuer", "serve", "--dir", str(self.config.issuer_dir)]
+        self.process("dev-issuer").start([*command, "--port", str(self.config.issuer_port)])
+        wait_for_port("127.0.0.1", self.config.issuer_port, 30, "the development issuer")
 
     def start_service(self, service: str) -> int:
         module = f"publipost_{service.replace('-', '_')}.app"
@@ -131,7 +173,7 @@ class Stack:
 
     def down(self) -> None:
         # Services first (they finish in-flight messages on SIGTERM), then what they depend on.
-        for name in (*reversed(SERVICES), "smtp-capture", "secantusdb"):
+        for name in (*reversed(SERVICES), "dev-issuer", "smtp-capture", "secantusdb"):
             if self.process(name).stop():
                 say(f"{name:<14} stopped")
 
@@ -154,7 +196,8 @@ class Stack:
 
     def status(self) -> bool:
         everything_up = True
-        for name in ("secantusdb", "smtp-capture", *SERVICES):
+        names = ("secantusdb", "smtp-capture", *(("dev-issuer",) if self.config.dev_issuer else ()), *SERVICES)
+        for name in names:
             pid = self.process(name).pid()
             state = "stopped"
             if pid is not None:

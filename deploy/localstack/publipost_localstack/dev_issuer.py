@@ -1,0 +1,251 @@
+"""The development issuer: a tiny OpenID Connect provider so the local stack needs no external one.
+
+It serves what Publipost needs of an issuer and nothing more:
+- `/.well-known/openid-configuration` (discovery) and `/jwks.json` (its public key);
+- `/token`: `client_credentials` for the services and integrating systems (client id and secret, HTTP Basic
+  or form fields), `password` for people (the public client `publipost-cli`, or any other client).
+
+Tokens are ES256 JWTs with `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `azp`, `roles` and, unless the
+caller is a service, `tenant_id`. The signing key and the clients' and users' secrets are made once per run
+folder (`make up` does it, in `.local/issuer/`) and kept, so tokens survive a restart of the issuer.
+
+    python -m publipost_localstack.dev_issuer serve --port 8107 --dir .local/issuer
+"""
+
+import argparse
+import base64
+import hmac
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+KEY_FILE = "signing-key.json"
+CLIENTS_FILE = "clients.json"
+ALGORITHM = "ES256"
+DEFAULT_AUDIENCE = "publipost"
+DEFAULT_TOKEN_TTL_S = 900
+DEV_TENANT = "demo"
+PUBLIC_CLIENT = "publipost-cli"
+# What another service may do when it calls one: everything but administration, for the tenant it names.
+SERVICE_ROLES = ["service", "operator", "viewer", "integrator"]
+DEV_USERS = {
+    "admin": ["admin", "operator"],
+    "operator": ["operator"],
+    "viewer": ["viewer"],
+    "integrator": ["integrator"],
+}
+
+
+def client_id_of(service: str) -> str:
+    return f"publipost-{service}"
+
+
+def _write_private(path: Path, data: Any) -> None:
+    """Written whole (a reader never sees half a file) and readable by its owner only."""
+    partial = path.with_name(f".{path.name}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2)
+    partial.rename(path)
+
+
+def prepare(directory: Path, services: Iterable[str]) -> dict[str, Any]:
+    """The signing key and the registry of clients and users, made in `directory` when missing; a service
+    added since is given its client. Returns the registry."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path = directory / KEY_FILE
+    if not key_path.exists():
+        key = ECKey.generate_key("P-256", {"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
+        _write_private(key_path, key.as_dict(private=True))
+    clients_path = directory / CLIENTS_FILE
+    registry: dict[str, Any] = {"clients": {}, "users": {}}
+    if clients_path.exists():
+        registry = json.loads(clients_path.read_text())
+    before = json.dumps(registry, sort_keys=True)
+    clients = registry.setdefault("clients", {})
+    for service in services:
+        clients.setdefault(
+            client_id_of(service), {"secret": secrets.token_urlsafe(24), "roles": SERVICE_ROLES, "tenant_id": None}
+        )
+    clients.setdefault(
+        "demo-integrator", {"secret": secrets.token_urlsafe(24), "roles": ["integrator"], "tenant_id": DEV_TENANT}
+    )
+    clients.setdefault(PUBLIC_CLIENT, {"public": True})
+    users = registry.setdefault("users", {})
+    for name, roles in DEV_USERS.items():
+        users.setdefault(name, {"password": secrets.token_urlsafe(12), "tenant_id": DEV_TENANT, "roles": roles})
+    if json.dumps(registry, sort_keys=True) != before:
+        _write_private(clients_path, registry)
+    return registry
+
+
+def load_key(directory: Path) -> ECKey:
+    return ECKey.import_key(json.loads((directory / KEY_FILE).read_text()))
+
+
+def load_registry(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / CLIENTS_FILE).read_text())
+
+
+class DevIssuer:
+    def __init__(
+        self,
+        url: str,
+        key: ECKey,
+        registry: dict[str, Any],
+        audience: str = DEFAULT_AUDIENCE,
+        token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.key = key
+        self.registry = registry
+        self.audience = audience
+        self.token_ttl_s = token_ttl_s
+        self.clock = clock
+
+    def issue(self, subject: str, client_id: str, roles: list[str], tenant_id: str | None, **extra: Any) -> str:
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "sub": subject,
+            "aud": self.audience,
+            "azp": client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_ttl_s,
+            "jti": str(uuid.uuid4()),
+            "roles": roles,
+            **extra,
+        }
+        if tenant_id is not None:
+            claims["tenant_id"] = tenant_id
+        return jwt.encode({"alg": ALGORITHM, "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "issuer": self.url,
+            "jwks_uri": f"{self.url}/jwks.json",
+            "token_endpoint": f"{self.url}/token",
+            "grant_types_supported": ["client_credentials", "password"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "claims_supported": ["sub", "iss", "aud", "exp", "nbf", "iat", "jti", "azp", "roles", "tenant_id"],
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def token(self, form: dict[str, str], authorization: str | None) -> JSONResponse:
+        """The token endpoint (RFC 6749 §4.3, §4.4; errors as §5.2 says)."""
+        client_id, secret = _client_of(form, authorization)
+        client = self.registry["clients"].get(client_id or "")
+        if client is None or not (client.get("public") or _same(secret, client.get("secret"))):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            if client.get("public"):
+                return _oauth_error(400, "unauthorized_client", "a public client cannot use client_credentials")
+            token = self.issue(client_id, client_id, client["roles"], client.get("tenant_id"))
+        elif grant == "password":
+            user = self.registry["users"].get(form.get("username", ""))
+            if user is None or not _same(form.get("password"), user["password"]):
+                return _oauth_error(400, "invalid_grant", "unknown user or wrong password")
+            name = form["username"]
+            token = self.issue(f"user:{name}", client_id, user["roles"], user["tenant_id"], preferred_username=name)
+        else:
+            return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}: client_credentials or password")
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title="Publipost development issuer", docs_url=None, redoc_url=None)
+
+        @app.get("/.well-known/openid-configuration")
+        async def discovery() -> dict[str, Any]:
+            return self.metadata()
+
+        @app.get("/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            return self.jwks()
+
+        @app.post("/token")
+        async def token(request: Request) -> JSONResponse:
+            form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+            return self.token(form, request.headers.get("authorization"))
+
+        @app.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        return app
+
+
+def _client_of(form: dict[str, str], authorization: str | None) -> tuple[str | None, str | None]:
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            client_id, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+        return client_id, secret
+    return form.get("client_id"), form.get("client_secret")
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    return given is not None and expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="publipost-dev-issuer"'
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
+
+
+def user_token(issuer_url: str, directory: Path, user: str) -> str:
+    """A token of one of the development users, asked of the running issuer as a person's tool would."""
+    password = load_registry(directory)["users"][user]["password"]
+    form = {"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": user, "password": password}
+    response = httpx.post(f"{issuer_url}/token", data=form, timeout=5)
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def build(
+    directory: Path, url: str, audience: str = DEFAULT_AUDIENCE, token_ttl_s: int = DEFAULT_TOKEN_TTL_S
+) -> DevIssuer:
+    return DevIssuer(url, load_key(directory), load_registry(directory), audience, token_ttl_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m publipost_localstack.dev_issuer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the issuer (its key and clients made in --dir if missing)")
+    serve.add_argument("--dir", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--url", help="the issuer's URL as tokens name it (default http://<host>:<port>)")
+    serve.add_argument("--audience", default=DEFAULT_AUDIENCE)
+    serve.add_argument("--token-ttl", type=int, default=DEFAULT_TOKEN_TTL_S, help="seconds a token lives")
+    args = parser.parse_args()
+    prepare(args.dir, ())
+    issuer = build(args.dir, args.url or f"http://{args.host}:{args.port}", args.audience, args.token_ttl)
+    uvicorn.run(issuer.app(), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
