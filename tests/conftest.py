@@ -45,6 +45,15 @@ def query_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def outbound_allows_loopback() -> Iterator[None]:
+    """The tests' SMTP servers and HTTP servers run on this machine: accounts and backends may name loopback,
+    as in the local stack (publipost_outbound). A test of the check sets `outbound_allow` itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PUBLIPOST_OUTBOUND_ALLOW", '["127.0.0.0/8", "::1"]')
+        yield
+
+
 @dataclass(frozen=True)
 class Infra:
     rabbitmq_url: str

@@ -45,6 +45,12 @@ class ServiceSettings(BaseSettings):
         description="Largest request body of an HTTP route, counted as it arrives (413 past it); routes that take "
         "uploads have their own limit, from their service's settings.",
     )
+    outbound_allow: list[str] = Field(
+        default_factory=list,
+        description="Addresses an admin may point Publipost at although they are not public (a tenant's SMTP "
+        "server, a conversion backend): networks (10.20.0.0/16, 127.0.0.1), host names (mail.internal.example) "
+        "and domains (*.svc.cluster.local). Empty: only public addresses (see publipost_outbound).",
+    )
     query_log: Path | None = Field(
         default=None,
         description=(

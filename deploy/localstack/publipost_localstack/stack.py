@@ -6,6 +6,7 @@ Everything it starts leaves a pid file and a log under one run folder
 """
 
 import importlib
+import json
 import os
 import sys
 import time
@@ -20,6 +21,8 @@ from .processes import Background, ensure_rabbitmq, port_open, start_secantus, w
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")
+# Everything runs on this machine: a tenant's SMTP account or Gotenberg URL may name loopback (publipost_outbound).
+OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class StackConfig:
     def service_env(self, service: str) -> dict[str, str]:
         return {
             "RABBITMQ_URL": self.rabbitmq_url,
+            "PUBLIPOST_OUTBOUND_ALLOW": json.dumps(OUTBOUND_ALLOW),
             "MONGODB_URL": self.database_url,
             "PUBLIPOST_NAMESPACE": self.namespace,
             "PUBLIPOST_HTTP_PORT": str(self.port(service)),

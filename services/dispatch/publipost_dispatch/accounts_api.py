@@ -1,5 +1,7 @@
 """Sending accounts over HTTP. The password goes in, sealed; it never comes out, in an answer or a log."""
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -7,13 +9,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 from publipost_http import TenantId
+from publipost_outbound import OutboundRefused
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from .accounts import NoSealKey
 from .context import Context, DispatchContext
-from .domain import AccountInvalid, InvalidAddress, TlsMode, UnsafeHeader, check_address, check_header, check_tls
+from .domain import (
+    Account,
+    AccountInvalid,
+    InvalidAddress,
+    TlsMode,
+    UnsafeHeader,
+    check_address,
+    check_header,
+    check_password_kept,
+    check_tls,
+)
 from .sealing import SealBroken
-from .smtp import SmtpRefused, SmtpUnavailable
+from .smtp import SmtpHostRefused, SmtpRefused, SmtpUnavailable
 
 router = APIRouter(prefix="/accounts", tags=["sending accounts"])
 
@@ -89,13 +102,9 @@ def _view(doc: dict[str, Any]) -> AccountView:
     )
 
 
-def _document(
+async def _document(
     ctx: DispatchContext, tenant_id: str, account_id: str, body: AccountIn, before: dict[str, Any] | None
 ) -> dict[str, Any]:
-    try:
-        check_tls(body.host, body.tls, ctx.settings.plain_smtp_hosts)
-    except AccountInvalid as exc:
-        raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]) from exc
     now = datetime.now(UTC)
     doc = {
         "_id": account_id,
@@ -106,6 +115,12 @@ def _document(
         "created_at": before["created_at"] if before else now,
         "updated_at": now,
     }
+    try:
+        check_tls(body.host, body.tls, ctx.settings.plain_smtp_hosts)
+        check_password_kept(before or {}, doc, body.password is not None)
+        await _check_host(ctx, body.host, body.port)
+    except AccountInvalid as exc:
+        raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]) from exc
     try:
         if body.password is not None:
             doc["password_sealed"] = ctx.accounts.seal(body.password.get_secret_value(), tenant_id, account_id)
@@ -118,6 +133,14 @@ def _document(
     return doc
 
 
+async def _check_host(ctx: DispatchContext, host: str, port: int) -> None:
+    """The server must be one this service may reach on a tenant's behalf (publipost_outbound)."""
+    try:
+        await ctx.senders.outbound.check(host, port)
+    except OutboundRefused as exc:
+        raise AccountInvalid("host", str(exc)) from exc
+
+
 async def _account(ctx: DispatchContext, tenant_id: str, account_id: str) -> dict[str, Any]:
     doc = await ctx.accounts.repository.get(tenant_id, account_id)
     if doc is None:
@@ -127,7 +150,7 @@ async def _account(ctx: DispatchContext, tenant_id: str, account_id: str) -> dic
 
 @router.post("", response_model=AccountView, status_code=201)
 async def create_account(ctx: Context, tenant_id: TenantId, body: AccountIn) -> AccountView:
-    doc = _document(ctx, tenant_id, str(uuid.uuid4()), body, None)
+    doc = await _document(ctx, tenant_id, str(uuid.uuid4()), body, None)
     await ctx.accounts.repository.add(doc)
     return _view(doc)
 
@@ -145,7 +168,7 @@ async def get_account(ctx: Context, tenant_id: TenantId, account_id: str) -> Acc
 @router.put("/{account_id}", response_model=AccountView)
 async def replace_account(ctx: Context, tenant_id: TenantId, account_id: str, body: AccountIn) -> AccountView:
     """Replace the account's settings; sends already under way finish on the old connection."""
-    doc = _document(ctx, tenant_id, account_id, body, await _account(ctx, tenant_id, account_id))
+    doc = await _document(ctx, tenant_id, account_id, body, await _account(ctx, tenant_id, account_id))
     if not await ctx.accounts.repository.replace(doc):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
     ctx.accounts.forget(tenant_id, account_id)
@@ -161,15 +184,35 @@ async def delete_account(ctx: Context, tenant_id: TenantId, account_id: str) -> 
 
 @router.post("/{account_id}/test", response_model=ConnectionTest)
 async def test_connection(ctx: Context, tenant_id: TenantId, account_id: str) -> ConnectionTest:
-    """Connect, upgrade to TLS and log in as a send would, without sending anything."""
+    """Connect, upgrade to TLS and log in as a send would, without sending anything.
+
+    The answer comes after `account_test_s` exactly, and every way of not reaching an SMTP server (refused,
+    closed, filtered, silent, not SMTP, TLS failing) gets the same words: the test cannot be used to map
+    which ports answer where. What an SMTP server says (a login refused) is shown as it is."""
+    answer_at = time.monotonic() + ctx.settings.account_test_s
     try:
         account = ctx.accounts.from_document(await _account(ctx, tenant_id, account_id))
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
+    except SealBroken as exc:
+        raise HTTPException(409, detail=f"password: the stored one cannot be opened ({exc}); give it again") from exc
     pool = ctx.senders.probe_pool(account)
     try:
-        return ConnectionTest(ok=True, reply=await pool.probe())
-    except (SmtpRefused, SmtpUnavailable) as exc:
-        return ConnectionTest(ok=False, error=str(exc))
+        result = ConnectionTest(ok=True, reply=await asyncio.wait_for(pool.probe(), ctx.settings.account_test_s))
+    except SmtpHostRefused as exc:
+        result = ConnectionTest(ok=False, error=str(exc))
+    except SmtpRefused as exc:
+        result = ConnectionTest(ok=False, error=f"the server at {account.host}:{account.port} refused: {exc}")
+    except (SmtpUnavailable, TimeoutError):
+        result = ConnectionTest(ok=False, error=_no_smtp_server(account, ctx.settings.account_test_s))
     finally:
-        await pool.close()
+        await asyncio.shield(pool.close())
+    await asyncio.sleep(max(0.0, answer_at - time.monotonic()))
+    return result
+
+
+def _no_smtp_server(account: Account, within_s: float) -> str:
+    return (
+        f"no SMTP server at {account.host}:{account.port} let this service log in within {within_s:g}s "
+        "(refused, closed, filtered, silent, TLS failed or not SMTP)"
+    )

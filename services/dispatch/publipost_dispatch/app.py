@@ -13,6 +13,7 @@ from publipost_contracts import (
     ResolveRecipients,
     SendRequested,
 )
+from publipost_outbound import OutboundPolicy
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -67,6 +68,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
             timeout_s=settings.smtp_timeout_s,
             lease_s=settings.connection_lease_s,
             idle_s=settings.idle_connection_s,
+            outbound=OutboundPolicy.of(settings.outbound_allow),
         ),
         pdfs=PdfReader(storage.blobs),
         completions=handlers.CompletionCheck(),

@@ -5,6 +5,7 @@ import html
 import ipaddress
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.utils import formataddr
@@ -308,6 +309,27 @@ def check_tls(host: str, tls: TlsMode, plain_hosts: list[str]) -> None:
     """A password or a document never crosses a network in clear text."""
     if tls is TlsMode.NONE and not is_local_host(host) and host.lower() not in {h.lower() for h in plain_hosts}:
         raise AccountInvalid("tls", f"'none' is only for a server on this machine; {host!r} needs starttls or tls")
+
+
+# Where a stored password goes, and how: changing any of these without giving the password again would
+# let whoever may edit the account hand the password to a server of their choosing.
+PASSWORD_BOUND_FIELDS = ("host", "port", "login", "tls")
+
+
+def check_password_kept(before: Mapping[str, Any], after: Mapping[str, Any], password_given: bool) -> None:
+    """An edit that keeps the stored password keeps it going where it went: same host, port, login and TLS
+    mode, and the certificate still checked if it was."""
+    if password_given or not before.get("password_sealed"):
+        return
+    changed = [name for name in PASSWORD_BOUND_FIELDS if before.get(name) != after.get(name)]
+    if before.get("verify_certificate", True) and not after.get("verify_certificate", True):
+        changed.append("verify_certificate")
+    if changed:
+        raise AccountInvalid(
+            "password",
+            f"give the password again: {', '.join(changed)} changed, and the stored password only goes to the "
+            "server it was given for",
+        )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass, replace
 
 from publipost_logging import get_logger
+from publipost_outbound import OutboundPolicy
 
+from .accounts import DEFAULT_ACCOUNT_ID
 from .domain import Account, Limits
 from .limits import SendPermits
 from .repository import ConnectionLeaseRepository, SendCounterRepository
@@ -35,6 +37,8 @@ class Senders:
         timeout_s: float,
         lease_s: float,
         idle_s: float,
+        outbound: OutboundPolicy | None = None,
+        trusted_account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
         self.holder = f"replica-{uuid.uuid4()}"  # whose connection slots these are, in the database
         self._leases = leases
@@ -42,6 +46,10 @@ class Senders:
         self._timeout_s = timeout_s
         self._lease_s = lease_s
         self._idle_s = idle_s
+        # Where a tenant's accounts may connect (publipost_outbound); the service's own account, from the
+        # environment, is the platform team's choice and is not checked.
+        self.outbound = outbound or OutboundPolicy()
+        self._trusted_account_id = trusted_account_id
         self._senders: dict[str, Sender] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -52,9 +60,7 @@ class Senders:
                 asyncio.get_running_loop().create_task(sender.pool.close())
             sender = Sender(
                 account,
-                SmtpPool(
-                    account, timeout_s=self._timeout_s, leases=self._leases, holder=self.holder, lease_s=self._lease_s
-                ),
+                self._pool(account, account),
                 SendPermits(self._counters, account.account_id, account.limits),
             )
             self._senders[account.account_id] = sender
@@ -63,8 +69,17 @@ class Senders:
     def probe_pool(self, account: Account) -> SmtpPool:
         """A pool of its own for a connection test, under a slot of its own: a test never waits for, nor
         takes, one of the connections sends are using."""
-        probe = replace(account, account_id=f"{account.account_id}:test", limits=Limits(connections=1))
-        return SmtpPool(probe, timeout_s=self._timeout_s, leases=self._leases, holder=self.holder, lease_s=self._lease_s)
+        return self._pool(account, replace(account, account_id=f"{account.account_id}:test", limits=Limits(connections=1)))
+
+    def _pool(self, account: Account, pooled: Account) -> SmtpPool:
+        return SmtpPool(
+            pooled,
+            timeout_s=self._timeout_s,
+            leases=self._leases,
+            holder=self.holder,
+            lease_s=self._lease_s,
+            outbound=None if account.account_id == self._trusted_account_id else self.outbound,
+        )
 
     # A timer of the service: keeps this replica's connection slots alive and hands idle ones back.
     async def start(self) -> None:

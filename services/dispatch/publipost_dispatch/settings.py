@@ -25,6 +25,14 @@ class DispatchSettings(ServiceSettings):
         description="Seals SMTP passwords at rest: urlsafe base64 of 32 random bytes. Without it, accounts "
         "cannot store a password.",
     )
+    account_test_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="A connection test (POST /accounts/{id}/test) answers after exactly this long, whatever the "
+        "server did, and gives up on a server that has not let it log in by then: how long it took never tells an "
+        "open port from a closed or filtered one.",
+    )
     plain_smtp_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts besides loopback that an account may reach without TLS (a mail catcher in compose).",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 from publipost_logging import get_logger
+from publipost_outbound import HostUnresolved, OutboundPolicy, OutboundRefused
 from publipost_storage import UNREACHABLE
 
 from .domain import Account, TlsMode
@@ -30,6 +31,16 @@ class SmtpRefused(Exception):
         super().__init__(f"{code} {text}")
         self.code = code
         self.text = text
+
+
+class SmtpHostRefused(SmtpRefused):
+    """The account's server may not be reached from here (a private address, say: publipost_outbound). Final,
+    like a 5xx: trying again reaches the same address."""
+
+    def __init__(self, reason: str) -> None:
+        Exception.__init__(self, f"the account's server is refused: {reason}")
+        self.code = 554
+        self.text = reason
 
 
 class SmtpUnavailable(Exception):
@@ -62,12 +73,23 @@ class SmtpPool:
     them all while the others' sends wait)."""
 
     def __init__(
-        self, account: Account, *, timeout_s: float, leases: ConnectionLeaseRepository, holder: str, lease_s: float
+        self,
+        account: Account,
+        *,
+        timeout_s: float,
+        leases: ConnectionLeaseRepository,
+        holder: str,
+        lease_s: float,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self.account = account
+        # An account a tenant's admin set connects only to an address its outbound policy allows, the one it
+        # checked (None: the service's own server, from the environment).
+        self._outbound = outbound
+        self._timeout_s = timeout_s
         self._options = {
             "hostname": account.host,
-            "port": account.port,
+            "port": None if outbound else account.port,
             "timeout": timeout_s,
             "use_tls": account.tls is TlsMode.TLS,
             "start_tls": account.tls is TlsMode.STARTTLS,  # never opportunistic: "none" means plain text
@@ -115,16 +137,26 @@ class SmtpPool:
 
     async def _connect(self, slot: int) -> _Connection:
         client = aiosmtplib.SMTP(**self._options)
+        host, port = self.account.host, self.account.port
         try:
-            await client.connect()
+            if self._outbound is None:
+                await client.connect()
+            else:  # to the very address the policy checked, not to whatever the name resolves to next
+                await client.connect(sock=await self._outbound.connect(host, port, self._timeout_s))
+        except HostUnresolved as exc:
+            await self._give_back(_Connection(client, slot, 0.0), broken=True)
+            raise SmtpUnavailable(f"cannot connect to {host}:{port}: the name does not resolve") from exc
+        except OutboundRefused as exc:
+            await self._give_back(_Connection(client, slot, 0.0), broken=True)
+            raise SmtpHostRefused(str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             await self._give_back(_Connection(client, slot, 0.0), broken=True)
             if exc.code >= 400:  # a login refused (535), a greeting refused (554)
                 raise SmtpRefused(exc.code, exc.message) from exc
-            raise SmtpUnavailable(f"cannot connect to {self.account.host}:{self.account.port}: {exc}") from exc
+            raise SmtpUnavailable(f"cannot connect to {host}:{port}: {exc}") from exc
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             await self._give_back(_Connection(client, slot, 0.0), broken=True)
-            raise SmtpUnavailable(f"cannot connect to {self.account.host}:{self.account.port}: {exc}") from exc
+            raise SmtpUnavailable(f"cannot connect to {host}:{port}: {exc}") from exc
         return _Connection(client, slot, time.monotonic())
 
     async def _give_back(self, connection: _Connection, *, broken: bool) -> None:

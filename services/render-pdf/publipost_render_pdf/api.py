@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
 from publipost_http import TenantId
+from publipost_outbound import OutboundRefused
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from .context import Context, RenderContext
@@ -57,6 +59,11 @@ async def backend(tenant_id: TenantPath, ctx: Context) -> dict[str, Any]:
 @router.put("/backends/{tenant_id}")
 async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context) -> dict[str, Any]:
     url = str(update.gotenberg_url) if update.gotenberg_url else None
+    if url:
+        try:
+            await ctx.backends.outbound.check_url(url)
+        except OutboundRefused as exc:
+            raise RequestValidationError([{"loc": ("body", "gotenberg_url"), "msg": str(exc), "type": "value_error"}]) from exc
     if update.backend is Backend.GOTENBERG and not (url or ctx.settings.gotenberg_url):
         raise HTTPException(
             422, "the gotenberg backend needs gotenberg_url: the service has no PUBLIPOST_GOTENBERG_URL"

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from publipost_outbound import OutboundPolicy
+
 from .batch import CombinedRuns
 from .converter import Converter, ConverterUnavailable
 from .domain import Backend, BackendChoice, choose_backend
@@ -16,6 +18,9 @@ class Backends:
     def __init__(self, settings: RenderPdfSettings, libreoffice: LibreOfficePool) -> None:
         self.settings = settings
         self.libreoffice = libreoffice
+        # What a Gotenberg URL a tenant's admin sets may reach (publipost_outbound): checked when it is set and
+        # at every connection. The service's own PUBLIPOST_GOTENBERG_URL is the platform team's, not checked.
+        self.outbound = OutboundPolicy.of(settings.outbound_allow)
         self._gotenberg: dict[str, GotenbergConverter] = {}
         self._runs: dict[Converter, CombinedRuns] = {}
 
@@ -30,8 +35,9 @@ class Backends:
         if not choice.gotenberg_url:
             raise ConverterUnavailable("the gotenberg backend is chosen but no Gotenberg URL is configured")
         if choice.gotenberg_url not in self._gotenberg:
+            own = choice.gotenberg_url == self.settings.gotenberg_url
             self._gotenberg[choice.gotenberg_url] = GotenbergConverter(
-                choice.gotenberg_url, self.settings.gotenberg_timeout_s
+                choice.gotenberg_url, self.settings.gotenberg_timeout_s, outbound=None if own else self.outbound
             )
         return self._gotenberg[choice.gotenberg_url]
 

@@ -1,6 +1,7 @@
 """The external backend: a Gotenberg server converts through its LibreOffice route over HTTP."""
 
 import httpx
+from publipost_outbound import OutboundPolicy, refusal_message
 
 from .converter import ConversionFailed, ConverterUnavailable
 
@@ -14,9 +15,21 @@ class GotenbergConverter:
 
     name = "gotenberg"
 
-    def __init__(self, url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
+        """`outbound`: the policy a URL a tenant's admin set must pass, at every connection (None: the
+        service's own URL, from the environment)."""
         self.url = url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
+        if outbound is not None:
+            self._client = outbound.http_client(base_url=self.url, timeout=timeout_s)
+        else:
+            self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
 
     async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
         # `retry` is Gotenberg's business: it renews its own LibreOffice.
@@ -27,6 +40,8 @@ class GotenbergConverter:
                 data={"exportBookmarksToPdfDestination": "true"},
             )
         except httpx.HTTPError as exc:
+            if (refusal := refusal_message(exc)) is not None:
+                raise ConverterUnavailable(f"Gotenberg at {self.url} is refused: {refusal}") from exc
             raise ConverterUnavailable(f"Gotenberg at {self.url} did not answer: {exc!r}") from exc
         if response.status_code == httpx.codes.BAD_REQUEST:
             raise ConversionFailed(f"Gotenberg refused the document: {response.text[:300]}")
