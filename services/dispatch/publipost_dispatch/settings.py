@@ -22,8 +22,9 @@ class DispatchSettings(ServiceSettings):
     sender: str = Field(default="Publipost <no-reply@publipost.test>", description="From header and envelope sender.")
     account_key: SecretStr | None = Field(
         default=None,
-        description="Seals SMTP passwords at rest: urlsafe base64 of 32 random bytes. Without it, accounts "
-        "cannot store a password.",
+        description="Seals SMTP passwords at rest: a key (urlsafe base64 of 32 random bytes), or several separated "
+        "by commas, newest first: the first seals, every one opens, so a key is replaced without losing a password "
+        "(then `python -m publipost_dispatch.passwords reseal`). Without it, accounts cannot store a password.",
     )
     account_test_s: float = Field(
         default=5.0,
