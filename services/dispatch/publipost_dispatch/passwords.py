@@ -6,7 +6,9 @@ Replacing the key that seals sending accounts' passwords (docs/dispatch.md, "Rep
    what any other seals;
 2. put it first (`new,old`): passwords saved from now on are sealed with it;
 3. run this command (a Kubernetes Job, with dispatch's environment): every stored password is sealed
-   again with the newest key, tokens of the format used before Fernet ("s1.") included;
+   again with the newest key; an account none of the keys opens (or sealed in the format used before
+   Fernet, "s1.", which the reseal of commit f70124f migrates) is named, for a person to give its
+   password again;
 4. remove the old key (`new`).
 
 It reads MONGODB_URL, PUBLIPOST_NAMESPACE and PUBLIPOST_ACCOUNT_KEY like the service, and may run while

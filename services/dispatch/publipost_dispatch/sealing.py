@@ -4,19 +4,19 @@ The sealed text names the account the password belongs to, inside the authentica
 sealed password copied onto another account does not open. Keys are given newest first: the first seals,
 every one opens (MultiFernet), so a key can be replaced without losing a password; `reseal` (the
 `passwords` command) then seals every stored password with the newest key, after which the older keys
-can go. Tokens carry a version prefix: "f1." for Fernet; "s1." for the standard-library seal used before
-`cryptography` was a dependency, still opened so that `reseal` can migrate the last of them.
+can go. Tokens carry a version prefix, "f1." for Fernet. The hand-made standard-library seal used before
+`cryptography` was a dependency ("s1." tokens) is gone: the `reseal` of the commit that added several keys
+(f70124f) migrates its tokens, and one left is refused, its account's password to be given again.
 """
 
 import base64
 import binascii
 import hashlib
-import hmac
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 FERNET = "f1"
-LEGACY = "s1"
+PRE_FERNET = "s1"  # recognised only to say what to do about it
 
 
 class SealBroken(ValueError):
@@ -31,23 +31,21 @@ def parse_keys(keys: str) -> list[str]:
     return parsed
 
 
-def _secret(key: str, place: int) -> bytes:
+def _fernet(key: str, place: int) -> Fernet:
     try:
         secret = base64.urlsafe_b64decode(key.encode())
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"account_key: key {place} is not urlsafe base64") from exc
     if len(secret) != 32:
         raise ValueError(f"account_key: key {place} is {len(secret)} bytes once decoded; give 32 random bytes")
-    return secret
+    return Fernet(key.encode())
 
 
 class PasswordSeal:
     def __init__(self, keys: str) -> None:
-        parsed = parse_keys(keys)
-        secrets = [_secret(key, place) for place, key in enumerate(parsed, start=1)]
-        self._newest = Fernet(parsed[0].encode())
-        self._fernet = MultiFernet([Fernet(key.encode()) for key in parsed])
-        self._legacy = [_LegacySeal(secret) for secret in secrets]
+        fernets = [_fernet(key, place) for place, key in enumerate(parse_keys(keys), start=1)]
+        self._newest = fernets[0]
+        self._fernet = MultiFernet(fernets)
 
     @staticmethod
     def new_key() -> str:
@@ -58,8 +56,8 @@ class PasswordSeal:
 
     def open(self, token: str, context: str) -> str:
         version, _, body = token.partition(".")
-        if version == LEGACY:
-            return self._open_legacy(body, context)
+        if version == PRE_FERNET:
+            raise SealBroken("sealed with the format used before Fernet, which this release no longer opens")
         if version != FERNET:
             raise SealBroken("sealed password has an unknown format")
         try:
@@ -86,14 +84,6 @@ class PasswordSeal:
         """The same password, sealed with the newest key."""
         return self.seal(self.open(token, context), context)
 
-    def _open_legacy(self, body: str, context: str) -> str:
-        for legacy in self._legacy:
-            try:
-                return legacy.open(body, context)
-            except SealBroken:
-                continue
-        raise SealBroken("sealed password does not match any configured key and this account")
-
 
 def _owner(context: str) -> bytes:
     return hashlib.sha256(context.encode()).hexdigest().encode()
@@ -101,32 +91,3 @@ def _owner(context: str) -> bytes:
 
 def _bound(context: str, password: str) -> bytes:
     return _owner(context) + b"\n" + password.encode()
-
-
-class _LegacySeal:
-    """Opens "s1." tokens: HMAC-SHA256 in counter mode as the stream cipher, then HMAC-SHA256 over the
-    version, nonce, account and ciphertext (encrypt-then-MAC), under keys derived from the same secret."""
-
-    NONCE = 16
-    TAG = 32
-
-    def __init__(self, secret: bytes) -> None:
-        self._encryption = hmac.new(secret, b"publipost seal: encryption", hashlib.sha256).digest()
-        self._authentication = hmac.new(secret, b"publipost seal: authentication", hashlib.sha256).digest()
-
-    def open(self, body: str, context: str) -> str:
-        try:
-            raw = base64.urlsafe_b64decode(body.encode())
-        except (binascii.Error, ValueError) as exc:
-            raise SealBroken("sealed password is not base64") from exc
-        if len(raw) < self.NONCE + self.TAG:
-            raise SealBroken("sealed password has an unknown format")
-        nonce, cipher, tag = raw[: self.NONCE], raw[self.NONCE : -self.TAG], raw[-self.TAG :]
-        message = LEGACY.encode() + nonce + len(context).to_bytes(4, "big") + context.encode() + cipher
-        if not hmac.compare_digest(tag, hmac.new(self._authentication, message, hashlib.sha256).digest()):
-            raise SealBroken("sealed password does not match this key and account")
-        blocks = (len(cipher) + 31) // 32
-        stream = b"".join(
-            hmac.new(self._encryption, nonce + i.to_bytes(4, "big"), hashlib.sha256).digest() for i in range(blocks)
-        )
-        return bytes(a ^ b for a, b in zip(cipher, stream, strict=False)).decode()
