@@ -1,7 +1,8 @@
 """The bus every service uses: topology, typed publish and consume, retries, dead letters."""
 
 from .bus import Bus
+from .publishers import PublisherRefused, Publishers, broker_user
 from .retry import PermanentFailure, RetryPolicy
 from .topology import Topology
 
-__all__ = ["Bus", "PermanentFailure", "RetryPolicy", "Topology"]
+__all__ = ["Bus", "PermanentFailure", "PublisherRefused", "Publishers", "RetryPolicy", "Topology", "broker_user"]

@@ -16,11 +16,13 @@ from publipost_settings import ServiceSettings
 from pydantic import ValidationError
 
 from .metrics import HANDLE_SECONDS, MESSAGES, PUBLISHED
+from .publishers import PublisherRefused, Publishers, broker_user
 from .retry import PermanentFailure, RetryPolicy
 from .topology import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
     DEAD_LETTERED_AT_HEADER,
+    PUBLISHER_HEADER,
     ROUTING_KEY_HEADER,
     Topology,
 )
@@ -77,7 +79,8 @@ class Bus:
     """A service's view of RabbitMQ: what it publishes, what it consumes, and the rules for both.
 
     Every consumer gets its quorum queue, dead-letter queue and retry queue;
-    dead-letters at once, with the reason, a message it cannot read; skips
+    dead-letters at once, with the reason, a message it cannot read or whose
+    publisher may not act for its tenant (publishers.py); skips
     messages it already handled (by event id); retries failures with backoff,
     a database out of reach as any other; and acknowledges only once the
     handler has returned and the message is marked handled.
@@ -87,6 +90,9 @@ class Bus:
         self.service = settings.service_name
         self.topology = Topology(settings.namespace, settings.delivery_limit)
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
+        # Every message this service publishes names its RabbitMQ user, which the broker checks.
+        self.user_id = broker_user(settings.rabbitmq_url)
+        self.publishers = Publishers.of({self.user_id, *settings.bus_service_users}, settings.bus_publishers)
         self.broker = RabbitBroker(
             settings.rabbitmq_url,
             graceful_timeout=settings.shutdown_grace_s,
@@ -130,6 +136,7 @@ class Bus:
             correlation_id=event.correlation_id,
             content_type="application/json",
             message_type=event.type,
+            user_id=self.user_id,
         )
         PUBLISHED.labels(event.type).inc()
 
@@ -142,6 +149,7 @@ class Bus:
             correlation_id=event.correlation_id,
             message_id=str(event.event_id),
             content_type="application/json",
+            user_id=self.user_id,
             timeout=timeout_s,
         )
         return reply_type.model_validate_json(reply.body)
@@ -162,11 +170,14 @@ class Bus:
                 return await self._consume(queue.name, handler, event, message, idempotent)
 
             async def decode(message: Any) -> E:
-                # Before the handler and the database: a message that can never be read goes to the
-                # dead-letter queue now, saying why, instead of failing every retry the same way.
+                # Before the handler and the database: a message that can never be read, or that its
+                # publisher may not send, goes to the dead-letter queue now, saying why, instead of failing
+                # every retry the same way (or being handled for a tenant its publisher does not serve).
                 try:
-                    return read_event(event_type, message.body)
-                except Unreadable as refusal:
+                    event = read_event(event_type, message.body)
+                    self.publishers.check(message.raw_message.user_id, event.tenant_id)
+                    return event
+                except (Unreadable, PublisherRefused) as refusal:
                     await self._dead_letter(queue.name, event_type.routing_key, message, refusal)
                     raise AckMessage() from None
 
@@ -232,8 +243,19 @@ class Bus:
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             content_type=message.content_type,
-            headers={**(message.headers or {}), ATTEMPT_HEADER: attempt},
+            headers={**self._publisher_header(message), ATTEMPT_HEADER: attempt},
+            user_id=self.user_id,
         )
+
+    def _publisher_header(self, message: Any) -> dict[str, Any]:
+        """The message's headers, naming who first published it: a retried or dead-lettered copy is
+        published by this service, so its own user_id is ours (the header of a copy that comes back from
+        the retry queue is kept; an outsider's is replaced by what the broker checked)."""
+        headers = dict(message.headers or {})
+        user_id = getattr(message.raw_message, "user_id", None)
+        if user_id and (PUBLISHER_HEADER not in headers or user_id not in self.publishers.service_users):
+            headers[PUBLISHER_HEADER] = user_id
+        return headers
 
     async def _dead_letter(self, queue: str, routing_key: str, message: Any, error: Exception) -> None:
         """Into `<queue>.dlq` with the reason; the caller then acknowledges the message. Should this publish
@@ -241,6 +263,8 @@ class Bus:
         attempt = self._attempt(message)
         if isinstance(error, Unreadable):
             reason = f"unreadable: {error}"
+        elif isinstance(error, PublisherRefused):
+            reason = f"publisher refused: {error}"
         elif isinstance(error, PermanentFailure):
             reason = f"permanent failure: {error}"
         else:
@@ -254,12 +278,13 @@ class Bus:
             correlation_id=message.correlation_id,
             content_type=message.content_type,
             headers={
-                **(message.headers or {}),
+                **self._publisher_header(message),
                 ATTEMPT_HEADER: attempt,
                 DEAD_LETTER_REASON_HEADER: reason[:REASON_MAX_CHARS],
                 DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
                 ROUTING_KEY_HEADER: routing_key,
             },
+            user_id=self.user_id,
         )
         MESSAGES.labels(queue, "dead_lettered").inc()
         log.error("message dead-lettered", consumer=queue, attempt=attempt, reason=reason[:REASON_MAX_CHARS])

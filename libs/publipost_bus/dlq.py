@@ -38,6 +38,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from aiormq.exceptions import ChannelNotFoundEntity
 from publipost_settings import ServiceSettings
 
+from .publishers import broker_user
 from .topology import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
@@ -136,7 +137,7 @@ def described(message: AbstractIncomingMessage, dlq: str) -> dict[str, Any]:
     }
 
 
-def replay_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+def replay_copy(message: AbstractIncomingMessage, user_id: str | None = None) -> aio_pika.Message:
     """The message as first published: same body, id and properties, without the traces of its failure."""
     headers = {
         key: value
@@ -154,6 +155,7 @@ def replay_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
         type=message.type,
         app_id=message.app_id,
         timestamp=message.timestamp,
+        user_id=user_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
 
@@ -166,6 +168,9 @@ class DeadLetters:
     def __init__(self, connection: AbstractRobustConnection, namespace: str) -> None:
         self.connection = connection
         self.namespace = namespace
+        # A replayed copy names whoever replays it (user_id, checked by the broker): consumers take it when
+        # that user is one of the services' (PUBLIPOST_BUS_SERVICE_USERS), as from its first publisher.
+        self.user_id = broker_user(str(connection.url))
 
     async def count(self, queue: str) -> int | None:
         """Messages in `queue`; None when it does not exist (its service never started in this namespace)."""
@@ -260,7 +265,7 @@ async def replay_command(dead: DeadLetters, args: argparse.Namespace) -> None:
         chosen = _selected(messages, None if args.all else args.message_id)
         for message in chosen:
             # Confirmed by the broker (publisher confirms; an unroutable copy raises) before the original goes.
-            await channel.default_exchange.publish(replay_copy(message), routing_key=target.queue, mandatory=True)
+            await channel.default_exchange.publish(replay_copy(message, dead.user_id), routing_key=target.queue, mandatory=True)
             if not args.keep:
                 await message.ack()
     kept = " (kept in the dead-letter queue too)" if args.keep else ""

@@ -23,6 +23,9 @@ DEAD_LETTERED_AT_HEADER = "x-publipost-dead-lettered-at"
 ROUTING_KEY_HEADER = "x-publipost-routing-key"
 """The routing key the message was published with (its event type): a retried or replayed copy reaches its
 queue through the default exchange, whose routing key is the queue's name."""
+PUBLISHER_HEADER = "x-publipost-publisher"
+"""The RabbitMQ user that first published the message (its user_id): a retried or dead-lettered copy is
+published again by the consuming service, under its own user."""
 DLQ_SUFFIX = ".dlq"
 
 

@@ -45,6 +45,18 @@ class ServiceSettings(BaseSettings):
         description="Largest request body of an HTTP route, counted as it arrives (413 past it); routes that take "
         "uploads have their own limit, from their service's settings.",
     )
+    bus_service_users: list[str] = Field(
+        default_factory=list,
+        description="RabbitMQ users whose messages are trusted for every tenant: the other Publipost services' "
+        "users (this service's own, from RABBITMQ_URL, always is), and whoever replays dead letters. A message "
+        "names its publisher in its user_id property, which RabbitMQ checks against the connection's user.",
+    )
+    bus_publishers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Integrating systems: each one's RabbitMQ user and the tenants it may publish for, "
+        '{"crm": ["acme", "globex"]}. A message of any other user, without user_id, or for another tenant is '
+        "dead-lettered with the reason before its handler runs.",
+    )
     outbound_allow: list[str] = Field(
         default_factory=list,
         description="Addresses an admin may point Publipost at although they are not public (a tenant's SMTP "

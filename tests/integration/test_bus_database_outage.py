@@ -15,7 +15,7 @@ from typing import Literal
 import aio_pika
 import httpx
 import pytest
-from publipost_bus import Bus
+from publipost_bus import Bus, broker_user
 from publipost_contracts import Event
 from publipost_localstack.processes import Background, free_port, start_secantus
 from publipost_runtime import Service
@@ -91,7 +91,10 @@ async def publish(infra, namespace: str, event: Event) -> None:
         channel = await connection.channel()
         exchange = await channel.get_exchange(f"{namespace}.events")
         message = aio_pika.Message(
-            event.model_dump_json().encode(), message_id=str(event.event_id), content_type="application/json"
+            event.model_dump_json().encode(),
+            message_id=str(event.event_id),
+            content_type="application/json",
+            user_id=broker_user(infra.rabbitmq_url),  # who publishes, as every publisher says (publipost_bus)
         )
         await exchange.publish(message, routing_key=event.type)
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import aio_pika
 import pytest
-from publipost_bus import Bus, PermanentFailure
+from publipost_bus import Bus, PermanentFailure, broker_user
 from publipost_contracts import Event
 from publipost_runtime import Service
 from publipost_settings import ServiceSettings
@@ -47,7 +47,10 @@ async def publish_raw(infra, namespace: str, body: dict[str, Any]) -> None:
         channel = await connection.channel()
         exchange = await channel.get_exchange(f"{namespace}.events")
         message = aio_pika.Message(
-            json.dumps(body).encode(), message_id=body["event_id"], content_type="application/json"
+            json.dumps(body).encode(),
+            message_id=body["event_id"],
+            content_type="application/json",
+            user_id=broker_user(infra.rabbitmq_url),  # who publishes, as every publisher says (publipost_bus)
         )
         await exchange.publish(message, routing_key=Probe.routing_key)
 

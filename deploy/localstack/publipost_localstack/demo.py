@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from publipost_bus import broker_user
 from publipost_contracts import (
     DispatchCompleted,
     DispatchRequested,
@@ -91,13 +92,18 @@ class Progress:
 
 class Demo:
     def __init__(self, stack: StackConfig) -> None:
-        self.broker = RabbitBroker(stack.rabbitmq_url, log_level=logging.DEBUG)  # quiet: the demo prints its own
+        # The demo is an integrating system: it connects as its own RabbitMQ user when the stack made one, and
+        # names that user in each message it publishes (the broker checks it; the services check its tenants).
+        rabbitmq_url = stack.system_rabbitmq_url()
+        self.user_id = broker_user(rabbitmq_url)
+        self.broker = RabbitBroker(rabbitmq_url, log_level=logging.DEBUG)  # quiet: the demo prints its own
         self.bar = Progress()
         # What the run produced, for whoever drives the demo (the end-to-end test).
         self.dispatch_id: str | None = None
         self.completed: dict[str, Any] | None = None
         self.regrouped: dict[str, Any] | None = None
-        self.exchange = RabbitExchange(f"{stack.namespace}.events", type=ExchangeType.TOPIC, durable=True)
+        # Publipost declares its exchange; a system may not (no configure permission on it), only use it.
+        self.exchange = RabbitExchange(f"{stack.namespace}.events", type=ExchangeType.TOPIC, durable=True, declare=False)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.template = httpx.AsyncClient(base_url=stack.url("template"))
         self.directory = httpx.AsyncClient(base_url=stack.url("recipient-directory"))
@@ -108,7 +114,7 @@ class Demo:
         # An internal system listens to the outcomes on queues of its own.
         for event_type in (MergeCompleted, MergeRejected, DispatchCompleted, MailingRegrouped):
             queue = RabbitQueue(
-                f"demo-{uuid.uuid4().hex[:8]}-{event_type.routing_key}",
+                f"{self.user_id}.{uuid.uuid4().hex[:8]}.{event_type.routing_key}",  # its queues: <user>.*
                 auto_delete=True,
                 exclusive=True,
                 routing_key=event_type.routing_key,
@@ -142,6 +148,7 @@ class Demo:
             message_id=str(event.event_id),
             correlation_id=event.correlation_id,
             content_type="application/json",
+            user_id=self.user_id,
             persist=True,
         )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 
+from . import broker_users as rabbitmq_users
 from . import dev_issuer
 from .processes import Background, ensure_rabbitmq, port_open, start_secantus, wait_for_port
 
@@ -38,6 +39,9 @@ class StackConfig:
     smtp_capture: bool = True  # False: the services send to whatever server answers on smtp_port (a bench's sink)
     http_port_base: int = 8100  # template on base+1 ... scheduler on base+6, the development issuer on base+7
     dev_issuer: bool = True  # False: the services trust the issuer PUBLIPOST_AUTH_ISSUER_URL names, if any
+    # A RabbitMQ user per service and one for the demo's integrating system (rabbitmq_users.py), when the broker
+    # can be administered from here; else every service connects as rabbitmq_url says.
+    broker_users: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +56,7 @@ class StackConfig:
             smtp_port=int(env.get("PUBLIPOST_SMTP_PORT", cls.smtp_port)),
             http_port_base=int(env.get("PUBLIPOST_HTTP_PORT_BASE", cls.http_port_base)),
             dev_issuer=not env.get("PUBLIPOST_AUTH_ISSUER_URL") and env.get("PUBLIPOST_DEV_ISSUER", "1") != "0",
+            broker_users=env.get("PUBLIPOST_BROKER_USERS", "1") != "0",
         )
 
     def port(self, service: str) -> int:
@@ -74,6 +79,19 @@ class StackConfig:
         return self.run_dir / "issuer"
 
     @property
+    def users_dir(self) -> Path:
+        """The RabbitMQ users' passwords (made at `make up` when the broker can be administered from here)."""
+        return self.run_dir / "rabbitmq"
+
+    def stack_users(self) -> rabbitmq_users.StackUsers | None:
+        return rabbitmq_users.load(self.users_dir, self.namespace, SERVICES) if self.broker_users else None
+
+    def system_rabbitmq_url(self) -> str:
+        """What the demo's integrating system connects with: its own user when the stack has users."""
+        users = self.stack_users()
+        return users.system_url(self.rabbitmq_url) if users else self.rabbitmq_url
+
+    @property
     def database_url(self) -> str:
         return self.mongodb_url or f"mongodb://127.0.0.1:{self.mongodb_port}/"
 
@@ -84,6 +102,7 @@ class StackConfig:
     def service_env(self, service: str) -> dict[str, str]:
         return {
             "RABBITMQ_URL": self.rabbitmq_url,
+            **self.bus_env(service),
             "PUBLIPOST_OUTBOUND_ALLOW": json.dumps(OUTBOUND_ALLOW),
             "MONGODB_URL": self.database_url,
             "PUBLIPOST_NAMESPACE": self.namespace,
@@ -95,6 +114,19 @@ class StackConfig:
             "PUBLIPOST_SMTP_PORT": str(self.smtp_port),
             **self.identity_env(service),
             **self.extra_env,
+        }
+
+    def bus_env(self, service: str) -> dict[str, str]:
+        """The service's own RabbitMQ user, the users trusted for every tenant (the services', and the
+        administrator of rabbitmq_url, with which `make dlq` replays), and the demo's integrating system."""
+        users = self.stack_users()
+        if users is None:
+            return {}
+        trusted = [*users.services.values(), rabbitmq_users.user_of_url(self.rabbitmq_url)]
+        return {
+            "RABBITMQ_URL": users.service_url(self.rabbitmq_url, service),
+            "PUBLIPOST_BUS_SERVICE_USERS": json.dumps(trusted),
+            "PUBLIPOST_BUS_PUBLISHERS": json.dumps({users.system: [dev_issuer.DEV_TENANT]}),
         }
 
     def identity_env(self, service: str) -> dict[str, str]:
@@ -124,6 +156,8 @@ class Stack:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_rabbitmq(config.rabbitmq_url)
         say(f"RabbitMQ       {config.rabbitmq_url.split('@')[-1]}")
+        if config.broker_users:
+            self.prepare_broker_users()
         if config.mongodb_url is None:
             self.start_database()
         say(f"MongoDB        {config.database_url}{'' if config.mongodb_url else ' (SecantusDB)'}")
@@ -138,6 +172,16 @@ class Stack:
         for service in SERVICES:
             self.wait_ready(service, timeout)
             say(f"{service:<14} {config.url(service)}  ready")
+
+    def prepare_broker_users(self) -> None:
+        config = self.config
+        users = rabbitmq_users.prepare(config.users_dir, config.rabbitmq_url, config.namespace, SERVICES)
+        if users is None:
+            say("RabbitMQ users cannot be made from here (neither rabbitmqctl as root nor the management API): "
+                f"every service connects as {rabbitmq_users.user_of_url(config.rabbitmq_url)!r}")
+        else:
+            say(f"RabbitMQ users {', '.join(users.services.values())}, {users.system} (passwords: "
+                f"{config.users_dir / rabbitmq_users.USERS_FILE})")
 
     def start_database(self) -> None:
         start_secantus(self.config.mongodb_port, self.config.run_dir / "secantus", self.config.run_dir)

@@ -87,6 +87,7 @@ class RecipientResolver:
                     correlation_id=request.correlation_id,
                     reply_to=DIRECT_REPLY_TO,
                     type=request.type,
+                    user_id=self._bus.user_id,  # the directory's consumer checks who publishes (publipost_bus)
                 ),
                 routing_key=request.routing_key,
             )
