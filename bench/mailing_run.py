@@ -16,6 +16,7 @@ from typing import Any, Self
 import httpx
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from measure import ProcessWatch, Usage, rabbitmq_pid
+from publipost_bus import broker_user
 from publipost_contracts import (
     DispatchCompleted,
     DispatchRequested,
@@ -146,6 +147,7 @@ class InternalSystem:
             message_id=str(event.event_id),
             correlation_id=event.correlation_id,
             content_type="application/json",
+            user_id=broker_user(RABBITMQ),  # who publishes, which the services check (README, Messaging rules)
             persist=True,
         )
 
