@@ -197,4 +197,4 @@ async def test_the_connection_test_answers_alike_and_in_the_same_time_whatever_t
     answer, _ = answers["SMTP"]
     assert answer["ok"] is True and answer["reply"].startswith("250")
     times = [took for _, took in answers.values()]
-    assert all(TEST_S <= took < TEST_S + 0.5 for took in times), times
+    assert all(TEST_S <= took < TEST_S + 1.0 for took in times), times  # never sooner; later only by the machine's load
