@@ -2,6 +2,7 @@
 API key), what they may do (roles), and the credentials a service carries when it calls another.
 docs/identity.md tells how it works and how to point Publipost at Keycloak, Entra ID or Dex."""
 
+from .access import OUTCOME_ROLES, READ_ROLES, START_ROLES, Admin, Anyone, Operator, OutcomeReader, Reader, Starter
 from .api_keys import ApiKey, ApiKeyRepository, ApiKeyVerifier, NewApiKey
 from .client import ClientCredentials, service_client, service_credentials
 from .dependency import Authenticator, principal_of, require
@@ -12,7 +13,12 @@ from .routes import router as api_keys_router
 from .tokens import TokenVerifier
 
 __all__ = [
+    "OUTCOME_ROLES",
     "PEOPLE_ROLES",
+    "READ_ROLES",
+    "START_ROLES",
+    "Admin",
+    "Anyone",
     "ApiKey",
     "ApiKeyRepository",
     "ApiKeyVerifier",
@@ -25,9 +31,13 @@ __all__ = [
     "IssuerUnavailable",
     "KeySet",
     "NewApiKey",
+    "Operator",
+    "OutcomeReader",
     "Principal",
     "PrincipalKind",
+    "Reader",
     "Role",
+    "Starter",
     "TokenVerifier",
     "api_keys_router",
     "principal_of",

@@ -132,6 +132,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     caller.__name__ = f"require_{'_or_'.join(sorted(wanted)) or 'caller'}"
+    caller.accepts = wanted  # type: ignore[attr-defined]  # the roles a route takes, for tests
     return caller
 
 

@@ -11,11 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from publipost_http import Paging
 from pydantic import BaseModel, Field
 
+from .access import Admin
 from .api_keys import ApiKey, ApiKeyVerifier
-from .dependency import Authenticator, require
-from .principal import Principal, Role
-
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+from .dependency import Authenticator
+from .principal import Role
 
 
 class ApiKeyIn(BaseModel):

@@ -1,6 +1,6 @@
 """MongoDB for every service: one client, the service's own database, GridFS blobs, a repository base."""
 
-from .blobs import BlobNotFound, BlobStore, NewBlob, derived_blob_id
+from .blobs import BlobNotFound, BlobStore, NewBlob, belongs_to, derived_blob_id
 from .mongo import Storage
 from .outage import UNREACHABLE, once_reachable
 from .repository import Repository
@@ -12,6 +12,7 @@ __all__ = [
     "NewBlob",
     "Repository",
     "Storage",
+    "belongs_to",
     "derived_blob_id",
     "once_reachable",
 ]

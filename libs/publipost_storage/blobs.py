@@ -11,6 +11,10 @@ writer's first write), and writes go straight to the two collections:
   document) replaces what an earlier or crashed write left, at the cost of two more.
 
 Reads go through the bucket, whose downloads look blobs up by id (indexed) and check nothing else.
+
+Every blob names its tenant (`metadata.tenant_id`). A read on behalf of a tenant (a request naming a blob
+id, a download) passes `tenant_id=`: a blob of another tenant, or of none, is then not found, exactly as a
+missing one, so an id guessed or copied from elsewhere reads nothing and tells nothing.
 """
 
 import hashlib
@@ -72,6 +76,11 @@ def _chunks_of(blob_id: ObjectId, data: bytes, first: int = 0) -> list[dict[str,
         {"files_id": blob_id, "n": first + n, "data": Binary(data[offset : offset + CHUNK_SIZE])}
         for n, offset in enumerate(range(0, len(data), CHUNK_SIZE))
     ]
+
+
+def belongs_to(metadata: dict[str, Any] | None, tenant_id: str) -> bool:
+    """Whether a blob's metadata names `tenant_id` as its tenant (a blob naming none belongs to no one)."""
+    return isinstance(metadata, dict) and metadata.get("tenant_id") == tenant_id
 
 
 class BlobStore:
@@ -166,18 +175,22 @@ class BlobStore:
             raise BlobNotFound(blob_id) from exc
         return await stream.read()
 
-    async def stream(self, blob_id: str) -> AsyncIterator[bytes]:
-        """Yield the blob chunk by chunk, so a large file never sits whole in memory."""
+    async def stream(self, blob_id: str, *, tenant_id: str | None = None) -> AsyncIterator[bytes]:
+        """Yield the blob chunk by chunk, so a large file never sits whole in memory; with `tenant_id`, only a
+        blob of that tenant is found."""
         try:
             stream = await self._bucket.open_download_stream(_object_id(blob_id))
         except NoFile as exc:
             raise BlobNotFound(blob_id) from exc
+        if tenant_id is not None and not belongs_to(stream.metadata, tenant_id):
+            raise BlobNotFound(blob_id)
         while chunk := await stream.readchunk():
             yield chunk
 
-    async def info(self, blob_id: str) -> dict[str, Any]:
+    async def info(self, blob_id: str, *, tenant_id: str | None = None) -> dict[str, Any]:
+        """The blob's file entry; with `tenant_id`, only a blob of that tenant is found."""
         doc = await self._files.find_one({"_id": _object_id(blob_id)})
-        if doc is None:
+        if doc is None or (tenant_id is not None and not belongs_to(doc.get("metadata"), tenant_id)):
             raise BlobNotFound(blob_id)
         return doc
 
