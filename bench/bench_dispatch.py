@@ -182,13 +182,20 @@ class Stack:
     async def start(self) -> None:
         ensure_rabbitmq(RABBITMQ)
         self.processes.append(start_secantus(self.db_port, self.run_dir / "data", self.run_dir, name="secantusdb"))
+        # No issuer here: merge's stand-in takes the dispatch replicas' calls without credentials (the tenant in
+        # X-Tenant-Id), which only a service with authentication off does.
         self.merge_settings = MergeSettings(
-            namespace=self.namespace, mongodb_url=self.mongodb_url, rabbitmq_url=RABBITMQ, http_port=self.merge_port
+            namespace=self.namespace,
+            mongodb_url=self.mongodb_url,
+            rabbitmq_url=RABBITMQ,
+            http_port=self.merge_port,
+            auth_required=False,
         )
         merge = build_merge(self.merge_settings)
         app = FastAPI()
         app.include_router(merge_router)
         app.state.components = merge.components
+        app.state.authenticator = merge.authenticator
         self.merge_server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.merge_port, lifespan="off", log_level="warning")
         )

@@ -7,6 +7,8 @@ SecantusDB started in a temporary folder).
 
 import asyncio
 import os
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -16,11 +18,14 @@ from typing import Any, TypeVar
 import aio_pika
 import pytest
 import uvicorn
+from publipost_localstack.dev_issuer import client_id_of
 from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
 from publipost_localstack.smtp_capture import start_capture
 from publipost_runtime import Service
 from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
+
+from tests.credentials import ISSUER, ISSUER_URL, SERVICE_SECRET
 
 S = TypeVar("S", bound=ServiceSettings)
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
@@ -108,15 +113,49 @@ def namespace() -> str:
     return "t" + uuid.uuid4().hex[:10]
 
 
+@pytest.fixture(scope="session")
+def test_issuer() -> Iterator[str]:
+    """The test issuer (tests/credentials.py) answering on a local port: its key set, and tokens for the
+    services' own clients. Yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(ISSUER.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-issuer", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test issuer did not start")
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+def identity_settings(issuer_base_url: str, service_name: str) -> dict[str, Any]:
+    """A service's settings trusting the test issuer, authentication required, with the service's own client."""
+    return {
+        "auth_required": True,
+        "auth_issuer_url": ISSUER_URL,
+        "auth_jwks_url": f"{issuer_base_url}/jwks.json",
+        "auth_token_url": f"{issuer_base_url}/token",
+        "auth_dev_issuer": True,  # its key set and token endpoint answer on plain HTTP, on this machine
+        "auth_client_id": client_id_of(service_name),
+        "auth_client_secret": SERVICE_SECRET,
+    }
+
+
 @pytest.fixture
-def make_settings(infra: Infra, namespace: str) -> Callable[..., Any]:
+def make_settings(infra: Infra, namespace: str, test_issuer: str) -> Callable[..., Any]:
     def make(settings_class: type[S], **overrides: Any) -> S:
+        service_name = overrides.get("service_name") or settings_class.model_fields["service_name"].default
         values = {
             "namespace": namespace,
             "rabbitmq_url": infra.rabbitmq_url,
             "mongodb_url": infra.mongodb_url,
             "retry_base_delay_s": 0.1,
             "shutdown_grace_s": 5,
+            **identity_settings(test_issuer, service_name),
             **overrides,
         }
         return settings_class(**values)

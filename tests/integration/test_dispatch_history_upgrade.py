@@ -8,7 +8,9 @@ from publipost_dispatch.settings import DispatchSettings
 from publipost_storage import Storage
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-TENANT = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+TENANT = credentials("acme")
 # The indexes and the record shape the history had before.
 OLD_INDEXES = [
     IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),

@@ -13,6 +13,7 @@ from publipost_localstack.processes import free_port
 from publipost_localstack.smtp_capture import start_capture
 from pymongo import AsyncMongoClient
 
+from tests.credentials import credentials
 from tests.integration.test_dispatch_service import TENANT, dispatch, flow, merge_mailing, messages, record  # noqa: F401
 from tests.support import sample_record, wait_until
 
@@ -322,7 +323,7 @@ async def test_an_immediate_send_is_recorded_in_the_history_with_the_campaign_se
 
     done = await wait_until(final)
     assert done["state"] == "sent" and done["smtp_reply"].startswith("250")
-    assert (await http.get(send_url, headers={"X-Tenant-Id": "other"})).status_code == 404
+    assert (await http.get(send_url, headers=credentials("other"))).status_code == 404
     manual = next(m for m in map(parsed, flow["mailbox"].messages()) if m["Subject"] == "Copy of INV-0001")
     assert manual["Cc"] == "deputy@example.test" and "no-reply@publipost.test" in manual["X-Capture-Envelope-To"]
 

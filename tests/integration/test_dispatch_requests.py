@@ -13,9 +13,10 @@ from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.processes import free_port
 from publipost_settings import ServiceSettings
 
+from tests.credentials import credentials
 from tests.support import wait_until
 
-ACME = {"X-Tenant-Id": "acme"}
+ACME = credentials("acme")
 
 
 @pytest.fixture

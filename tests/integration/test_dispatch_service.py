@@ -35,12 +35,13 @@ from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 
+from tests.credentials import credentials
 from tests.support import EventTap, sample_record, wait_until
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
-TENANT = {"X-Tenant-Id": "acme"}
+TENANT = credentials("acme")
 ACCOUNT_KEY = PasswordSeal.new_key()
 
 

@@ -22,7 +22,9 @@ from publipost_scheduler.settings import SchedulerSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 
-ACME = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+ACME = credentials("acme")
 INT64_MAX = 2**63 - 1  # what MongoDB stores
 
 # One route that takes a JSON body in each service: (request path, the route it matches).

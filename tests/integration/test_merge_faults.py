@@ -15,12 +15,13 @@ from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 
+from tests.credentials import credentials
 from tests.support import EventTap, sample_record, wait_until
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
-TENANT = {"X-Tenant-Id": "acme"}
+TENANT = credentials("acme")
 
 
 async def test_a_mailing_whose_pdf_requests_were_lost_is_resumed_by_the_sweep(

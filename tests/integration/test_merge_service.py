@@ -33,12 +33,13 @@ from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 from pypdf import PdfWriter
 
+from tests.credentials import credentials
 from tests.support import EventTap, wait_until
 from tests.support import sample_record as record
 from tests.unit.test_template_inspection import docx_with
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
-TENANT = {"X-Tenant-Id": "acme"}
+TENANT = credentials("acme")
 
 
 @pytest.fixture
@@ -368,7 +369,7 @@ async def test_mailings_are_listed_by_filter_renamed_and_deleted_with_their_file
 async def test_a_100000_record_request_by_reference_is_answered_within_the_message_limit(stack):
     """Validation streams the records file: every record lacks its id, the refusal lists 1,000 of them."""
     lines = b"".join(json.dumps({"name": f"n{n}"}).encode() + b"\n" for n in range(100_000))
-    file_id = await stack["merge"].storage.blobs.put(lines, "records.ndjson", "application/x-ndjson")
+    file_id = await stack["merge"].storage.blobs.put(lines, "records.ndjson", "application/x-ndjson", tenant_id="acme")
     event = request(stack["template_id"], None, records_file_id=file_id, missing_fields="render_empty")
 
     tracemalloc.start()

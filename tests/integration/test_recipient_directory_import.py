@@ -11,7 +11,9 @@ import pytest
 from publipost_recipient_directory.app import build
 from publipost_recipient_directory.settings import RecipientDirectorySettings
 
-ACME = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+ACME = credentials("acme")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -244,7 +246,7 @@ async def test_a_quote_never_closed_refuses_the_file_at_the_line_it_opens(direct
 
 @pytest.mark.parametrize(("name", "content_type"), [("sample.csv", "text/csv"), ("sample.xlsx", XLSX)])
 async def test_the_sample_files_download_and_import_as_they_are(directory, name, content_type):
-    sample = await directory.get(f"/recipients/import/{name}")
+    sample = await directory.get(f"/recipients/import/{name}", headers=ACME)
 
     assert sample.status_code == 200
     assert sample.headers["content-type"].startswith(content_type)
@@ -260,10 +262,10 @@ async def test_the_sample_files_download_and_import_as_they_are(directory, name,
 async def test_imports_are_per_tenant(directory):
     await upload(directory, "a.csv", "customer_number,document_type\nC1,invoice\n")
 
-    other = await upload(directory, "a.csv", "customer_number,document_type\nC1,invoice\n", tenant={"X-Tenant-Id": "b"})
+    other = await upload(directory, "a.csv", "customer_number,document_type\nC1,invoice\n", tenant=credentials("b"))
 
     assert other.json()["created"] == 1
-    assert (await directory.get("/recipients/C1", headers={"X-Tenant-Id": "b"})).status_code == 200
+    assert (await directory.get("/recipients/C1", headers=credentials("b"))).status_code == 200
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import pytest
 from publipost_recipient_directory.app import build
 from publipost_recipient_directory.settings import RecipientDirectorySettings
 
-ACME = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+ACME = credentials("acme")
 
 # A small population where each filter below picks a different set.
 PEOPLE = {
@@ -129,11 +131,11 @@ async def test_a_manual_selection_holds_the_listed_customers_that_exist(director
 
 
 async def test_a_segment_only_sees_its_tenant(directory):
-    await directory.put("/recipients/C9", headers={"X-Tenant-Id": "other"}, json={"country": "FR"})
+    await directory.put("/recipients/C9", headers=credentials("other"), json={"country": "FR"})
     segment_id = await segment(directory, filter={"country_in": ["FR"]})
 
     assert [r["id"] for r in await members(directory, segment_id)] == ["C1"]
-    assert (await directory.get(f"/segments/{segment_id}", headers={"X-Tenant-Id": "other"})).status_code == 404
+    assert (await directory.get(f"/segments/{segment_id}", headers=credentials("other"))).status_code == 404
 
 
 async def test_segments_are_created_listed_replaced_and_deleted(directory):
@@ -160,7 +162,7 @@ async def test_a_segment_name_is_unique_per_tenant(directory):
     await directory.post("/segments", headers=ACME, json={"name": "French", "filter": {}})
 
     again = await directory.post("/segments", headers=ACME, json={"name": "French", "filter": {}})
-    elsewhere = await directory.post("/segments", headers={"X-Tenant-Id": "b"}, json={"name": "French", "filter": {}})
+    elsewhere = await directory.post("/segments", headers=credentials("b"), json={"name": "French", "filter": {}})
 
     assert again.status_code == 409
     assert again.json()["detail"][0]["loc"] == ["body", "name"]

@@ -10,7 +10,9 @@ from publipost_recipient_directory.app import build
 from publipost_recipient_directory.settings import RecipientDirectorySettings
 from publipost_settings import ServiceSettings
 
-ACME = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+ACME = credentials("acme")
 
 FULL = {
     "email": "compta@dupont.example",
@@ -85,7 +87,7 @@ async def test_recipients_are_created_replaced_listed_by_page_and_deleted_per_te
     second = (await http.get("/recipients", headers=ACME, params={"limit": 3, "after": first["next_after"]})).json()
     assert [r["customer_number"] for r in first["items"] + second["items"]] == [f"C00{n}" for n in range(1, 6)]
     assert second["next_after"] is None
-    assert (await http.get("/recipients/C001", headers={"X-Tenant-Id": "other"})).status_code == 404
+    assert (await http.get("/recipients/C001", headers=credentials("other"))).status_code == 404
     assert (await http.delete("/recipients/C001", headers=ACME)).status_code == 204
     assert (await http.get("/recipients/C001", headers=ACME)).status_code == 404
 
@@ -193,7 +195,7 @@ async def test_the_resolution_order_is_per_tenant_with_a_default(directory):
     assert default.json() == {"order": ["record", "directory", "billing", "main"]}
     assert changed.status_code == 200
     assert (await http.get("/settings/resolution", headers=ACME)).json() == {"order": ["billing", "record"]}
-    assert (await http.get("/settings/resolution", headers={"X-Tenant-Id": "other"})).json() == default.json()
+    assert (await http.get("/settings/resolution", headers=credentials("other"))).json() == default.json()
 
 
 @pytest.mark.parametrize(

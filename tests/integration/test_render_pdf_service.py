@@ -28,6 +28,7 @@ from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from pypdf import PdfReader
 
+from tests.credentials import credentials
 from tests.support import EventTap, sample_record, wait_until
 from tests.unit.test_render_external_links import PNG, linked_picture
 
@@ -93,13 +94,23 @@ class Rendering:
         self.blobs = service.components.storage.blobs
         self.libreoffice = service.components.converter
 
-    async def request(self, documents: dict[str, bytes], chunk: int = 0, timeout: float = 120) -> DocumentsRendered:
+    async def request(
+        self, documents: dict[str, bytes], chunk: int = 0, timeout: float = 120, tenant_id: str = "acme"
+    ) -> DocumentsRendered:
         items = [
-            RenderItem(document_id=document_id, docx_blob_id=await self.blobs.put(docx, f"{document_id}.docx", DOCX))
+            RenderItem(
+                document_id=document_id,
+                docx_blob_id=await self.blobs.put(docx, f"{document_id}.docx", DOCX, tenant_id=tenant_id),
+            )
             for document_id, docx in documents.items()
         ]
+        return await self.publish(items, chunk, timeout, tenant_id)
+
+    async def publish(
+        self, items: list[RenderItem], chunk: int = 0, timeout: float = 120, tenant_id: str = "acme"
+    ) -> DocumentsRendered:
         event = RenderRequested(
-            tenant_id="acme", correlation_id=str(uuid.uuid4()), mailing_id="m1", chunk=chunk, documents=items
+            tenant_id=tenant_id, correlation_id=str(uuid.uuid4()), mailing_id="m1", chunk=chunk, documents=items
         )
         await self.merge.publish(event)
         return await self.tap.next(DocumentsRendered, lambda e: e.causation_id == str(event.event_id), timeout)
@@ -107,8 +118,13 @@ class Rendering:
     async def pdf(self, blob_id: str) -> PdfReader:
         return PdfReader(io.BytesIO(await self.blobs.get(blob_id)))
 
-    def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(self.service.http_app()), base_url="http://r")
+    def http(self, tenant_id: str = "acme", *roles: str) -> httpx.AsyncClient:
+        """The service's HTTP API, called by a person of that tenant (with every role unless given)."""
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.service.http_app()),
+            base_url="http://r",
+            headers=credentials(tenant_id, *roles),
+        )
 
     def runs(self) -> int:
         return sum(worker["conversions"] for worker in self.libreoffice.describe())
@@ -373,8 +389,9 @@ async def test_past_its_yearly_quota_a_tenant_s_documents_are_refused_and_usage_
         limit = await http.put("/quotas/acme", json={"yearly_limit": 3})
         answer = await render.request({f"q{n}": letter(n) for n in range(5)})
         quota = (await http.get("/quotas/acme")).json()
-        usage = (await http.get("/usage", headers={"X-Tenant-Id": "acme"})).json()
+        usage = (await http.get("/usage")).json()
         later = await render.request({"q9": letter(9)}, chunk=1)
+    async with render.http("globex") as http:
         other = (await http.get("/quotas/globex")).json()
 
     assert limit.status_code == 200
@@ -407,3 +424,30 @@ async def test_readiness_is_false_while_libreoffice_is_down(make_settings, runni
         ready = await http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["libreoffice"] is False
+
+
+async def test_a_tenant_sets_its_own_quota_and_backend_never_anothers(render):
+    """The exploits of issue 14: PUT /backends/victim redirected the victim's conversions, PUT /quotas/{tenant}
+    set anyone's quota. A path naming another tenant than the caller's is now answered as if it did not exist,
+    and only the tenant's admins set its own."""
+    async with render.http("victim") as http:
+        assert (await http.put("/quotas/victim", json={"yearly_limit": 100})).status_code == 200
+        victim_before = ((await http.get("/quotas/victim")).json(), (await http.get("/backends/victim")).json())
+    async with render.http("acme") as http:
+        evil = {"backend": "gotenberg", "gotenberg_url": "http://evil.test"}
+        redirected = await http.put("/backends/victim", json=evil)
+        requota = await http.put("/quotas/victim", json={"yearly_limit": 0})
+        peeked = [await http.get("/quotas/victim"), await http.get("/backends/victim")]
+    async with render.http("acme", "operator", "viewer") as http:
+        not_admin = [
+            await http.put("/quotas/acme", json={"yearly_limit": None}),
+            await http.put("/backends/acme", json={"backend": None}),
+        ]
+    async with render.http("victim") as http:
+        victim_after = ((await http.get("/quotas/victim")).json(), (await http.get("/backends/victim")).json())
+
+    assert (redirected.status_code, requota.status_code) == (404, 404)
+    assert [r.status_code for r in peeked] == [404, 404]
+    assert [r.status_code for r in not_admin] == [403, 403]
+    assert victim_after == victim_before
+    assert victim_after[1]["backend"] == "libreoffice" and victim_after[0]["yearly_limit"] == 100

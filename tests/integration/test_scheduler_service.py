@@ -23,9 +23,10 @@ from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 from pypdf import PdfReader
 
+from tests.credentials import credentials
 from tests.support import EventTap, wait_until
 
-ACME = {"X-Tenant-Id": "acme"}
+ACME = credentials("acme")
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # a Tuesday, 09:00 in Paris
 
 

@@ -6,7 +6,9 @@ import pytest
 from publipost_template.app import build
 from publipost_template.settings import TemplateSettings
 
-ACME = {"X-Tenant-Id": "acme"}
+from tests.credentials import credentials
+
+ACME = credentials("acme")
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ async def test_an_e_mail_template_is_saved_with_legacy_placeholders_in_the_brace
     assert (await http.get(f"/email-templates/{saved['id']}", headers=ACME)).json() == saved
     listed = (await http.get("/email-templates", headers=ACME)).json()
     assert (listed["items"], listed["total"]) == ([saved], 1)
-    assert (await http.get(f"/email-templates/{saved['id']}", headers={"X-Tenant-Id": "other"})).status_code == 404
+    assert (await http.get(f"/email-templates/{saved['id']}", headers=credentials("other"))).status_code == 404
 
 
 async def test_without_a_subject_the_document_types_default_subject_is_used(http):
@@ -72,7 +74,7 @@ async def test_record_fields_depend_on_the_entity_type_the_template_needs(http):
     assert (await http.post("/email-templates", headers=ACME, json=supplier)).status_code == 201
     client = reminder(body_text="Supplier {supplier_number}", signature="")
     assert (await http.post("/email-templates", headers=ACME, json=client)).status_code == 422
-    variables = (await http.get("/email-templates/variables", params={"entity_type": "supplier"})).json()
+    variables = (await http.get("/email-templates/variables", params={"entity_type": "supplier"}, headers=ACME)).json()
     assert "supplier_number" in variables["variables"] and "client_name" in variables["variables"]
     assert variables["legacy_placeholders"] == {
         "<NUMFACT>": "{document_number}", "<DATEFACT>": "{date}", "<NOMSOC>": "{client_name}"

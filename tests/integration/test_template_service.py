@@ -16,13 +16,14 @@ from publipost_merge.rendering import render_docx
 from publipost_template.app import build
 from publipost_template.settings import TemplateSettings
 
+from tests.credentials import credentials
 from tests.support import EventTap, sample_record
 from tests.unit.test_template_inspection import docx_with, rezip
 from tests.unit.test_template_mergefields import word_letter
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 WORD_SAMPLE = Path(__file__).parents[2] / "samples" / "mergefield-letter.docx"
-ACME = {"X-Tenant-Id": "acme"}
+ACME = credentials("acme")
 VIEW_KEYS = {
     "id", "name", "version", "blob_id", "fields", "predefined_fields", "custom_fields", "template_type",
     "auto_pdf", "validation_required", "entity_type", "created_at",
@@ -89,8 +90,8 @@ async def test_an_uploaded_template_is_stored_with_its_fields_and_options_and_an
         assert (await http.get(f"/templates/{template['id']}", headers=ACME)).json() == template
         listed = (await http.get("/templates", headers=ACME)).json()
         assert (listed["items"], listed["total"]) == ([template], 1)
-        assert (await http.get("/templates", headers={"X-Tenant-Id": "other"})).json()["items"] == []
-        assert (await http.get(f"/templates/{template['id']}", headers={"X-Tenant-Id": "other"})).status_code == 404
+        assert (await http.get("/templates", headers=credentials("other"))).json()["items"] == []
+        assert (await http.get(f"/templates/{template['id']}", headers=credentials("other"))).status_code == 404
 
         content = await http.get(f"/templates/{template['id']}/content", headers=ACME)
         assert content.content == SAMPLE.read_bytes()
@@ -168,7 +169,7 @@ async def test_the_list_is_paginated_most_recently_uploaded_first(service):
 
 async def test_a_template_for_another_entity_type_uses_that_types_fields(service):
     async with client(service) as http:
-        predefined = (await http.get("/templates/predefined-fields")).json()
+        predefined = (await http.get("/templates/predefined-fields", headers=ACME)).json()
         assert "supplier_number" in predefined["supplier"] and "supplier_number" not in predefined["client"]
         response = await upload(http, docx_with("{{ name }}: {{ supplier_number }}"), entity_type="supplier")
         assert response.status_code == 201, response.text
@@ -290,7 +291,7 @@ async def test_deleting_a_template_removes_every_version_and_file(service):
         await new_version(http, v1["id"], word_letter(), custom_fields="Nom du client, Agence")
         assert await blobs_of(service, v1["id"]) == 3  # v1, v2 converted, v2 as uploaded
 
-        assert (await http.delete(f"/templates/{v1['id']}", headers={"X-Tenant-Id": "other"})).status_code == 404
+        assert (await http.delete(f"/templates/{v1['id']}", headers=credentials("other"))).status_code == 404
         assert (await http.delete(f"/templates/{v1['id']}", headers=ACME)).status_code == 204
         assert (await http.get(f"/templates/{v1['id']}", headers=ACME)).status_code == 404
         assert (await http.get(f"/templates/{v1['id']}/content", headers=ACME)).status_code == 404
@@ -352,7 +353,9 @@ async def test_the_word_mail_merge_sample_uploads_and_renders_a_record(service):
 
 async def test_templates_stored_before_versions_existed_are_kept_as_version_1(make_settings, running):
     service = build(make_settings(TemplateSettings))
-    blob_id = await service.storage.blobs.put(SAMPLE.read_bytes(), "Notice.docx", "application/octet-stream")
+    blob_id = await service.storage.blobs.put(
+        SAMPLE.read_bytes(), "Notice.docx", "application/octet-stream", tenant_id="acme", template_id="t-old"
+    )
     fields = ["address", "name", "premium", "signatory"]
     created_at = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     await service.storage.db["templates"].insert_one(

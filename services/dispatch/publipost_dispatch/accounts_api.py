@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.exceptions import RequestValidationError
-from publipost_http import TenantId
+from publipost_auth import Admin, Principal, Role, require
 from publipost_outbound import OutboundRefused
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -29,6 +29,9 @@ from .sealing import SealBroken
 from .smtp import SmtpHostRefused, SmtpRefused, SmtpUnavailable
 
 router = APIRouter(prefix="/accounts", tags=["sending accounts"])
+# Admins manage accounts; operators also see them, to choose the one a dispatch sends with. Viewers do not:
+# an account's host and login are half of what sending as the tenant takes.
+AccountReader = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
 
 
 class LimitsIn(BaseModel):
@@ -149,41 +152,41 @@ async def _account(ctx: DispatchContext, tenant_id: str, account_id: str) -> dic
 
 
 @router.post("", response_model=AccountView, status_code=201)
-async def create_account(ctx: Context, tenant_id: TenantId, body: AccountIn) -> AccountView:
-    doc = await _document(ctx, tenant_id, str(uuid.uuid4()), body, None)
+async def create_account(ctx: Context, caller: Admin, body: AccountIn) -> AccountView:
+    doc = await _document(ctx, caller.tenant_id, str(uuid.uuid4()), body, None)
     await ctx.accounts.repository.add(doc)
     return _view(doc)
 
 
 @router.get("", response_model=list[AccountView])
-async def list_accounts(ctx: Context, tenant_id: TenantId) -> list[AccountView]:
-    return [_view(doc) for doc in await ctx.accounts.repository.all_of(tenant_id)]
+async def list_accounts(ctx: Context, caller: AccountReader) -> list[AccountView]:
+    return [_view(doc) for doc in await ctx.accounts.repository.all_of(caller.tenant_id)]
 
 
 @router.get("/{account_id}", response_model=AccountView)
-async def get_account(ctx: Context, tenant_id: TenantId, account_id: str) -> AccountView:
-    return _view(await _account(ctx, tenant_id, account_id))
+async def get_account(ctx: Context, caller: AccountReader, account_id: str) -> AccountView:
+    return _view(await _account(ctx, caller.tenant_id, account_id))
 
 
 @router.put("/{account_id}", response_model=AccountView)
-async def replace_account(ctx: Context, tenant_id: TenantId, account_id: str, body: AccountIn) -> AccountView:
+async def replace_account(ctx: Context, caller: Admin, account_id: str, body: AccountIn) -> AccountView:
     """Replace the account's settings; sends already under way finish on the old connection."""
-    doc = await _document(ctx, tenant_id, account_id, body, await _account(ctx, tenant_id, account_id))
+    doc = await _document(ctx, caller.tenant_id, account_id, body, await _account(ctx, caller.tenant_id, account_id))
     if not await ctx.accounts.repository.replace(doc):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
-    ctx.accounts.forget(tenant_id, account_id)
+    ctx.accounts.forget(caller.tenant_id, account_id)
     return _view(doc)
 
 
 @router.delete("/{account_id}", status_code=204)
-async def delete_account(ctx: Context, tenant_id: TenantId, account_id: str) -> None:
-    if not await ctx.accounts.repository.delete(tenant_id, account_id):
+async def delete_account(ctx: Context, caller: Admin, account_id: str) -> None:
+    if not await ctx.accounts.repository.delete(caller.tenant_id, account_id):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
-    ctx.accounts.forget(tenant_id, account_id)
+    ctx.accounts.forget(caller.tenant_id, account_id)
 
 
 @router.post("/{account_id}/test", response_model=ConnectionTest)
-async def test_connection(ctx: Context, tenant_id: TenantId, account_id: str) -> ConnectionTest:
+async def test_connection(ctx: Context, caller: Admin, account_id: str) -> ConnectionTest:
     """Connect, upgrade to TLS and log in as a send would, without sending anything.
 
     The answer comes after `account_test_s` exactly, and every way of not reaching an SMTP server (refused,
@@ -191,7 +194,7 @@ async def test_connection(ctx: Context, tenant_id: TenantId, account_id: str) ->
     which ports answer where. What an SMTP server says (a login refused) is shown as it is."""
     answer_at = time.monotonic() + ctx.settings.account_test_s
     try:
-        account = ctx.accounts.from_document(await _account(ctx, tenant_id, account_id))
+        account = ctx.accounts.from_document(await _account(ctx, caller.tenant_id, account_id))
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
     except SealBroken as exc:

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from publipost_auth import OutcomeReader, Starter
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
-from publipost_http import IndexCursor, TenantId, correlation_id
+from publipost_http import IndexCursor, correlation_id
 from pydantic import BaseModel, Field, field_validator
 
 from . import manual
@@ -157,11 +158,11 @@ async def _mailing_or_refusal(ctx: DispatchContext, event: DispatchRequested) ->
 
 
 @router.post("/dispatches", response_model=Accepted, status_code=202)
-async def start_dispatch(ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn) -> Accepted:
+async def start_dispatch(ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn) -> Accepted:
     """Checked now (a DOCX-only mailing, an unknown account or template is refused with the reason), then
     sent in the background; follow it on GET /dispatches/{dispatch_id}."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
-    event = _event(tenant_id, correlation, body)
+    event = _event(caller.tenant_id, correlation, body)
     await _mailing_or_refusal(ctx, event)
     await ctx.bus.publish(event)
     return Accepted(dispatch_id=event.dispatch_id)
@@ -169,16 +170,16 @@ async def start_dispatch(ctx: Context, tenant_id: TenantId, correlation: Correla
 
 @router.post("/dispatches/preview", response_model=PreviewView)
 async def preview_dispatch(
-    ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: DispatchIn
+    ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn
 ) -> PreviewView:
     """What the dispatch would send, sending nothing."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
-    event = _event(tenant_id, correlation, body)
+    event = _event(caller.tenant_id, correlation, body)
     mailing = await _mailing_or_refusal(ctx, event)
     copies = 1
     if body.separate_sends:
         copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
-    result = await preview(ctx, tenant_id, correlation, mailing, body.to, copies)
+    result = await preview(ctx, caller.tenant_id, correlation, mailing, body.to, copies)
     return PreviewView(
         documents=result.documents,
         will_send=result.will_send,
@@ -208,22 +209,22 @@ async def _view(ctx: DispatchContext, dispatch: dict[str, Any]) -> DispatchView:
 
 
 @router.get("/dispatches/{dispatch_id}", response_model=DispatchView)
-async def get_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -> DispatchView:
+async def get_dispatch(ctx: Context, caller: OutcomeReader, dispatch_id: str) -> DispatchView:
     """Progress counted per document, not estimated; a paused dispatch says why."""
-    return await _view(ctx, await _dispatch(ctx, tenant_id, dispatch_id))
+    return await _view(ctx, await _dispatch(ctx, caller.tenant_id, dispatch_id))
 
 
 @router.post("/dispatches/{dispatch_id}/resume", response_model=DispatchView)
-async def resume_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -> DispatchView:
+async def resume_dispatch(ctx: Context, caller: Starter, dispatch_id: str) -> DispatchView:
     """A paused dispatch goes on with the documents still pending; its error count starts again at zero."""
-    dispatch = await _dispatch(ctx, tenant_id, dispatch_id)
+    dispatch = await _dispatch(ctx, caller.tenant_id, dispatch_id)
     resumed = await ctx.dispatches.resume(dispatch["_id"])
     if resumed is None:
         raise HTTPException(409, detail=f"dispatch {dispatch_id!r} is {dispatch['status']}, not paused")
     await ctx.bus.publish(
         DispatchResumed(
             event_id=deterministic_id("dispatch.resumed", resumed["_id"], resumed["resumptions"]),
-            tenant_id=tenant_id,
+            tenant_id=caller.tenant_id,
             correlation_id=resumed["correlation_id"],
             dispatch_id=dispatch_id,
             mailing_id=resumed["mailing_id"],
@@ -236,13 +237,13 @@ async def resume_dispatch(ctx: Context, tenant_id: TenantId, dispatch_id: str) -
 @router.get("/dispatches/{dispatch_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: OutcomeReader,
     dispatch_id: str,
     outcome: Literal["pending", "final", "sent", "failed", "uncertain", "not_sent"] | None = None,
     after: IndexCursor = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DeliveryPage:
-    dispatch = await _dispatch(ctx, tenant_id, dispatch_id)
+    dispatch = await _dispatch(ctx, caller.tenant_id, dispatch_id)
     states = {
         None: (*PENDING, *FINAL),
         "pending": PENDING,
@@ -283,14 +284,14 @@ class SentView(DeliveryView):
 
 @router.post("/sends", response_model=SentView, status_code=202)
 async def send_document(
-    ctx: Context, tenant_id: TenantId, correlation: CorrelationId, body: SendIn, response: Response
+    ctx: Context, caller: Starter, correlation: CorrelationId, body: SendIn, response: Response
 ) -> SentView:
     """Send one document now, in the background. The answer is the recorded send, queued; `GET
     /sends/{send_id}` (the Location) follows it to sent with the server's reply, failed with the reason,
     or uncertain. Either way it is in the history."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     try:
-        account = await ctx.accounts.get(tenant_id, body.account_id)
+        account = await ctx.accounts.get(caller.tenant_id, body.account_id)
         request = manual.ManualSend(
             mailing_id=body.mailing_id,
             document_id=body.document_id,
@@ -306,7 +307,7 @@ async def send_document(
             reply_to=body.reply_to,
             document_type=body.document_type,
         )
-        stored = await manual.send_soon(ctx, tenant_id, correlation, request)
+        stored = await manual.send_soon(ctx, caller.tenant_id, correlation, request)
     except (UnknownAccount, manual.UnknownDocument) as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     except manual.NoPdf as exc:
@@ -320,10 +321,10 @@ async def send_document(
 
 
 @router.get("/sends/{send_id}", response_model=SentView)
-async def sent_document(ctx: Context, tenant_id: TenantId, send_id: str) -> SentView:
+async def sent_document(ctx: Context, caller: OutcomeReader, send_id: str) -> SentView:
     """An immediate send as recorded: queued (or being sent), sent, failed or uncertain."""
     stored = await ctx.deliveries.get(send_id)
-    if stored is None or stored["tenant_id"] != tenant_id or stored.get("kind") != "manual":
+    if stored is None or stored["tenant_id"] != caller.tenant_id or stored.get("kind") != "manual":
         raise HTTPException(404, detail=f"send_id: no immediate send {send_id!r} for this tenant")
     return _sent_view(stored)
 

@@ -2,6 +2,7 @@
 
 import asyncio
 
+from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
 from publipost_contracts import (
     DeliveryRecorded,
@@ -54,6 +55,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
     )
     leases = ConnectionLeaseRepository(storage.db)
     counters = SendCounterRepository(storage.db)
+    credentials = service_credentials(settings)  # one token of dispatch's own for every service it calls
     ctx = DispatchContext(
         settings=settings,
         storage=storage,
@@ -73,8 +75,10 @@ def build(settings: DispatchSettings | None = None) -> Service:
         pdfs=PdfReader(storage.blobs),
         completions=handlers.CompletionCheck(),
         resolver=RecipientResolver(bus, settings.rabbitmq_url, settings.resolve_timeout_s),
-        merge=MergeClient(settings.merge_url, settings.http_timeout_s),
-        email_templates=EmailTemplateClient(settings.template_url, settings.http_timeout_s),
+        merge=MergeClient(service_client(settings, settings.merge_url, settings.http_timeout_s, credentials=credentials)),
+        email_templates=EmailTemplateClient(
+            service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
+        ),
     )
 
     ctx.completions.check = lambda key: handlers.complete_if_done(ctx, key)

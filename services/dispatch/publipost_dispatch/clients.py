@@ -11,8 +11,8 @@ TENANT = "X-Tenant-Id"
 
 
 class MergeClient:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
     async def mailing(self, tenant_id: str, mailing_id: str) -> dict[str, Any] | None:
         response = await self._http.get(f"/mailings/{mailing_id}", headers={TENANT: tenant_id})
@@ -49,8 +49,8 @@ class MergeClient:
 class EmailTemplateClient:
     """E-mail templates of the template service: subject, bodies and signature with {variables}."""
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
     async def get(self, tenant_id: str, template_id: str) -> EmailText | None:
         response = await self._http.get(f"/email-templates/{template_id}", headers={TENANT: tenant_id})

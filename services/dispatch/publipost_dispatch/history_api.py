@@ -4,7 +4,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from publipost_http import PageNumber, TenantId
+from publipost_auth import OutcomeReader
+from publipost_http import PageNumber
 from pydantic import BaseModel
 
 from .context import Context
@@ -74,7 +75,7 @@ def _entry(d: dict[str, Any]) -> HistoryEntry:
 @router.get("", response_model=HistoryPage)
 async def history(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: OutcomeReader,
     document_type: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["queued", "sent", "failed", "uncertain"] | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Words of the subject, document name or number.")] = None,
@@ -87,13 +88,13 @@ async def history(
         terms.append(history_term("type", document_type))
     if status:
         terms.append(history_term("status", status))
-    found = await ctx.deliveries.history(tenant_id, terms, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
+    found = await ctx.deliveries.history(caller.tenant_id, terms, skip=(page - 1) * PER_PAGE, limit=PER_PAGE + 1)
     return HistoryPage(
         items=[_entry(d) for d in found[:PER_PAGE]], page=page, per_page=PER_PAGE, has_next=len(found) > PER_PAGE
     )
 
 
 @router.get("/documents/{document_id}", response_model=list[HistoryEntry])
-async def document_history(ctx: Context, tenant_id: TenantId, document_id: str) -> list[HistoryEntry]:
+async def document_history(ctx: Context, caller: OutcomeReader, document_id: str) -> list[HistoryEntry]:
     """A document's successive sends, newest first, whichever mailing it was in at the time."""
-    return [_entry(d) for d in await ctx.deliveries.sends_of(tenant_id, document_id)]
+    return [_entry(d) for d in await ctx.deliveries.sends_of(caller.tenant_id, document_id)]

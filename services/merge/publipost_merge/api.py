@@ -3,7 +3,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from publipost_http import IndexCursor, Paging, TenantId, content_disposition
+from publipost_auth import Admin, Operator, OutcomeReader, Reader
+from publipost_http import IndexCursor, Paging, content_disposition
+from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
 
 from . import handlers
@@ -82,21 +84,21 @@ async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> dict[s
 @router.get("", response_model=MailingPage)
 async def list_mailings(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: OutcomeReader,
     paging: Paging,
     status: Annotated[str | None, Query(description="Only mailings in this status.")] = None,
     name: Annotated[str | None, Query(max_length=200, description="Only names containing this, any case.")] = None,
 ) -> MailingPage:
     """All mailings of the tenant, newest first."""
     items, total = await ctx.mailings.page(
-        tenant_id, skip=paging.skip, limit=paging.per_page, status=status, name=name
+        caller.tenant_id, skip=paging.skip, limit=paging.per_page, status=status, name=name
     )
     return MailingPage(items=[_view(m) for m in items], total=total, page=paging.page, per_page=paging.per_page)
 
 
 @router.get("/{mailing_id}", response_model=MailingView)
-async def get_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str) -> MailingView:
-    view = _view(await _mailing(ctx, tenant_id, mailing_id))
+async def get_mailing(ctx: Context, caller: OutcomeReader, mailing_id: str) -> MailingView:
+    view = _view(await _mailing(ctx, caller.tenant_id, mailing_id))
     view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
     return view
 
@@ -107,18 +109,18 @@ class Validation(BaseModel):
 
 @router.post("/{mailing_id}/approve", response_model=MailingView)
 async def approve_mailing(
-    ctx: Context, tenant_id: TenantId, mailing_id: str, body: Validation | None = None
+    ctx: Context, caller: Operator, mailing_id: str, body: Validation | None = None
 ) -> MailingView:
     """A mailing whose template requires validation becomes ready to send."""
-    return await _validate(ctx, tenant_id, mailing_id, approve=True, body=body)
+    return await _validate(ctx, caller.tenant_id, mailing_id, approve=True, body=body)
 
 
 @router.post("/{mailing_id}/reject", response_model=MailingView)
 async def reject_mailing(
-    ctx: Context, tenant_id: TenantId, mailing_id: str, body: Validation | None = None
+    ctx: Context, caller: Operator, mailing_id: str, body: Validation | None = None
 ) -> MailingView:
     """The mailing is marked rejected: its documents stay for inspection and it can never be sent."""
-    return await _validate(ctx, tenant_id, mailing_id, approve=False, body=body)
+    return await _validate(ctx, caller.tenant_id, mailing_id, approve=False, body=body)
 
 
 async def _validate(
@@ -138,13 +140,13 @@ async def _validate(
 @router.get("/{mailing_id}/documents", response_model=DocumentPage)
 async def list_documents(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: OutcomeReader,
     mailing_id: str,
     after: IndexCursor = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DocumentPage:
     """The mailing's documents in record order, a page at a time (keyset pagination on the index)."""
-    await _mailing(ctx, tenant_id, mailing_id)
+    await _mailing(ctx, caller.tenant_id, mailing_id)
     items = [
         DocumentView(id=d["_id"], **{k: d.get(k) for k in DocumentView.model_fields if k != "id"})
         async for d in ctx.documents.in_order(mailing_id, after=after, limit=limit)
@@ -153,33 +155,33 @@ async def list_documents(
 
 
 @router.get("/{mailing_id}/parts/{number}")
-async def download_part(ctx: Context, tenant_id: TenantId, mailing_id: str, number: int) -> StreamingResponse:
+async def download_part(ctx: Context, caller: OutcomeReader, mailing_id: str, number: int) -> StreamingResponse:
     """One part of the print file: whole documents one after the other, up to the page limit."""
-    mailing = await _mailing(ctx, tenant_id, mailing_id)
+    mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
     part = next((p for p in mailing.get("parts", []) if p["number"] == number), None)
     if part is None:
         available = len(mailing.get("parts", []))
         raise HTTPException(404, detail=f"mailing {mailing_id!r} has {available} part(s) (status {mailing['status']})")
-    return await _download(ctx, part["blob_id"])
+    return await _download(ctx, caller.tenant_id, part["blob_id"])
 
 
 @router.get("/{mailing_id}/documents/{document_id}/content")
 async def download_document(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: OutcomeReader,
     mailing_id: str,
     document_id: str,
     format: Annotated[str, Query(pattern="^(pdf|docx)$")] = "pdf",
 ) -> StreamingResponse:
     """One recipient's document, as PDF (when converted) or as the rendered DOCX."""
-    await _mailing(ctx, tenant_id, mailing_id)
+    await _mailing(ctx, caller.tenant_id, mailing_id)
     document = await ctx.documents.get(document_id)
     if document is None or document["mailing_id"] != mailing_id:
         raise HTTPException(404, detail=f"no document {document_id!r} in mailing {mailing_id!r}")
     blob_id = document.get(f"{format}_blob_id")
     if blob_id is None:
         raise HTTPException(404, detail=f"document {document_id!r} has no {format.upper()} ({document['status']})")
-    return await _download(ctx, blob_id)
+    return await _download(ctx, caller.tenant_id, blob_id)
 
 
 class Rename(BaseModel):
@@ -194,16 +196,16 @@ class Rename(BaseModel):
 
 
 @router.patch("/{mailing_id}", response_model=MailingView)
-async def rename_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str, body: Rename) -> MailingView:
-    await _mailing(ctx, tenant_id, mailing_id)
+async def rename_mailing(ctx: Context, caller: Operator, mailing_id: str, body: Rename) -> MailingView:
+    await _mailing(ctx, caller.tenant_id, mailing_id)
     await ctx.mailings.update(mailing_id, {"name": body.name})
-    return _view(await _mailing(ctx, tenant_id, mailing_id))
+    return _view(await _mailing(ctx, caller.tenant_id, mailing_id))
 
 
 @router.delete("/{mailing_id}", status_code=204)
-async def delete_mailing(ctx: Context, tenant_id: TenantId, mailing_id: str) -> None:
+async def delete_mailing(ctx: Context, caller: Operator, mailing_id: str) -> None:
     """The mailing, its documents and every file they had (DOCX, PDF, print file parts)."""
-    await handlers.delete_mailing(ctx, await _mailing(ctx, tenant_id, mailing_id))
+    await handlers.delete_mailing(ctx, await _mailing(ctx, caller.tenant_id, mailing_id))
 
 
 class TenantSettings(BaseModel):
@@ -211,21 +213,25 @@ class TenantSettings(BaseModel):
 
 
 @settings_router.get("", response_model=TenantSettings)
-async def get_settings(ctx: Context, tenant_id: TenantId) -> TenantSettings:
-    limit = await ctx.tenant_settings.page_limit(tenant_id, ctx.settings.combined_page_limit)
+async def get_settings(ctx: Context, caller: Reader) -> TenantSettings:
+    limit = await ctx.tenant_settings.page_limit(caller.tenant_id, ctx.settings.combined_page_limit)
     return TenantSettings(combined_page_limit=limit)
 
 
 @settings_router.put("", response_model=TenantSettings)
-async def put_settings(ctx: Context, tenant_id: TenantId, body: TenantSettings) -> TenantSettings:
-    await ctx.tenant_settings.set(tenant_id, body.model_dump())
+async def put_settings(ctx: Context, caller: Admin, body: TenantSettings) -> TenantSettings:
+    await ctx.tenant_settings.set(caller.tenant_id, body.model_dump())
     return body
 
 
-async def _download(ctx: MergeContext, blob_id: str) -> StreamingResponse:
-    info = await ctx.storage.blobs.info(blob_id)
+async def _download(ctx: MergeContext, tenant_id: str, blob_id: str) -> StreamingResponse:
+    """A file of the tenant's mailing, checked against the tenant the file itself names."""
+    try:
+        info = await ctx.storage.blobs.info(blob_id, tenant_id=tenant_id)
+    except BlobNotFound as exc:
+        raise HTTPException(404, detail=f"the file {blob_id!r} is missing") from exc
     return StreamingResponse(
-        ctx.storage.blobs.stream(blob_id),
+        ctx.storage.blobs.stream(blob_id, tenant_id=tenant_id),
         media_type=info["metadata"]["content_type"],
         headers={"Content-Disposition": content_disposition(info["filename"])},
     )

@@ -1,5 +1,6 @@
 """Wiring of the merge service (its bootstrap)."""
 
+from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
@@ -28,6 +29,7 @@ def build(settings: MergeSettings | None = None) -> Service:
     settings = settings or MergeSettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[MergeRejected, DocumentSideEffect, RenderRequested, MergeCompleted, MailingRegrouped])
+    credentials = service_credentials(settings)  # one token of merge's own for every service it calls
     ctx = MergeContext(
         settings=settings,
         storage=storage,
@@ -35,8 +37,12 @@ def build(settings: MergeSettings | None = None) -> Service:
         mailings=MailingRepository(storage.db),
         documents=DocumentRepository(storage.db),
         tenant_settings=TenantSettingsRepository(storage.db),
-        templates=TemplateClient(settings.template_url, settings.http_timeout_s),
-        dispatch=DispatchClient(settings.dispatch_url, settings.http_timeout_s),
+        templates=TemplateClient(
+            service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
+        ),
+        dispatch=DispatchClient(
+            service_client(settings, settings.dispatch_url, settings.http_timeout_s, credentials=credentials)
+        ),
         renderer=RenderWorkers(
             settings.render_workers,
             RenderLimits(

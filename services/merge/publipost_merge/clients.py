@@ -22,8 +22,8 @@ class TemplateRef:
 
 
 class TemplateClient:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
     async def get(self, tenant_id: str, template_id: str, version: int | None = None) -> TemplateRef | None:
         """The template at `version` (the latest when None), or None when it does not exist."""
@@ -50,8 +50,8 @@ class TemplateClient:
 
 
 class DispatchClient:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
     async def failed_document_ids(self, tenant_id: str, dispatch_id: str) -> AsyncIterator[str]:
         """Every document of a dispatch not sent (failed, or maybe delivered: a person decides), page by page

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from publipost_http import TenantId, content_disposition
+from publipost_auth import Admin, Anyone, Operator, Reader
+from publipost_http import content_disposition
 from pydantic import BaseModel
 
 from .context import Context, DirectoryContext
@@ -47,33 +48,33 @@ def _check_document_type(ctx: DirectoryContext, body: RecipientIn) -> None:
 
 @router.put("/{customer_number}", response_model=RecipientView)
 async def put_recipient(
-    ctx: Context, tenant_id: TenantId, customer_number: CustomerNumber, body: RecipientIn, response: Response
+    ctx: Context, caller: Operator, customer_number: CustomerNumber, body: RecipientIn, response: Response
 ) -> RecipientView:
     """Create or replace the recipient of a customer number (201 when created)."""
     _check_document_type(ctx, body)
-    doc, created = await ctx.recipients.upsert(tenant_id, customer_number, body.to_document())
+    doc, created = await ctx.recipients.upsert(caller.tenant_id, customer_number, body.to_document())
     response.status_code = 201 if created else 200
     return RecipientView.from_document(doc)
 
 
 @router.get("/{customer_number}", response_model=RecipientView)
-async def get_recipient(ctx: Context, tenant_id: TenantId, customer_number: CustomerNumber) -> RecipientView:
-    doc = await ctx.recipients.get(tenant_id, customer_number)
+async def get_recipient(ctx: Context, caller: Reader, customer_number: CustomerNumber) -> RecipientView:
+    doc = await ctx.recipients.get(caller.tenant_id, customer_number)
     if doc is None:
         raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
     return RecipientView.from_document(doc)
 
 
 @router.delete("/{customer_number}", status_code=204)
-async def delete_recipient(ctx: Context, tenant_id: TenantId, customer_number: CustomerNumber) -> None:
-    if not await ctx.recipients.delete(tenant_id, customer_number):
+async def delete_recipient(ctx: Context, caller: Operator, customer_number: CustomerNumber) -> None:
+    if not await ctx.recipients.delete(caller.tenant_id, customer_number):
         raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
 
 
 @router.get("", response_model=RecipientPage)
 async def search_recipients(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: Reader,
     q: Annotated[
         str | None, Query(max_length=200, description="Start of a customer number, or part of a name or e-mail.")
     ] = None,
@@ -88,7 +89,7 @@ async def search_recipients(
 ) -> RecipientPage:
     """Recipients in customer-number order, one page at a time; every given criterion must match."""
     query = search_query(
-        tenant_id,
+        caller.tenant_id,
         q,
         document_type=document_type,
         country=country.upper() if country else None,
@@ -126,7 +127,7 @@ async def _spooled(upload: UploadFile, kind: FileKind, max_bytes: int) -> AsyncI
 )
 async def import_recipients(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: Operator,
     file: Annotated[UploadFile, File(description="A .csv or .xlsx file laid out like the sample files.")],
 ) -> ImportResult | JSONResponse:
     """Check the whole file, then create or update its recipients; a file with any problem stores nothing."""
@@ -139,7 +140,7 @@ async def import_recipients(
             return await import_file(
                 path,
                 kind,
-                tenant_id=tenant_id,
+                tenant_id=caller.tenant_id,
                 recipients=ctx.recipients,
                 document_types=ctx.settings.document_types,
                 batch_size=ctx.settings.import_batch_size,
@@ -157,7 +158,7 @@ async def import_recipients(
 
 
 @router.get("/import/sample.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def download_sample_csv(ctx: Context) -> Response:
+async def download_sample_csv(ctx: Context, caller: Anyone) -> Response:
     """A CSV file to fill in: every column, with comments on the format."""
     return Response(
         sample_csv(ctx.settings.document_types),
@@ -167,7 +168,7 @@ async def download_sample_csv(ctx: Context) -> Response:
 
 
 @router.get("/import/sample.xlsx", response_class=Response, responses={200: {"content": {XLSX_CONTENT_TYPE: {}}}})
-async def download_sample_xlsx(ctx: Context) -> Response:
+async def download_sample_xlsx(ctx: Context, caller: Anyone) -> Response:
     """An Excel workbook to fill in: every column, with comments on the format."""
     return Response(
         sample_xlsx(ctx.settings.document_types),
@@ -177,12 +178,12 @@ async def download_sample_xlsx(ctx: Context) -> Response:
 
 
 @settings_router.get("/resolution", response_model=ResolutionSettings)
-async def get_resolution(ctx: Context, tenant_id: TenantId) -> ResolutionSettings:
+async def get_resolution(ctx: Context, caller: Reader) -> ResolutionSettings:
     """The order in which rules look for a document's address (the default until the tenant sets one)."""
-    return ResolutionSettings(order=await ctx.tenant_settings.resolution_order(tenant_id))
+    return ResolutionSettings(order=await ctx.tenant_settings.resolution_order(caller.tenant_id))
 
 
 @settings_router.put("/resolution", response_model=ResolutionSettings)
-async def put_resolution(ctx: Context, tenant_id: TenantId, body: ResolutionSettings) -> ResolutionSettings:
-    await ctx.tenant_settings.set_resolution_order(tenant_id, body.order)
+async def put_resolution(ctx: Context, caller: Admin, body: ResolutionSettings) -> ResolutionSettings:
+    await ctx.tenant_settings.set_resolution_order(caller.tenant_id, body.order)
     return body

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
-from publipost_http import Paging, TenantId
+from publipost_auth import Operator, Reader
+from publipost_http import Paging
 
 from .context import Context, DirectoryContext
 from .domain import SegmentDefinition, segment_query
@@ -34,30 +35,30 @@ async def _get(ctx: DirectoryContext, tenant_id: str, segment_id: str) -> dict[s
 
 
 @router.post("", status_code=201, response_model=SegmentView)
-async def create_segment(ctx: Context, tenant_id: TenantId, body: SegmentIn) -> SegmentView:
+async def create_segment(ctx: Context, caller: Operator, body: SegmentIn) -> SegmentView:
     """Save a filter (all its conditions must hold) or a manual selection of customer numbers."""
     try:
-        return SegmentView.from_document(await ctx.segments.add(tenant_id, _stored(body)))
+        return SegmentView.from_document(await ctx.segments.add(caller.tenant_id, _stored(body)))
     except SegmentNameTaken as exc:
         raise _conflict(exc) from exc
 
 
 @router.get("", response_model=list[SegmentView])
-async def list_segments(ctx: Context, tenant_id: TenantId, paging: Paging) -> list[SegmentView]:
+async def list_segments(ctx: Context, caller: Reader, paging: Paging) -> list[SegmentView]:
     """The tenant's segments by name."""
-    docs = await ctx.segments.list(tenant_id, skip=paging.skip, limit=paging.per_page)
+    docs = await ctx.segments.list(caller.tenant_id, skip=paging.skip, limit=paging.per_page)
     return [SegmentView.from_document(d) for d in docs]
 
 
 @router.get("/{segment_id}", response_model=SegmentView)
-async def get_segment(ctx: Context, tenant_id: TenantId, segment_id: str) -> SegmentView:
-    return SegmentView.from_document(await _get(ctx, tenant_id, segment_id))
+async def get_segment(ctx: Context, caller: Reader, segment_id: str) -> SegmentView:
+    return SegmentView.from_document(await _get(ctx, caller.tenant_id, segment_id))
 
 
 @router.put("/{segment_id}", response_model=SegmentView)
-async def replace_segment(ctx: Context, tenant_id: TenantId, segment_id: str, body: SegmentIn) -> SegmentView:
+async def replace_segment(ctx: Context, caller: Operator, segment_id: str, body: SegmentIn) -> SegmentView:
     try:
-        doc = await ctx.segments.replace(tenant_id, segment_id, _stored(body))
+        doc = await ctx.segments.replace(caller.tenant_id, segment_id, _stored(body))
     except SegmentNameTaken as exc:
         raise _conflict(exc) from exc
     if doc is None:
@@ -66,8 +67,8 @@ async def replace_segment(ctx: Context, tenant_id: TenantId, segment_id: str, bo
 
 
 @router.delete("/{segment_id}", status_code=204)
-async def delete_segment(ctx: Context, tenant_id: TenantId, segment_id: str) -> None:
-    if not await ctx.segments.delete(tenant_id, segment_id):
+async def delete_segment(ctx: Context, caller: Operator, segment_id: str) -> None:
+    if not await ctx.segments.delete(caller.tenant_id, segment_id):
         raise HTTPException(404, detail=f"no segment {segment_id!r} for this tenant")
 
 
@@ -79,16 +80,16 @@ async def _query(ctx: DirectoryContext, tenant_id: str, segment_id: str) -> dict
 
 
 @router.get("/{segment_id}/count", response_model=SegmentCount)
-async def count_segment(ctx: Context, tenant_id: TenantId, segment_id: str) -> SegmentCount:
+async def count_segment(ctx: Context, caller: Reader, segment_id: str) -> SegmentCount:
     """How many recipients the segment holds now."""
-    return SegmentCount(count=await ctx.recipients.count(await _query(ctx, tenant_id, segment_id)))
+    return SegmentCount(count=await ctx.recipients.count(await _query(ctx, caller.tenant_id, segment_id)))
 
 
 @router.get("/{segment_id}/recipients", response_class=StreamingResponse, responses={200: {"content": {NDJSON: {}}}})
-async def stream_segment(ctx: Context, tenant_id: TenantId, segment_id: str) -> StreamingResponse:
+async def stream_segment(ctx: Context, caller: Reader, segment_id: str) -> StreamingResponse:
     """The segment's recipients in customer-number order, one JSON object a line, shaped as merge records
     (`id` is the customer number): store the body as the records file of a merge."""
-    query = await _query(ctx, tenant_id, segment_id)
+    query = await _query(ctx, caller.tenant_id, segment_id)
 
     async def lines() -> AsyncIterator[bytes]:
         async for doc in ctx.recipients.stream(query):

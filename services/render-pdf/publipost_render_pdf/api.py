@@ -1,11 +1,14 @@
-"""render-pdf over HTTP: its LibreOffice workers, each tenant's conversion quota, usage and backend."""
+"""render-pdf over HTTP: its LibreOffice workers, each tenant's conversion quota, usage and backend.
+
+A tenant's quota and backend are its own: read by its people, set by its admins; a path naming another
+tenant is answered 404, as if that tenant did not exist."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from publipost_http import TenantId
+from publipost_auth import Admin, Principal, Reader
 from publipost_outbound import OutboundRefused
 from pydantic import AnyHttpUrl, BaseModel, Field
 
@@ -26,38 +29,46 @@ class BackendUpdate(BaseModel):
     gotenberg_url: AnyHttpUrl | None = Field(default=None, description="Default: the service's Gotenberg.")
 
 
+def _own(caller: Principal, tenant_id: str) -> str:
+    """The tenant a path names, when it is the caller's."""
+    if tenant_id != caller.tenant_id:
+        raise HTTPException(404, detail=f"no tenant {tenant_id!r} here")
+    return tenant_id
+
+
 @router.get("/workers")
-async def workers(ctx: Context) -> list[dict[str, Any]]:
+async def workers(ctx: Context, caller: Admin) -> list[dict[str, Any]]:
     """Each LibreOffice worker: running, busy, soffice pid, conversions, restarts."""
     return ctx.converter.describe()
 
 
 @router.get("/quotas/{tenant_id}")
-async def quota(tenant_id: TenantPath, ctx: Context, year: Year = None) -> dict[str, Any]:
-    """A tenant's conversions this year, its yearly limit and what is left."""
-    return await _usage(ctx, tenant_id, year)
+async def quota(tenant_id: TenantPath, ctx: Context, caller: Reader, year: Year = None) -> dict[str, Any]:
+    """The tenant's conversions this year, its yearly limit and what is left."""
+    return await _usage(ctx, _own(caller, tenant_id), year)
 
 
 @router.put("/quotas/{tenant_id}")
-async def set_quota(tenant_id: TenantPath, update: QuotaUpdate, ctx: Context) -> dict[str, Any]:
-    await ctx.tenants.set_limit(tenant_id, update.yearly_limit)
+async def set_quota(tenant_id: TenantPath, update: QuotaUpdate, ctx: Context, caller: Admin) -> dict[str, Any]:
+    await ctx.tenants.set_limit(_own(caller, tenant_id), update.yearly_limit)
     return await _usage(ctx, tenant_id, None)
 
 
 @router.get("/usage")
-async def usage(tenant_id: TenantId, ctx: Context, year: Year = None) -> dict[str, Any]:
+async def usage(ctx: Context, caller: Reader, year: Year = None) -> dict[str, Any]:
     """The calling tenant's quota and usage (same as /quotas/{tenant})."""
-    return await _usage(ctx, tenant_id, year)
+    return await _usage(ctx, caller.tenant_id, year)
 
 
 @router.get("/backends/{tenant_id}")
-async def backend(tenant_id: TenantPath, ctx: Context) -> dict[str, Any]:
+async def backend(tenant_id: TenantPath, ctx: Context, caller: Reader) -> dict[str, Any]:
     """The backend the tenant's chunks go to."""
-    return _backend(ctx, await ctx.tenants.get(tenant_id))
+    return _backend(ctx, await ctx.tenants.get(_own(caller, tenant_id)))
 
 
 @router.put("/backends/{tenant_id}")
-async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context) -> dict[str, Any]:
+async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context, caller: Admin) -> dict[str, Any]:
+    _own(caller, tenant_id)
     url = str(update.gotenberg_url) if update.gotenberg_url else None
     if url:
         try:

@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException
 from publipost_addresses import control_character, invalid_addresses_message, parse_address_list
-from publipost_http import Paging, TenantId
+from publipost_auth import Operator, Reader
+from publipost_http import Paging
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from .context import Context, SchedulerContext
@@ -174,14 +175,14 @@ def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
 
 
 @router.post("", status_code=201, response_model=CampaignView)
-async def create_campaign(ctx: Context, tenant_id: TenantId, body: CampaignIn) -> CampaignView:
+async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn) -> CampaignView:
     now = ctx.clock()
     _not_in_the_past(body, now)
     fields = body.to_document()
     following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
     doc = {
         "_id": str(uuid.uuid4()),
-        "tenant_id": tenant_id,
+        "tenant_id": caller.tenant_id,
         **fields,
         "status": CampaignStatus.ACTIVE if following else CampaignStatus.DONE,
         "next_run_at": following,
@@ -194,21 +195,21 @@ async def create_campaign(ctx: Context, tenant_id: TenantId, body: CampaignIn) -
 
 
 @router.get("", response_model=list[CampaignView])
-async def list_campaigns(ctx: Context, tenant_id: TenantId, paging: Paging) -> list[CampaignView]:
+async def list_campaigns(ctx: Context, caller: Reader, paging: Paging) -> list[CampaignView]:
     """The tenant's campaigns, newest first."""
-    return [_view(ctx, d) for d in await ctx.campaigns.page(tenant_id, skip=paging.skip, limit=paging.per_page)]
+    return [_view(ctx, d) for d in await ctx.campaigns.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)]
 
 
 @router.get("/{campaign_id}", response_model=CampaignView)
-async def get_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+async def get_campaign(ctx: Context, caller: Reader, campaign_id: str) -> CampaignView:
+    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     return _view(ctx, doc, await ctx.occurrences.of_campaign(campaign_id))
 
 
 @router.put("/{campaign_id}", response_model=CampaignView)
-async def edit_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str, body: CampaignIn) -> CampaignView:
+async def edit_campaign(ctx: Context, caller: Operator, campaign_id: str, body: CampaignIn) -> CampaignView:
     """Replace what the campaign sends and when; its fired occurrences stay as they were."""
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     now = ctx.clock()
     _not_in_the_past(body, now)
     fields = body.to_document()
@@ -221,17 +222,17 @@ async def edit_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str, bod
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignView)
-async def pause_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
+async def pause_campaign(ctx: Context, caller: Operator, campaign_id: str) -> CampaignView:
     """No occurrence fires from now on, until resumed."""
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     status = _change(pause, doc)
     return _view(ctx, await _apply(ctx, doc, {"status": status}))
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignView)
-async def resume_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> CampaignView:
+async def resume_campaign(ctx: Context, caller: Operator, campaign_id: str) -> CampaignView:
     """Firing goes on from the next occurrence; what was missed while paused is not replayed."""
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     _change(resume, doc)
     now = ctx.clock()
     following = Recurrence.from_document(doc["recurrence"]).next_after(now, doc["scheduled_at"])
@@ -240,9 +241,9 @@ async def resume_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -
 
 
 @router.delete("/{campaign_id}", status_code=204)
-async def delete_campaign(ctx: Context, tenant_id: TenantId, campaign_id: str) -> None:
+async def delete_campaign(ctx: Context, caller: Operator, campaign_id: str) -> None:
     """The campaign stops and disappears from lists; what it sent stays in the history."""
-    doc = await _campaign(ctx, tenant_id, campaign_id)
+    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     await _apply(ctx, doc, {"status": CampaignStatus.DELETED, "next_run_at": None})
 
 

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from publipost_auth import service_client
 from publipost_bus import Bus
 from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested
 from publipost_runtime import Service
@@ -30,7 +31,7 @@ def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now)
         storage=storage,
         campaigns=CampaignRepository(storage.db),
         occurrences=OccurrenceRepository(storage.db),
-        directory=DirectoryClient(settings.directory_url, settings.http_timeout_s),
+        directory=DirectoryClient(service_client(settings, settings.directory_url, settings.http_timeout_s)),
         clock=clock,
     )
 

@@ -10,8 +10,8 @@ class SegmentNotFound(LookupError):
 
 
 class DirectoryClient:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
     async def segment_records(self, tenant_id: str, segment_id: str) -> AsyncIterator[bytes]:
         """The segment's recipients as NDJSON lines, streamed (a segment can hold 100,000 recipients)."""

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
+from publipost_auth import Anyone, Operator, Reader
 from publipost_contracts.events import TemplateType
-from publipost_http import INT64_MAX, Paging, TenantId, content_disposition, correlation_id
+from publipost_http import INT64_MAX, Paging, content_disposition, correlation_id
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field
 
@@ -74,7 +75,7 @@ async def _upload(file: UploadFile, ctx: TemplateContext) -> handlers.Upload:
 @router.post("", status_code=201, response_model=TemplateView)
 async def upload_template(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: Operator,
     correlation: Annotated[str, Depends(correlation_id)],
     file: Annotated[UploadFile, File(description="The DOCX template (Jinja placeholders or Word merge fields).")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -88,7 +89,7 @@ async def upload_template(
     try:
         version = await handlers.register_template(
             ctx,
-            tenant_id=tenant_id,
+            tenant_id=caller.tenant_id,
             correlation_id=correlation,
             name=name,
             upload=await _upload(file, ctx),
@@ -100,16 +101,16 @@ async def upload_template(
 
 
 @router.get("", response_model=TemplatePage)
-async def list_templates(ctx: Context, tenant_id: TenantId, paging: Paging) -> TemplatePage:
+async def list_templates(ctx: Context, caller: Reader, paging: Paging) -> TemplatePage:
     """The tenant's templates at their latest version, most recently uploaded first."""
-    templates, total = await ctx.templates.page(tenant_id, skip=paging.skip, limit=paging.per_page)
-    latest = await ctx.versions.latest_of(tenant_id, [t["_id"] for t in templates])
+    templates, total = await ctx.templates.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)
+    latest = await ctx.versions.latest_of(caller.tenant_id, [t["_id"] for t in templates])
     items = [_view(t["name"], latest[t["_id"]]) for t in templates if t["_id"] in latest]
     return TemplatePage(items=items, total=total, page=paging.page, per_page=paging.per_page)
 
 
 @router.get("/predefined-fields")
-async def predefined_fields() -> dict[str, list[str]]:
+async def predefined_fields(caller: Anyone) -> dict[str, list[str]]:
     """Per entity type, the fields a record brings: a template may use them without declaring them."""
     return {entity_type: list(names) for entity_type, names in PREDEFINED_FIELDS.items()}
 
@@ -127,24 +128,24 @@ async def _version(ctx: TemplateContext, tenant_id: str, template_id: str, versi
 
 @router.get("/{template_id}", response_model=TemplateView)
 async def get_template(
-    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+    ctx: Context, caller: Reader, template_id: str, version: VersionQuery = None
 ) -> TemplateView:
-    return await _version(ctx, tenant_id, template_id, version)
+    return await _version(ctx, caller.tenant_id, template_id, version)
 
 
 @router.get("/{template_id}/versions", response_model=list[TemplateView])
-async def list_versions(ctx: Context, tenant_id: TenantId, template_id: str) -> list[TemplateView]:
+async def list_versions(ctx: Context, caller: Reader, template_id: str) -> list[TemplateView]:
     """Every version, newest first."""
-    template = await ctx.templates.get(tenant_id, template_id)
+    template = await ctx.templates.get(caller.tenant_id, template_id)
     if template is None:
         raise HTTPException(404, detail=str(TemplateNotFound(template_id)))
-    return [_view(template["name"], v) for v in await ctx.versions.all_of(tenant_id, template_id)]
+    return [_view(template["name"], v) for v in await ctx.versions.all_of(caller.tenant_id, template_id)]
 
 
 @router.post("/{template_id}/versions", status_code=201, response_model=TemplateView)
 async def add_version(
     ctx: Context,
-    tenant_id: TenantId,
+    caller: Operator,
     correlation: Annotated[str, Depends(correlation_id)],
     template_id: str,
     file: Annotated[UploadFile, File(description="The new DOCX.")],
@@ -165,7 +166,7 @@ async def add_version(
     try:
         version = await handlers.add_version(
             ctx,
-            tenant_id=tenant_id,
+            tenant_id=caller.tenant_id,
             correlation_id=correlation,
             template_id=template_id,
             upload=await _upload(file, ctx),
@@ -177,14 +178,14 @@ async def add_version(
         raise HTTPException(404, detail=str(exc)) from exc
     except VersionConflict as exc:
         raise HTTPException(409, detail="other versions were being added at the same time; send it again") from exc
-    return await _version(ctx, tenant_id, template_id, version["version"])
+    return await _version(ctx, caller.tenant_id, template_id, version["version"])
 
 
 @router.delete("/{template_id}", status_code=204)
-async def delete_template(ctx: Context, tenant_id: TenantId, template_id: str) -> Response:
+async def delete_template(ctx: Context, caller: Operator, template_id: str) -> Response:
     """The template, all its versions and their files."""
     try:
-        await handlers.delete_template(ctx, tenant_id=tenant_id, template_id=template_id)
+        await handlers.delete_template(ctx, tenant_id=caller.tenant_id, template_id=template_id)
     except TemplateNotFound as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     return Response(status_code=204)
@@ -192,29 +193,29 @@ async def delete_template(ctx: Context, tenant_id: TenantId, template_id: str) -
 
 @router.get("/{template_id}/content")
 async def download_template(
-    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+    ctx: Context, caller: Reader, template_id: str, version: VersionQuery = None
 ) -> StreamingResponse:
     """The DOCX merge renders (Word merge fields already converted)."""
-    view = await _version(ctx, tenant_id, template_id, version)
-    return await _download(ctx, view.blob_id, f"{view.name}.docx")
+    view = await _version(ctx, caller.tenant_id, template_id, version)
+    return await _download(ctx, caller.tenant_id, view.blob_id, f"{view.name}.docx")
 
 
 @router.get("/{template_id}/original")
 async def download_original(
-    ctx: Context, tenant_id: TenantId, template_id: str, version: VersionQuery = None
+    ctx: Context, caller: Reader, template_id: str, version: VersionQuery = None
 ) -> StreamingResponse:
     """The file as uploaded: differs from /content when Word merge fields were converted."""
-    view = await _version(ctx, tenant_id, template_id, version)
-    return await _download(ctx, view.original_blob_id or view.blob_id, view.filename)
+    view = await _version(ctx, caller.tenant_id, template_id, version)
+    return await _download(ctx, caller.tenant_id, view.original_blob_id or view.blob_id, view.filename)
 
 
-async def _download(ctx: TemplateContext, blob_id: str, filename: str) -> StreamingResponse:
+async def _download(ctx: TemplateContext, tenant_id: str, blob_id: str, filename: str) -> StreamingResponse:
     try:
-        info = await ctx.storage.blobs.info(blob_id)
+        info = await ctx.storage.blobs.info(blob_id, tenant_id=tenant_id)
     except BlobNotFound as exc:
         raise HTTPException(404, detail=f"the file of this template is missing ({blob_id})") from exc
     return StreamingResponse(
-        ctx.storage.blobs.stream(blob_id),
+        ctx.storage.blobs.stream(blob_id, tenant_id=tenant_id),
         media_type=DOCX_CONTENT_TYPE,
         headers={
             "Content-Disposition": content_disposition(filename, fallback="template.docx"),

@@ -2,6 +2,7 @@
 
 from functools import partial
 
+from publipost_auth import ApiKeyRepository, api_keys_router
 from publipost_bus import Bus
 from publipost_contracts import TemplateRegistered
 from publipost_http import upload_limit
@@ -26,13 +27,15 @@ def build(settings: TemplateSettings | None = None) -> Service:
         EmailTemplateRepository(storage.db),
     )
     context = TemplateContext(settings, storage, bus, *repositories)
+    # The template service owns the tenants' API keys (docs/identity.md): /api-keys, and the collection's index.
+    api_keys = ApiKeyRepository(storage.client[settings.identity_database_name])
     return Service(
         settings=settings,
         bus=bus,
         storage=storage,
         components=context,
-        routers=[router, email_router],
-        repositories=repositories,
+        routers=[router, email_router, api_keys_router],
+        repositories=[*repositories, api_keys],
         on_start=[partial(upgrade_stored_templates, context)],
         body_limits={
             route: upload_limit(settings.max_template_bytes)

@@ -5,8 +5,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from publipost_auth import Anyone, Operator, Reader
 from publipost_contracts.events import TemplateType
-from publipost_http import Paging, TenantId
+from publipost_http import Paging
 from pydantic import BaseModel, Field
 
 from .context import Context, TemplateContext
@@ -87,7 +88,7 @@ def _view(doc: dict[str, Any]) -> EmailTemplateView:
 
 
 @router.get("/variables", response_model=EmailVariables)
-async def variables(entity_type: Annotated[str, Query(max_length=64)] = "client") -> EmailVariables:
+async def variables(caller: Anyone, entity_type: Annotated[str, Query(max_length=64)] = "client") -> EmailVariables:
     """What a subject, body or signature may name for that entity type, and the defaults."""
     try:
         names = allowed_variables(entity_type)
@@ -103,19 +104,19 @@ async def variables(entity_type: Annotated[str, Query(max_length=64)] = "client"
 
 
 @router.post("", status_code=201, response_model=EmailTemplateView)
-async def create_email_template(ctx: Context, tenant_id: TenantId, given: EmailTemplateIn) -> EmailTemplateView:
-    doc = _checked(tenant_id, str(uuid.uuid4()), given, stored_now())
+async def create_email_template(ctx: Context, caller: Operator, given: EmailTemplateIn) -> EmailTemplateView:
+    doc = _checked(caller.tenant_id, str(uuid.uuid4()), given, stored_now())
     await ctx.email_templates.add(doc)
     return _view(doc)
 
 
 @router.get("", response_model=EmailTemplatePage)
 async def list_email_templates(
-    ctx: Context, tenant_id: TenantId, paging: Paging, template_type: TemplateType | None = None
+    ctx: Context, caller: Reader, paging: Paging, template_type: TemplateType | None = None
 ) -> EmailTemplatePage:
     """Most recently saved first; `template_type` keeps one document type's."""
     docs, total = await ctx.email_templates.page(
-        tenant_id, template_type=template_type, skip=paging.skip, limit=paging.per_page
+        caller.tenant_id, template_type=template_type, skip=paging.skip, limit=paging.per_page
     )
     return EmailTemplatePage(items=[_view(d) for d in docs], total=total, page=paging.page, per_page=paging.per_page)
 
@@ -128,23 +129,23 @@ async def _get(ctx: TemplateContext, tenant_id: str, template_id: str) -> dict[s
 
 
 @router.get("/{template_id}", response_model=EmailTemplateView)
-async def get_email_template(ctx: Context, tenant_id: TenantId, template_id: str) -> EmailTemplateView:
-    return _view(await _get(ctx, tenant_id, template_id))
+async def get_email_template(ctx: Context, caller: Reader, template_id: str) -> EmailTemplateView:
+    return _view(await _get(ctx, caller.tenant_id, template_id))
 
 
 @router.put("/{template_id}", response_model=EmailTemplateView)
 async def replace_email_template(
-    ctx: Context, tenant_id: TenantId, template_id: str, given: EmailTemplateIn
+    ctx: Context, caller: Operator, template_id: str, given: EmailTemplateIn
 ) -> EmailTemplateView:
-    existing = await _get(ctx, tenant_id, template_id)
-    doc = _checked(tenant_id, template_id, given, existing["created_at"])
+    existing = await _get(ctx, caller.tenant_id, template_id)
+    doc = _checked(caller.tenant_id, template_id, given, existing["created_at"])
     if not await ctx.email_templates.replace(doc):
         raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
     return _view(doc)
 
 
 @router.delete("/{template_id}", status_code=204)
-async def delete_email_template(ctx: Context, tenant_id: TenantId, template_id: str) -> Response:
-    if not await ctx.email_templates.delete(tenant_id, template_id):
+async def delete_email_template(ctx: Context, caller: Operator, template_id: str) -> Response:
+    if not await ctx.email_templates.delete(caller.tenant_id, template_id):
         raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
     return Response(status_code=204)
