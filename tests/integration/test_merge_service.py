@@ -448,3 +448,28 @@ async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_comple
     assert (completed.status, completed.documents, completed.failed) == ("ready", 60, 0)
     assert [part.pages for part in completed.parts] == [60]
     assert len(stack["tap"].of(MergeCompleted)) == 1
+
+
+async def test_a_request_naming_another_tenants_records_file_is_rejected_and_renders_none_of_their_customers(stack):
+    """The exploit of issue 14: acme's merge.requested names victim's records file in GridFS. The file is read
+    only for the tenant its metadata names, so acme is told there is no such file, as for one never stored."""
+    blobs = stack["merge"].storage.blobs
+    theirs = json.dumps(record(1, name="Their Customer", email="ceo@victim.test")).encode() + b"\n"
+    victim_file = await blobs.put(theirs, "records.ndjson", "application/x-ndjson", tenant_id="victim")
+    untagged_file = await blobs.put(theirs, "records.ndjson", "application/x-ndjson")  # names no tenant
+    for file_id in (victim_file, untagged_file):
+        event = request(stack["template_id"], None, records_file_id=file_id)
+        await stack["system"].publish(event)
+        rejected = await stack["tap"].next(MergeRejected, lambda e, event=event: e.request_id == event.request_id)
+        assert [p.field for p in rejected.problems] == ["records_file_id"]
+        assert "for this tenant" in rejected.problems[0].message
+    assert stack["tap"].of(MergeCompleted) == []
+    listing = (await stack["http"].get("/mailings", headers=TENANT)).json()
+    assert listing["total"] == 0
+
+    # acme's own file, tagged with acme, is read as before.
+    own = await blobs.put(theirs, "records.ndjson", "application/x-ndjson", tenant_id="acme")
+    event = request(stack["template_id"], None, records_file_id=own)
+    await stack["system"].publish(event)
+    completed = await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
+    assert completed.documents == 1

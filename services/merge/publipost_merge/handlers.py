@@ -159,7 +159,10 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
         await _validate_records(event, ctx, needed, findings)
     except BlobNotFound:
         # It will not appear by retrying: the requester hears it now, rather than never.
-        message = f"no records file {event.records_file_id!r}: it was never stored, or has been deleted"
+        message = (
+            f"no records file {event.records_file_id!r} for this tenant: it was never stored, has been deleted, "
+            "or does not name this tenant in its metadata (tenant_id)"
+        )
         findings.problem(Problem(field="records_file_id", message=message))
         return findings
     if findings.records == 0:

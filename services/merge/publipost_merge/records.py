@@ -17,7 +17,8 @@ class BadRecord(ValueError):
 async def iter_records(event: MergeRequested, blobs: BlobStore) -> AsyncIterator[dict[str, Any] | BadRecord]:
     """Yield each record in order, or a BadRecord naming the line that is not a JSON object.
 
-    A records file is read chunk by chunk, so memory stays flat however many records it holds.
+    A records file is read chunk by chunk, so memory stays flat however many records it holds. It must be
+    the request's tenant's (its metadata's tenant_id): another tenant's file is not found, as a missing one.
     """
     if event.records is not None:
         for record in event.records:
@@ -26,7 +27,7 @@ async def iter_records(event: MergeRequested, blobs: BlobStore) -> AsyncIterator
     assert event.records_file_id is not None
     pending = b""
     index = 0
-    async for chunk in blobs.stream(event.records_file_id):
+    async for chunk in blobs.stream(event.records_file_id, tenant_id=event.tenant_id):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
