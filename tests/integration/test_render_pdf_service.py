@@ -451,3 +451,22 @@ async def test_a_tenant_sets_its_own_quota_and_backend_never_anothers(render):
     assert [r.status_code for r in not_admin] == [403, 403]
     assert victim_after == victim_before
     assert victim_after[1]["backend"] == "libreoffice" and victim_after[0]["yearly_limit"] == 100
+
+
+async def test_a_chunk_naming_another_tenants_docx_converts_nothing_of_theirs(render):
+    """render.requested of acme naming victim's DOCX, or a document whose PDF is victim's: nothing of theirs is
+    converted, handed over or overwritten."""
+    theirs = await render.request({"their-doc": letter(1)}, tenant_id="victim")
+    their_pdf = theirs.results[0].pdf_blob_id
+    their_docx = await render.blobs.put(letter(2), "x.docx", DOCX, tenant_id="victim")
+    own_docx = await render.blobs.put(letter(3), "y.docx", DOCX, tenant_id="acme")
+    answer = await render.publish(
+        [
+            RenderItem(document_id="stolen", docx_blob_id=their_docx),
+            RenderItem(document_id="their-doc", docx_blob_id=own_docx),  # its PDF id is victim's document's
+        ],
+        chunk=5,
+    )
+    assert [r.pdf_blob_id for r in answer.results] == [None, None]
+    assert all("not found" in r.error for r in answer.results)
+    assert their_pdf is not None and "Client Renderton1" in (await render.pdf(their_pdf)).pages[0].extract_text()

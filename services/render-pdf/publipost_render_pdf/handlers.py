@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, RenderResult
 from publipost_logging import get_logger
-from publipost_storage import NewBlob
+from publipost_storage import NewBlob, belongs_to
 
 from .batch import CombinedRuns, Prepared, convert_documents, prepare
 from .context import RenderContext
@@ -36,7 +36,7 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     """
     QUEUE_WAIT_SECONDS.observe(queue_wait_s(event.occurred_at, datetime.now(UTC)))
     async with ctx.preparing:
-        results, to_convert = await _load(event.documents, ctx)
+        results, to_convert = await _load(event.tenant_id, event.documents, ctx)
         admitted = await _admit(event, to_convert, ctx, results) if to_convert else None
     if admitted is not None:
         results.update(await _convert(event, admitted, ctx))
@@ -49,11 +49,19 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     )
 
 
-async def _load(items: list[RenderItem], ctx: RenderContext) -> tuple[dict[str, RenderResult], list[_ToConvert]]:
-    """Results for documents whose PDF an earlier delivery stored, and the DOCX of the others."""
+async def _load(
+    tenant_id: str, items: list[RenderItem], ctx: RenderContext
+) -> tuple[dict[str, RenderResult], list[_ToConvert]]:
+    """Results for documents whose PDF an earlier delivery stored, and the DOCX of the others. Only the
+    request's tenant's files count: a DOCX of another tenant is not found, and its PDF is neither reused nor
+    overwritten (the conversion fails as for a missing DOCX)."""
     pdf_ids = {item.document_id: pdf_blob_id(item.document_id) for item in items}
     # GridFS writes a file entry after its chunks: a PDF whose entry exists is whole.
-    files = await ctx.blobs.infos([*pdf_ids.values(), *(item.docx_blob_id for item in items)])
+    found = await ctx.blobs.infos([*pdf_ids.values(), *(item.docx_blob_id for item in items)])
+    files = {blob_id: info for blob_id, info in found.items() if belongs_to(info.get("metadata"), tenant_id)}
+    for item in items:
+        if pdf_ids[item.document_id] in found and pdf_ids[item.document_id] not in files:
+            files.pop(item.docx_blob_id, None)  # converting it would replace another tenant's PDF
     docx = await ctx.blobs.read([files[item.docx_blob_id] for item in items if item.docx_blob_id in files])
     results: dict[str, RenderResult] = {}
     to_convert: list[_ToConvert] = []
