@@ -3,12 +3,14 @@ runs itself (the timer's own passes are set an hour apart): nothing waits on wal
 
 import asyncio
 import io
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from docx import Document
-from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted
+from publipost_bus import Bus
+from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.app import build as build_directory
@@ -19,6 +21,7 @@ from publipost_scheduler.app import build
 from publipost_scheduler.domain import Occurrence
 from publipost_scheduler.handlers import tick
 from publipost_scheduler.settings import SchedulerSettings
+from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
 from pypdf import PdfReader
@@ -38,12 +41,30 @@ class Clock:
         return self.now
 
 
+class TargetsOfAcme:
+    """Stands for merge, template and the directory when a test does not run them: every mailing, template
+    and segment a campaign names is acme's (test_a_campaign_on_another_tenants_... runs the real ones)."""
+
+    async def has_mailing(self, tenant_id: str, mailing_id: str) -> bool:
+        return tenant_id == "acme"
+
+    async def has_template(self, tenant_id: str, template_id: str, version: int | None) -> bool:
+        return tenant_id == "acme"
+
+    async def has_segment(self, tenant_id: str, segment_id: str) -> bool:
+        return tenant_id == "acme"
+
+    async def close(self) -> None:
+        return None
+
+
 @pytest.fixture
 async def scheduler(make_settings, running, infra, namespace):
     clock = Clock()
 
     async def start():
-        return await running(build(make_settings(SchedulerSettings, tick_interval_s=3600), clock=clock))
+        settings = make_settings(SchedulerSettings, tick_interval_s=3600)
+        return await running(build(settings, clock=clock, targets=TargetsOfAcme()))
 
     async with EventTap(infra.rabbitmq_url, namespace, DispatchRequested, CampaignFired) as tap:
         yield start, clock, tap
@@ -250,9 +271,14 @@ async def test_a_campaign_re_runs_a_merge_on_a_segment_and_sends_the_new_mailing
     merge = await running(build_merge(make_settings(MergeSettings, template_url=template_url)))
     await running(build_render(make_settings(RenderPdfSettings)))
     clock = Clock()
-    scheduler = await running(
-        build(make_settings(SchedulerSettings, tick_interval_s=3600, directory_url=directory_url), clock=clock)
+    settings = make_settings(
+        SchedulerSettings,
+        tick_interval_s=3600,
+        directory_url=directory_url,
+        template_url=template_url,
+        merge_url=await serve_http(merge),
     )
+    scheduler = await running(build(settings, clock=clock))
     async with httpx.AsyncClient(base_url=directory_url, headers=ACME) as http:
         for n in (1, 2):
             await http.put(f"/recipients/C{n}", json={"email": f"c{n}@acme.test", "name": f"Client Segmenton{n}"})
@@ -290,3 +316,64 @@ def docx(text: str) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+async def test_a_campaign_on_another_tenants_mailing_template_or_segment_is_refused_and_nothing_stored(
+    make_settings, running, serve_http, infra, namespace
+):
+    """The exploit of issue 14: a campaign of acme naming victim's mailing. The scheduler asks merge, the
+    template service and the directory, as acme, whether what the campaign names exists."""
+    directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
+    directory_url = await serve_http(directory)
+    template = await running(build_template(make_settings(TemplateSettings)))
+    template_url = await serve_http(template)
+    merge = await running(build_merge(make_settings(MergeSettings, template_url=template_url)))
+    urls = {"directory_url": directory_url, "template_url": template_url, "merge_url": await serve_http(merge)}
+    scheduler = await running(build(make_settings(SchedulerSettings, tick_interval_s=3600, **urls), clock=Clock()))
+    victim = credentials("victim")
+    async with httpx.AsyncClient(base_url=template_url, headers=victim) as template_http:
+        uploaded = await template_http.post(
+            "/templates", data={"name": "Statement"}, files={"file": ("s.docx", docx("Dear {{ name }}"))}
+        )
+        template_id = uploaded.json()["id"]
+    async with httpx.AsyncClient(base_url=directory_url, headers=victim) as directory_http:
+        await directory_http.put("/recipients/C1", json={"email": "c1@victim.test", "name": "Their customer"})
+        segment_id = (await directory_http.post("/segments", json={"name": "all", "customer_numbers": ["C1"]})).json()["id"]
+    crm = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested])
+    await crm.start()
+    async with EventTap(infra.rabbitmq_url, namespace, MergeCompleted) as tap:
+        request = MergeRequested(
+            tenant_id="victim",
+            correlation_id=str(uuid.uuid4()),
+            request_id=str(uuid.uuid4()),
+            template_id=template_id,
+            records=[{"id": "r1", "name": "Their customer", "customer_number": "C1"}],
+            output="docx",
+        )
+        await crm.publish(request)
+        mailing_id = (await tap.next(MergeCompleted, lambda e: e.request_id == request.request_id)).mailing_id
+    await crm.stop()
+
+    once = {"kind": "once", "at": "2026-12-01T10:00:00+01:00"}
+    on_their_mailing = {"name": "x", "recurrence": once, "mailing_id": mailing_id}
+    on_their_template = {"name": "x", "recurrence": once, "merge": {"template_id": template_id, "segment_id": "s"}}
+    rerun = {"template_id": template_id, "segment_id": segment_id}
+    on_their_segment = {"name": "x", "recurrence": once, "merge": rerun}
+    async with http(scheduler) as client:
+        refused = [
+            await client.post("/campaigns", headers=ACME, json=body) for body in (on_their_mailing, on_their_template)
+        ]
+        theirs = await client.post("/campaigns", headers=victim, json=on_their_mailing)
+        edited = await client.put(f"/campaigns/{theirs.json()['id']}", headers=ACME, json=on_their_mailing)
+        acme_campaigns = (await client.get("/campaigns", headers=ACME)).json()
+        # The same template with a segment of nobody's: the segment is checked too.
+        no_segment = await client.post("/campaigns", headers=victim, json=on_their_template)
+        their_rerun = await client.post("/campaigns", headers=victim, json=on_their_segment)
+    assert [r.status_code for r in refused] == [404, 404], [r.text for r in refused]
+    assert refused[0].json()["detail"].startswith("mailing_id: no mailing")
+    assert refused[1].json()["detail"].startswith("merge.template_id: no template")
+    assert acme_campaigns == []
+    assert edited.status_code == 404  # acme cannot even see victim's campaign
+    assert theirs.status_code == 201, theirs.text  # the owner may
+    assert no_segment.status_code == 404 and no_segment.json()["detail"].startswith("merge.segment_id")
+    assert their_rerun.status_code == 201, their_rerun.text

@@ -9,6 +9,7 @@ from publipost_auth import Operator, Reader
 from publipost_http import Paging
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
+from .clients import TargetsUnavailable
 from .context import Context, SchedulerContext
 from .domain import CampaignConflict, CampaignStatus, Recurrence, pause, resume
 
@@ -174,10 +175,30 @@ def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
         )
 
 
+async def _targets_of_the_tenant(ctx: SchedulerContext, tenant_id: str, body: CampaignIn) -> None:
+    """The mailing, template and segment a campaign names must be the caller's tenant's: each is looked up in
+    the service that owns it, for that tenant. Another tenant's is refused as one that does not exist."""
+    try:
+        if body.mailing_id is not None and not await ctx.targets.has_mailing(tenant_id, body.mailing_id):
+            raise HTTPException(404, detail=f"mailing_id: no mailing {body.mailing_id!r} for this tenant")
+        if body.merge is not None:
+            rerun = body.merge
+            if not await ctx.targets.has_template(tenant_id, rerun.template_id, rerun.template_version):
+                version = f" version {rerun.template_version}" if rerun.template_version else ""
+                raise HTTPException(
+                    404, detail=f"merge.template_id: no template {rerun.template_id!r}{version} for this tenant"
+                )
+            if not await ctx.targets.has_segment(tenant_id, rerun.segment_id):
+                raise HTTPException(404, detail=f"merge.segment_id: no segment {rerun.segment_id!r} for this tenant")
+    except TargetsUnavailable as exc:
+        raise HTTPException(503, detail=f"what the campaign names cannot be checked now: {exc}") from exc
+
+
 @router.post("", status_code=201, response_model=CampaignView)
 async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn) -> CampaignView:
     now = ctx.clock()
     _not_in_the_past(body, now)
+    await _targets_of_the_tenant(ctx, caller.tenant_id, body)
     fields = body.to_document()
     following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
     doc = {
@@ -212,6 +233,7 @@ async def edit_campaign(ctx: Context, caller: Operator, campaign_id: str, body: 
     doc = await _campaign(ctx, caller.tenant_id, campaign_id)
     now = ctx.clock()
     _not_in_the_past(body, now)
+    await _targets_of_the_tenant(ctx, caller.tenant_id, body)
     fields = body.to_document()
     following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
     status = doc["status"]

@@ -8,7 +8,7 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .clients import DirectoryClient
+from .clients import DirectoryClient, Targets
 from .repository import CampaignRepository, OccurrenceRepository
 from .settings import SchedulerSettings
 
@@ -23,6 +23,7 @@ class SchedulerContext:
     campaigns: CampaignRepository
     occurrences: OccurrenceRepository
     directory: DirectoryClient
+    targets: Targets
     clock: Clock
 
 

@@ -13,4 +13,6 @@ class SchedulerSettings(ServiceSettings):
         default=300.0, gt=0, description="An occurrence later than this is missed (catch-up policy 'skip' drops it)."
     )
     directory_url: str = Field(default="http://127.0.0.1:8102", description="The recipient directory's HTTP API.")
+    merge_url: str = Field(default="http://127.0.0.1:8103", description="merge's HTTP API: a campaign's mailing.")
+    template_url: str = Field(default="http://127.0.0.1:8101", description="The template service's HTTP API.")
     http_timeout_s: float = Field(default=30.0, gt=0)
