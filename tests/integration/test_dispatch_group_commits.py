@@ -1,6 +1,8 @@
 """The group commits of dispatch against the real database, each command it receives counted."""
 
 import asyncio
+import os
+import signal
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -8,6 +10,7 @@ import pytest
 from publipost_dispatch.domain import DeliveryState
 from publipost_dispatch.repository import DeliveryRepository, DispatchRepository
 from publipost_dispatch.settings import DispatchSettings
+from publipost_localstack.processes import free_port, start_secantus
 from publipost_storage import Storage
 from pymongo.monitoring import CommandListener
 
@@ -129,3 +132,30 @@ async def test_claims_and_outcomes_of_the_same_moment_are_one_group_commit(stora
     # The release did not apply (another holder): the outcomes are read back to tell which were stored.
     assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 2}
     assert (await deliveries.get("acme:d3:44"))["holder"] == "replica-a"
+
+
+async def test_outcomes_the_database_acknowledged_survive_its_crash(tmp_path):
+    """SecantusDB, like mongod without `j`, acknowledges a write before its log reaches the disk: killed
+    with kill -9 it came back without the last tens of milliseconds of writes. An outcome lost that way left
+    its delivery `sending`, and the sweep sent the e-mail again (tests/faults: 6 to 22 e-mails twice per
+    database crash). Group commits are journaled: what the database acknowledged, it still has."""
+    port = free_port()
+    database = start_secantus(port, tmp_path / "data", tmp_path, name="secantus-crash")
+    storage = Storage(f"mongodb://127.0.0.1:{port}/", "crash_dispatch", "crash_blobs")
+    try:
+        deliveries = DeliveryRepository(storage.db)
+        await deliveries.ensure_indexes()
+        await deliveries.add_many([delivery(n) for n in range(300)])
+        for n in range(0, 300, 10):  # groups of ten, as sends end
+            await asyncio.gather(
+                *(deliveries.finish(f"acme:d3:{k}", DeliveryState.SENT, {"terms": ["*"]}) for k in range(n, n + 10))
+            )
+        os.killpg(database.pid(), signal.SIGKILL)  # the moment the last group is acknowledged
+        while database.pid() is not None:
+            await asyncio.sleep(0.01)
+        database = start_secantus(port, tmp_path / "data", tmp_path, name="secantus-crash")
+        states = Counter([d["state"] async for d in storage.db.deliveries.find({}, {"state": 1})])
+        assert states == {"sent": 300}
+    finally:
+        await storage.close()
+        database.stop()
