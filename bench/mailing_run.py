@@ -106,7 +106,7 @@ class InternalSystem:
     def __init__(self, bench: BenchStack, tenant: str) -> None:
         self.bench = bench
         self.tenant = tenant
-        self.headers = {"X-Tenant-Id": tenant}
+        self.headers = bench.config.credentials(tenant)  # a person of that tenant, signed by the stack's issuer
         self.broker = RabbitBroker(RABBITMQ, log_level=10)
         self.exchange = RabbitExchange(f"{bench.config.namespace}.events", type=ExchangeType.TOPIC, durable=True)
         self.seen: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()

@@ -75,10 +75,11 @@ class ServiceSettings(BaseSettings):
 
     # --- identity (docs/identity.md) -------------------------------------------------
     auth_required: bool = Field(
-        default=False,
+        default=True,
         description="Whether a route guarded by publipost_auth.require refuses a call without credentials (401). "
-        "Off, such a call acts for the tenant named in X-Tenant-Id with every role but `service`; credentials given "
-        "are checked either way.",
+        "Off, such a call acts for the tenant named in X-Tenant-Id with every role but `service`, so anyone who "
+        "reaches the service is anyone they name: only for a machine of one's own without an issuer. Credentials "
+        "given are checked either way.",
     )
     auth_issuer_url: str | None = Field(
         default=None,

@@ -90,3 +90,25 @@ def test_the_dockerfile_copies_what_exists():
     for line in (REPO / "deploy/Dockerfile").read_text().splitlines():
         if match := re.match(r"COPY (\S+)", line):
             assert (REPO / match.group(1)).exists(), line
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_deployed_with_the_issuer_and_a_client_of_its_own(service):
+    """Every route needs a token (docs/identity.md): the services trust the issuer, and each calls the others
+    with its own client, whose secret comes from a Secret, never from the ConfigMap."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in _k8s_documents() if "metadata" in d}
+    config = docs[("ConfigMap", "publipost-config")]["data"]
+    assert config["PUBLIPOST_AUTH_ISSUER_URL"].startswith("https://")
+    assert "PUBLIPOST_AUTH_CLIENT_SECRET" not in config and config.get("PUBLIPOST_AUTH_REQUIRED") != "false"
+    container = docs[("Deployment", service)]["spec"]["template"]["spec"]["containers"][0]
+    secret_refs = [source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source]
+    identity = docs[("Secret", f"publipost-{service}-identity")]["stringData"]
+    assert f"publipost-{service}-identity" in secret_refs
+    assert identity["PUBLIPOST_AUTH_CLIENT_ID"] == f"publipost-{service}"
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    assert compose[service]["environment"]["PUBLIPOST_AUTH_CLIENT_ID"] == f"publipost-{service}"
+    assert "PUBLIPOST_AUTH_CLIENT_SECRET" in compose[service]["environment"]
+    compose_env = (REPO / "deploy/compose.env").read_text()
+    assert "PUBLIPOST_AUTH_ISSUER_URL=http://dev-issuer:8080" in compose_env
+    assert service in compose["dev-issuer"]["command"][-2]  # the issuer makes the service's client

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from publipost_localstack.demo import HEADERS, NO_ADDRESS, RECORDS, REJECTED, Demo, records
+from publipost_localstack.demo import NO_ADDRESS, RECORDS, REJECTED, Demo, credentials, records
 from publipost_localstack.processes import free_port, free_port_base
 from publipost_localstack.stack import SERVICES, Stack, StackConfig
 from pypdf import PdfReader
@@ -61,7 +61,7 @@ def read_mail(mail_dir: Path) -> list[tuple[int, email.message.EmailMessage]]:
 
 async def deliveries(stack: Stack, dispatch_id: str) -> list[dict]:
     items, after = [], None
-    async with httpx.AsyncClient(base_url=stack.config.url("dispatch"), headers=HEADERS) as http:
+    async with httpx.AsyncClient(base_url=stack.config.url("dispatch"), headers=credentials(stack.config)) as http:
         while True:
             params = {"limit": 100, **({"after": after} if after is not None else {})}
             page = (await http.get(f"/dispatches/{dispatch_id}/deliveries", params=params)).json()
@@ -92,7 +92,7 @@ async def test_a_mailing_goes_from_merge_request_to_mailbox_and_is_regrouped(sta
         assert message["Subject"] == f"Premium notice {record['document_number']} - {record['name']}"
         assert message["To"] == (record["email"] or f"billing{int(record['customer_number'][1:])}@example.test")
 
-    async with httpx.AsyncClient(base_url=stack.config.url("merge"), headers=HEADERS) as http:
+    async with httpx.AsyncClient(base_url=stack.config.url("merge"), headers=credentials(stack.config)) as http:
         sent = (await http.get(f"/mailings/{demo.regrouped['sent_mailing_id']}")).json()
         not_sent = (await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}")).json()
         combined = await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}/parts/1")

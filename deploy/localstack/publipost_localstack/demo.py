@@ -8,6 +8,7 @@ mailings, the combined PDF and the captured e-mails.
 
 import asyncio
 import logging
+import os
 import sys
 import time
 import uuid
@@ -27,11 +28,11 @@ from publipost_contracts import (
     MergeRequested,
 )
 
+from . import dev_issuer
 from .stack import REPO, StackConfig
 
 SAMPLE_TEMPLATE = REPO / "samples" / "letter.docx"
 TENANT = "demo"
-HEADERS = {"X-Tenant-Id": TENANT}
 RECORDS = 200
 REJECTED = range(10, 60, 10)  # 5 addresses at reject.test: the server refuses them
 NO_ADDRESS = (7, 77, 177)  # no e-mail in the record and unknown to the directory
@@ -64,6 +65,17 @@ def records() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def credentials(stack: StackConfig) -> dict[str, str]:
+    """The demo calls the HTTP APIs as the development issuer's `operator` of tenant demo, signed in with its
+    password as a person's tool would; against a stack that trusts another issuer, with PUBLIPOST_API_KEY (a
+    key of tenant demo with the operator role: `python -m publipost_auth create --tenant demo ...`)."""
+    if api_key := os.environ.get("PUBLIPOST_API_KEY"):
+        return {"X-API-Key": api_key}
+    if not stack.dev_issuer:
+        raise SystemExit("this stack runs no development issuer: set PUBLIPOST_API_KEY to a key of tenant demo")
+    return {"Authorization": f"Bearer {dev_issuer.user_token(stack.issuer_url, stack.issuer_dir, 'operator')}"}
 
 
 class Progress:
@@ -105,10 +117,11 @@ class Demo:
         # Publipost declares its exchange; a system may not (no configure permission on it), only use it.
         self.exchange = RabbitExchange(f"{stack.namespace}.events", type=ExchangeType.TOPIC, durable=True, declare=False)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.template = httpx.AsyncClient(base_url=stack.url("template"))
-        self.directory = httpx.AsyncClient(base_url=stack.url("recipient-directory"))
-        self.merge = httpx.AsyncClient(base_url=stack.url("merge"))
-        self.dispatch = httpx.AsyncClient(base_url=stack.url("dispatch"))
+        headers = credentials(stack)
+        self.template = httpx.AsyncClient(base_url=stack.url("template"), headers=headers)
+        self.directory = httpx.AsyncClient(base_url=stack.url("recipient-directory"), headers=headers)
+        self.merge = httpx.AsyncClient(base_url=stack.url("merge"), headers=headers)
+        self.dispatch = httpx.AsyncClient(base_url=stack.url("dispatch"), headers=headers)
         self.run_dir = stack.run_dir
         self.correlation_id = str(uuid.uuid4())
         # An internal system listens to the outcomes on queues of its own.
@@ -165,7 +178,6 @@ class Demo:
     async def _run(self) -> int:
         uploaded = await self.template.post(
             "/templates",
-            headers=HEADERS,
             data={"name": "Premium notice", "custom_fields": "signatory"},
             files={"file": ("letter.docx", SAMPLE_TEMPLATE.read_bytes())},
         )
@@ -175,7 +187,6 @@ class Demo:
         for n in FROM_DIRECTORY:
             put = await self.directory.put(
                 f"/recipients/C{n:05d}",
-                headers=HEADERS,
                 json={"email": f"billing{n}@example.test", "name": f"Client {n}"},
             )
             put.raise_for_status()
@@ -199,12 +210,12 @@ class Demo:
         mailing_id = None
 
         async def merge_progress() -> None:
-            listing = (await self.merge.get("/mailings", headers=HEADERS, params={"per_page": 5})).json()["items"]
+            listing = (await self.merge.get("/mailings", params={"per_page": 5})).json()["items"]
             mine = next((m for m in listing if m["name"].startswith("Premium notices November 2026")), None)
             if mine is None:
                 return
             if mine["status"] == "converting":
-                detail = (await self.merge.get(f"/mailings/{mine['id']}", headers=HEADERS)).json()
+                detail = (await self.merge.get(f"/mailings/{mine['id']}")).json()
                 self.bar("converting to PDF", detail["converted"] + detail["failed"], RECORDS)
             else:
                 self.bar("rendering documents", mine["rendered"], RECORDS)
@@ -236,7 +247,7 @@ class Demo:
         )
 
         async def dispatch_progress() -> None:
-            response = await self.dispatch.get(f"/dispatches/{dispatch_id}", headers=HEADERS)
+            response = await self.dispatch.get(f"/dispatches/{dispatch_id}")
             if response.status_code == 200:
                 view = response.json()
                 self.bar("sending e-mails", view["sent"] + view["failed"], view["total"] or RECORDS)
@@ -259,10 +270,10 @@ class Demo:
         for mailing_id in (regrouped["sent_mailing_id"], regrouped["not_sent_mailing_id"]):
             if mailing_id is None:
                 continue
-            mailing = (await self.merge.get(f"/mailings/{mailing_id}", headers=HEADERS)).json()
+            mailing = (await self.merge.get(f"/mailings/{mailing_id}")).json()
             line = f"  {mailing['name']}: {mailing['documents']} documents"
             for part in mailing["parts"]:
-                content = await self.merge.get(f"/mailings/{mailing_id}/parts/{part['number']}", headers=HEADERS)
+                content = await self.merge.get(f"/mailings/{mailing_id}/parts/{part['number']}")
                 suffix = f" part {part['number']}" if len(mailing["parts"]) > 1 else ""
                 path = out_dir / f"{mailing['name']}{suffix}.pdf"
                 path.write_bytes(content.content)

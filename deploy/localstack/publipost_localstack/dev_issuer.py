@@ -61,9 +61,10 @@ def _write_private(path: Path, data: Any) -> None:
     partial.rename(path)
 
 
-def prepare(directory: Path, services: Iterable[str]) -> dict[str, Any]:
+def prepare(directory: Path, services: Iterable[str], service_secret: str | None = None) -> dict[str, Any]:
     """The signing key and the registry of clients and users, made in `directory` when missing; a service
-    added since is given its client. Returns the registry."""
+    added since is given its client. `service_secret`: every service's client secret, when something else
+    hands the same secret to the services (docker compose); else each has a random one. Returns the registry."""
     directory.mkdir(parents=True, exist_ok=True)
     key_path = directory / KEY_FILE
     if not key_path.exists():
@@ -76,9 +77,11 @@ def prepare(directory: Path, services: Iterable[str]) -> dict[str, Any]:
     before = json.dumps(registry, sort_keys=True)
     clients = registry.setdefault("clients", {})
     for service in services:
-        clients.setdefault(
+        client = clients.setdefault(
             client_id_of(service), {"secret": secrets.token_urlsafe(24), "roles": SERVICE_ROLES, "tenant_id": None}
         )
+        if service_secret is not None:
+            client["secret"] = service_secret
     clients.setdefault(
         "demo-integrator", {"secret": secrets.token_urlsafe(24), "roles": ["integrator"], "tenant_id": DEV_TENANT}
     )
@@ -225,6 +228,13 @@ def user_token(issuer_url: str, directory: Path, user: str) -> str:
     return response.json()["access_token"]
 
 
+def signed_token(directory: Path, issuer_url: str, tenant_id: str, roles: Iterable[str], subject: str) -> str:
+    """A token for a person of any tenant, signed with the issuer's own key without asking it: the local
+    stack's tools (benchmarks, test harnesses) act for tenants the issuer has no users of. Development only:
+    whoever can read the key in the issuer's folder can do as much."""
+    return build(directory, issuer_url).issue(subject, "publipost-localstack", sorted(roles), tenant_id)
+
+
 def build(
     directory: Path, url: str, audience: str = DEFAULT_AUDIENCE, token_ttl_s: int = DEFAULT_TOKEN_TTL_S
 ) -> DevIssuer:
@@ -241,8 +251,16 @@ def main() -> None:
     serve.add_argument("--url", help="the issuer's URL as tokens name it (default http://<host>:<port>)")
     serve.add_argument("--audience", default=DEFAULT_AUDIENCE)
     serve.add_argument("--token-ttl", type=int, default=DEFAULT_TOKEN_TTL_S, help="seconds a token lives")
+    serve.add_argument("--services", default="", help="comma-separated services to give a client (make up does it)")
+    serve.add_argument(
+        "--service-secret-env",
+        metavar="VARIABLE",
+        help="the environment variable holding every service's client secret (docker compose), kept off the "
+        "command line",
+    )
     args = parser.parse_args()
-    prepare(args.dir, ())
+    service_secret = os.environ[args.service_secret_env] if args.service_secret_env else None
+    prepare(args.dir, [name for name in args.services.split(",") if name], service_secret)
     issuer = build(args.dir, args.url or f"http://{args.host}:{args.port}", args.audience, args.token_ttl)
     uvicorn.run(issuer.app(), host=args.host, port=args.port, log_level="warning")
 

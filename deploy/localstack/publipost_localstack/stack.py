@@ -18,6 +18,7 @@ import httpx
 
 from . import broker_users as rabbitmq_users
 from . import dev_issuer
+from .dev_issuer import DEV_TENANT
 from .processes import Background, ensure_rabbitmq, port_open, start_secantus, wait_for_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -130,8 +131,9 @@ class StackConfig:
         }
 
     def identity_env(self, service: str) -> dict[str, str]:
-        """The development issuer, trusted by the service, and the service's own client there. Authentication
-        stays as the settings default it (auth_required off) until every route is guarded."""
+        """The development issuer, trusted by the service, and the service's own client there (authentication
+        is required, as the settings default it). Without it, the services trust the issuer the environment
+        names, or take API keys only."""
         if not self.dev_issuer:
             return {}
         client_id = dev_issuer.client_id_of(service)
@@ -142,6 +144,19 @@ class StackConfig:
             "PUBLIPOST_AUTH_CLIENT_ID": client_id,
             "PUBLIPOST_AUTH_CLIENT_SECRET": secret,
         }
+
+
+    def credentials(
+        self, tenant_id: str = DEV_TENANT, roles: tuple[str, ...] = ("operator", "viewer", "integrator")
+    ) -> dict[str, str]:
+        """Headers of a call by a person of `tenant_id` with `roles`, in a token the development issuer's key
+        signs: for the tools that drive a stack as some tenant (benchmarks, the fault harness)."""
+        if not self.dev_issuer:
+            raise RuntimeError("this stack runs no development issuer: call with a token of your issuer or an API key")
+        dev_issuer.prepare(self.issuer_dir, SERVICES)
+        subject = f"localstack:{tenant_id}"
+        token = dev_issuer.signed_token(self.issuer_dir, self.issuer_url, tenant_id, roles, subject)
+        return {"Authorization": f"Bearer {token}"}
 
 
 class Stack:
