@@ -3,12 +3,17 @@
 import asyncio
 from dataclasses import replace
 
+import pytest
+from aiosmtpd.controller import Controller
 from publipost_dispatch.domain import Account, Limits, TlsMode
 from publipost_dispatch.repository import ConnectionLeaseRepository
 from publipost_dispatch.settings import DispatchSettings
 from publipost_dispatch.smtp import SmtpPool
+from publipost_localstack.processes import free_port
 from publipost_storage import Storage
+from pymongo.errors import AutoReconnect
 
+from tests.conftest import Mailbox
 from tests.support import TcpProxy
 
 MESSAGE = b"From: a@publipost.test\r\nTo: b@example.test\r\nSubject: hello\r\n\r\nHello.\r\n"
@@ -102,3 +107,84 @@ async def test_a_replica_sending_on_its_connection_does_not_ask_for_another_twic
     finally:
         await pool.close()
     assert leases.asks <= 2, f"{leases.asks} asks for a second connection in 1.6 s"
+
+
+class Slots:
+    """An account's leases with `free` slots and nobody else waiting; `failures` asks fail first, as they
+    do with the database out of reach."""
+
+    def __init__(self, free: int, failures: int = 0) -> None:
+        self.free = set(range(free))
+        self.failures = failures
+
+    async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
+        if self.failures:
+            self.failures -= 1
+            raise AutoReconnect("connection refused")
+        return self.free.pop() if self.free else None
+
+    async def wait(self, account_id: str, holder: str, for_s: float) -> None:
+        pass
+
+    async def others_waiting(self, account_id: str, holder: str) -> int:
+        return 0
+
+    async def release(self, account_id: str, slot: int, holder: str) -> None:
+        self.free.add(slot)
+
+
+class SlowFirstMessage:
+    """Holds the first message's final dot for a while before answering; answers the others at once."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages += 1
+        if self.messages == 1:
+            await asyncio.sleep(3)
+        return "250 2.0.0 accepted"
+
+
+async def test_a_send_cancelled_mid_transaction_gives_its_connection_back():
+    """A send is cancelled when the broker channel of its message closes. Its connection stayed counted
+    open: at the account's limit, every later send waited for it forever (a 10 s broker cut of dispatch
+    stopped it for good, tests/faults)."""
+    server = Controller(SlowFirstMessage(), hostname="127.0.0.1", port=free_port())
+    server.start()
+    slots = Slots(free=1)
+    pool = SmtpPool(
+        replace(account(Mailbox("127.0.0.1", server.port, None)), limits=Limits(connections=1)),  # type: ignore[arg-type]
+        timeout_s=10, leases=slots, holder="replica-1", lease_s=30,  # type: ignore[arg-type]
+    )
+    try:
+        first = asyncio.create_task(pool.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"]))
+        await asyncio.sleep(0.5)  # its message is with the server, the answer not yet
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        reply = await asyncio.wait_for(
+            pool.send(MESSAGE, "a@publipost.test", ["c@example.test"], ["c@example.test"]), timeout=5
+        )
+    finally:
+        await pool.close()
+        server.stop()
+    assert reply.reply.startswith("250")
+
+
+async def test_a_slot_the_database_could_not_give_is_not_counted_open(mailbox):
+    """Asking for a connection slot with the database out of reach failed the send, and the connection
+    it was about to open stayed counted: after as many failures as the account has connections (one
+    here), every send waited forever, long after the database was back (a database crash stopped dispatch, tests/faults)."""
+    slots = Slots(free=1, failures=1)
+    pool = SmtpPool(
+        replace(account(mailbox), limits=Limits(connections=1)), timeout_s=10, leases=slots, holder="replica-1", lease_s=30  # type: ignore[arg-type]
+    )
+    try:
+        with pytest.raises(AutoReconnect):
+            await pool.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"])
+        reply = await asyncio.wait_for(
+            pool.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"]), timeout=5
+        )
+    finally:
+        await pool.close()
+    assert reply.reply.startswith("250")

@@ -125,9 +125,15 @@ class SmtpPool:
                     except TimeoutError:
                         pass
                     continue
-            slot = await self._leases.acquire(
-                self.account.account_id, self.account.limits.connections, self._holder, self._lease_s
-            )
+            try:
+                slot = await self._leases.acquire(
+                    self.account.account_id, self.account.limits.connections, self._holder, self._lease_s
+                )
+            except BaseException:
+                # The database out of reach, or the send cancelled: nothing was opened. Left counted, it
+                # was never given back, and at the account's limit every later send waited forever.
+                self._open -= 1
+                raise
             if slot is not None:
                 return await self._connect(slot)
             async with self._changed:  # every slot is another replica's: ours will have to do for now
@@ -157,6 +163,9 @@ class SmtpPool:
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             await self._give_back(_Connection(client, slot, 0.0), broken=True)
             raise SmtpUnavailable(f"cannot connect to {host}:{port}: {exc}") from exc
+        except BaseException:  # cancelled while connecting: the slot goes back (see send)
+            await asyncio.shield(self._give_back(_Connection(client, slot, 0.0), broken=True))
+            raise
         return _Connection(client, slot, time.monotonic())
 
     async def _give_back(self, connection: _Connection, *, broken: bool) -> None:
@@ -221,6 +230,13 @@ class SmtpPool:
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._give_back(connection, broken=True)
             raise SmtpUnavailable(str(exc)) from exc
+        except BaseException:
+            # Cancelled mid-transaction (a consumer's tasks are cancelled when its broker connection drops),
+            # or an error of no kind above: the connection's state is unknown, so it is closed and its slot
+            # given back. It used to stay counted open: at the account's limit every later send waited for
+            # it forever, and a 10 s broker cut stopped dispatch until a restart.
+            await asyncio.shield(self._give_back(connection, broken=True))
+            raise
         await self._give_back(connection, broken=False)
         return SmtpAccepted(f"{response.code} {response.message}", refused)
 
@@ -235,6 +251,9 @@ class SmtpPool:
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._give_back(connection, broken=True)
             raise SmtpUnavailable(str(exc)) from exc
+        except BaseException:  # cancelled: see send
+            await asyncio.shield(self._give_back(connection, broken=True))
+            raise
         await self._give_back(connection, broken=False)
         return f"{response.code} {response.message}"
 
