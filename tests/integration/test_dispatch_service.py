@@ -191,6 +191,32 @@ async def test_a_redelivered_send_of_a_sent_document_is_not_sent_again(flow):
     assert len(messages(flow)) == 1
 
 
+async def test_a_send_redelivered_after_its_outcome_was_stored_announces_the_outcome_again(flow):
+    """A handler that stored an outcome and died, or lost its broker connection, before announcing it
+    left the document without delivery.recorded and document.sent: the owning system never learnt that
+    its invoice went (tests/faults: 12 to 26 outcomes unannounced after a kill -9 of dispatch or a 10 s
+    cut of its broker link). The redelivered send finds the outcome stored and announces it again, under
+    the same event ids, which a consumer that has them skips."""
+    mailing = await merge_mailing(flow, [record(1, "one@example.test")])
+    request = await dispatch(flow, mailing.mailing_id)
+    await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    url = f"/dispatches/{request.dispatch_id}/deliveries"
+    document_id = (await flow["dispatch_http"].get(url, headers=TENANT)).json()["items"][0]["document_id"]
+
+    def announced(event_type):
+        return [e for e in flow["tap"].received if isinstance(e, event_type) and e.document_id == document_id]
+
+    await wait_until(lambda: announced(DocumentSent), timeout=10)
+    again = SendRequested.caused_by(request, dispatch_id=request.dispatch_id, document_id=document_id)
+    await flow["system"].publish(again)
+    await wait_until(lambda: len(announced(DocumentSent)) == 2 and len(announced(DeliveryRecorded)) == 2, timeout=30)
+    for event_type in (DocumentSent, DeliveryRecorded):
+        assert len({e.event_id for e in announced(event_type)}) == 1
+    assert announced(DeliveryRecorded)[1].outcome == "sent"
+    assert announced(DocumentSent)[1].recipients == ["one@example.test"]
+    assert len(messages(flow)) == 1
+
+
 async def _handled(flow, event) -> bool:
     """What /metrics says: the send consumer has handled a second message, the duplicate."""
     queue = flow["dispatch"].bus.topology.consumer_queue("dispatch", event.routing_key).name

@@ -236,6 +236,9 @@ async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
             raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
         log.info("document already final or being sent", document_id=event.document_id, state=delivery["state"])
         if delivery["state"] in FINAL:
+            # The handler that stored the outcome may have died, or lost its broker connection, before
+            # announcing it: announced again, under the same event ids (a consumer that has them skips them).
+            await announce_stored(ctx, delivery)
             ctx.completions.soon(key)
         return
     ctx.held.add(delivery_id)
@@ -358,8 +361,8 @@ async def record(
     stored: bool | None = None,
 ) -> None:
     """Store the outcome (unless `deliver` did, right after the server's answer), announce it, and
-    complete the dispatch when it was the last one. Nothing is announced twice: only the handler whose
-    write moved the delivery to its final state goes on."""
+    complete the dispatch when it was the last one. Only the handler whose write moved the delivery to
+    its final state goes on (a redelivered copy of its message announces it again: see send_requested)."""
     if stored is None:
         changes = outcome_fields(delivery, state, reason, subject, addressing, smtp_reply, message_id)
         stored = await ctx.deliveries.finish(delivery["_id"], state, changes)
@@ -368,6 +371,18 @@ async def record(
     await announce(ctx, delivery, state, reason=reason, addressing=addressing, message_id=message_id)
     if delivery["kind"] == "dispatch":
         ctx.completions.soon(delivery["dispatch_key"])
+
+
+async def announce_stored(ctx: DispatchContext, delivery: dict[str, Any]) -> None:
+    """The events of an outcome already stored, as its handler published them (or was about to)."""
+    await announce(
+        ctx,
+        delivery,
+        DeliveryState(delivery["state"]),
+        reason=delivery.get("reason"),
+        addressing=Addressing(to=delivery["to"]) if delivery.get("to") else None,
+        message_id=delivery.get("message_id"),
+    )
 
 
 async def announce(
