@@ -143,11 +143,16 @@ async def test_a_request_whose_records_file_is_missing_is_rejected_at_once_namin
     assert [p.field for p in rejected.problems] == ["records_file_id"]
     assert records_file_id in rejected.problems[0].message
     queue = next(q for q in stack["merge"].bus.queue_names() if q.endswith(".merge.requested"))
-    outcomes = {
-        outcome: REGISTRY.get_sample_value("publipost_messages_total", {"consumer": queue, "outcome": outcome})
-        for outcome in ("handled", "retried", "dead_lettered")
-    }
-    assert outcomes == {"handled": 1.0, "retried": None, "dead_lettered": None}  # answered, never tried again
+
+    def outcomes() -> dict[str, float | None]:
+        return {
+            outcome: REGISTRY.get_sample_value("publipost_messages_total", {"consumer": queue, "outcome": outcome})
+            for outcome in ("handled", "retried", "dead_lettered")
+        }
+
+    # The message is counted once its handler returns, a moment after merge.rejected has left.
+    await wait_until(lambda: outcomes()["handled"] is not None, timeout=10)
+    assert outcomes() == {"handled": 1.0, "retried": None, "dead_lettered": None}  # answered, never tried again
 
 
 async def test_a_record_that_fails_to_render_fails_alone(stack):
