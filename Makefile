@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs dlq demo test test-fast lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
+.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
 
 setup:
 	@bash deploy/setup.sh
@@ -31,6 +31,10 @@ test: setup
 
 test-fast: setup
 	@$(PY) -m pytest -m "not slow"
+
+# A mailing per fault scenario, each on a stack of its own; prints the table the README keeps (README, "Faults").
+test-faults: setup
+	@$(PY) -m pytest -m faults
 
 # Re-pin after editing requirements*.in (see README, "Dependencies").
 lock: setup
