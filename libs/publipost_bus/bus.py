@@ -1,3 +1,4 @@
+import asyncio
 import json
 import logging
 import time
@@ -113,6 +114,8 @@ class Bus:
             for cls in publishes
         }
         self._queues: list[str] = []
+        self._attempts: set[asyncio.Task[Any]] = set()
+        self.grace_s = settings.shutdown_grace_s
         self.inbox: ProcessedMessages | None = None
 
     # --- publishing ---------------------------------------------------------------
@@ -197,6 +200,25 @@ class Bus:
         return register
 
     async def _consume(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
+        """The attempt, run to its end even when the broker link drops under it.
+
+        aiormq cancels the consuming task when its connection closes; a handler cut there would leave its
+        work half done (an e-mail the SMTP server has, still claimed and unrecorded, sent again once its
+        lease lapses). The attempt runs in a task of its own that the cancellation does not reach: it
+        records its outcome, and the message, unacknowledged, comes back to find the work done.
+        """
+        attempt = asyncio.create_task(self._attempt_once(queue, handler, event, message, idempotent))
+        self._attempts.add(attempt)
+        attempt.add_done_callback(self._attempt_done)
+        return await asyncio.shield(attempt)
+
+    def _attempt_done(self, attempt: "asyncio.Task[Any]") -> None:
+        self._attempts.discard(attempt)
+        if not attempt.cancelled() and (error := attempt.exception()) is not None:
+            # Only the retry's own publish can fail here (broker gone): the message is redelivered anyway.
+            log.warning("attempt ended without its retry scheduled", error=repr(error))
+
+    async def _attempt_once(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
         """One attempt: the duplicate check, the handler, the mark. A failure in any of them, a database out
         of reach included, goes through the retry policy; a handler run again after its mark failed changes
         nothing twice, as its writes have deterministic keys."""
@@ -318,7 +340,11 @@ class Bus:
 
     async def stop(self) -> None:
         """Stop consuming and wait for in-flight handlers (up to the grace period), then disconnect."""
+        started = time.monotonic()
         await self.broker.stop()
+        # Attempts whose consuming task was cancelled (a broker link that dropped) still count as in flight.
+        if self._attempts:
+            await asyncio.wait(self._attempts, timeout=max(self.grace_s - (time.monotonic() - started), 0.1))
 
     async def ping(self, timeout_s: float = 0.8) -> bool:
         """Whether the broker connection is up, waiting at most `timeout_s` (within a probe's 1 s)."""

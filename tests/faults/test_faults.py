@@ -181,17 +181,6 @@ SCENARIOS = {
         {"env": {"PUBLIPOST_CONVERSION_TIMEOUT_S": "10"}},
     ),
 }
-# Scenarios that find a product bug not fixed yet: the reason names it (README, "Faults").
-KNOWN_BUGS = {
-    "cut-dispatch": (
-        "a consumer's handlers are cancelled when its broker connection drops (aiormq cancels them; "
-        "libs/publipost_bus/bus.py runs the handler in the consuming task): a send cancelled after the server "
-        "had its message stays claimed until its lease lapses (60 s) and then goes again - one e-mail twice in "
-        "some runs, and the dispatch a minute late"
-    ),
-}
-
-
 @pytest.fixture(scope="session")
 async def teardowns():
     """The scenarios' stacks being stopped while the next one starts; all stopped by the session's end."""
@@ -209,14 +198,7 @@ async def baseline(infra, teardowns):
     return row
 
 
-def _scenarios() -> list:
-    return [
-        pytest.param(key, id=key, marks=[pytest.mark.xfail(reason=KNOWN_BUGS[key])] if key in KNOWN_BUGS else [])
-        for key in SCENARIOS
-    ]
-
-
-@pytest.mark.parametrize("key", _scenarios())
+@pytest.mark.parametrize("key", list(SCENARIOS))
 async def test_a_mailing_survives(key, infra, baseline, teardowns):
     scenario, fault, options = SCENARIOS[key]
     relay, env = options.get("relay"), options.get("env")
