@@ -5,6 +5,7 @@ every document with one final outcome, the dispatch completed and its mailing re
 import asyncio
 import email
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -190,6 +191,30 @@ async def test_sends_whose_messages_were_lost_are_asked_for_again(flow, infra, n
     assert (outcome.sent, outcome.failed) == (6, 0)
     numbers = sorted(email.message_from_bytes(m)["Subject"].split()[1] for m in flow["mailbox"].messages())
     assert numbers == [f"INV-{n:04d}" for n in range(1, 7)]
+
+
+@pytest.mark.dispatch_settings(prefetch=1, sweep_interval_s=0.5)
+async def test_a_claim_its_replica_lost_track_of_is_given_back_at_a_sweep_not_when_its_lease_lapses(flow):  # noqa: F811
+    slow = account(flow["mailbox"].port, limits={"connections": 1, "rate_per_s": 1, "daily_cap": 1000})
+    created = await flow["dispatch_http"].post("/accounts", headers=TENANT, json=slow)
+    mailing = await merge_mailing(flow, [record(n, f"client{n}@example.test") for n in range(1, 5)])
+    request = await dispatch(flow, mailing.mailing_id, account_id=created.json()["id"])
+    await wait_until(lambda: len(flow["mailbox"].messages()) >= 1)
+
+    # What a send leaves when the database goes after its claim and before its e-mail, and its release
+    # fails too: the claim stays this replica's, its lease (60 s) running, and no send holds it. Its
+    # send.requested, when it comes, finds it claimed.
+    ctx = flow["dispatch"].components
+    orphan = await ctx.deliveries.collection.find_one_and_update(
+        {"dispatch_id": request.dispatch_id, "state": "queued", "document_number": "INV-0004"},
+        {"$set": {"state": "sending", "holder": ctx.senders.holder, "lease_until": datetime.now(UTC) + timedelta(seconds=55)}},
+    )
+    assert orphan is not None
+
+    outcome = await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=25)
+    assert (outcome.sent, outcome.failed) == (4, 0)
+    numbers = sorted(email.message_from_bytes(m)["Subject"].split()[1] for m in flow["mailbox"].messages())
+    assert numbers == ["INV-0001", "INV-0002", "INV-0003", "INV-0004"]
 
 
 MERGE_RELAY_PORT = free_port()

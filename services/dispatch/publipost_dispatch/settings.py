@@ -51,8 +51,9 @@ class DispatchSettings(ServiceSettings):
         default=60.0,
         gt=0,
         description="How long a claimed send stays its replica's without news. The replica renews it at each "
-        "sweep while the send is alive, so it lapses only for a send the replica lost track of (its release "
-        "failed with the database); the send is then asked again. Must exceed sweep_interval_s.",
+        "sweep while the send is alive, so it lapses only for a replica that died; the send is then asked again. "
+        "A send the replica itself lost track of (its release failed with the database) it gives back at a "
+        "sweep once the claim is two sweeps old. Must exceed sweep_interval_s.",
     )
     lost_send_after_s: float = Field(
         default=30.0,

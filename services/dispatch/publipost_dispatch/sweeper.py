@@ -61,6 +61,8 @@ class Sweeper:
         unfinished = [d async for d in ctx.dispatches.in_status(*UNFINISHED)]
         in_flight = await ctx.deliveries.sending([d["_id"] for d in unfinished] + [MANUAL_SENDS])
         holders = {d["holder"] for d in in_flight} - {ctx.senders.holder}
+        for delivery in self._own_orphans(in_flight):
+            await self._take_back(delivery)
         if in_flight and self._others_could_beat():
             silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
             now = datetime.now(UTC)
@@ -74,6 +76,21 @@ class Sweeper:
         await self._fan_out_again_where_stalled()
         busy = {d["dispatch_key"] for d in in_flight}
         await self._ask_again_for_lost_sends([d for d in unfinished if d["status"] == DispatchStatus.SENDING], busy)
+
+    def _own_orphans(self, in_flight: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This replica's claims that no send of its own holds any more: a send that failed (the database
+        gone) before its e-mail went and could not give its claim back. Given back now, not when the lease
+        lapses. A claim is one only once its lease is two sweeps old: a claim just made may not be held yet."""
+        ctx = self._ctx
+        settled = datetime.now(UTC) + timedelta(seconds=ctx.settings.send_lease_s - 2 * ctx.settings.sweep_interval_s)
+        return [
+            delivery
+            for delivery in in_flight
+            if delivery.get("holder") == ctx.senders.holder
+            and delivery["_id"] not in ctx.held
+            and delivery.get("lease_until") is not None
+            and delivery["lease_until"] < settled
+        ]
 
     async def _fan_out_again_where_stalled(self) -> None:
         """A fan-out that stopped moving (its replica died and its message was dead-lettered, say) runs
