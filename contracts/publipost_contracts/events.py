@@ -192,6 +192,14 @@ class RecipientsResolved(Event):
 # --- dispatch -------------------------------------------------------------------
 
 
+class Requester(_Part):
+    """Who asked for a dispatch, as Publipost authenticated them: the sending account's sharing is checked
+    against it. Only Publipost's services set it (a bus message of anyone else naming it is dead-lettered)."""
+
+    subject: str = Field(min_length=1, max_length=256, description="The token's `sub`, or the API key's id.")
+    roles: list[Literal["admin", "operator", "viewer", "integrator"]] = Field(default_factory=list)
+
+
 class DispatchRequested(Event):
     type: Literal["dispatch.requested"] = "dispatch.requested"
     dispatch_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one dispatch per id.")
@@ -214,6 +222,11 @@ class DispatchRequested(Event):
     )
     document_type: str | None = Field(
         default=None, max_length=64, description="What the documents are (invoice, quote...): the send history's filter."
+    )
+    requested_by: Requester | None = Field(
+        default=None,
+        description="The person or API key that asked (over HTTP, or as a campaign's author). Absent: an "
+        "integrating system over the bus, which sends through the accounts shared with the integrator role.",
     )
 
 

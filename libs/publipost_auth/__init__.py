@@ -11,6 +11,8 @@ from .issuer import Issuer, KeySet
 from .principal import PEOPLE_ROLES, Principal, PrincipalKind, Role
 from .routes import router as api_keys_router
 from .tokens import TokenVerifier
+from .user_routes import router as users_router
+from .users import User, UserRepository
 
 __all__ = [
     "OUTCOME_ROLES",
@@ -39,9 +41,12 @@ __all__ = [
     "Role",
     "Starter",
     "TokenVerifier",
+    "User",
+    "UserRepository",
     "api_keys_router",
     "principal_of",
     "require",
     "service_client",
     "service_credentials",
+    "users_router",
 ]

@@ -5,7 +5,6 @@ The secret is 256 random bits, so a plain SHA-256 is enough: a slow password has
 chose. The id locates the key with one read by `_id`; the secret is compared in constant time.
 """
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -16,15 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from publipost_logging import get_logger
 from publipost_storage import Repository
 from pymongo import DESCENDING, IndexModel, UpdateOne
-from pymongo.errors import PyMongoError
 
+from .batching import Batched
 from .errors import InvalidCredentials
 from .principal import PEOPLE_ROLES, Principal, PrincipalKind, Role
-
-log = get_logger(__name__)
 
 PREFIX = "pp"
 _KEY = re.compile(r"^pp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -152,42 +148,6 @@ class ApiKeyRepository(Repository):
             await self.collection.bulk_write(requests, ordered=False)
 
 
-class LastUse:
-    """Last uses gathered in memory and written at most every `flush_s`, in one batch: a key called a thousand
-    times a second costs one write a minute, not a thousand a second. What is pending is written at close."""
-
-    def __init__(self, repository: ApiKeyRepository, flush_s: float) -> None:
-        self.repository = repository
-        self.flush_s = flush_s
-        self._pending: dict[str, datetime] = {}
-        self._flushed_at = time.monotonic()
-        self._flushing: asyncio.Task[None] | None = None
-
-    def note(self, key_id: str, at: datetime) -> None:
-        self._pending[key_id] = at
-        if time.monotonic() - self._flushed_at >= self.flush_s and self._flushing is None:
-            self._flushing = asyncio.create_task(self.flush())
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        self._flushed_at = time.monotonic()
-        try:
-            await self.repository.record_last_use(pending)
-        except PyMongoError as exc:
-            # Kept for the next batch: a last-use date may come late, never be lost to a database blip.
-            for key_id, at in pending.items():
-                self._pending.setdefault(key_id, at)
-            log.warning("API keys' last use not written; kept for the next batch", error=str(exc))
-        finally:
-            self._flushing = None
-
-    async def close(self) -> None:
-        if self._flushing is not None:
-            await self._flushing
-        if self._pending:
-            await self.flush()
-
-
 class ApiKeyVerifier:
     """Checks a presented key: its id is read (a cached answer for `cache_s`), its secret compared in constant
     time, its revocation honoured; a use is noted for the next last-use batch."""
@@ -195,7 +155,7 @@ class ApiKeyVerifier:
     def __init__(self, repository: ApiKeyRepository, cache_s: float, flush_s: float) -> None:
         self.repository = repository
         self.cache_s = cache_s
-        self.last_use = LastUse(repository, flush_s)
+        self.last_use = Batched(repository.record_last_use, flush_s, "API keys' last use")
         self._cache: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
 
     async def verify(self, key: str) -> Principal:

@@ -11,6 +11,7 @@ service's `Authenticator` is found on `app.state.authenticator` (publipost_runti
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Header, HTTPException, Request, Security
@@ -19,10 +20,12 @@ from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
 
 from .api_keys import ApiKeyRepository, ApiKeyVerifier, looks_like_api_key
+from .batching import Batched
 from .errors import AuthError, Forbidden, InvalidCredentials, IssuerUnavailable
 from .issuer import Issuer
 from .principal import PEOPLE_ROLES, Principal, PrincipalKind, Role
 from .tokens import TokenVerifier
+from .users import UserRepository, user_id
 
 REALM = "publipost"
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -36,22 +39,35 @@ class Authenticator:
     """Turns a call's credentials into a Principal: the issuer's bearer tokens and the tenants' API keys."""
 
     def __init__(
-        self, settings: ServiceSettings, tokens: TokenVerifier | None, api_keys: ApiKeyVerifier | None
+        self,
+        settings: ServiceSettings,
+        tokens: TokenVerifier | None,
+        api_keys: ApiKeyVerifier | None,
+        users: UserRepository | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
         self.api_keys = api_keys
+        self.users = users
+        self._known: set[str] = set()  # people this process has seen: a first sighting is written at once
+        # The people who call, written in batches (users.py): a person's thousandth call costs no write.
+        self.seen: Batched[str, tuple[Principal, datetime]] | None = (
+            Batched(users.record_seen, settings.auth_last_use_flush_s, "users seen") if users is not None else None
+        )
 
     @classmethod
     def for_service(cls, settings: ServiceSettings, mongo: AsyncMongoClient | None) -> "Authenticator":
         """The service's authenticator: tokens of the configured issuer, API keys of the identity database.
         Nothing is fetched until a call needs it."""
         tokens = TokenVerifier(settings, Issuer(settings)) if settings.auth_issuer_url else None
-        api_keys = None
+        api_keys = users = None
         if mongo is not None:
-            repository = ApiKeyRepository(mongo[settings.identity_database_name])
-            api_keys = ApiKeyVerifier(repository, settings.auth_api_key_cache_s, settings.auth_last_use_flush_s)
-        return cls(settings, tokens, api_keys)
+            identity = mongo[settings.identity_database_name]
+            api_keys = ApiKeyVerifier(
+                ApiKeyRepository(identity), settings.auth_api_key_cache_s, settings.auth_last_use_flush_s
+            )
+            users = UserRepository(identity)
+        return cls(settings, tokens, api_keys, users)
 
     async def authenticate(self, credential: str | None, acting_for: str | None) -> Principal:
         """The caller of a credential (a bearer token or an API key); `acting_for` is the call's X-Tenant-Id."""
@@ -70,14 +86,27 @@ class Authenticator:
                 raise InvalidCredentials("this service trusts no issuer (auth_issuer_url is unset)")
             claims = await self.tokens.verify(credential)
             principal = self.tokens.principal(claims, acting_for)
+            if principal.kind is PrincipalKind.USER and self.seen is not None:
+                self._note_seen(self.seen, principal)
         # The tenant is the credential's: a caller naming another in X-Tenant-Id is told, not silently moved.
         if acting_for is not None and acting_for != principal.tenant_id:
             raise Forbidden(f"these credentials are not valid for tenant {acting_for!r}")
         return principal
 
+    def _note_seen(self, seen: Batched[str, tuple[Principal, datetime]], principal: Principal) -> None:
+        key = user_id(principal.tenant_id, principal.subject)
+        first = key not in self._known  # shown in /users at once, not a minute later
+        if first:
+            if len(self._known) > 100_000:
+                self._known.clear()  # memory stays bounded; a person forgotten here is written once more
+            self._known.add(key)
+        seen.note(key, (principal, datetime.now(UTC)), soon=first)
+
     async def close(self) -> None:
         if self.api_keys is not None:
             await self.api_keys.close()
+        if self.seen is not None:
+            await self.seen.close()
 
 
 def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
+from publipost_contracts import Requester
+
 
 class Role(StrEnum):
     """What a caller may do in its tenant (docs/identity.md, "Roles"). A route names the roles it accepts."""
@@ -32,9 +34,15 @@ class Principal:
     subject: str  # the token's `sub`, the API key's id, or the service's client id
     roles: frozenset[Role]
     kind: PrincipalKind
+    name: str | None = None  # a person's, as the issuer's token says it (name, preferred_username)
+    email: str | None = None
 
     def has_any(self, roles: frozenset[Role] | set[Role] | tuple[Role, ...]) -> bool:
         return not roles or bool(self.roles & set(roles))
+
+    def requester(self) -> Requester:
+        """Who asked, as a dispatch request names them (a sending account's sharing is checked against it)."""
+        return Requester(subject=self.subject, roles=sorted(self.roles & PEOPLE_ROLES))
 
 
 def parse_roles(values: object) -> frozenset[Role]:

@@ -84,7 +84,16 @@ class TokenVerifier:
         tenant = claim_at(claims, self.settings.auth_tenant_claim) or self.settings.auth_default_tenant
         if not isinstance(tenant, str) or not tenant:
             raise Forbidden(f"the token names no tenant (claim {self.settings.auth_tenant_claim!r})")
-        return Principal(tenant, subject, roles, PrincipalKind.USER)
+        name = claims.get("name") or claims.get("preferred_username")
+        email = claims.get("email")
+        return Principal(
+            tenant,
+            subject,
+            roles,
+            PrincipalKind.USER,
+            name=name if isinstance(name, str) else None,
+            email=email if isinstance(email, str) else None,
+        )
 
 
 def _reason(exc: JoseError) -> str:

@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from publipost_auth import ApiKeyRepository, api_keys_router
+from publipost_auth import ApiKeyRepository, UserRepository, api_keys_router, users_router
 from publipost_bus import Bus
 from publipost_contracts import TemplateRegistered
 from publipost_http import upload_limit
@@ -27,15 +27,17 @@ def build(settings: TemplateSettings | None = None) -> Service:
         EmailTemplateRepository(storage.db),
     )
     context = TemplateContext(settings, storage, bus, *repositories)
-    # The template service owns the tenants' API keys (docs/identity.md): /api-keys, and the collection's index.
-    api_keys = ApiKeyRepository(storage.client[settings.identity_database_name])
+    # The template service serves the identity routes (/api-keys, /users, /me; docs/identity.md) and makes
+    # their collections' indexes.
+    identity = storage.client[settings.identity_database_name]
+    api_keys, users = ApiKeyRepository(identity), UserRepository(identity)
     return Service(
         settings=settings,
         bus=bus,
         storage=storage,
         components=context,
-        routers=[router, email_router, api_keys_router],
-        repositories=[*repositories, api_keys],
+        routers=[router, email_router, api_keys_router, users_router],
+        repositories=[*repositories, api_keys, users],
         on_start=[partial(upgrade_stored_templates, context)],
         body_limits={
             route: upload_limit(settings.max_template_bytes)
