@@ -178,7 +178,8 @@ class Bus:
                 # every retry the same way (or being handled for a tenant its publisher does not serve).
                 try:
                     event = read_event(event_type, message.body)
-                    self.publishers.check(message.raw_message.user_id, event.tenant_id)
+                    names_requester = getattr(event, "requested_by", None) is not None
+                    self.publishers.check(message.raw_message.user_id, event.tenant_id, names_requester=names_requester)
                     return event
                 except (Unreadable, PublisherRefused) as refusal:
                     await self._dead_letter(queue.name, event_type.routing_key, message, refusal)

@@ -7,7 +7,8 @@ user of its own. A consumer then accepts a message from
 
 - a Publipost service's user (its own, from RABBITMQ_URL, and those of `PUBLIPOST_BUS_SERVICE_USERS`), for
   any tenant: the services act for every tenant;
-- an integrating system's user, for the tenants `PUBLIPOST_BUS_PUBLISHERS` gives it;
+- an integrating system's user, for the tenants `PUBLIPOST_BUS_PUBLISHERS` gives it, unless the message
+  names the person who asked (`requested_by`), which only a service may;
 
 and dead-letters anything else before its handler runs, saying why: a message without `user_id` (its
 publisher is unknown), of a user known to neither setting, or for a tenant its user may not publish for.
@@ -39,8 +40,10 @@ class Publishers:
     def of(cls, service_users: Iterable[str], publishers: Mapping[str, Iterable[str]]) -> "Publishers":
         return cls(frozenset(service_users), {user: frozenset(tenants) for user, tenants in publishers.items()})
 
-    def check(self, user_id: str | None, tenant_id: str) -> None:
-        """PublisherRefused unless a message published as `user_id` may act for `tenant_id`."""
+    def check(self, user_id: str | None, tenant_id: str, *, names_requester: bool = False) -> None:
+        """PublisherRefused unless a message published as `user_id` may act for `tenant_id`. A message naming
+        the person who asked (`requested_by`) must come from a service: that person's sharing of a sending
+        account is trusted, and an integrating system could name anyone."""
         if not user_id:
             raise PublisherRefused(
                 "the message does not name its publisher (no user_id property): publish as your own RabbitMQ "
@@ -48,6 +51,11 @@ class Publishers:
             )
         if user_id in self.service_users:
             return
+        if names_requester:
+            raise PublisherRefused(
+                f"RabbitMQ user {user_id!r} may not name who asked (requested_by): only Publipost's services "
+                "do; leave it out, and the accounts shared with the integrator role are used"
+            )
         tenants = self.tenants_of.get(user_id)
         if tenants is None:
             raise PublisherRefused(

@@ -168,11 +168,14 @@ class BlobStore:
     async def exists(self, blob_id: str) -> bool:
         return await self._files.find_one({"_id": _object_id(blob_id)}, {"_id": 1}) is not None
 
-    async def get(self, blob_id: str) -> bytes:
+    async def get(self, blob_id: str, *, tenant_id: str | None = None) -> bytes:
+        """The whole blob; with `tenant_id`, only a blob of that tenant is found."""
         try:
             stream = await self._bucket.open_download_stream(_object_id(blob_id))
         except NoFile as exc:
             raise BlobNotFound(blob_id) from exc
+        if tenant_id is not None and not belongs_to(stream.metadata, tenant_id):
+            raise BlobNotFound(blob_id)
         return await stream.read()
 
     async def stream(self, blob_id: str, *, tenant_id: str | None = None) -> AsyncIterator[bytes]:
@@ -194,10 +197,15 @@ class BlobStore:
             raise BlobNotFound(blob_id)
         return doc
 
-    async def infos(self, blob_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The file entries of those of `blob_ids` that exist (ids that are not ObjectIds exist nowhere)."""
+    async def infos(self, blob_ids: Sequence[str], *, tenant_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """The file entries of those of `blob_ids` that exist (ids that are not ObjectIds exist nowhere); with
+        `tenant_id`, only that tenant's."""
         ids = [ObjectId(blob_id) for blob_id in blob_ids if ObjectId.is_valid(blob_id)]
-        return {str(doc["_id"]): doc async for doc in self._files.find({"_id": {"$in": ids}})}
+        return {
+            str(doc["_id"]): doc
+            async for doc in self._files.find({"_id": {"$in": ids}})
+            if tenant_id is None or belongs_to(doc.get("metadata"), tenant_id)
+        }
 
     async def read(self, files: Sequence[dict[str, Any]]) -> dict[str, bytes]:
         """The content of each file entry (from `infos`), by blob id, in one round trip; a file whose
@@ -213,9 +221,10 @@ class BlobStore:
                 contents[str(doc["_id"])] = data
         return contents
 
-    async def get_many(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
-        """The content of those of `blob_ids` that exist whole, by id, in two round trips."""
-        return await self.read(list((await self.infos(blob_ids)).values()))
+    async def get_many(self, blob_ids: Sequence[str], *, tenant_id: str | None = None) -> dict[str, bytes]:
+        """The content of those of `blob_ids` that exist whole (with `tenant_id`, only that tenant's), by id,
+        in two round trips."""
+        return await self.read(list((await self.infos(blob_ids, tenant_id=tenant_id)).values()))
 
     # --- deleting -------------------------------------------------------------------------
 

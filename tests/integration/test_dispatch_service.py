@@ -106,6 +106,7 @@ async def flow(request, make_settings, running, serve_http, infra, namespace, ma
             "mailbox": mailbox,
             "dispatch_service": dispatch_service,
             "template_url": template_url,
+            "template_http": httpx.AsyncClient(base_url=template_url),
             "directory_http": httpx.AsyncClient(
                 transport=httpx.ASGITransport(directory.http_app()), base_url="http://r"
             ),

@@ -45,11 +45,11 @@ pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 ANYONE = {"/templates/predefined-fields", "/email-templates/variables", "/recipients/import/sample.csv",
-          "/recipients/import/sample.xlsx"}  # reference data of no tenant: any authenticated caller
+          "/recipients/import/sample.xlsx", "/me"}  # reference data of no tenant, and who the caller is
 START = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/dispatches/{dispatch_id}/resume"),
          ("POST", "/sends")}
 OUTCOMES = ("/mailings", "/dispatches", "/sends", "/history")
-ADMIN_AREAS = ("/accounts", "/api-keys", "/settings", "/quotas", "/backends", "/workers")
+ADMIN_AREAS = ("/accounts", "/api-keys", "/users", "/settings", "/quotas", "/backends", "/workers")
 ADMIN, OPERATOR = frozenset({Role.ADMIN}), frozenset({Role.OPERATOR})
 # Upserts by a key of the caller's own tenant: naming another tenant's key makes the caller's own thing.
 OWN_KEYS = {("PUT", "/recipients/{customer_number}")}
@@ -62,8 +62,9 @@ def expected_roles(method: str, path: str) -> frozenset[Role]:
     if path in ANYONE:
         return frozenset()
     if path.startswith(ADMIN_AREAS):
-        if path.startswith("/accounts") and method == "GET":
-            return frozenset({Role.ADMIN, Role.OPERATOR})  # operators choose the account a dispatch uses
+        if path.startswith("/accounts"):
+            # Operators see the accounts shared with them and keep a personal one; admins the tenant's.
+            return frozenset({Role.ADMIN, Role.OPERATOR})
         if method == "GET" and path.startswith(("/settings", "/quotas", "/backends")):
             return frozenset(READ_ROLES)
         return ADMIN
@@ -114,6 +115,7 @@ class Victim:
             "account_id": self.ids["account"],
             "campaign_id": self.ids["campaign"],
             "key_id": self.ids["api_key"],
+            "subject": self.ids["user"],
             "tenant_id": "victim",
         }
         return path.format(**values)
@@ -181,6 +183,7 @@ async def make_victims_things(services: dict[str, Any], urls: dict[str, str], sy
         ids["email_template"] = (await template.post("/email-templates", json={"name": "T", "body_text": "Hi"})).json()["id"]
     async with http("template", admin) as template:
         ids["api_key"] = (await template.post("/api-keys", json={"name": "CRM", "roles": ["viewer"]})).json()["key_id"]
+        ids["user"] = (await template.get("/me", headers=owner)).json()["subject"]
     async with http("recipient-directory", owner) as directory:
         await directory.put("/recipients/C1", json={"email": "c1@victim.test", "name": "Their customer"})
         segment = await directory.post("/segments", json={"name": "Theirs", "customer_numbers": ["C1"]})

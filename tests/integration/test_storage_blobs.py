@@ -3,10 +3,11 @@ few round trips whatever is stored already, and replace what an earlier or crash
 
 import os
 
+import pytest
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from publipost_render_pdf.domain import pdf_blob_id
-from publipost_storage import NewBlob, Storage
+from publipost_storage import BlobNotFound, NewBlob, Storage
 from pymongo import monitoring
 
 
@@ -130,3 +131,21 @@ async def test_a_streamed_write_that_fails_leaves_nothing(infra, namespace):
 async def _pieces(data: bytes):
     for offset in range(0, len(data), 100_000):
         yield data[offset : offset + 100_000]
+
+
+async def test_a_read_for_a_tenant_finds_only_that_tenants_blobs(infra, namespace):
+    storage = Storage(infra.mongodb_url, f"{namespace}_merge", f"{namespace}_blobs")
+    blobs = storage.blobs
+    try:
+        theirs = await blobs.put(b"%PDF acme's invoice", "i.pdf", "application/pdf", tenant_id="acme")
+        unowned = await blobs.put(b"%PDF of no one", "n.pdf", "application/pdf")
+
+        assert await blobs.get(theirs, tenant_id="acme") == b"%PDF acme's invoice"
+        for blob_id in (theirs, unowned):
+            with pytest.raises(BlobNotFound):
+                await blobs.get(blob_id, tenant_id="globex")
+        assert await blobs.get_many([theirs, unowned], tenant_id="globex") == {}
+        assert list(await blobs.infos([theirs, unowned], tenant_id="acme")) == [theirs]
+        assert await blobs.get_many([theirs, unowned]) == {theirs: b"%PDF acme's invoice", unowned: b"%PDF of no one"}
+    finally:
+        await storage.close()

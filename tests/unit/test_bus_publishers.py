@@ -31,3 +31,10 @@ def test_the_user_of_a_connection_is_read_from_its_url():
     assert broker_user("amqp://publipost-merge:s3cret@rabbitmq:5672/") == "publipost-merge"
     assert broker_user("amqps://crm%40acme:x@rabbitmq/vhost") == "crm@acme"
     assert broker_user("amqp://127.0.0.1:5672/") == "guest"  # what the AMQP clients connect as
+
+
+def test_only_a_service_names_the_person_who_asked():
+    PUBLISHERS.check("publipost-scheduler", "acme", names_requester=True)
+    with pytest.raises(PublisherRefused) as refused:
+        PUBLISHERS.check("crm", "acme", names_requester=True)
+    assert "may not name who asked (requested_by)" in str(refused.value)

@@ -128,7 +128,7 @@ class FakeBlobs:
         found = {str(f["_id"]): self.blobs.get(str(f["_id"]), b"") for f in files}
         return {blob_id: data for (blob_id, data), f in zip(found.items(), files) if len(data) == f["length"]}
 
-    async def get_many(self, blob_ids: list[str]) -> dict[str, bytes]:
+    async def get_many(self, blob_ids: list[str], *, tenant_id: str) -> dict[str, bytes]:
         await asyncio.sleep(0)
         self.round_trips += 2
         return {blob_id: self.blobs[blob_id] for blob_id in blob_ids if blob_id in self.blobs}
@@ -138,7 +138,7 @@ async def test_pdfs_of_known_length_are_read_together_in_one_round_trip():
     ids = [str(ObjectId()) for _ in range(5)]
     blobs = FakeBlobs({blob_id: f"%PDF {blob_id}".encode() for blob_id in ids})
     reader = PdfReader(blobs)  # type: ignore[arg-type]
-    pdfs = await asyncio.gather(*(reader.get(blob_id, len(blobs.blobs[blob_id])) for blob_id in ids))
+    pdfs = await asyncio.gather(*(reader.get("acme", blob_id, len(blobs.blobs[blob_id])) for blob_id in ids))
     assert pdfs == [blobs.blobs[blob_id] for blob_id in ids]
     assert blobs.round_trips == 1
 
@@ -147,9 +147,9 @@ async def test_a_pdf_replaced_since_the_fan_out_is_read_through_its_file_entry_a
     replaced, missing = str(ObjectId()), str(ObjectId())
     blobs = FakeBlobs({replaced: b"%PDF a longer version"})
     reader = PdfReader(blobs)  # type: ignore[arg-type]
-    got = await reader.get(replaced, 8)
+    got = await reader.get("acme", replaced, 8)
     assert got == b"%PDF a longer version"
     with pytest.raises(BlobNotFound):
-        await reader.get(missing, 8)
+        await reader.get("acme", missing, 8)
     with pytest.raises(BlobNotFound):
-        await reader.get("not-an-object-id", None)
+        await reader.get("acme", "not-an-object-id", None)

@@ -5,7 +5,9 @@ import time
 from email.utils import parseaddr
 from typing import Any
 
-from .domain import Account, Limits, TlsMode
+from publipost_contracts import Requester
+
+from .domain import Account, Limits, Sharing, TlsMode
 from .repository import AccountRepository
 from .sealing import PasswordSeal
 from .settings import DispatchSettings
@@ -16,6 +18,13 @@ DEFAULT_ACCOUNT_ID = "default"
 class UnknownAccount(LookupError):
     def __init__(self, account_id: str) -> None:
         super().__init__(f"account_id: no sending account {account_id!r} for this tenant")
+
+
+class NotShared(UnknownAccount):
+    """Answered as an unknown account: who may not send through an account need not learn it exists."""
+
+    def __init__(self, account_id: str) -> None:
+        LookupError.__init__(self, f"account_id: no sending account {account_id!r} shared with you")
 
 
 class NoSealKey(RuntimeError):
@@ -80,6 +89,7 @@ class Accounts:
             limits=Limits(limits["connections"], limits.get("rate_per_s"), limits.get("daily_cap")),
             pause_after_errors=doc.get("pause_after_errors") or self._settings.pause_after_errors,
             verify_certificate=doc.get("verify_certificate", True),
+            sharing=Sharing.of(doc),
         )
 
     async def get(self, tenant_id: str, account_id: str | None) -> Account:
@@ -93,6 +103,13 @@ class Accounts:
             raise UnknownAccount(account_id)
         account = self.from_document(doc)
         self._recent[(tenant_id, account_id)] = (time.monotonic(), account)
+        return account
+
+    async def for_requester(self, tenant_id: str, account_id: str | None, requester: Requester | None) -> Account:
+        """The account, if `requester` may send through it (domain.Sharing); NotShared otherwise."""
+        account = await self.get(tenant_id, account_id)
+        if not account.sharing.allows(requester):
+            raise NotShared(account.account_id)
         return account
 
     def forget(self, tenant_id: str, account_id: str) -> None:

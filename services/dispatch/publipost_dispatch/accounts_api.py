@@ -1,23 +1,27 @@
 """Sending accounts over HTTP. The password goes in, sealed; it never comes out, in an answer or a log."""
 
 import asyncio
+import hashlib
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.exceptions import RequestValidationError
-from publipost_auth import Admin, Principal, Role, require
+from publipost_auth import Principal, PrincipalKind, Role, require
 from publipost_outbound import OutboundRefused
 from pydantic import BaseModel, Field, SecretStr, field_validator
+from pymongo.errors import DuplicateKeyError
 
 from .accounts import NoSealKey
 from .context import Context, DispatchContext
 from .domain import (
+    SENDING_ROLES,
     Account,
     AccountInvalid,
     InvalidAddress,
+    Sharing,
     TlsMode,
     UnsafeHeader,
     check_address,
@@ -29,9 +33,10 @@ from .sealing import SealBroken
 from .smtp import SmtpHostRefused, SmtpRefused, SmtpUnavailable
 
 router = APIRouter(prefix="/accounts", tags=["sending accounts"])
-# Admins manage accounts; operators also see them, to choose the one a dispatch sends with. Viewers do not:
-# an account's host and login are half of what sending as the tenant takes.
-AccountReader = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
+# Admins manage the tenant's accounts and see them all; an operator sees the accounts shared with them, to
+# choose the one a dispatch sends with, and manages a personal account of their own. Viewers do not see
+# accounts: an account's host and login are half of what sending as the tenant takes.
+AccountUser = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
 
 
 class LimitsIn(BaseModel):
@@ -53,6 +58,18 @@ class AccountIn(BaseModel):
     reply_to: str | None = None
     limits: LimitsIn = Field(default_factory=LimitsIn)
     pause_after_errors: int | None = Field(default=None, ge=1, description="SMTP errors before a dispatch pauses.")
+    personal: bool = Field(
+        default=False,
+        description="The caller's own account: only they send through it, and only they change it. Set when "
+        "the account is made; an operator may make one, an admin any account.",
+    )
+    shared_with_users: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=1000, description="People (their `sub`, see GET /users) who send through it."
+    )
+    shared_with_roles: list[Literal["operator", "integrator"]] = Field(
+        default_factory=lambda: sorted(SENDING_ROLES),
+        description="Roles whose holders send through it; integrator includes integrating systems on the bus.",
+    )
 
     @field_validator("from_address", "reply_to")
     @classmethod
@@ -86,6 +103,10 @@ class AccountView(BaseModel):
     reply_to: str | None
     limits: LimitsIn
     pause_after_errors: int | None
+    personal: bool
+    owner: str | None = Field(description="Whose personal account it is (their `sub`).")
+    shared_with_users: list[str]
+    shared_with_roles: list[str]
     version: int
     created_at: datetime
     updated_at: datetime
@@ -98,11 +119,38 @@ class ConnectionTest(BaseModel):
 
 
 def _view(doc: dict[str, Any]) -> AccountView:
+    sharing = Sharing.of(doc)
     return AccountView(
         id=doc["_id"],
         password_set=bool(doc.get("password_sealed")),
-        **{k: doc.get(k) for k in AccountView.model_fields if k not in ("id", "password_set")},
+        personal=sharing.owner is not None,
+        owner=sharing.owner,
+        shared_with_users=sorted(sharing.users),
+        shared_with_roles=sorted(sharing.roles),
+        **{k: doc.get(k) for k in AccountView.model_fields if k not in _SHOWN_APART},
     )
+
+
+_SHOWN_APART = {"id", "password_set", "personal", "owner", "shared_with_users", "shared_with_roles"}
+
+
+def _personal_id(tenant_id: str, subject: str) -> str:
+    """One personal account per person: its id is theirs, so a second is refused by the database itself."""
+    return "personal-" + hashlib.sha256(f"{tenant_id}/{subject}".encode()).hexdigest()[:20]
+
+
+def _sees(caller: Principal, doc: dict[str, Any]) -> bool:
+    """Admins see every account of the tenant; anyone else those they may send through."""
+    return Role.ADMIN in caller.roles or Sharing.of(doc).allows(caller.requester())
+
+
+def _may_change(caller: Principal, doc: dict[str, Any]) -> None:
+    """A personal account is its owner's to change; the tenant's accounts are the admins'."""
+    owner = Sharing.of(doc).owner
+    if owner is not None and owner != caller.subject:
+        raise HTTPException(403, detail="a personal account is changed by its owner only")
+    if owner is None and Role.ADMIN not in caller.roles:
+        raise HTTPException(403, detail="the tenant's sending accounts are changed by an admin")
 
 
 async def _document(
@@ -112,7 +160,7 @@ async def _document(
     doc = {
         "_id": account_id,
         "tenant_id": tenant_id,
-        **body.model_dump(exclude={"password"}),
+        **body.model_dump(exclude={"password", "personal"}),
         "password_sealed": before.get("password_sealed") if before else None,
         "version": (before["version"] + 1) if before else 1,
         "created_at": before["created_at"] if before else now,
@@ -144,57 +192,86 @@ async def _check_host(ctx: DispatchContext, host: str, port: int) -> None:
         raise AccountInvalid("host", str(exc)) from exc
 
 
-async def _account(ctx: DispatchContext, tenant_id: str, account_id: str) -> dict[str, Any]:
-    doc = await ctx.accounts.repository.get(tenant_id, account_id)
-    if doc is None:
-        raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
+async def _account(ctx: DispatchContext, caller: Principal, account_id: str) -> dict[str, Any]:
+    doc = await ctx.accounts.repository.get(caller.tenant_id, account_id)
+    if doc is None or not _sees(caller, doc):
+        raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
     return doc
 
 
 @router.post("", response_model=AccountView, status_code=201)
-async def create_account(ctx: Context, caller: Admin, body: AccountIn) -> AccountView:
-    doc = await _document(ctx, caller.tenant_id, str(uuid.uuid4()), body, None)
-    await ctx.accounts.repository.add(doc)
+async def create_account(ctx: Context, caller: AccountUser, body: AccountIn) -> AccountView:
+    """An account of the tenant, shared with the roles and people it names (admins), or the caller's own
+    (`personal`: operators and admins, one each)."""
+    if body.personal:
+        if caller.kind not in (PrincipalKind.USER, PrincipalKind.ANONYMOUS):
+            raise HTTPException(403, detail="personal: a personal account belongs to a person, not to an API key")
+        if body.shared_with_users:
+            raise HTTPException(422, detail="shared_with_users: a personal account is not shared")
+        account_id = _personal_id(caller.tenant_id, caller.subject)
+    elif Role.ADMIN not in caller.roles:
+        raise HTTPException(403, detail="an admin makes the tenant's shared accounts; for your own, set personal")
+    else:
+        account_id = str(uuid.uuid4())
+    doc = await _document(ctx, caller.tenant_id, account_id, body, None)
+    if body.personal:
+        doc |= {"owner": caller.subject, "shared_with_users": [], "shared_with_roles": []}
+    try:
+        await ctx.accounts.repository.add(doc)
+    except DuplicateKeyError:
+        raise HTTPException(409, detail=f"you have a personal account already: {account_id}") from None
     return _view(doc)
 
 
 @router.get("", response_model=list[AccountView])
-async def list_accounts(ctx: Context, caller: AccountReader) -> list[AccountView]:
-    return [_view(doc) for doc in await ctx.accounts.repository.all_of(caller.tenant_id)]
+async def list_accounts(ctx: Context, caller: AccountUser) -> list[AccountView]:
+    """The accounts the caller may send through (an admin: every account of the tenant)."""
+    return [_view(doc) for doc in await ctx.accounts.repository.all_of(caller.tenant_id) if _sees(caller, doc)]
 
 
 @router.get("/{account_id}", response_model=AccountView)
-async def get_account(ctx: Context, caller: AccountReader, account_id: str) -> AccountView:
-    return _view(await _account(ctx, caller.tenant_id, account_id))
+async def get_account(ctx: Context, caller: AccountUser, account_id: str) -> AccountView:
+    return _view(await _account(ctx, caller, account_id))
 
 
 @router.put("/{account_id}", response_model=AccountView)
-async def replace_account(ctx: Context, caller: Admin, account_id: str, body: AccountIn) -> AccountView:
-    """Replace the account's settings; sends already under way finish on the old connection."""
-    doc = await _document(ctx, caller.tenant_id, account_id, body, await _account(ctx, caller.tenant_id, account_id))
+async def replace_account(ctx: Context, caller: AccountUser, account_id: str, body: AccountIn) -> AccountView:
+    """Replace the account's settings (`personal` stays as it was made); sends already under way finish on
+    the old connection."""
+    before = await _account(ctx, caller, account_id)
+    _may_change(caller, before)
+    doc = await _document(ctx, caller.tenant_id, account_id, body, before)
+    if before.get("owner") is not None:
+        doc |= {"owner": before["owner"], "shared_with_users": [], "shared_with_roles": []}
     if not await ctx.accounts.repository.replace(doc):
-        raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
+        raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
     ctx.accounts.forget(caller.tenant_id, account_id)
     return _view(doc)
 
 
 @router.delete("/{account_id}", status_code=204)
-async def delete_account(ctx: Context, caller: Admin, account_id: str) -> None:
+async def delete_account(ctx: Context, caller: AccountUser, account_id: str) -> None:
+    """By its owner for a personal account; by an admin for any."""
+    doc = await _account(ctx, caller, account_id)
+    if Role.ADMIN not in caller.roles:
+        _may_change(caller, doc)
     if not await ctx.accounts.repository.delete(caller.tenant_id, account_id):
-        raise HTTPException(404, detail=f"no sending account {account_id!r} for this tenant")
+        raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
     ctx.accounts.forget(caller.tenant_id, account_id)
 
 
 @router.post("/{account_id}/test", response_model=ConnectionTest)
-async def test_connection(ctx: Context, caller: Admin, account_id: str) -> ConnectionTest:
+async def test_connection(ctx: Context, caller: AccountUser, account_id: str) -> ConnectionTest:
     """Connect, upgrade to TLS and log in as a send would, without sending anything.
 
     The answer comes after `account_test_s` exactly, and every way of not reaching an SMTP server (refused,
     closed, filtered, silent, not SMTP, TLS failing) gets the same words: the test cannot be used to map
     which ports answer where. What an SMTP server says (a login refused) is shown as it is."""
     answer_at = time.monotonic() + ctx.settings.account_test_s
+    doc = await _account(ctx, caller, account_id)
+    _may_change(caller, doc)  # logging in with its password is for whoever may change it
     try:
-        account = ctx.accounts.from_document(await _account(ctx, caller.tenant_id, account_id))
+        account = ctx.accounts.from_document(doc)
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
     except SealBroken as exc:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from publipost_auth import OutcomeReader, Starter
+from publipost_auth import OutcomeReader, Principal, Starter
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
 from publipost_http import IndexCursor, correlation_id
 from pydantic import BaseModel, Field, field_validator
@@ -145,8 +145,10 @@ class DeliveryPage(BaseModel):
     next_after: int | None
 
 
-def _event(tenant_id: str, correlation: str, body: DispatchIn) -> DispatchRequested:
-    return DispatchRequested(tenant_id=tenant_id, correlation_id=correlation, **body.model_dump())
+def _event(caller: Principal, correlation: str, body: DispatchIn) -> DispatchRequested:
+    return DispatchRequested(
+        tenant_id=caller.tenant_id, correlation_id=correlation, requested_by=caller.requester(), **body.model_dump()
+    )
 
 
 async def _mailing_or_refusal(ctx: DispatchContext, event: DispatchRequested) -> dict[str, Any]:
@@ -162,7 +164,7 @@ async def start_dispatch(ctx: Context, caller: Starter, correlation: Correlation
     """Checked now (a DOCX-only mailing, an unknown account or template is refused with the reason), then
     sent in the background; follow it on GET /dispatches/{dispatch_id}."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
-    event = _event(caller.tenant_id, correlation, body)
+    event = _event(caller, correlation, body)
     await _mailing_or_refusal(ctx, event)
     await ctx.bus.publish(event)
     return Accepted(dispatch_id=event.dispatch_id)
@@ -174,7 +176,7 @@ async def preview_dispatch(
 ) -> PreviewView:
     """What the dispatch would send, sending nothing."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
-    event = _event(caller.tenant_id, correlation, body)
+    event = _event(caller, correlation, body)
     mailing = await _mailing_or_refusal(ctx, event)
     copies = 1
     if body.separate_sends:
@@ -291,7 +293,7 @@ async def send_document(
     or uncertain. Either way it is in the history."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     try:
-        account = await ctx.accounts.get(caller.tenant_id, body.account_id)
+        account = await ctx.accounts.for_requester(caller.tenant_id, body.account_id, caller.requester())
         request = manual.ManualSend(
             mailing_id=body.mailing_id,
             document_id=body.document_id,

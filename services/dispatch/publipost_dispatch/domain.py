@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from publipost_addresses import control_character, invalid_address_message, is_valid_address
-from publipost_contracts import DispatchRequested, deterministic_id
+from publipost_contracts import DispatchRequested, Requester, deterministic_id
 
 
 class DeliveryState(StrEnum):
@@ -339,6 +339,38 @@ class Limits:
     daily_cap: int | None = None
 
 
+SENDING_ROLES = frozenset({"operator", "integrator"})
+"""Who may start a dispatch: a tenant's account is shared with them all unless its admin says otherwise."""
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """Who may send through a sending account: a person's own account, its owner alone; a tenant's account,
+    the users and roles it is shared with (docs/identity.md, "Sending accounts and people")."""
+
+    owner: str | None = None
+    users: frozenset[str] = frozenset()
+    roles: frozenset[str] = SENDING_ROLES
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> "Sharing":
+        """As stored; an account stored before sharing existed is shared with every role that sends."""
+        return cls(
+            owner=doc.get("owner"),
+            users=frozenset(doc.get("shared_with_users", ())),
+            roles=frozenset(doc.get("shared_with_roles", SENDING_ROLES)),
+        )
+
+    def allows(self, requester: Requester | None) -> bool:
+        """Whether `requester` may send through the account. None is an integrating system over the bus: it
+        sends as the integrator role does."""
+        if self.owner is not None:
+            return requester is not None and requester.subject == self.owner
+        if requester is None:
+            return "integrator" in self.roles
+        return requester.subject in self.users or bool(self.roles & set(requester.roles))
+
+
 @dataclass(frozen=True)
 class Account:
     """Everything a sender needs to talk to one SMTP server on a tenant's behalf."""
@@ -356,6 +388,7 @@ class Account:
     limits: Limits
     pause_after_errors: int
     verify_certificate: bool = True
+    sharing: Sharing = Sharing()
 
     @property
     def message_id_domain(self) -> str:

@@ -122,7 +122,7 @@ async def refusal_of(
     if mailing["status"] != "ready":
         return f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send"
     try:
-        account = await ctx.accounts.get(event.tenant_id, event.account_id)
+        account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
     except (UnknownAccount, NoSealKey) as exc:
         return str(exc)
     text = EmailText(subject=event.subject, body=event.body)
@@ -145,7 +145,7 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
             return
         # Each PDF's length, read here a page at a time, lets its send read the PDF in one round trip.
         pdf_ids = [d["pdf_blob_id"] for d in page if d["pdf_blob_id"]]
-        files = await ctx.storage.blobs.infos(pdf_ids) if pdf_ids else {}
+        files = await ctx.storage.blobs.infos(pdf_ids, tenant_id=event.tenant_id) if pdf_ids else {}
         for d in page:
             if d["pdf_blob_id"] in files:
                 d["pdf_length"] = files[d["pdf_blob_id"]]["length"]
@@ -300,7 +300,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     try:
         addressing = addressing.checked()
         attachment = pdf_attachment(
-            await ctx.pdfs.get(delivery["pdf_blob_id"], delivery.get("pdf_length")),
+            await ctx.pdfs.get(delivery["tenant_id"], delivery["pdf_blob_id"], delivery.get("pdf_length")),
             attachment_name(delivery["document_number"]),
         )
     except (UnsafeHeader, InvalidAddress) as exc:

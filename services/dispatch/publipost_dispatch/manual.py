@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from publipost_logging import get_logger
+from publipost_storage import BlobNotFound
 
 from . import handlers
 from .context import DispatchContext
@@ -62,6 +63,10 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
                           document["customer_number"])
     subject, body, html_body = request.text.render(facts.variables(date.today()))
     filename = attachment_name(document["document_number"])  # refused (422) before anything is recorded
+    try:
+        pdf = await ctx.storage.blobs.get(document["pdf_blob_id"], tenant_id=tenant_id)
+    except BlobNotFound:
+        raise NoPdf(f"the PDF of document {request.document_id!r} is not stored (any more)") from None
     send_id = f"manual-{uuid.uuid4()}"
     delivery = {
         "_id": send_id,
@@ -91,7 +96,7 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
         subject,
         body,
         html_body,
-        pdf_attachment(await ctx.storage.blobs.get(document["pdf_blob_id"]), filename),
+        pdf_attachment(pdf, filename),
         reply_to=request.reply_to or account.reply_to,
     )
     task = asyncio.get_running_loop().create_task(_send(ctx, delivery, request.addressing, content, account))

@@ -106,7 +106,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
         # render-pdf reuses the PDFs it stored already.
         await _request_pdfs(event, ctx, mailing_id)
     if mailing["status"] == MailingStatus.RENDERING:
-        template_docx = await ctx.storage.blobs.get(template.blob_id)
+        template_docx = await ctx.storage.blobs.get(template.blob_id, tenant_id=event.tenant_id)
         total = await _render_documents(event, ctx, mailing_id, template_docx, output)
         next_status = MailingStatus.CONVERTING if output == "pdf" else MailingStatus.RENDERING
         await ctx.mailings.move_status(mailing_id, MailingStatus.RENDERING, {"documents": total, "status": next_status})

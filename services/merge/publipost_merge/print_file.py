@@ -52,7 +52,7 @@ async def build_parts(
 
 
 async def _store_part(storage: Storage, mailing: dict[str, Any], number: int, blob_ids: list[str]) -> dict[str, Any]:
-    found = await storage.blobs.get_many(blob_ids)
+    found = await storage.blobs.get_many(blob_ids, tenant_id=mailing["tenant_id"])
     if missing := [blob_id for blob_id in blob_ids if blob_id not in found]:
         raise BlobNotFound(missing[0])
     contents = [found[blob_id] for blob_id in blob_ids]

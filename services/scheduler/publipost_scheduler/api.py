@@ -205,6 +205,7 @@ async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn) -> C
         "_id": str(uuid.uuid4()),
         "tenant_id": caller.tenant_id,
         **fields,
+        "requested_by": caller.requester().model_dump(),
         "status": CampaignStatus.ACTIVE if following else CampaignStatus.DONE,
         "next_run_at": following,
         "scheduled_at": now,
@@ -239,7 +240,9 @@ async def edit_campaign(ctx: Context, caller: Operator, campaign_id: str, body: 
     status = doc["status"]
     if status != CampaignStatus.PAUSED:
         status = CampaignStatus.ACTIVE if following else CampaignStatus.DONE
-    changes = {**fields, "status": status, "next_run_at": following, "scheduled_at": now}
+    # The campaign now sends as whoever edited it last.
+    requested_by = caller.requester().model_dump()
+    changes = {**fields, "requested_by": requested_by, "status": status, "next_run_at": following, "scheduled_at": now}
     return _view(ctx, await _apply(ctx, doc, changes))
 
 

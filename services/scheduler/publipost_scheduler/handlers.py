@@ -56,6 +56,7 @@ def _snapshot(campaign: dict[str, Any]) -> dict[str, Any]:
         "name": campaign["name"],
         "timezone": campaign["recurrence"]["timezone"],
         **{k: campaign[k] for k in ("action", "message", "auto_increment_date")},
+        "requested_by": campaign.get("requested_by"),
     }
 
 
@@ -140,6 +141,8 @@ async def _request_dispatch(
             causation_id=causation_id,
             dispatch_id=occurrence["idempotency_key"],
             mailing_id=mailing_id,
+            # The campaign's author asks: its sending account must be shared with them.
+            requested_by=occurrence["campaign"].get("requested_by"),
             **occurrence["campaign"]["message"],
             **_envelope(occurrence),
         )
