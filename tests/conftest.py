@@ -26,14 +26,37 @@ from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
 
 from tests.credentials import ISSUER, ISSUER_URL, SERVICE_SECRET
+from tests.log_secrets import secrets_in
 
 S = TypeVar("S", bound=ServiceSettings)
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 AFTER_ALL = "after_all_tests"
 
 
+SECRETS_IN_OUTPUT = pytest.StashKey[list[str]]()
+SESSION_STARTED = pytest.StashKey[float]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{AFTER_ALL}: runs after every other test of the session (reads what they did)")
+    config.stash[SECRETS_IN_OUTPUT] = []
+    config.stash[SESSION_STARTED] = time.time()
+    config.pluginmanager.register(_OutputScan(config), "publipost-output-scan")
+
+
+class _OutputScan:
+    """Scans what each test printed (the services' logs) for secrets as the run goes (tests/log_secrets.py);
+    the findings wait in the config's stash for test_no_secret_in_logs."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.findings = config.stash[SECRETS_IN_OUTPUT]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for section, content in report.sections:
+            if not section.endswith(report.when):  # a phase's report repeats the earlier phases' sections
+                continue
+            for finding in secrets_in(content):
+                self.findings.append(f"{report.nodeid} ({section}): {finding}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
