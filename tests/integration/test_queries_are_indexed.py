@@ -14,6 +14,7 @@ An exception is written at the query, as its MongoDB comment, with the reason:
 Any comment that starts with `collection scan: ` and gives a reason lets that query scan.
 """
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -124,6 +125,9 @@ def _queries(records: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], s
     return queries
 
 
+# A few hundred shapes, each explained once or per clause, against the database the whole session used:
+# a minute or two on this machine after the full suite; the default 300 s timed out once on a slower runner.
+@pytest.mark.timeout(900)
 async def test_every_query_the_services_ran_is_backed_by_an_index(query_log, infra):
     # Queries the tests send themselves (through a service's client, to set up or to check) are not the services'.
     records = [record for record in read_query_log(query_log) if not record["origin"].startswith("tests/")]
@@ -142,7 +146,8 @@ async def test_every_query_the_services_ran_is_backed_by_an_index(query_log, inf
         build_info = await client.admin.command("buildInfo")
         find_and_modify_scans = "secantusVersion" in build_info
         scans = []
-        for example, origins in _queries(records).values():
+        started, queries = time.monotonic(), _queries(records)
+        for example, origins in queries.values():
             database = client[f"{namespace}_{example['database']}"]
             scan = "COLLSCAN" if await _collection_scan(database, example) else None
             if find_and_modify_scans and example["command"] == "findAndModify":
@@ -153,6 +158,7 @@ async def test_every_query_the_services_ran_is_backed_by_an_index(query_log, inf
                     f" filter={json_util.dumps(example['filter'])} sort={json_util.dumps(example.get('sort'))}"
                     + "".join(f"\n    sent by {origin}" for origin in sorted(origins))
                 )
+        print(f"{len(queries)} query shapes of {len(records)} records explained in {time.monotonic() - started:.1f} s")
     finally:
         for name in await client.list_database_names():
             if name.startswith(f"{namespace}_"):
