@@ -306,7 +306,12 @@ class Stack:
         for first in range(0, len(docs), 100):
             await storage.blobs.put_many(
                 [
-                    NewBlob(ids[i], docs[i]["pdf"], f"{docs[i]['number']}.pdf", {"content_type": "application/pdf"})
+                    NewBlob(
+                        ids[i],
+                        docs[i]["pdf"],
+                        f"{docs[i]['number']}.pdf",
+                        {"content_type": "application/pdf", "tenant_id": "acme"},
+                    )
                     for i in range(first, min(len(docs), first + 100))
                 ]
             )

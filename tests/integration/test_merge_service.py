@@ -426,7 +426,7 @@ async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_comple
         results = []
         for item in asked.documents:
             blob_id = pdf_blob_id(item.document_id)
-            await merge.storage.blobs.put(pdf, "d.pdf", "application/pdf", blob_id=blob_id)
+            await merge.storage.blobs.put(pdf, "d.pdf", "application/pdf", blob_id=blob_id, tenant_id=event.tenant_id)
             results.append(RenderResult(document_id=item.document_id, pdf_blob_id=blob_id, page_count=1))
         answer = DocumentsRendered.caused_by(asked, key="pdfs", mailing_id=asked.mailing_id, chunk=asked.chunk,
                                              results=results)
