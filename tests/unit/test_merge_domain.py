@@ -14,7 +14,6 @@ from publipost_merge.domain import (
     mailing_id_for,
     missing_custom_fields,
     missing_record_fields,
-    record_problems,
     regrouped_names,
     render_context,
     validated_status,
@@ -25,11 +24,6 @@ def test_the_request_id_names_the_mailing_per_tenant():
     assert mailing_id_for("acme", "req-1") == mailing_id_for("acme", "req-1")
     assert mailing_id_for("acme", "req-1") != mailing_id_for("other", "req-1")
     assert document_id_for("m", 0) != document_id_for("m", 1)
-
-
-def test_records_without_an_id_are_listed_by_position():
-    problems = record_problems([{"id": 1}, {"name": "x"}, {"id": " "}, {"id": 0}])
-    assert [(p.field, p.record_index) for p in problems] == [("records[].id", 1), ("records[].id", 2)]
 
 
 def test_the_record_wins_over_custom_fields_and_date_has_a_default():

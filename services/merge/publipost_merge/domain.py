@@ -112,16 +112,6 @@ def default_name(template_name: str, requested_on: date) -> str:
     return f"{template_name} {requested_on.isoformat()}"
 
 
-def record_problems(records: Iterable[dict[str, Any]]) -> list[Problem]:
-    """Every record needs an id, so each document can be traced back to what produced it."""
-    problems = []
-    for index, record in enumerate(records):
-        record_id = record.get("id")
-        if record_id is None or str(record_id).strip() == "":
-            problems.append(Problem(field="records[].id", message="record has no id", record_index=index))
-    return problems
-
-
 def header_text_problem(field: str, text: str, record_index: int | None = None) -> Problem | None:
     """A mailing's name and a document's number end up in e-mail headers (subject, attachment name) and in the
     download's file name: a control character in them is refused here, where it comes in, naming the field."""
