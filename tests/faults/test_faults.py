@@ -20,9 +20,10 @@ from tests.faults.harness import Fault, Run
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
-# The issue asks for 1,000 records; 200 show the same: the stages overlap as they do at 1,000 (rendering
-# about 1 s, conversion 2–3 s, sending 1.5 s) and each fault lands inside the stage it aims at.
-RECORDS = 200
+# `make test-faults` sends 1,000 records a mailing (issue 13); inside `make test` the scenarios send 200,
+# which show the same (the stages overlap as at 1,000 and each fault lands in the stage it aims at) in a
+# fifth of the time, keeping the whole suite under its 25 minutes.
+RECORDS = int(os.environ.get("PUBLIPOST_FAULTS_RECORDS", "200"))
 BROKER_CUT_S = 10.0
 SENDING = 40  # e-mails received before a fault aimed at the sending
 
