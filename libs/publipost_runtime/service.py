@@ -10,9 +10,17 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 from publipost_auth import Authenticator
 from publipost_bus import Bus
-from publipost_http import BodyLimit, CachedCheck, ReadinessCheck, health_router, json_numbers_storable
+from publipost_http import (
+    BodyLimit,
+    CachedCheck,
+    ReadinessCheck,
+    health_router,
+    json_numbers_storable,
+    refusal_answer,
+)
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
+from publipost_refusals import Refusal
 from publipost_settings import ServiceSettings
 from publipost_storage import Repository, Storage
 
@@ -116,6 +124,7 @@ class Service:
             app.include_router(router)
         app.state.components = self.components
         app.state.authenticator = self.authenticator
+        app.add_exception_handler(Refusal, refusal_answer)
         # FastAPI includes routers lazily: their routes, with prefixes, are listed through their contexts.
         routes = {f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()}
         unknown = sorted(set(self.body_limits) - routes)

@@ -6,6 +6,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from publipost_contracts import Requester
+from publipost_refusals import NotFound
 
 from .domain import Account, Limits, Sharing, TlsMode
 from .repository import AccountRepository
@@ -15,16 +16,16 @@ from .settings import DispatchSettings
 DEFAULT_ACCOUNT_ID = "default"
 
 
-class UnknownAccount(LookupError):
+class UnknownAccount(NotFound):
     def __init__(self, account_id: str) -> None:
         super().__init__(f"account_id: no sending account {account_id!r} for this tenant")
 
 
-class NotShared(UnknownAccount):
+class NotShared(NotFound):
     """Answered as an unknown account: who may not send through an account need not learn it exists."""
 
     def __init__(self, account_id: str) -> None:
-        LookupError.__init__(self, f"account_id: no sending account {account_id!r} shared with you")
+        super().__init__(f"account_id: no sending account {account_id!r} shared with you")
 
 
 class NoSealKey(RuntimeError):

@@ -12,24 +12,22 @@ from publipost_http import IndexCursor, correlation_id
 from pydantic import BaseModel, Field, field_validator
 
 from . import manual
-from .accounts import NoSealKey, UnknownAccount
+from .accounts import NoSealKey
 from .context import Context, DispatchContext
 from .domain import (
     FINAL,
     NOT_SENT,
     PENDING,
     Addressing,
-    BadTemplate,
     DeliveryState,
     EmailText,
     InvalidAddress,
-    UnknownVariable,
     UnsafeHeader,
     check_address,
     check_header,
     too_many_recipients,
 )
-from .handlers import refusal_of
+from .handlers import what_it_sends
 from .preview import preview
 
 router = APIRouter(tags=["dispatches"])
@@ -151,12 +149,6 @@ def _event(caller: Principal, correlation: str, body: DispatchIn) -> DispatchReq
     )
 
 
-async def _mailing_or_refusal(ctx: DispatchContext, event: DispatchRequested) -> dict[str, Any]:
-    refusal = await refusal_of(event, ctx)
-    if isinstance(refusal, str):
-        status = 404 if refusal.startswith(("mailing_id:", "account_id:", "email_template_id:")) else 409
-        raise HTTPException(status, detail=refusal)
-    return refusal[0]
 
 
 @router.post("/dispatches", response_model=Accepted, status_code=202)
@@ -165,7 +157,7 @@ async def start_dispatch(ctx: Context, caller: Starter, correlation: Correlation
     sent in the background; follow it on GET /dispatches/{dispatch_id}."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(caller, correlation, body)
-    await _mailing_or_refusal(ctx, event)
+    await what_it_sends(event, ctx)  # a Refusal answers 404, 409 or 422 (publipost_http)
     await ctx.bus.publish(event)
     return Accepted(dispatch_id=event.dispatch_id)
 
@@ -177,7 +169,7 @@ async def preview_dispatch(
     """What the dispatch would send, sending nothing."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(caller, correlation, body)
-    mailing = await _mailing_or_refusal(ctx, event)
+    mailing, _, _ = await what_it_sends(event, ctx)
     copies = 1
     if body.separate_sends:
         copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
@@ -310,12 +302,6 @@ async def send_document(
             document_type=body.document_type,
         )
         stored = await manual.send_soon(ctx, caller.tenant_id, correlation, request)
-    except (UnknownAccount, manual.UnknownDocument) as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
-    except manual.NoPdf as exc:
-        raise HTTPException(409, detail=str(exc)) from exc
-    except (UnknownVariable, BadTemplate, UnsafeHeader) as exc:
-        raise HTTPException(422, detail=str(exc)) from exc
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
     response.headers["Location"] = f"/sends/{stored['_id']}"

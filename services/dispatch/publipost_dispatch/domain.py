@@ -14,6 +14,7 @@ from typing import Any
 
 from publipost_addresses import control_character, invalid_address_message, is_valid_address
 from publipost_contracts import DispatchRequested, Requester, deterministic_id
+from publipost_refusals import Invalid
 
 
 class DeliveryState(StrEnum):
@@ -82,7 +83,7 @@ def should_pause(errors: int, threshold: int) -> bool:
 # --- headers and addresses ----------------------------------------------------------
 
 
-class UnsafeHeader(ValueError):
+class UnsafeHeader(Invalid, ValueError):
     """A header value carrying a control character: CR or LF could smuggle extra headers into the message,
     NUL, VT, FF and the others break the header or the file name a mail client shows."""
 
@@ -92,7 +93,7 @@ class UnsafeHeader(ValueError):
         self.field = field
 
 
-class InvalidAddress(ValueError):
+class InvalidAddress(Invalid, ValueError):
     def __init__(self, field: str, value: str) -> None:
         message = invalid_address_message(value.strip()) or f"{value!r} is not a valid e-mail address"
         super().__init__(f"{field}: {message}")
@@ -127,20 +128,16 @@ def too_many_recipients(to: list[str], cc: list[str], bcc: list[str], limit: int
     return where, message
 
 
-def message_problem(event: DispatchRequested, max_recipients: int) -> str | None:
+def check_message(event: DispatchRequested, max_recipients: int) -> None:
     """What the HTTP API refuses with 422, checked again for a dispatch.requested published on the bus: the
-    number of addresses, each address, and a subject free of control characters."""
+    number of addresses, each address, and a subject free of control characters (Invalid otherwise)."""
     if (over := too_many_recipients(event.to, event.cc, event.bcc, max_recipients)) is not None:
-        return f"{over[0]}: {over[1]}"
+        raise Invalid(f"{over[0]}: {over[1]}")
     fields = {"to": event.to, "cc": event.cc, "bcc": event.bcc, "reply_to": [event.reply_to] if event.reply_to else []}
-    try:
-        for field_name, values in fields.items():
-            for value in values:
-                check_address(field_name, value)
-        check_header("subject", event.subject)
-    except (InvalidAddress, UnsafeHeader) as exc:
-        return str(exc)
-    return None
+    for field_name, values in fields.items():
+        for value in values:
+            check_address(field_name, value)
+    check_header("subject", event.subject)
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ def _unique(addresses: list[str], already: list[str]) -> list[str]:
 # --- subject and body ---------------------------------------------------------------
 
 
-class UnknownVariable(KeyError):
+class UnknownVariable(Invalid, KeyError):
     def __init__(self, field: str, name: str) -> None:
         super().__init__(f"{field}: unknown variable {{{name}}}")
         self.field = field
@@ -204,7 +201,7 @@ class UnknownVariable(KeyError):
         return self.args[0]
 
 
-class BadTemplate(ValueError):
+class BadTemplate(Invalid, ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}; write {{{{ and }}}} for a literal brace")
         self.field = field

@@ -21,9 +21,10 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
+from publipost_refusals import Conflict, NotFound, Refusal
 from publipost_storage import BlobNotFound
 
-from .accounts import NoSealKey, UnknownAccount
+from .accounts import NoSealKey
 from .context import DispatchContext
 from .delivery import Content, deliver, dispatch_delivery, outcome_fields
 from .domain import (
@@ -41,9 +42,9 @@ from .domain import (
     UnknownVariable,
     UnsafeHeader,
     attachment_name,
+    check_message,
     delivery_id_for,
     dispatch_key,
-    message_problem,
     should_pause,
 )
 from .limits import DailyCapReached
@@ -92,13 +93,13 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
     assert dispatch is not None
     if dispatch["status"] != DispatchStatus.FANNING_OUT:
         return
-    refusal = await refusal_of(event, ctx)
-    if isinstance(refusal, str):
+    try:
+        mailing, text, pause_after = await what_it_sends(event, ctx)
+    except Refusal as refusal:
         await ctx.dispatches.move_status(
-            key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": refusal}
+            key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": str(refusal)}
         )
-        raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}")
-    mailing, text, pause_after = refusal
+        raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
     await ctx.dispatches.update(
         key, {"mailing_name": mailing["name"], "text": text.__dict__, "pause_after_errors": pause_after}
     )
@@ -108,28 +109,25 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
     await complete_if_done(ctx, key)
 
 
-async def refusal_of(
-    event: DispatchRequested, ctx: DispatchContext
-) -> str | tuple[dict[str, Any], EmailText, int]:
-    """Why the dispatch cannot go, or what it sends: the mailing, its e-mail text, the pause threshold."""
-    if (problem := message_problem(event, ctx.settings.max_recipients_per_send)) is not None:
-        return problem
+async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[dict[str, Any], EmailText, int]:
+    """The mailing, its e-mail text and the pause threshold of the dispatch; a Refusal says why it cannot go."""
+    check_message(event, ctx.settings.max_recipients_per_send)
     mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
     if mailing is None:
-        return f"mailing_id: no mailing {event.mailing_id!r} for this tenant"
+        raise NotFound(f"mailing_id: no mailing {event.mailing_id!r} for this tenant")
     if mailing["output"] != "pdf":
-        return "only PDF mailings can be e-mailed; this mailing has DOCX documents only"
+        raise Conflict("only PDF mailings can be e-mailed; this mailing has DOCX documents only")
     if mailing["status"] != "ready":
-        return f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send"
+        raise Conflict(f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send")
     try:
         account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
-    except (UnknownAccount, NoSealKey) as exc:
-        return str(exc)
+    except NoSealKey as exc:
+        raise Conflict(str(exc)) from None
     text = EmailText(subject=event.subject, body=event.body)
     if event.email_template_id is not None:
         template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
         if template is None:
-            return f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant"
+            raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
         text = template
     return mailing, text, account.pause_after_errors
 

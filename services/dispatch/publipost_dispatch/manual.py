@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from publipost_logging import get_logger
+from publipost_refusals import Conflict, NotFound
 from publipost_storage import BlobNotFound
 
 from . import handlers
@@ -30,11 +31,11 @@ from .senders import Sender
 log = get_logger(__name__)
 
 
-class UnknownDocument(LookupError):
+class UnknownDocument(NotFound):
     pass
 
 
-class NoPdf(ValueError):
+class NoPdf(Conflict):
     pass
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from . import handlers
 from .context import Context, MergeContext
-from .domain import DocumentStatus, MailingConflict, header_text_problem
+from .domain import DocumentStatus, header_text_problem
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])
@@ -132,8 +132,6 @@ async def _validate(
         )
     except LookupError as exc:
         raise HTTPException(404, detail=str(exc)) from exc
-    except MailingConflict as exc:
-        raise HTTPException(409, detail=str(exc)) from exc
     return _view(mailing)
 
 

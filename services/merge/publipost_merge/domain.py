@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from publipost_addresses import control_character
 from publipost_contracts import Problem, deterministic_id
+from publipost_refusals import Conflict
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ def regrouped_mailing_id(source_mailing_id: str, dispatch_id: str, outcome: str)
     return str(deterministic_id("regrouped", source_mailing_id, dispatch_id, outcome))
 
 
-class MailingConflict(ValueError):
+class MailingConflict(Conflict):
     """The change asked for does not fit the mailing's state."""
 
 

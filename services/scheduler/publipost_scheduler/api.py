@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_val
 
 from .clients import TargetsUnavailable
 from .context import Context, SchedulerContext
-from .domain import CampaignConflict, CampaignStatus, Recurrence, pause, resume
+from .domain import CampaignStatus, Recurrence, pause, resume
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 UPCOMING = 5
@@ -280,10 +280,7 @@ async def _campaign(ctx: SchedulerContext, tenant_id: str, campaign_id: str) -> 
 
 
 def _change(change: Any, doc: dict[str, Any]) -> CampaignStatus:
-    try:
-        return change(CampaignStatus(doc["status"]))
-    except CampaignConflict as exc:
-        raise HTTPException(409, detail=str(exc)) from exc
+    return change(CampaignStatus(doc["status"]))  # a CampaignConflict answers 409 (publipost_http)
 
 
 async def _apply(ctx: SchedulerContext, doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from publipost_contracts import deterministic_id
+from publipost_refusals import Conflict
 
 RecurrenceKind = Literal["now", "once", "weekly", "monthly"]
 CatchUp = Literal["latest", "skip"]
@@ -28,7 +29,7 @@ class CampaignStatus(StrEnum):
     DELETED = "deleted"  # hidden, never fires again; its occurrences stay as history
 
 
-class CampaignConflict(ValueError):
+class CampaignConflict(Conflict):
     """The change asked for does not fit the campaign's state."""
 
 

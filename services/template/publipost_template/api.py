@@ -122,7 +122,7 @@ async def _version(ctx: TemplateContext, tenant_id: str, template_id: str, versi
     template = await ctx.templates.get(tenant_id, template_id)
     stored = await ctx.versions.get(tenant_id, template_id, version) if template is not None else None
     if template is None or stored is None:
-        raise HTTPException(404, detail=str(TemplateNotFound(template_id, version if template else None)))
+        raise TemplateNotFound(template_id, version if template else None)
     return _view(template["name"], stored)
 
 
@@ -138,7 +138,7 @@ async def list_versions(ctx: Context, caller: Reader, template_id: str) -> list[
     """Every version, newest first."""
     template = await ctx.templates.get(caller.tenant_id, template_id)
     if template is None:
-        raise HTTPException(404, detail=str(TemplateNotFound(template_id)))
+        raise TemplateNotFound(template_id)
     return [_view(template["name"], v) for v in await ctx.versions.all_of(caller.tenant_id, template_id)]
 
 
@@ -174,8 +174,6 @@ async def add_version(
         )
     except TemplateRejected as exc:
         raise _rejected(exc) from exc
-    except TemplateNotFound as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
     except VersionConflict as exc:
         raise HTTPException(409, detail="other versions were being added at the same time; send it again") from exc
     return await _version(ctx, caller.tenant_id, template_id, version["version"])
@@ -184,10 +182,7 @@ async def add_version(
 @router.delete("/{template_id}", status_code=204)
 async def delete_template(ctx: Context, caller: Operator, template_id: str) -> Response:
     """The template, all its versions and their files."""
-    try:
-        await handlers.delete_template(ctx, tenant_id=caller.tenant_id, template_id=template_id)
-    except TemplateNotFound as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+    await handlers.delete_template(ctx, tenant_id=caller.tenant_id, template_id=template_id)  # 404 if unknown
     return Response(status_code=204)
 
 

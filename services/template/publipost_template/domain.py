@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publipost_contracts.events import TemplateType
+from publipost_refusals import NotFound
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -174,7 +175,7 @@ def split_fields(used: set[str], *, entity_type: str, custom: list[str]) -> Fiel
     return FieldSplit(fields=sorted(used), predefined=sorted(used & predefined), custom=list(custom))
 
 
-class TemplateNotFound(LookupError):
+class TemplateNotFound(NotFound):
     def __init__(self, template_id: str, version: int | None = None) -> None:
         what = f"template {template_id!r}" if version is None else f"version {version} of template {template_id!r}"
         super().__init__(f"no {what} for this tenant")
