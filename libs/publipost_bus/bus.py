@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .metrics import HANDLE_SECONDS, MESSAGES, PUBLISHED
 from .publishers import PublisherRefused, Publishers, broker_user
+from .replies import Replies
 from .retry import PermanentFailure, RetryPolicy
 from .topology import (
     ATTEMPT_HEADER,
@@ -115,6 +116,7 @@ class Bus:
         }
         self._queues: list[str] = []
         self._attempts: set[asyncio.Task[Any]] = set()
+        self._replies = Replies(settings.rabbitmq_url, self.topology.events.name, self.user_id)
         self.grace_s = settings.shutdown_grace_s
         self.inbox: ProcessedMessages | None = None
 
@@ -144,18 +146,9 @@ class Bus:
         PUBLISHED.labels(event.type).inc()
 
     async def request(self, event: Event, reply_type: type[R], timeout_s: float = 5.0) -> R:
-        """Request/reply over the events exchange; the consumer's return value is the answer."""
-        reply = await self.broker.request(
-            self.encode(event),
-            exchange=self.topology.events,
-            routing_key=event.routing_key,
-            correlation_id=event.correlation_id,
-            message_id=str(event.event_id),
-            content_type="application/json",
-            user_id=self.user_id,
-            timeout=timeout_s,
-        )
-        return reply_type.model_validate_json(reply.body)
+        """Request/reply over the events exchange (the consumer's return value is the answer), as many in
+        flight at once as callers ask (replies.py); TimeoutError when no answer comes in time."""
+        return await self._replies.ask(self.encode(event), event, reply_type, timeout_s)
 
     # --- consuming ----------------------------------------------------------------
 
@@ -346,6 +339,7 @@ class Bus:
         # Attempts whose consuming task was cancelled (a broker link that dropped) still count as in flight.
         if self._attempts:
             await asyncio.wait(self._attempts, timeout=max(self.grace_s - (time.monotonic() - started), 0.1))
+        await self._replies.close()
 
     async def ping(self, timeout_s: float = 0.8) -> bool:
         """Whether the broker connection is up, waiting at most `timeout_s` (within a probe's 1 s)."""

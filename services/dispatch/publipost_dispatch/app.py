@@ -74,7 +74,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         ),
         pdfs=PdfReader(storage.blobs),
         completions=handlers.CompletionCheck(),
-        resolver=RecipientResolver(bus, settings.rabbitmq_url, settings.resolve_timeout_s),
+        resolver=RecipientResolver(bus, settings.resolve_timeout_s),
         merge=MergeClient(service_client(settings, settings.merge_url, settings.http_timeout_s, credentials=credentials)),
         email_templates=EmailTemplateClient(
             service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
@@ -109,7 +109,6 @@ def build(settings: DispatchSettings | None = None) -> Service:
         # uncertain by the sweep of another replica or the next start).
         await asyncio.gather(*ctx.manual_sends, return_exceptions=True)
         await ctx.completions.wait()
-        await ctx.resolver.stop()
         await ctx.senders.close()
         await ctx.merge.close()
         await ctx.email_templates.close()
@@ -122,7 +121,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         routers=[api.router, accounts_api.router, history_api.router],
         repositories=[ctx.dispatches, ctx.deliveries, ctx.replicas, ctx.accounts.repository, counters, leases],
         timers=[ctx.senders, Sweeper(ctx)],
-        on_start=[ctx.resolver.start, alive_before_consuming],
+        on_start=[alive_before_consuming],
         on_stop=[close_adapters],
     )
 
