@@ -137,7 +137,7 @@ async def _attempts(
         if not outcome.retry:
             break
         await ctx.deliveries.release(send_id, ctx.senders.holder, outcome.reason or "")
-        await asyncio.sleep(ctx.settings.retry_base_delay_s * 2**attempt)
+        await asyncio.sleep(ctx.bus.retry_policy.delay_s(attempt + 1))  # the bus's backoff, as a send.requested's
     await handlers.record(
         ctx,
         delivery,
