@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 from bson import ObjectId
+from publipost_dispatch.completions import CompletionCheck
 from publipost_dispatch.domain import Limits
-from publipost_dispatch.handlers import CompletionCheck
 from publipost_dispatch.limits import DailyCapReached, SendPermits
 from publipost_dispatch.pdfs import PdfReader
 from publipost_storage import BlobNotFound

@@ -27,7 +27,7 @@ from .domain import (
     check_header,
     too_many_recipients,
 )
-from .handlers import what_it_sends
+from .fan_out import what_it_sends
 from .preview import preview
 
 router = APIRouter(tags=["dispatches"])

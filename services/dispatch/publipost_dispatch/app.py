@@ -18,9 +18,10 @@ from publipost_outbound import OutboundPolicy
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import accounts_api, api, handlers, history_api
+from . import accounts_api, api, completion, fan_out, history_api, sending
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
+from .completions import CompletionCheck
 from .context import DispatchContext
 from .pdfs import PdfReader
 from .repository import (
@@ -73,7 +74,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
             outbound=OutboundPolicy.of(settings.outbound_allow),
         ),
         pdfs=PdfReader(storage.blobs),
-        completions=handlers.CompletionCheck(),
+        completions=CompletionCheck(),
         resolver=RecipientResolver(bus, settings.resolve_timeout_s),
         merge=MergeClient(service_client(settings, settings.merge_url, settings.http_timeout_s, credentials=credentials)),
         email_templates=EmailTemplateClient(
@@ -81,24 +82,24 @@ def build(settings: DispatchSettings | None = None) -> Service:
         ),
     )
 
-    ctx.completions.check = lambda key: handlers.complete_if_done(ctx, key)
+    ctx.completions.check = lambda key: completion.complete_if_done(ctx, key)
 
     @bus.consumer(DispatchRequested)
     async def dispatch_requested(event: DispatchRequested) -> None:
         """Fan a dispatch out into one send per document."""
-        await handlers.dispatch_requested(event, ctx)
+        await fan_out.dispatch_requested(event, ctx)
 
     @bus.consumer(DispatchResumed)
     async def dispatch_resumed(event: DispatchResumed) -> None:
         """Ask again for every send of a resumed dispatch that is still pending."""
-        await handlers.dispatch_resumed(event, ctx)
+        await fan_out.dispatch_resumed(event, ctx)
 
     # The delivery's state in the database already makes a second handling of a send do nothing (its
     # claim fails); the inbox's two extra writes per e-mail would only slow every send.
     @bus.consumer(SendRequested, idempotent=False)
     async def send_requested(event: SendRequested) -> None:
         """Send one document to its recipient and record the outcome."""
-        await handlers.send_requested(event, ctx)
+        await sending.send_requested(event, ctx)
 
     async def alive_before_consuming() -> None:
         # Beat once before any claim, so no other replica's sweep takes this one's first sends for lost.

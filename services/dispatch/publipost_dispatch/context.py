@@ -1,6 +1,6 @@
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends
 from publipost_bus import Bus
@@ -9,14 +9,12 @@ from publipost_storage import Storage
 
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
+from .completions import CompletionCheck
 from .pdfs import PdfReader
 from .repository import DeliveryRepository, DispatchRepository, ReplicaRepository
 from .resolver import RecipientResolver
 from .senders import Senders
 from .settings import DispatchSettings
-
-if TYPE_CHECKING:
-    from .handlers import CompletionCheck
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class DispatchContext:
     senders: Senders
     resolver: RecipientResolver
     pdfs: PdfReader
-    completions: "CompletionCheck"
+    completions: CompletionCheck
     merge: MergeClient
     email_templates: EmailTemplateClient
     # The deliveries this replica is sending now: the sweep renews their leases while they are here.

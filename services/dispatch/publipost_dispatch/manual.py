@@ -12,7 +12,7 @@ from publipost_logging import get_logger
 from publipost_refusals import Conflict, NotFound
 from publipost_storage import BlobNotFound
 
-from . import handlers
+from . import sending
 from .context import DispatchContext
 from .delivery import Content, deliver
 from .domain import (
@@ -119,7 +119,7 @@ async def _send(
     except Exception as exc:  # before the server took it (an outcome once it has is always written)
         log.exception("immediate send failed before the server took it", send_id=send_id)
         reason = f"not sent: {exc!r}; it can be sent again"
-        await handlers.record(ctx, delivery, DeliveryState.FAILED, reason=reason, subject=content.subject)
+        await sending.record(ctx, delivery, DeliveryState.FAILED, reason=reason, subject=content.subject)
     finally:
         ctx.held.discard(send_id)
 
@@ -138,7 +138,7 @@ async def _attempts(
             break
         await ctx.deliveries.release(send_id, ctx.senders.holder, outcome.reason or "")
         await asyncio.sleep(ctx.bus.retry_policy.delay_s(attempt + 1))  # the bus's backoff, as a send.requested's
-    await handlers.record(
+    await sending.record(
         ctx,
         delivery,
         outcome.state,

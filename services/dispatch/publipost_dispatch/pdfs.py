@@ -13,7 +13,7 @@ class PdfReader:
 
     async def get(self, tenant_id: str, blob_id: str, length: int | None = None) -> bytes:
         """The tenant's PDF; `length`, when the fan-out found the file whole and the tenant's (see
-        handlers._fan_out), spares reading its file entry again."""
+        fan_out._fan_out), spares reading its file entry again."""
         found = await self._reads((tenant_id, blob_id, length))
         if isinstance(found, BlobNotFound):
             raise found

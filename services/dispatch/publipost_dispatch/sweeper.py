@@ -10,7 +10,7 @@ from typing import Any
 from publipost_contracts import DispatchRequested, SendRequested, deterministic_id
 from publipost_logging import get_logger
 
-from . import handlers
+from . import completion, fan_out, sending
 from .context import DispatchContext
 from .delivery import outcome_fields
 from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
@@ -72,7 +72,7 @@ class Sweeper:
                     await self._take_back(delivery)
         for dispatch in unfinished:
             if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
-                await handlers.complete_if_done(ctx, dispatch["_id"])
+                await completion.complete_if_done(ctx, dispatch["_id"])
         await self._fan_out_again_where_stalled()
         busy = {d["dispatch_key"] for d in in_flight}
         await self._ask_again_for_lost_sends([d for d in unfinished if d["status"] == DispatchStatus.SENDING], busy)
@@ -100,7 +100,7 @@ class Sweeper:
         async for dispatch in ctx.dispatches.stalled_fan_outs(before):
             await ctx.dispatches.update(dispatch["_id"], {"progress_at": datetime.now(UTC)})
             log.warning("stalled fan-out run again", dispatch_key=dispatch["_id"])
-            await handlers.dispatch_requested(DispatchRequested.model_validate(dispatch["request"]), ctx)
+            await fan_out.dispatch_requested(DispatchRequested.model_validate(dispatch["request"]), ctx)
 
     async def _ask_again_for_lost_sends(self, sending: list[dict[str, Any]], busy: set[str]) -> None:
         """A dispatch with documents queued, none being sent by any replica and no send.requested waiting
@@ -134,7 +134,7 @@ class Sweeper:
         if delivery.get("kind") == "manual":  # nobody will ask again, and the e-mail may have gone
             changes = outcome_fields(delivery, DeliveryState.UNCERTAIN, INTERRUPTED, None, None, None, None)
             if await ctx.deliveries.finish(delivery["_id"], DeliveryState.UNCERTAIN, changes):
-                await handlers.announce(
+                await sending.announce(
                     ctx, delivery, DeliveryState.UNCERTAIN, reason=INTERRUPTED, addressing=None, message_id=None
                 )
             return

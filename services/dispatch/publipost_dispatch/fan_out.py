@@ -1,0 +1,162 @@
+"""dispatch.requested and dispatch.resumed: check what the dispatch would send, then ask for one send per
+document (again, for a resumed one)."""
+
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from publipost_bus import PermanentFailure
+from publipost_contracts import (
+    DispatchRequested,
+    DispatchResumed,
+    Event,
+    SendRequested,
+)
+from publipost_logging import get_logger
+from publipost_refusals import Conflict, NotFound, Refusal
+
+from .accounts import NoSealKey
+from .completion import complete_if_done
+from .context import DispatchContext
+from .delivery import dispatch_delivery
+from .domain import (
+    PENDING,
+    DeliveryState,
+    DispatchStatus,
+    EmailText,
+    check_message,
+    dispatch_key,
+)
+
+log = get_logger(__name__)
+
+
+async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> None:
+    """Record one delivery per document of the mailing and ask for each send on dispatch's own work queue,
+    which every replica consumes: the sends, not the fan-out, are shared."""
+    key = dispatch_key(event.tenant_id, event.dispatch_id)
+    await ctx.dispatches.create(
+        {
+            "_id": key,
+            "tenant_id": event.tenant_id,
+            "dispatch_id": event.dispatch_id,
+            "mailing_id": event.mailing_id,
+            "correlation_id": event.correlation_id,
+            "account_id": event.account_id,
+            "document_type": event.document_type,
+            "to": event.to,
+            "cc": event.cc,
+            "bcc": event.bcc,
+            "reply_to": event.reply_to,
+            "separate_sends": event.separate_sends,
+            "copy_to_sender": event.copy_to_sender,
+            "status": DispatchStatus.FANNING_OUT,
+            "total": 0,
+            "errors": 0,
+            "resumptions": 0,
+            "created_at": datetime.now(UTC),
+            # What the sweep needs to run a fan-out again whose message was lost (see sweeper.py).
+            "request": event.model_dump(mode="json"),
+            "progress_at": datetime.now(UTC),
+        }
+    )
+    dispatch = await ctx.dispatches.get(key)
+    assert dispatch is not None
+    if dispatch["status"] != DispatchStatus.FANNING_OUT:
+        return
+    try:
+        mailing, text, pause_after = await what_it_sends(event, ctx)
+    except Refusal as refusal:
+        await ctx.dispatches.move_status(
+            key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": str(refusal)}
+        )
+        raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
+    await ctx.dispatches.update(
+        key, {"mailing_name": mailing["name"], "text": text.__dict__, "pause_after_errors": pause_after}
+    )
+    total = await _fan_out(event, ctx, key, mailing)
+    await ctx.dispatches.update(key, {"total": total})
+    await ctx.dispatches.move_status(key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.SENDING})
+    await complete_if_done(ctx, key)
+
+
+
+async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[dict[str, Any], EmailText, int]:
+    """The mailing, its e-mail text and the pause threshold of the dispatch; a Refusal says why it cannot go."""
+    check_message(event, ctx.settings.max_recipients_per_send)
+    mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
+    if mailing is None:
+        raise NotFound(f"mailing_id: no mailing {event.mailing_id!r} for this tenant")
+    if mailing["output"] != "pdf":
+        raise Conflict("only PDF mailings can be e-mailed; this mailing has DOCX documents only")
+    if mailing["status"] != "ready":
+        raise Conflict(f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send")
+    try:
+        account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
+    except NoSealKey as exc:
+        raise Conflict(str(exc)) from None
+    text = EmailText(subject=event.subject, body=event.body)
+    if event.email_template_id is not None:
+        template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
+        if template is None:
+            raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
+        text = template
+    return mailing, text, account.pause_after_errors
+
+
+
+async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[str, Any]) -> int:
+    """Deliveries are written a page at a time and each send asked for right after: a fan-out that runs
+    again after a crash inserts what is missing and asks again under the same event ids."""
+    total = 0
+    page: list[dict[str, Any]] = []
+
+    async def flush() -> None:
+        if not page:
+            return
+        # Each PDF's length, read here a page at a time, lets its send read the PDF in one round trip.
+        pdf_ids = [d["pdf_blob_id"] for d in page if d["pdf_blob_id"]]
+        files = await ctx.storage.blobs.infos(pdf_ids, tenant_id=event.tenant_id) if pdf_ids else {}
+        for d in page:
+            if d["pdf_blob_id"] in files:
+                d["pdf_length"] = files[d["pdf_blob_id"]]["length"]
+        await ctx.deliveries.add_many(page)
+        await ctx.dispatches.update(key, {"progress_at": datetime.now(UTC)})
+        # A page's sends are published together: one after the other, each waiting for the broker's
+        # confirmation, the fan-out (not the sending) would set the pace.
+        await asyncio.gather(
+            *(
+                ctx.bus.publish(
+                    SendRequested.caused_by(
+                        event, key=d["document_id"], dispatch_id=d["dispatch_id"], document_id=d["document_id"]
+                    )
+                )
+                for d in page
+                if d["state"] == DeliveryState.QUEUED
+            )
+        )
+        page.clear()
+
+    dispatch = await ctx.dispatches.get(key)
+    assert dispatch is not None
+    async for document in ctx.merge.documents(event.tenant_id, mailing["id"]):
+        total += 1
+        page.append(dispatch_delivery(dispatch, mailing, document))
+        if len(page) == 500:
+            await flush()
+    await flush()
+    return total
+
+
+
+async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext) -> None:
+    """Send again every delivery still queued: keyed by the resumption, so the inbox does not skip them."""
+    key = dispatch_key(event.tenant_id, event.dispatch_id)
+    async for delivery in ctx.deliveries.in_state(key, PENDING):
+        await ctx.bus.publish(
+            SendRequested.caused_by(
+                event, key=delivery["document_id"], dispatch_id=event.dispatch_id, document_id=delivery["document_id"]
+            )
+        )
+    await complete_if_done(ctx, key)
