@@ -1,9 +1,9 @@
 """What dispatch asks other services over HTTP: merge for a mailing and its documents, template for e-mail texts."""
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
+from publipost_contracts.reads import DocumentPage, DocumentView, MailingView
 
 from .domain import EmailText
 
@@ -14,31 +14,31 @@ class MergeClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
 
-    async def mailing(self, tenant_id: str, mailing_id: str) -> dict[str, Any] | None:
+    async def mailing(self, tenant_id: str, mailing_id: str) -> MailingView | None:
         response = await self._http.get(f"/mailings/{mailing_id}", headers={TENANT: tenant_id})
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return response.json()
+        return MailingView.model_validate_json(response.content)
 
-    async def documents(self, tenant_id: str, mailing_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def documents(self, tenant_id: str, mailing_id: str) -> AsyncIterator[DocumentView]:
         after = -1
         while True:
             response = await self._http.get(
                 f"/mailings/{mailing_id}/documents", params={"after": after, "limit": 500}, headers={TENANT: tenant_id}
             )
             response.raise_for_status()
-            page = response.json()
-            for document in page["items"]:
+            page = DocumentPage.model_validate_json(response.content)
+            for document in page.items:
                 yield document
-            if page["next_after"] is None:
+            if page.next_after is None:
                 return
-            after = page["next_after"]
+            after = page.next_after
 
-    async def document(self, tenant_id: str, mailing_id: str, document_id: str) -> dict[str, Any] | None:
+    async def document(self, tenant_id: str, mailing_id: str, document_id: str) -> DocumentView | None:
         """One document of a mailing; merge lists documents by mailing only, so this walks its pages."""
         async for document in self.documents(tenant_id, mailing_id):
-            if document["id"] == document_id:
+            if document.id == document_id:
                 return document
         return None
 

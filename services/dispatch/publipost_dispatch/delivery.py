@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from publipost_contracts.reads import DocumentView, MailingView
+
 from .domain import (
     Addressing,
     BadTemplate,
@@ -134,35 +136,35 @@ def outcome_fields(
     return fields
 
 
-def dispatch_delivery(dispatch: dict[str, Any], mailing: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+def dispatch_delivery(dispatch: dict[str, Any], mailing: MailingView, document: DocumentView) -> dict[str, Any]:
     """The record of one document's send in a dispatch, before it is sent (or failed at once: no PDF)."""
-    no_pdf = document["pdf_blob_id"] is None
+    no_pdf = document.pdf_blob_id is None
     now = datetime.now(UTC)
-    facts = DocumentFacts(document["document_number"], mailing["name"], document["recipient_name"],
-                          document["customer_number"])
+    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name,
+                          document.customer_number)
     try:  # the history shows (and searches) the subject before the send; the send renders it again
         subject: str | None = EmailText(**dispatch["text"]).render(facts.variables(date.today()))[0]
     except (UnsafeHeader, UnknownVariable, BadTemplate):
         subject = None
     delivery = {
-        "_id": delivery_id_for(dispatch["_id"], document["id"]),
+        "_id": delivery_id_for(dispatch["_id"], document.id),
         "kind": "dispatch",
         "dispatch_key": dispatch["_id"],
         "dispatch_id": dispatch["dispatch_id"],
         "tenant_id": dispatch["tenant_id"],
         "correlation_id": dispatch["correlation_id"],
         "document_type": dispatch["document_type"],
-        "mailing_id": mailing["id"],
-        "mailing_name": mailing["name"],
-        "document_id": document["id"],
-        "index": document["index"],
-        "document_number": document["document_number"],
-        "customer_number": document["customer_number"],
-        "record_email": document["email"],
-        "recipient_name": document["recipient_name"],
-        "pdf_blob_id": document["pdf_blob_id"],
+        "mailing_id": mailing.id,
+        "mailing_name": mailing.name,
+        "document_id": document.id,
+        "index": document.index,
+        "document_number": document.document_number,
+        "customer_number": document.customer_number,
+        "record_email": document.email,
+        "recipient_name": document.recipient_name,
+        "pdf_blob_id": document.pdf_blob_id,
         "state": DeliveryState.FAILED if no_pdf else DeliveryState.QUEUED,
-        "reason": f"no PDF to attach ({document['error'] or document['status']})" if no_pdf else None,
+        "reason": f"no PDF to attach ({document.error or document.status})" if no_pdf else None,
         "attempts": 0,
         "to": [],
         "subject": subject,

@@ -13,6 +13,7 @@ from publipost_contracts import (
     Event,
     SendRequested,
 )
+from publipost_contracts.reads import MailingView
 from publipost_logging import get_logger
 from publipost_refusals import Conflict, NotFound, Refusal
 
@@ -73,7 +74,7 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
         )
         raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
     await ctx.dispatches.update(
-        key, {"mailing_name": mailing["name"], "text": text.__dict__, "pause_after_errors": pause_after}
+        key, {"mailing_name": mailing.name, "text": text.__dict__, "pause_after_errors": pause_after}
     )
     total = await _fan_out(event, ctx, key, mailing)
     await ctx.dispatches.update(key, {"total": total})
@@ -82,16 +83,16 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> 
 
 
 
-async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[dict[str, Any], EmailText, int]:
+async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[MailingView, EmailText, int]:
     """The mailing, its e-mail text and the pause threshold of the dispatch; a Refusal says why it cannot go."""
     check_message(event, ctx.settings.max_recipients_per_send)
     mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
     if mailing is None:
         raise NotFound(f"mailing_id: no mailing {event.mailing_id!r} for this tenant")
-    if mailing["output"] != "pdf":
+    if mailing.output != "pdf":
         raise Conflict("only PDF mailings can be e-mailed; this mailing has DOCX documents only")
-    if mailing["status"] != "ready":
-        raise Conflict(f"mailing {event.mailing_id!r} is {mailing['status']}, not ready to send")
+    if not mailing.sendable:
+        raise Conflict(f"mailing {event.mailing_id!r} is {mailing.status}, not ready to send")
     try:
         account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
     except NoSealKey as exc:
@@ -106,7 +107,7 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
 
 
 
-async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[str, Any]) -> int:
+async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: MailingView) -> int:
     """Deliveries are written a page at a time and each send asked for right after: a fan-out that runs
     again after a crash inserts what is missing and asks again under the same event ids."""
     total = 0
@@ -140,7 +141,7 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: dict[s
 
     dispatch = await ctx.dispatches.get(key)
     assert dispatch is not None
-    async for document in ctx.merge.documents(event.tenant_id, mailing["id"]):
+    async for document in ctx.merge.documents(event.tenant_id, mailing.id):
         total += 1
         page.append(dispatch_delivery(dispatch, mailing, document))
         if len(page) == 500:

@@ -58,14 +58,14 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
     document = await ctx.merge.document(tenant_id, request.mailing_id, request.document_id) if mailing else None
     if mailing is None or document is None:
         raise UnknownDocument(f"document_id: no document {request.document_id!r} in mailing {request.mailing_id!r}")
-    if document["pdf_blob_id"] is None:
+    if document.pdf_blob_id is None:
         raise NoPdf("only PDF documents can be e-mailed; this document has no PDF")
-    facts = DocumentFacts(document["document_number"], mailing["name"], document["recipient_name"],
-                          document["customer_number"])
+    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name,
+                          document.customer_number)
     subject, body, html_body = request.text.render(facts.variables(date.today()))
-    filename = attachment_name(document["document_number"])  # refused (422) before anything is recorded
+    filename = attachment_name(document.document_number)  # refused (422) before anything is recorded
     try:
-        pdf = await ctx.storage.blobs.get(document["pdf_blob_id"], tenant_id=tenant_id)
+        pdf = await ctx.storage.blobs.get(document.pdf_blob_id, tenant_id=tenant_id)
     except BlobNotFound:
         raise NoPdf(f"the PDF of document {request.document_id!r} is not stored (any more)") from None
     send_id = f"manual-{uuid.uuid4()}"
@@ -78,13 +78,13 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
         "correlation_id": correlation_id,
         "document_type": request.document_type,
         "mailing_id": request.mailing_id,
-        "mailing_name": mailing["name"],
+        "mailing_name": mailing.name,
         "document_id": request.document_id,
-        "index": document["index"],
-        "document_number": document["document_number"],
-        "customer_number": document["customer_number"],
-        "recipient_name": document["recipient_name"],
-        "pdf_blob_id": document["pdf_blob_id"],
+        "index": document.index,
+        "document_number": document.document_number,
+        "customer_number": document.customer_number,
+        "recipient_name": document.recipient_name,
+        "pdf_blob_id": document.pdf_blob_id,
         "state": DeliveryState.QUEUED,
         "attempts": 0,
         "subject": subject,

@@ -2,8 +2,8 @@
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
+from publipost_contracts.reads import DocumentView, MailingView
 from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
@@ -31,30 +31,30 @@ class Preview:
 
 
 async def preview(
-    ctx: DispatchContext, tenant_id: str, correlation_id: str, mailing: dict[str, Any], fixed_to: list[str],
+    ctx: DispatchContext, tenant_id: str, correlation_id: str, mailing: MailingView, fixed_to: list[str],
     copies_per_document: int,
 ) -> Preview:
     """Each document's address is resolved as a send would resolve it, by a few workers at a time, so a
     large mailing is never held whole in memory."""
     result = Preview()
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=64)
+    queue: asyncio.Queue[DocumentView | None] = asyncio.Queue(maxsize=64)
 
     async def worker() -> None:
         while (document := await queue.get()) is not None:
             await look(document)
 
-    async def look(document: dict[str, Any]) -> None:
-        if document["pdf_blob_id"] is None:
-            result.unsendable.append(_unsendable(document, f"no PDF ({document['error'] or document['status']})"))
+    async def look(document: DocumentView) -> None:
+        if document.pdf_blob_id is None:
+            result.unsendable.append(_unsendable(document, f"no PDF ({document.error or document.status})"))
             return
         try:
-            size = (await ctx.storage.blobs.info(document["pdf_blob_id"]))["length"]
+            size = (await ctx.storage.blobs.info(document.pdf_blob_id))["length"]
         except BlobNotFound:
             result.unsendable.append(_unsendable(document, "PDF missing"))
             return
         if not fixed_to:
             resolved = await ctx.resolver.resolve(
-                tenant_id, correlation_id, customer_number=document["customer_number"], record_email=document["email"]
+                tenant_id, correlation_id, customer_number=document.customer_number, record_email=document.email
             )
             if resolved.email is None:
                 result.unsendable.append(_unsendable(document, f"no address: {resolved.reason}"))
@@ -65,7 +65,7 @@ async def preview(
 
     workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
     try:
-        async for document in ctx.merge.documents(tenant_id, mailing["id"]):
+        async for document in ctx.merge.documents(tenant_id, mailing.id):
             result.documents += 1
             await queue.put(document)
         for _ in workers:
@@ -78,5 +78,5 @@ async def preview(
     return result
 
 
-def _unsendable(document: dict[str, Any], reason: str) -> Unsendable:
-    return Unsendable(document["id"], document["document_number"], reason)
+def _unsendable(document: DocumentView, reason: str) -> Unsendable:
+    return Unsendable(document.id, document.document_number, reason)

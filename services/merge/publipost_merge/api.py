@@ -1,45 +1,19 @@
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from publipost_auth import Admin, Operator, OutcomeReader, Reader
+from publipost_contracts.reads import DocumentPage, DocumentView, MailingView
 from publipost_http import IndexCursor, Paging, content_disposition
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
 
 from . import handlers
 from .context import Context, MergeContext
-from .domain import DocumentStatus, header_text_problem
+from .domain import DocumentStatus, MailingStatus, header_text_problem
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])
-
-
-class PartView(BaseModel):
-    number: int
-    documents: int
-    pages: int
-
-
-class MailingView(BaseModel):
-    id: str
-    name: str
-    status: str
-    created_at: datetime
-    output: str
-    template_id: str | None = None
-    template_version: int | None = None
-    expected: int = Field(default=0, description="Records in the request: the total while rendering.")
-    documents: int
-    rendered: int
-    failed: int
-    parts: list[PartView] = Field(default_factory=list, description="The print file, in parts (GET .../parts/N).")
-    warnings: list[dict[str, Any]] = Field(default_factory=list)
-    warnings_count: int = 0
-    converted: int | None = Field(default=None, description="PDFs ready so far; in the single-mailing view.")
-    regrouped_from: dict[str, str] | None = None
-    replaced_by: list[str] | None = None
 
 
 class MailingPage(BaseModel):
@@ -49,29 +23,10 @@ class MailingPage(BaseModel):
     per_page: int
 
 
-class DocumentView(BaseModel):
-    id: str
-    index: int
-    record_id: str
-    customer_number: str | None
-    email: str | None
-    document_number: str
-    recipient_name: str | None
-    status: str
-    pdf_blob_id: str | None
-    docx_blob_id: str | None
-    page_count: int
-    error: str | None
-
-
-class DocumentPage(BaseModel):
-    items: list[DocumentView]
-    next_after: int | None
-
-
 def _view(doc: dict[str, Any]) -> MailingView:
-    fields = {k: doc[k] for k in MailingView.model_fields if k in doc and doc[k] is not None and k != "converted"}
-    return MailingView(id=doc["_id"], **fields)
+    skipped = ("converted", "sendable")
+    fields = {k: doc[k] for k in MailingView.model_fields if k in doc and doc[k] is not None and k not in skipped}
+    return MailingView(id=doc["_id"], sendable=doc["status"] == MailingStatus.READY, **fields)
 
 
 async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> dict[str, Any]:

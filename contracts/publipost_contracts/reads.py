@@ -1,0 +1,60 @@
+"""What one service reads of another over HTTP, typed on both sides: the route answers the model, the caller
+parses it (tests/contract/test_reads.py checks the route's OpenAPI schema is the model's). Today: dispatch
+reads a mailing and its documents from merge.
+
+    from publipost_contracts.reads import MailingView
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PartView(BaseModel):
+    number: int
+    documents: int
+    pages: int
+
+
+class MailingView(BaseModel):
+    id: str
+    name: str
+    status: str = Field(description="rendering, converting, pending_validation, ready, failed, rejected, replaced.")
+    sendable: bool = Field(
+        default=False, description="Whether its documents can be e-mailed now: final, validated, not replaced."
+    )
+    created_at: datetime
+    output: str = Field(description="pdf or docx: only PDF mailings are e-mailed.")
+    template_id: str | None = None
+    template_version: int | None = None
+    expected: int = Field(default=0, description="Records in the request: the total while rendering.")
+    documents: int
+    rendered: int
+    failed: int
+    parts: list[PartView] = Field(default_factory=list, description="The print file, in parts (GET .../parts/N).")
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+    warnings_count: int = 0
+    converted: int | None = Field(default=None, description="PDFs ready so far; in the single-mailing view.")
+    regrouped_from: dict[str, str] | None = None
+    replaced_by: list[str] | None = None
+
+
+class DocumentView(BaseModel):
+    id: str
+    index: int
+    record_id: str
+    customer_number: str | None
+    email: str | None
+    document_number: str
+    recipient_name: str | None
+    status: str
+    pdf_blob_id: str | None
+    docx_blob_id: str | None
+    page_count: int
+    error: str | None
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentView]
+    next_after: int | None = Field(description="Ask again with after=this for the next page; none: the last.")
