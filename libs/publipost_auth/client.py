@@ -88,6 +88,9 @@ def service_credentials(settings: ServiceSettings) -> ClientCredentials | None:
     )
 
 
+CONNECT_RETRIES = 2
+
+
 def service_client(
     settings: ServiceSettings,
     base_url: str,
@@ -96,8 +99,12 @@ def service_client(
     credentials: ClientCredentials | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An HTTP client to another service that authenticates as this service. Several clients of one service
-    can share one `credentials` (one token for all); without credentials configured it sends none, which
-    the other service accepts only while its authentication is off."""
+    """The one HTTP client to another service: it authenticates as this service, and a connection that
+    cannot be made (the other service restarting) is tried again CONNECT_RETRIES times before the call fails
+    (a request that reached the service is never sent twice; the caller's message then goes through the
+    bus's retries). Several clients of one service can share one `credentials` (one token for all); without
+    credentials configured it sends none, which the other service accepts only while its authentication is
+    off."""
     auth = credentials or service_credentials(settings)
+    transport = transport or httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES)
     return httpx.AsyncClient(base_url=base_url, timeout=timeout_s, auth=auth, transport=transport)
