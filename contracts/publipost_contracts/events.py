@@ -279,7 +279,8 @@ class Failure(_Part):
 class DispatchCompleted(Event):
     """Every document of the dispatch has a final outcome.
 
-    `failures` lists at most `FAILURES_LISTED`; the full list is on dispatch's HTTP API.
+    `failures` lists at most `FAILURES_LISTED`; past that, `failures_file_id` names them all: a Failure a
+    line (NDJSON) in GridFS, the tenant's.
     """
 
     FAILURES_LISTED: ClassVar[int] = 1000
@@ -291,6 +292,7 @@ class DispatchCompleted(Event):
     failed: int  # not sent, the uncertain ones included
     failures: list[Failure]
     failures_truncated: bool = False
+    failures_file_id: Id | None = None
     uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
 
 

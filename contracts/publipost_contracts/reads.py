@@ -1,6 +1,6 @@
 """What one service reads of another over HTTP, typed on both sides: the route answers the model, the caller
 parses it (tests/contract/test_reads.py checks the route's OpenAPI schema is the model's). Today: dispatch
-reads a mailing and its documents from merge.
+reads a mailing from merge; its documents it reads from the mailing's documents file (DocumentView lines).
 
     from publipost_contracts.reads import MailingView
 """
@@ -38,6 +38,10 @@ class MailingView(BaseModel):
     converted: int | None = Field(default=None, description="PDFs ready so far; in the single-mailing view.")
     regrouped_from: dict[str, str] | None = None
     replaced_by: list[str] | None = None
+    documents_file_id: str | None = Field(
+        default=None,
+        description="Once settled: its documents in GridFS, one DocumentView a line (NDJSON) in record order.",
+    )
 
 
 class DocumentView(BaseModel):

@@ -190,6 +190,19 @@ class BlobStore:
         while chunk := await stream.readchunk():
             yield chunk
 
+    async def lines(self, blob_id: str, *, tenant_id: str | None = None) -> AsyncIterator[bytes]:
+        """The blob's non-blank lines (an NDJSON file), read chunk by chunk: memory stays flat however many
+        lines it holds. With `tenant_id`, only a blob of that tenant is found."""
+        pending = b""
+        async for chunk in self.stream(blob_id, tenant_id=tenant_id):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                if line.strip():
+                    yield line
+        if pending.strip():
+            yield pending
+
     async def info(self, blob_id: str, *, tenant_id: str | None = None) -> dict[str, Any]:
         """The blob's file entry; with `tenant_id`, only a blob of that tenant is found."""
         doc = await self._files.find_one({"_id": _object_id(blob_id)})

@@ -175,6 +175,25 @@ async def test_a_mailing_with_refused_and_missing_addresses_is_sent_and_regroupe
     assert (view["status"], view["sent"], view["failed"], view["total"]) == ("completed", 2, 2, 4)
 
 
+async def test_failures_past_what_the_event_lists_reach_merge_as_a_file_and_every_one_is_regrouped(flow, monkeypatch):
+    """Past FAILURES_LISTED, dispatch.completed names a file of every document not sent; merge regroups by
+    it, not by paging dispatch's API (which it no longer calls)."""
+    monkeypatch.setattr(DispatchCompleted, "FAILURES_LISTED", 2)
+    records = [record(n, None) for n in range(1, 6)] + [record(6, "six@example.test")]
+    mailing = await merge_mailing(flow, records)
+    request = await dispatch(flow, mailing.mailing_id)
+
+    completed = await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    assert (completed.sent, completed.failed, len(completed.failures)) == (1, 5, 2)
+    assert completed.failures_truncated and completed.failures_file_id is not None
+
+    regrouped = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == request.dispatch_id)
+    assert (regrouped.sent, regrouped.not_sent) == (1, 5)
+    url = f"/mailings/{regrouped.not_sent_mailing_id}/documents"
+    not_sent = (await flow["merge_http"].get(url, headers=TENANT)).json()["items"]
+    assert sorted(d["document_number"] for d in not_sent) == [f"INV-{n:04d}" for n in range(1, 6)]
+
+
 async def test_a_redelivered_send_of_a_sent_document_is_not_sent_again(flow):
     mailing = await merge_mailing(flow, [record(1, "one@example.test")])
     request = await dispatch(flow, mailing.mailing_id)

@@ -1,9 +1,8 @@
-"""What dispatch asks other services over HTTP: merge for a mailing and its documents, template for e-mail texts."""
-
-from collections.abc import AsyncIterator
+"""What dispatch asks other services over HTTP: merge for a mailing (its documents are a file: documents.py),
+template for e-mail texts."""
 
 import httpx
-from publipost_contracts.reads import DocumentPage, DocumentView, MailingView
+from publipost_contracts.reads import MailingView
 
 from .domain import EmailText
 
@@ -20,27 +19,6 @@ class MergeClient:
             return None
         response.raise_for_status()
         return MailingView.model_validate_json(response.content)
-
-    async def documents(self, tenant_id: str, mailing_id: str) -> AsyncIterator[DocumentView]:
-        after = -1
-        while True:
-            response = await self._http.get(
-                f"/mailings/{mailing_id}/documents", params={"after": after, "limit": 500}, headers={TENANT: tenant_id}
-            )
-            response.raise_for_status()
-            page = DocumentPage.model_validate_json(response.content)
-            for document in page.items:
-                yield document
-            if page.next_after is None:
-                return
-            after = page.next_after
-
-    async def document(self, tenant_id: str, mailing_id: str, document_id: str) -> DocumentView | None:
-        """One document of a mailing; merge lists documents by mailing only, so this walks its pages."""
-        async for document in self.documents(tenant_id, mailing_id):
-            if document.id == document_id:
-                return document
-        return None
 
     async def close(self) -> None:
         await self._http.aclose()

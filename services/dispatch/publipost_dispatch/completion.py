@@ -1,8 +1,9 @@
 """How a dispatch ends: paused (too many SMTP errors, the daily cap) or completed once every document has
 its final outcome."""
 
-
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from publipost_contracts import (
     DispatchCompleted,
@@ -11,6 +12,7 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
+from publipost_storage import derived_blob_id
 
 from .context import DispatchContext
 from .domain import (
@@ -64,6 +66,7 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
         Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
         async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=DispatchCompleted.FAILURES_LISTED)
     ]
+    failures_file_id = await _failures_file(ctx, dispatch) if failed > len(failures) else None
     # Published before the status moves: a crash in between leaves the dispatch "sending", and the sweep
     # publishes the same event (same id) again rather than never.
     await ctx.bus.publish(
@@ -77,6 +80,7 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
             failed=failed,
             failures=failures,
             failures_truncated=failed > len(failures),
+            failures_file_id=failures_file_id,
             uncertain=uncertain,
         )
     )
@@ -89,3 +93,22 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     }
     if dispatch["status"] != DispatchStatus.COMPLETED:
         await ctx.dispatches.move_status(key, dispatch["status"], completed)
+
+
+async def _failures_file(ctx: DispatchContext, dispatch: dict[str, Any]) -> str:
+    """Every document not sent, a Failure a line, for the consumers of dispatch.completed (merge regroups by
+    it): more than an event holds. Its id is fixed by the dispatch: a completion run again replaces it."""
+    key = dispatch["_id"]
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for d in ctx.deliveries.in_state(key, NOT_SENT):
+            failure = Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
+            yield failure.model_dump_json().encode() + b"\n"
+
+    return await ctx.storage.blobs.put_stream(
+        lines(),
+        f"{dispatch['dispatch_id']}-not-sent.ndjson",
+        "application/x-ndjson",
+        blob_id=derived_blob_id("dispatch-failures", key),
+        tenant_id=dispatch["tenant_id"],
+    )

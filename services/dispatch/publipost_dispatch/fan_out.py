@@ -21,6 +21,7 @@ from .accounts import NoSealKey
 from .completion import complete_if_done
 from .context import DispatchContext
 from .delivery import dispatch_delivery
+from .documents import documents_of
 from .domain import (
     PENDING,
     DeliveryState,
@@ -141,7 +142,7 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: Mailin
 
     dispatch = await ctx.dispatches.get(key)
     assert dispatch is not None
-    async for document in ctx.merge.documents(event.tenant_id, mailing.id):
+    async for document in documents_of(ctx.storage.blobs, event.tenant_id, mailing):
         total += 1
         page.append(dispatch_delivery(dispatch, mailing, document))
         if len(page) == 500:

@@ -15,6 +15,7 @@ from publipost_storage import BlobNotFound
 from . import sending
 from .context import DispatchContext
 from .delivery import Content, deliver
+from .documents import document_of
 from .domain import (
     MANUAL_SENDS,
     Account,
@@ -55,7 +56,7 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
     Refusals (unknown document, no PDF, a variable or header that cannot be) come before any record."""
     account = await ctx.accounts.get(tenant_id, request.account_id)
     mailing = await ctx.merge.mailing(tenant_id, request.mailing_id)
-    document = await ctx.merge.document(tenant_id, request.mailing_id, request.document_id) if mailing else None
+    document = await document_of(ctx.storage.blobs, tenant_id, mailing, request.document_id) if mailing else None
     if mailing is None or document is None:
         raise UnknownDocument(f"document_id: no document {request.document_id!r} in mailing {request.mailing_id!r}")
     if document.pdf_blob_id is None:

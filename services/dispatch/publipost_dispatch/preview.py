@@ -7,6 +7,7 @@ from publipost_contracts.reads import DocumentView, MailingView
 from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
+from .documents import documents_of
 
 # Base64 makes 4 bytes of 3, and each e-mail carries its headers and text besides the PDF.
 BASE64_GROWTH = 4 / 3
@@ -65,7 +66,7 @@ async def preview(
 
     workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
     try:
-        async for document in ctx.merge.documents(tenant_id, mailing.id):
+        async for document in documents_of(ctx.storage.blobs, tenant_id, mailing):
             result.documents += 1
             await queue.put(document)
         for _ in workers:

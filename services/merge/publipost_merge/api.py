@@ -3,13 +3,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from publipost_auth import Admin, Operator, OutcomeReader, Reader
-from publipost_contracts.reads import DocumentPage, DocumentView, MailingView
+from publipost_contracts.reads import DocumentPage, MailingView
 from publipost_http import IndexCursor, Paging, content_disposition
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
 
 from . import handlers
 from .context import Context, MergeContext
+from .documents_file import document_view, write_documents_file
 from .domain import DocumentStatus, MailingStatus, header_text_problem
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
@@ -53,7 +54,12 @@ async def list_mailings(
 
 @router.get("/{mailing_id}", response_model=MailingView)
 async def get_mailing(ctx: Context, caller: OutcomeReader, mailing_id: str) -> MailingView:
-    view = _view(await _mailing(ctx, caller.tenant_id, mailing_id))
+    mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
+    if mailing["status"] == MailingStatus.READY and not mailing.get("documents_file_id"):
+        # Settled before documents files existed: written once, on the first read that needs it.
+        mailing["documents_file_id"] = await write_documents_file(ctx.storage, ctx.documents, mailing)
+        await ctx.mailings.update(mailing_id, {"documents_file_id": mailing["documents_file_id"]})
+    view = _view(mailing)
     view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
     return view
 
@@ -100,10 +106,7 @@ async def list_documents(
 ) -> DocumentPage:
     """The mailing's documents in record order, a page at a time (keyset pagination on the index)."""
     await _mailing(ctx, caller.tenant_id, mailing_id)
-    items = [
-        DocumentView(id=d["_id"], **{k: d.get(k) for k in DocumentView.model_fields if k != "id"})
-        async for d in ctx.documents.in_order(mailing_id, after=after, limit=limit)
-    ]
+    items = [document_view(d) async for d in ctx.documents.in_order(mailing_id, after=after, limit=limit)]
     return DocumentPage(items=items, next_after=items[-1].index if len(items) == limit else None)
 
 

@@ -17,7 +17,7 @@ from publipost_storage import Storage
 
 from . import handlers
 from .api import router, settings_router
-from .clients import DispatchClient, TemplateClient
+from .clients import TemplateClient
 from .context import MergeContext
 from .render_workers import RenderLimits, RenderWorkers
 from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
@@ -39,9 +39,6 @@ def build(settings: MergeSettings | None = None) -> Service:
         tenant_settings=TenantSettingsRepository(storage.db),
         templates=TemplateClient(
             service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
-        ),
-        dispatch=DispatchClient(
-            service_client(settings, settings.dispatch_url, settings.http_timeout_s, credentials=credentials)
         ),
         renderer=RenderWorkers(
             settings.render_workers,
@@ -70,7 +67,6 @@ def build(settings: MergeSettings | None = None) -> Service:
 
     async def close_clients() -> None:
         await ctx.templates.close()
-        await ctx.dispatch.close()
 
     return Service(
         settings=settings,

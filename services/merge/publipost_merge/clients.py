@@ -1,6 +1,5 @@
-"""The other services merge asks over HTTP: templates, and dispatch's delivery outcomes."""
+"""What merge asks another service over HTTP: a template (dispatch's outcomes come as a file: dispatch.completed)."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -44,32 +43,6 @@ class TemplateClient:
             auto_pdf=body.get("auto_pdf", True),
             validation_required=body.get("validation_required", False),
         )
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-
-class DispatchClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http  # publipost_auth.service_client: calls carry this service's own credentials
-
-    async def failed_document_ids(self, tenant_id: str, dispatch_id: str) -> AsyncIterator[str]:
-        """Every document of a dispatch not sent (failed, or maybe delivered: a person decides), page by page
-        (the completion event lists only the first ones)."""
-        after = -1
-        while True:
-            response = await self._http.get(
-                f"/dispatches/{dispatch_id}/deliveries",
-                params={"outcome": "not_sent", "after": after, "limit": 1000},
-                headers={TENANT: tenant_id},
-            )
-            response.raise_for_status()
-            page = response.json()
-            for item in page["items"]:
-                yield item["document_id"]
-            if page["next_after"] is None:
-                return
-            after = page["next_after"]
 
     async def close(self) -> None:
         await self._http.aclose()

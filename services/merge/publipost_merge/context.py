@@ -6,7 +6,7 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .clients import DispatchClient, TemplateClient
+from .clients import TemplateClient
 from .render_workers import RenderWorkers
 from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 from .settings import MergeSettings
@@ -21,7 +21,6 @@ class MergeContext:
     documents: DocumentRepository
     tenant_settings: TenantSettingsRepository
     templates: TemplateClient
-    dispatch: DispatchClient
     renderer: RenderWorkers
 
 

@@ -9,6 +9,7 @@ from publipost_contracts import (
     DispatchCompleted,
     DocumentSideEffect,
     DocumentsRendered,
+    Failure,
     MailingRegrouped,
     MergeCompleted,
     MergeRejected,
@@ -23,6 +24,7 @@ from publipost_storage import BlobNotFound, NewBlob, derived_blob_id
 
 from .clients import TemplateRef
 from .context import MergeContext
+from .documents_file import write_documents_file
 from .domain import (
     DocumentStatus,
     MailingConflict,
@@ -411,13 +413,14 @@ async def validate(
 
 
 async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any]:
-    """Counts, and the print file of every converted document in record order."""
+    """Counts, the print file of every converted document in record order, and the documents file."""
     mailing_id = mailing["_id"]
     documents = await ctx.documents.count(mailing_id)
     failed = await ctx.documents.count(mailing_id, DocumentStatus.FAILED)
     page_limit = await ctx.tenant_settings.page_limit(mailing["tenant_id"], ctx.settings.combined_page_limit)
     parts = await build_parts(ctx.storage, ctx.documents, mailing, page_limit) if failed < documents else []
-    return {"documents": documents, "failed": failed, "parts": parts}
+    documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
+    return {"documents": documents, "failed": failed, "parts": parts, "documents_file_id": documents_file_id}
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> None:
@@ -430,8 +433,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> Non
     not_sent_id = regrouped_mailing_id(source["_id"], event.dispatch_id, "not_sent")
     if source["status"] != MailingStatus.REPLACED:
         failed_ids = [f.document_id for f in event.failures]
-        if event.failures_truncated:
-            failed_ids = [d async for d in ctx.dispatch.failed_document_ids(event.tenant_id, event.dispatch_id)]
+        if event.failures_truncated and event.failures_file_id is not None:
+            failed_ids = [
+                Failure.model_validate_json(line).document_id
+                async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
+            ]
         sent_name, not_sent_name = regrouped_names(source["base_name"])
         if failed_ids:
             await ctx.mailings.create(_regrouped(source, not_sent_id, not_sent_name, event.dispatch_id, "not_sent"))
@@ -443,9 +449,15 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> Non
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:
                 await ctx.mailings.update(mailing_id, await _assemble(ctx, mailing))
         await delete_parts(ctx.storage, source["parts"])
+        await _delete_documents_file(ctx, source)
         await ctx.mailings.update(
             source["_id"],
-            {"status": MailingStatus.REPLACED, "parts": [], "replaced_by": [sent_id, not_sent_id]},
+            {
+                "status": MailingStatus.REPLACED,
+                "parts": [],
+                "documents_file_id": None,
+                "replaced_by": [sent_id, not_sent_id],
+            },
         )
     sent = await ctx.documents.count(sent_id)
     not_sent = await ctx.documents.count(not_sent_id)
@@ -499,5 +511,11 @@ async def delete_mailing(ctx: MergeContext, mailing: dict[str, Any]) -> None:
             [blob_id for d in documents for blob_id in (d.get("docx_blob_id"), d.get("pdf_blob_id")) if blob_id]
         )
     await delete_parts(ctx.storage, mailing.get("parts", []))
+    await _delete_documents_file(ctx, mailing)
     await ctx.documents.delete_of(mailing["_id"])
     await ctx.mailings.delete(mailing["_id"])
+
+
+async def _delete_documents_file(ctx: MergeContext, mailing: dict[str, Any]) -> None:
+    if mailing.get("documents_file_id"):
+        await ctx.storage.blobs.delete(mailing["documents_file_id"])

@@ -25,17 +25,10 @@ async def iter_records(event: MergeRequested, blobs: BlobStore) -> AsyncIterator
             yield record
         return
     assert event.records_file_id is not None
-    pending = b""
     index = 0
-    async for chunk in blobs.stream(event.records_file_id, tenant_id=event.tenant_id):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield _parse(index, line)
-                index += 1
-    if pending.strip():
-        yield _parse(index, pending)
+    async for line in blobs.lines(event.records_file_id, tenant_id=event.tenant_id):
+        yield _parse(index, line)
+        index += 1
 
 
 def _parse(index: int, line: bytes) -> dict[str, Any] | BadRecord:

@@ -10,7 +10,6 @@ class MergeSettings(ServiceSettings):
     service_name: str = "merge"
     http_port: int = 8103
     template_url: str = Field(default="http://127.0.0.1:8101", description="The template service's HTTP API.")
-    dispatch_url: str = Field(default="http://127.0.0.1:8105", description="The dispatch service's HTTP API.")
     render_chunk_size: int = Field(default=20, ge=1, le=500, description="Documents per render.requested message.")
     combined_page_limit: int = Field(
         default=500, ge=1, description="Pages per part of a print file, unless the tenant sets its own."
