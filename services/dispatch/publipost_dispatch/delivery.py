@@ -138,22 +138,53 @@ def outcome_fields(
 
 def dispatch_delivery(dispatch: dict[str, Any], mailing: MailingView, document: DocumentView) -> dict[str, Any]:
     """The record of one document's send in a dispatch, before it is sent (or failed at once: no PDF)."""
-    no_pdf = document.pdf_blob_id is None
-    now = datetime.now(UTC)
-    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name,
-                          document.customer_number)
+    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name, document.customer_number)
     try:  # the history shows (and searches) the subject before the send; the send renders it again
         subject: str | None = EmailText(**dispatch["text"]).render(facts.variables(date.today()))[0]
     except (UnsafeHeader, UnknownVariable, BadTemplate):
         subject = None
+    return new_delivery(
+        delivery_id=delivery_id_for(dispatch["_id"], document.id),
+        kind="dispatch",
+        dispatch_key=dispatch["_id"],
+        dispatch_id=dispatch["dispatch_id"],
+        tenant_id=dispatch["tenant_id"],
+        correlation_id=dispatch["correlation_id"],
+        document_type=dispatch["document_type"],
+        mailing=mailing,
+        document=document,
+        subject=subject,
+        failed=f"no PDF to attach ({document.error or document.status})" if document.pdf_blob_id is None else None,
+    )
+
+
+def new_delivery(
+    *,
+    delivery_id: str,
+    kind: str,
+    dispatch_key: str,
+    dispatch_id: str,
+    tenant_id: str,
+    correlation_id: str,
+    document_type: str | None,
+    mailing: MailingView,
+    document: DocumentView,
+    subject: str | None,
+    to: list[str] | None = None,
+    failed: str | None = None,
+) -> dict[str, Any]:
+    """The one way a delivery record is made, a dispatch's or an immediate send's: queued, or failed at once
+    with the reason `failed`; with the terms the history searches."""
+    now = datetime.now(UTC)
+    state = DeliveryState.FAILED if failed else DeliveryState.QUEUED
     delivery = {
-        "_id": delivery_id_for(dispatch["_id"], document.id),
-        "kind": "dispatch",
-        "dispatch_key": dispatch["_id"],
-        "dispatch_id": dispatch["dispatch_id"],
-        "tenant_id": dispatch["tenant_id"],
-        "correlation_id": dispatch["correlation_id"],
-        "document_type": dispatch["document_type"],
+        "_id": delivery_id,
+        "kind": kind,
+        "dispatch_key": dispatch_key,
+        "dispatch_id": dispatch_id,
+        "tenant_id": tenant_id,
+        "correlation_id": correlation_id,
+        "document_type": document_type,
         "mailing_id": mailing.id,
         "mailing_name": mailing.name,
         "document_id": document.id,
@@ -163,12 +194,12 @@ def dispatch_delivery(dispatch: dict[str, Any], mailing: MailingView, document: 
         "record_email": document.email,
         "recipient_name": document.recipient_name,
         "pdf_blob_id": document.pdf_blob_id,
-        "state": DeliveryState.FAILED if no_pdf else DeliveryState.QUEUED,
-        "reason": f"no PDF to attach ({document.error or document.status})" if no_pdf else None,
+        "state": state,
+        "reason": failed,
         "attempts": 0,
-        "to": [],
+        "to": to or [],
         "subject": subject,
         "created_at": now,
-        "finished_at": now if no_pdf else None,
+        "finished_at": now if failed else None,
     }
-    return delivery | {"terms": history_terms(delivery, delivery["state"], subject)}
+    return delivery | {"terms": history_terms(delivery, state, subject)}

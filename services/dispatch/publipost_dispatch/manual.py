@@ -5,7 +5,7 @@ the same history as a dispatch's sends, announced the same way."""
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from publipost_logging import get_logger
@@ -14,7 +14,7 @@ from publipost_storage import BlobNotFound
 
 from . import sending
 from .context import DispatchContext
-from .delivery import Content, deliver
+from .delivery import Content, deliver, new_delivery
 from .documents import document_of
 from .domain import (
     MANUAL_SENDS,
@@ -24,7 +24,6 @@ from .domain import (
     DocumentFacts,
     EmailText,
     attachment_name,
-    history_terms,
 )
 from .mail import pdf_attachment
 from .senders import Sender
@@ -70,29 +69,19 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
     except BlobNotFound:
         raise NoPdf(f"the PDF of document {request.document_id!r} is not stored (any more)") from None
     send_id = f"manual-{uuid.uuid4()}"
-    delivery = {
-        "_id": send_id,
-        "kind": "manual",
-        "dispatch_key": MANUAL_SENDS,
-        "dispatch_id": send_id,
-        "tenant_id": tenant_id,
-        "correlation_id": correlation_id,
-        "document_type": request.document_type,
-        "mailing_id": request.mailing_id,
-        "mailing_name": mailing.name,
-        "document_id": request.document_id,
-        "index": document.index,
-        "document_number": document.document_number,
-        "customer_number": document.customer_number,
-        "recipient_name": document.recipient_name,
-        "pdf_blob_id": document.pdf_blob_id,
-        "state": DeliveryState.QUEUED,
-        "attempts": 0,
-        "subject": subject,
-        "to": request.addressing.to,
-        "created_at": datetime.now(UTC),
-    }
-    delivery["terms"] = history_terms(delivery, DeliveryState.QUEUED, subject)
+    delivery = new_delivery(
+        delivery_id=send_id,
+        kind="manual",
+        dispatch_key=MANUAL_SENDS,
+        dispatch_id=send_id,
+        tenant_id=tenant_id,
+        correlation_id=correlation_id,
+        document_type=request.document_type,
+        mailing=mailing,
+        document=document,
+        subject=subject,
+        to=request.addressing.to,
+    )
     await ctx.deliveries.add(delivery)
     content = Content(
         subject,

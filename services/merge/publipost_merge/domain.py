@@ -1,7 +1,7 @@
 """Mailing rules, free of I/O: identities, validation, what a record renders with, regrouping names."""
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -107,6 +107,52 @@ def validated_status(current: str, approve: bool) -> MailingStatus:
     if current != MailingStatus.PENDING_VALIDATION:
         raise MailingConflict(f"the mailing is {current}; only a mailing pending validation can be approved or rejected")
     return MailingStatus.READY if approve else MailingStatus.REJECTED
+
+
+def new_mailing(
+    *,
+    mailing_id: str,
+    tenant_id: str,
+    request_id: str,
+    correlation_id: str,
+    name: str,
+    base_name: str,
+    template: dict[str, Any],
+    output: str,
+    status: MailingStatus,
+    expected: int = 0,
+    validation_required: bool = False,
+    side_effects_published: bool = False,
+    warnings: list[dict[str, Any]] | None = None,
+    warnings_count: int = 0,
+    regrouped_from: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one way a mailing record is made: a requested one (rendering) or a regrouped one (ready).
+    `template` holds template_id, template_version and template_type."""
+    now = datetime.now(UTC)
+    return {
+        "_id": mailing_id,
+        "tenant_id": tenant_id,
+        "request_id": request_id,
+        "correlation_id": correlation_id,
+        "name": name,
+        "base_name": base_name,
+        **template,
+        "validation_required": validation_required,
+        "output": output,
+        "side_effects_published": side_effects_published,
+        "status": status,
+        "expected": expected,
+        "documents": 0,
+        "rendered": 0,
+        "failed": 0,
+        "parts": [],
+        "warnings": warnings or [],
+        "warnings_count": warnings_count,
+        "regrouped_from": regrouped_from,
+        "created_at": now,
+        "progress_at": now,  # a rendered chunk or a chunk of PDFs moves it; see sweeper.py
+    }
 
 
 def default_name(template_name: str, requested_on: date) -> str:

@@ -40,6 +40,7 @@ from .domain import (
     mailing_id_for,
     missing_custom_fields,
     missing_record_fields,
+    new_mailing,
     record_header_problem,
     regrouped_mailing_id,
     regrouped_names,
@@ -76,30 +77,25 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
     if mailing is None:
         today = datetime.now(UTC)
         name = event.name or default_name(template.name, today.date())
-        mailing = {
-            "_id": mailing_id,
-            "tenant_id": event.tenant_id,
-            "request_id": event.request_id,
-            "correlation_id": event.correlation_id,
-            "name": name,
-            "base_name": name,
-            "template_id": template.template_id,
-            "template_version": template.version,
-            "template_type": template.template_type,
-            "validation_required": template.validation_required,
-            "output": effective_output(event.output, template.auto_pdf),
-            "side_effects_published": False,
-            "status": MailingStatus.RENDERING,
-            "expected": findings.records,
-            "documents": 0,
-            "rendered": 0,
-            "failed": 0,
-            "parts": [],
-            "warnings": [w.model_dump() for w in findings.warnings],
-            "warnings_count": findings.warnings_count,
-            "created_at": today,
-            "progress_at": today,  # a rendered chunk or a chunk of PDFs moves it; see sweeper.py
-        }
+        mailing = new_mailing(
+            mailing_id=mailing_id,
+            tenant_id=event.tenant_id,
+            request_id=event.request_id,
+            correlation_id=event.correlation_id,
+            name=name,
+            base_name=name,
+            template={
+                "template_id": template.template_id,
+                "template_version": template.version,
+                "template_type": template.template_type,
+            },
+            output=effective_output(event.output, template.auto_pdf),
+            status=MailingStatus.RENDERING,
+            expected=findings.records,
+            validation_required=template.validation_required,
+            warnings=[w.model_dump() for w in findings.warnings],
+            warnings_count=findings.warnings_count,
+        )
         await ctx.mailings.create(mailing)
 
     output = mailing["output"]
@@ -476,25 +472,19 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> Non
 
 
 def _regrouped(source: dict[str, Any], mailing_id: str, name: str, dispatch_id: str, outcome: str) -> dict[str, Any]:
-    return {
-        **{
-            k: source.get(k)
-            for k in ("tenant_id", "correlation_id", "base_name", "template_id", "template_version", "template_type")
-        },
-        "side_effects_published": True,  # the source mailing's documents were announced already
-        "_id": mailing_id,
-        "request_id": f"{source['request_id']}/{dispatch_id}/{outcome}",
-        "name": name,
-        "output": source["output"],
-        "status": MailingStatus.READY,
-        "expected": 0,
-        "documents": 0,
-        "rendered": 0,
-        "failed": 0,
-        "parts": [],
-        "regrouped_from": {"mailing_id": source["_id"], "dispatch_id": dispatch_id, "outcome": outcome},
-        "created_at": datetime.now(UTC),
-    }
+    return new_mailing(
+        mailing_id=mailing_id,
+        tenant_id=source["tenant_id"],
+        request_id=f"{source['request_id']}/{dispatch_id}/{outcome}",
+        correlation_id=source["correlation_id"],
+        name=name,
+        base_name=source["base_name"],
+        template={k: source.get(k) for k in ("template_id", "template_version", "template_type")},
+        output=source["output"],
+        status=MailingStatus.READY,
+        side_effects_published=True,  # the source mailing's documents were announced already
+        regrouped_from={"mailing_id": source["_id"], "dispatch_id": dispatch_id, "outcome": outcome},
+    )
 
 
 async def _enumerate(records: Any) -> Any:
