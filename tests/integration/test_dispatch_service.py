@@ -209,6 +209,9 @@ async def test_a_redelivered_send_of_a_sent_document_is_not_sent_again(flow):
     page = (await deliveries.get(url, headers=TENANT)).json()
     assert [(d["state"], d["attempts"]) for d in page["items"]] == [("sent", 1)]
     assert len(messages(flow)) == 1
+    # FastStream's middleware counts what it sees; Publipost's counter says what became of each message.
+    metrics = (await flow["dispatch_http"].get("/metrics")).text
+    assert 'faststream_received_messages_total{app_name="publipost-dispatch"' in metrics
 
 
 async def test_a_send_redelivered_after_its_outcome_was_stored_announces_the_outcome_again(flow):
