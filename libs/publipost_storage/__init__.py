@@ -1,6 +1,7 @@
 """MongoDB for every service: one client, the service's own database, GridFS blobs, a repository base."""
 
 from .blobs import BlobNotFound, BlobStore, NewBlob, belongs_to, derived_blob_id
+from .entities import Entities
 from .mongo import Storage
 from .outage import UNREACHABLE, once_reachable
 from .repository import Repository
@@ -9,6 +10,7 @@ __all__ = [
     "UNREACHABLE",
     "BlobNotFound",
     "BlobStore",
+    "Entities",
     "NewBlob",
     "Repository",
     "Storage",
