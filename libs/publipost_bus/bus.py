@@ -1,11 +1,14 @@
 import asyncio
+import inspect
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
+from faststream import Context
 from faststream.exceptions import AckMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
@@ -33,7 +36,12 @@ from .topology import (
 
 E = TypeVar("E", bound=Event)
 R = TypeVar("R", bound=Event)
-Handler = Callable[[E], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]
+
+# A handler's dependencies come through FastStream's injection: `ctx: MergeContext = Components` is the
+# service's components, given by its composition root (publipost_runtime.Service) or by a unit test.
+COMPONENTS = "components"
+Components: Any = Context(COMPONENTS)
 
 log = get_logger(__name__)
 
@@ -156,18 +164,22 @@ class Bus:
 
     # --- consuming ----------------------------------------------------------------
 
-    def consumer(self, event_type: type[E], *, idempotent: bool = True) -> Callable[[Handler[E]], Handler[E]]:
+    def provide(self, components: Any) -> None:
+        """What every handler's `Components` parameter receives."""
+        self.broker.context.set_global(COMPONENTS, components)
+
+    def consumer(self, event_type: type[E], *, idempotent: bool = True) -> Callable[[Handler], Handler]:
         """Register `handler` for `event_type` on this service's own queue.
 
         `idempotent=False` is for queries (request/reply), which change nothing.
         """
 
-        def register(handler: Handler[E]) -> Handler[E]:
+        def register(handler: Handler) -> Handler:
             queue = self.topology.consumer_queue(self.service, event_type.routing_key)
             self._queues.append(queue.name)
 
-            async def consume(event: Any, message: Any) -> Any:
-                return await self._consume(queue.name, handler, event, message, idempotent)
+            async def consume(event: Any, message: Any, **dependencies: Any) -> Any:
+                return await self._consume(queue.name, partial(handler, **dependencies), event, message, idempotent)
 
             async def decode(message: Any) -> E:
                 # Before the handler and the database: a message that can never be read, or that its
@@ -182,7 +194,7 @@ class Bus:
                     await self._dead_letter(queue.name, event_type.routing_key, message, refusal)
                     raise AckMessage() from None
 
-            consume.__annotations__ = {"event": event_type, "message": RabbitMessage, "return": Any}
+            consume.__signature__ = _consumer_signature(event_type, handler)  # type: ignore[attr-defined]
             consume.__name__ = handler.__name__
             consume.__doc__ = handler.__doc__
             self.broker.subscriber(
@@ -191,13 +203,15 @@ class Bus:
                 ack_policy=AckPolicy.REJECT_ON_ERROR,
                 decoder=decode,
                 title=f"{queue.name}:consume",
-                description=(handler.__doc__ or "").strip() or None,
+                description=inspect.getdoc(handler),
             )(consume)
             return handler
 
         return register
 
-    async def _consume(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
+    async def _consume(
+        self, queue: str, handler: Callable[[E], Awaitable[Any]], event: E, message: Any, idempotent: bool
+    ) -> Any:
         """The attempt, run to its end even when the broker link drops under it.
 
         aiormq cancels the consuming task when its connection closes; a handler cut there would leave its
@@ -216,7 +230,9 @@ class Bus:
             # Only the retry's own publish can fail here (broker gone): the message is redelivered anyway.
             log.warning("attempt ended without its retry scheduled", error=repr(error))
 
-    async def _attempt_once(self, queue: str, handler: Handler[E], event: E, message: Any, idempotent: bool) -> Any:
+    async def _attempt_once(
+        self, queue: str, handler: Callable[[E], Awaitable[Any]], event: E, message: Any, idempotent: bool
+    ) -> Any:
         """One attempt: the duplicate check, the handler, the mark. A failure in any of them, a database out
         of reach included, goes through the retry policy; a handler run again after its mark failed changes
         nothing twice, as its writes have deterministic keys."""
@@ -324,7 +340,10 @@ class Bus:
         yet acknowledged ones are not counted): none, while work is known to be missing, means it was lost."""
         name = self.topology.queue_name(self.service, event_type.routing_key)
         total = 0
-        for queue in (self.topology.consumer_queue(self.service, event_type.routing_key), self.topology.retry_queue(name)):
+        for queue in (
+            self.topology.consumer_queue(self.service, event_type.routing_key),
+            self.topology.retry_queue(name),
+        ):
             declared = await self.broker.declare_queue(queue)
             total += (await declared.declare()).message_count  # declared again: the count of now
         return total
@@ -348,3 +367,18 @@ class Bus:
             return await self.broker.ping(timeout=timeout_s)
         except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
             return False
+
+
+def _consumer_signature(event_type: type[Event], handler: Handler) -> inspect.Signature:
+    """What FastStream reads to call a consumer: the event, the message, and the handler's own dependencies
+    (every parameter after the event, `ctx: MergeContext = Components` for instance), which it injects."""
+    dependencies = list(inspect.signature(handler).parameters.values())[1:]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature(
+        [
+            inspect.Parameter("event", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=event_type),
+            inspect.Parameter("message", keyword, annotation=RabbitMessage),
+            *(parameter.replace(kind=keyword) for parameter in dependencies),
+        ],
+        return_annotation=Any,
+    )

@@ -35,6 +35,8 @@ class Timer(Protocol):
 def components(request: Request) -> Any:
     """FastAPI dependency: the service's components (repositories, bus, settings)."""
     return request.app.state.components
+
+
 log = get_logger(__name__)
 
 
@@ -69,6 +71,7 @@ class Service:
         if self.authenticator is None:
             self.authenticator = Authenticator.for_service(self.settings, self.storage.client)
         self.bus.inbox = ProcessedMessages(self.storage.db)
+        self.bus.provide(self.components)
         self.repositories = [*self.repositories, self.bus.inbox]
 
     @property
@@ -126,7 +129,9 @@ class Service:
         app.state.authenticator = self.authenticator
         app.add_exception_handler(Refusal, refusal_answer)
         # FastAPI includes routers lazily: their routes, with prefixes, are listed through their contexts.
-        routes = {f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()}
+        routes = {
+            f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()
+        }
         unknown = sorted(set(self.body_limits) - routes)
         if unknown:
             raise ValueError(f"body limits given for routes the service does not have: {', '.join(unknown)}")

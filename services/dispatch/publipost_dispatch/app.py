@@ -84,22 +84,11 @@ def build(settings: DispatchSettings | None = None) -> Service:
 
     ctx.completions.check = lambda key: completion.complete_if_done(ctx, key)
 
-    @bus.consumer(DispatchRequested)
-    async def dispatch_requested(event: DispatchRequested) -> None:
-        """Fan a dispatch out into one send per document."""
-        await fan_out.dispatch_requested(event, ctx)
-
-    @bus.consumer(DispatchResumed)
-    async def dispatch_resumed(event: DispatchResumed) -> None:
-        """Ask again for every send of a resumed dispatch that is still pending."""
-        await fan_out.dispatch_resumed(event, ctx)
-
+    bus.consumer(DispatchRequested)(fan_out.dispatch_requested)
+    bus.consumer(DispatchResumed)(fan_out.dispatch_resumed)
     # The delivery's state in the database already makes a second handling of a send do nothing (its
     # claim fails); the inbox's two extra writes per e-mail would only slow every send.
-    @bus.consumer(SendRequested, idempotent=False)
-    async def send_requested(event: SendRequested) -> None:
-        """Send one document to its recipient and record the outcome."""
-        await sending.send_requested(event, ctx)
+    bus.consumer(SendRequested, idempotent=False)(sending.send_requested)
 
     async def alive_before_consuming() -> None:
         # Beat once before any claim, so no other replica's sweep takes this one's first sends for lost.

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from publipost_bus import PermanentFailure
+from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
     DispatchRequested,
     DispatchResumed,
@@ -34,7 +34,7 @@ from .domain import (
 log = get_logger(__name__)
 
 
-async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext) -> None:
+async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Components) -> None:
     """Record one delivery per document of the mailing and ask for each send on dispatch's own work queue,
     which every replica consumes: the sends, not the fan-out, are shared."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
@@ -152,7 +152,7 @@ async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: Mailin
 
 
 
-async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext) -> None:
+async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext = Components) -> None:
     """Send again every delivery still queued: keyed by the resumption, so the inbox does not skip them."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
     async for delivery in ctx.deliveries.in_state(key, PENDING):

@@ -5,7 +5,7 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from publipost_bus import PermanentFailure
+from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
     DeliveryRecorded,
     DocumentSent,
@@ -46,7 +46,7 @@ class SendDeferred(Exception):
 
 
 
-async def send_requested(event: SendRequested, ctx: DispatchContext) -> None:
+async def send_requested(event: SendRequested, ctx: DispatchContext = Components) -> None:
     """Claim the document, resolve its address, build the e-mail, send it, record the outcome."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
     delivery_id = delivery_id_for(key, event.document_id)

@@ -50,20 +50,9 @@ def build(settings: MergeSettings | None = None) -> Service:
         ),
     )
 
-    @bus.consumer(MergeRequested)
-    async def merge_requested(event: MergeRequested) -> None:
-        """Render one document per record of a merge request."""
-        await handlers.merge_requested(event, ctx)
-
-    @bus.consumer(DocumentsRendered)
-    async def documents_rendered(event: DocumentsRendered) -> None:
-        """Record converted PDFs; complete the mailing after its last chunk."""
-        await handlers.documents_rendered(event, ctx)
-
-    @bus.consumer(DispatchCompleted)
-    async def dispatch_completed(event: DispatchCompleted) -> None:
-        """Regroup a dispatched mailing into its sent and not-sent mailings."""
-        await handlers.dispatch_completed(event, ctx)
+    bus.consumer(MergeRequested)(handlers.merge_requested)
+    bus.consumer(DocumentsRendered)(handlers.documents_rendered)
+    bus.consumer(DispatchCompleted)(handlers.dispatch_completed)
 
     async def close_clients() -> None:
         await ctx.templates.close()

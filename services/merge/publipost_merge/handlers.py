@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
+from publipost_bus import Components
 from publipost_contracts import (
     CombinedPart,
     DispatchCompleted,
@@ -57,7 +58,7 @@ ANNOUNCED = (MailingStatus.READY, MailingStatus.PENDING_VALIDATION, MailingStatu
 log = get_logger(__name__)
 
 
-async def merge_requested(event: MergeRequested, ctx: MergeContext) -> None:
+async def merge_requested(event: MergeRequested, ctx: MergeContext = Components) -> None:
     """Validate, create the mailing, render one DOCX per record, ask for PDFs in chunks."""
     mailing_id = mailing_id_for(event.tenant_id, event.request_id)
     mailing = await ctx.mailings.get(mailing_id)
@@ -299,7 +300,7 @@ async def _publish_render_request(
     )
 
 
-async def documents_rendered(event: DocumentsRendered, ctx: MergeContext) -> None:
+async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Components) -> None:
     """Record each PDF (or why it failed); the last chunk completes the mailing."""
     if await ctx.mailings.get(event.mailing_id) is None:
         log.info("rendered documents of a deleted mailing ignored", mailing_id=event.mailing_id)
@@ -419,7 +420,7 @@ async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any
     return {"documents": documents, "failed": failed, "parts": parts, "documents_file_id": documents_file_id}
 
 
-async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext) -> None:
+async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
     """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings."""
     source = await ctx.mailings.get(event.mailing_id)
     if source is None:

@@ -1,7 +1,7 @@
 """Wiring of the recipient-directory service (its bootstrap)."""
 
 from publipost_bus import Bus
-from publipost_contracts import RecipientsResolved, ResolveRecipients
+from publipost_contracts import ResolveRecipients
 from publipost_http import upload_limit
 from publipost_runtime import Service
 from publipost_storage import Storage
@@ -24,10 +24,7 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         tenant_settings=TenantSettingsRepository(storage.db),
     )
 
-    @bus.consumer(ResolveRecipients, idempotent=False)
-    async def resolve_recipients(event: ResolveRecipients) -> RecipientsResolved:
-        """Answer which address each document goes to, and by which rule."""
-        return await handlers.resolve_recipients(event, ctx)
+    bus.consumer(ResolveRecipients, idempotent=False)(handlers.resolve_recipients)
 
     return Service(
         settings=settings,

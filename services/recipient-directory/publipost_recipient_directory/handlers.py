@@ -1,12 +1,14 @@
 """recipients.resolve → the address each document goes to (request/reply: it changes nothing)."""
 
+from publipost_bus import Components
 from publipost_contracts import AddressAnswer, RecipientsResolved, ResolveRecipients
 
 from .context import DirectoryContext
 from .domain import AddressRequest, resolve
 
 
-async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext) -> RecipientsResolved:
+async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext = Components) -> RecipientsResolved:
+    """Answer which address each document goes to, and by which rule."""
     numbers = [q.customer_number for q in event.questions if q.customer_number]
     recipients = await ctx.recipients.get_many(event.tenant_id, numbers) if numbers else {}
     order = await ctx.tenant_settings.resolution_order(event.tenant_id)

@@ -35,10 +35,7 @@ def build(settings: RenderPdfSettings | None = None) -> Service:
         usage=usage,
     )
 
-    @bus.consumer(RenderRequested)
-    async def render_requested(event: RenderRequested) -> None:
-        """Convert a chunk of DOCX documents to PDF."""
-        await handlers.render_requested(event, ctx)
+    bus.consumer(RenderRequested)(handlers.render_requested)
 
     return Service(
         settings=settings,

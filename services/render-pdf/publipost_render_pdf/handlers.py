@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from publipost_bus import Components
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, RenderResult
 from publipost_logging import get_logger
 from publipost_storage import NewBlob, belongs_to
@@ -23,7 +24,8 @@ class _ToConvert:
     filename: str
 
 
-async def render_requested(event: RenderRequested, ctx: RenderContext) -> None:
+async def render_requested(event: RenderRequested, ctx: RenderContext = Components) -> None:
+    """Convert a chunk of DOCX documents to PDF."""
     await ctx.bus.publish(await render_chunk(event, ctx))
 
 

@@ -42,10 +42,7 @@ def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now,
         clock=clock,
     )
 
-    @bus.consumer(MergeCompleted)
-    async def merge_completed(event: MergeCompleted) -> None:
-        """Send the mailing of a campaign's re-run merge once it is ready."""
-        await handlers.merge_completed(event, ctx)
+    bus.consumer(MergeCompleted)(handlers.merge_completed)
 
     ticker = Ticker(ctx)
     return Service(

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from publipost_bus import Components
 from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested, deterministic_id
 from publipost_logging import get_logger
 from publipost_storage import derived_blob_id
@@ -120,7 +121,7 @@ async def _request_merge(
     )
 
 
-async def merge_completed(event: MergeCompleted, ctx: SchedulerContext) -> None:
+async def merge_completed(event: MergeCompleted, ctx: SchedulerContext = Components) -> None:
     """A re-run merge of one of our occurrences is ready: send it as the campaign says."""
     occurrence = await ctx.occurrences.by_idempotency_key(event.request_id)
     if occurrence is None:
