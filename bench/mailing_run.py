@@ -27,6 +27,7 @@ from publipost_contracts import (
     RenderRequested,
 )
 from publipost_localstack.processes import free_port, free_port_base
+from publipost_localstack.records import letter_record
 from publipost_localstack.stack import REPO, SERVICES, Stack, StackConfig
 from publipost_storage import BlobStore, Storage
 
@@ -39,21 +40,13 @@ STAGES = ("docx", "pdf", "dispatch", "regroup")
 def records(count: int, tag: str) -> list[dict[str, Any]]:
     """The sample letter's fields, one client each; `tag` keeps two mailings' numbers apart."""
     return [
-        {
-            "id": f"{tag}-{n:06d}",
-            "customer_number": f"C{n:06d}",
-            "document_number": f"INV-{tag}-{n:06d}",
-            "name": f"Client {n:06d} SARL",
-            "email": None if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1 else f"client{n}@example.test",
-            "address": f"{n} avenue des Champs",
-            "postal_code": "75008",
-            "city": "Paris",
-            "contract": f"CTR-{1000 + n}",
-            "premium": 100 + n % 500,
-            "tax": 20,
-            "amount_due": 120 + n % 700,
-            "branch": "Paris Nord",
-        }
+        letter_record(
+            n,
+            record_id=f"{tag}-{n:06d}",
+            document_number=f"INV-{tag}-{n:06d}",
+            email=None if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1 else f"client{n}@example.test",
+            digits=6,
+        )
         for n in range(count)
     ]
 

@@ -43,6 +43,7 @@ from publipost_bus.dlq import DeadLetters, consumer_queues, reason_of
 from publipost_contracts import DispatchRequested, MergeRequested
 from publipost_localstack import dev_issuer
 from publipost_localstack.processes import free_port, free_port_base, start_secantus
+from publipost_localstack.records import letter_record
 from publipost_localstack.stack import REPO, SERVICES, Stack, StackConfig
 
 from tests.faults.mail_server import MailServer
@@ -77,21 +78,12 @@ PROGRESS = {
 def records(count: int) -> list[dict[str, Any]]:
     """The sample letter's fields, one client each; every 50th has no address (its document is not sent)."""
     return [
-        {
-            "id": record_id(n),
-            "customer_number": f"C{n:05d}",
-            "document_number": f"INV-F-{n:05d}",
-            "name": f"Client {n:05d} SARL",
-            "email": None if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1 else f"client{n}@example.test",
-            "address": f"{n} avenue des Champs",
-            "postal_code": "75008",
-            "city": "Paris",
-            "contract": f"CTR-{1000 + n}",
-            "premium": 100 + n % 500,
-            "tax": 20,
-            "amount_due": 120 + n % 700,
-            "branch": "Paris Nord",
-        }
+        letter_record(
+            n,
+            record_id=record_id(n),
+            document_number=f"INV-F-{n:05d}",
+            email=None if n % NO_ADDRESS_EVERY == NO_ADDRESS_EVERY - 1 else f"client{n}@example.test",
+        )
         for n in range(count)
     ]
 

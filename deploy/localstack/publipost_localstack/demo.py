@@ -29,6 +29,7 @@ from publipost_contracts import (
 )
 
 from . import dev_issuer
+from .records import letter_record
 from .stack import REPO, StackConfig
 
 SAMPLE_TEMPLATE = REPO / "samples" / "letter.docx"
@@ -47,23 +48,7 @@ def records() -> list[dict[str, Any]]:
             email = f"client{n}@reject.test"
         elif n in NO_ADDRESS or n in FROM_DIRECTORY:
             email = None
-        out.append(
-            {
-                "id": f"rec-{n:04d}",
-                "customer_number": f"C{n:05d}",
-                "document_number": f"INV-2026-{n:05d}",
-                "name": f"Client {n:03d} SARL",
-                "email": email,
-                "address": f"{n} avenue des Champs",
-                "postal_code": "75008",
-                "city": "Paris",
-                "contract": f"CTR-{1000 + n}",
-                "premium": 100 + n,
-                "tax": 20,
-                "amount_due": 120 + n * 3,
-                "branch": "Paris Nord",
-            }
-        )
+        out.append(letter_record(n, record_id=f"rec-{n:04d}", document_number=f"INV-2026-{n:05d}", email=email))
     return out
 
 
