@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from faststream.specification import AsyncAPI
-from publipost_contracts import REPLIES
+from publipost_bus.topology import (
+    ATTEMPT_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTERED_AT_HEADER,
+    PUBLISHER_HEADER,
+    ROUTING_KEY_HEADER,
+)
+from publipost_contracts import ALL_EVENTS, REPLIES
+from publipost_contracts.examples import EXAMPLES
 
 DOCUMENT = Path(__file__).with_name("asyncapi.json")
 SERVICES = ("template", "recipient_directory", "merge", "render_pdf", "dispatch", "scheduler")
@@ -32,7 +40,64 @@ def generate() -> dict[str, Any]:
     )
     document = json.loads(spec.to_specification().to_json())
     _describe_replies(document)
+    _describe_messages(document)
+    _hoist_definitions(document["components"]["schemas"])
+    document["servers"]["production"] = PRODUCTION_SERVER
     return document
+
+
+# Where a platform runs it: the broker its operators name, TLS on 5671 (docs/identity.md, "The bus").
+PRODUCTION_SERVER = {
+    "host": "{host}:5671",
+    "pathname": "/{vhost}",
+    "protocol": "amqps",
+    "protocolVersion": "0.9.1",
+    "description": "The production broker: each service and integrating system connects as its own RabbitMQ user, "
+    "named in every message it publishes (the user_id property), which consumers check against the tenants it serves.",
+    "variables": {
+        "host": {"description": "The broker's host name.", "examples": ["rabbitmq.publipost.svc"]},
+        "vhost": {"description": "The virtual host.", "default": ""},
+    },
+}
+
+# Application headers: absent on a first delivery; set by the bus on retried and dead-lettered copies.
+HEADERS = {
+    "type": "object",
+    "properties": {
+        ATTEMPT_HEADER: {"type": "integer", "minimum": 1, "description": "The attempt this copy is (a retry)."},
+        PUBLISHER_HEADER: {"type": "string", "description": "The RabbitMQ user that first published the message."},
+        ROUTING_KEY_HEADER: {"type": "string", "description": "The routing key it was first published with."},
+        DEAD_LETTER_REASON_HEADER: {"type": "string", "description": "Why it was dead-lettered."},
+        DEAD_LETTERED_AT_HEADER: {"type": "string", "format": "date-time", "description": "When."},
+    },
+}
+EVENTS_BY_SCHEMA = {event.__name__: event for event in ALL_EVENTS}
+
+
+def _describe_messages(document: dict[str, Any]) -> None:
+    """Every message: its example, its headers, its AMQP properties, and its correlation id read from the body
+    (the envelope carries it, as does the AMQP correlation_id property)."""
+    for message in document["components"]["messages"].values():
+        event = EVENTS_BY_SCHEMA[message["payload"]["$ref"].rsplit("/", 1)[-1]]
+        example = EXAMPLES[event]
+        message["contentType"] = "application/json"
+        message["correlationId"] = {"location": "$message.payload#/correlation_id"}
+        message["headers"] = HEADERS
+        message["bindings"] = {"amqp": {"messageType": event.routing_key, "bindingVersion": "0.3.0"}}
+        message["examples"] = [
+            {
+                "name": event.__name__,
+                "summary": (event.__doc__ or event.__name__).strip().splitlines()[0],
+                "payload": example.model_dump(mode="json"),
+            }
+        ]
+
+
+def _hoist_definitions(schemas: dict[str, Any]) -> None:
+    """pydantic nests a model's sub-models under `$defs`; AsyncAPI references them from components/schemas."""
+    for schema in list(schemas.values()):
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
 
 
 def _describe_replies(document: dict[str, Any]) -> None:

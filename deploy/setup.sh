@@ -41,6 +41,17 @@ if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ requirements-dev
   touch "$stamp"
 fi
 
+# The official AsyncAPI parser checks contracts/asyncapi.json (tests/contract/test_asyncapi.py), from npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing Node.js (nodejs, npm)"
+  apt_install nodejs npm
+fi
+parser=tests/contract/asyncapi_parser
+if [ ! -d "$parser/node_modules" ] || [ "$parser/package-lock.json" -nt "$parser/node_modules" ]; then
+  npm ci --prefix "$parser" --no-audit --no-fund --ignore-scripts --silent
+  touch "$parser/node_modules"
+fi
+
 # The project's packages are plain source folders on the path: no install step to forget.
 site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 sed "s#^#$PWD/#" deploy/source-paths.txt > "$site/publipost.pth"

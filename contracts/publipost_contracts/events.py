@@ -76,6 +76,8 @@ class Problem(_Part):
 
 
 class MergeRejected(Event):
+    """The request was refused before any document was made; each problem names its field and record."""
+
     type: Literal["merge.rejected"] = "merge.rejected"
     request_id: Id
     problems: list[Problem]
@@ -98,6 +100,8 @@ class RenderItem(_Part):
 
 
 class RenderRequested(Event):
+    """merge asks render-pdf to convert a chunk of a mailing's DOCX documents to PDF."""
+
     type: Literal["render.requested"] = "render.requested"
     mailing_id: Id
     chunk: int
@@ -112,6 +116,8 @@ class RenderResult(_Part):
 
 
 class DocumentsRendered(Event):
+    """render-pdf's answer for one chunk: each document's PDF and page count, or why it failed."""
+
     type: Literal["documents.rendered"] = "documents.rendered"
     mailing_id: Id
     chunk: int
@@ -185,6 +191,8 @@ class ResolveRecipients(Event):
 
 
 class RecipientsResolved(Event):
+    """The directory's answer to ResolveRecipients: an address (or why none) per question, and the rule used."""
+
     type: Literal["recipients.resolved"] = "recipients.resolved"
     answers: list[AddressAnswer] = Field(description="One per question, under the question's key.")
 
@@ -201,6 +209,8 @@ class Requester(_Part):
 
 
 class DispatchRequested(Event):
+    """E-mail each document of a ready mailing to its recipient (once per dispatch id)."""
+
     type: Literal["dispatch.requested"] = "dispatch.requested"
     dispatch_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one dispatch per id.")
     mailing_id: Id
@@ -221,7 +231,9 @@ class DispatchRequested(Event):
         default=None, description="An e-mail template of the template service; replaces subject and body when given."
     )
     document_type: str | None = Field(
-        default=None, max_length=64, description="What the documents are (invoice, quote...): the send history's filter."
+        default=None,
+        max_length=64,
+        description="What the documents are (invoice, quote...): the send history's filter.",
     )
     requested_by: Requester | None = Field(
         default=None,
@@ -252,6 +264,8 @@ class DispatchResumed(Event):
 
 
 class SendRequested(Event):
+    """dispatch's own work item: send one document of a dispatch (any replica takes it)."""
+
     type: Literal["send.requested"] = "send.requested"
     dispatch_id: Id
     document_id: Id
@@ -262,6 +276,8 @@ DeliveryOutcome = Literal["sent", "failed", "uncertain"]
 
 
 class DeliveryRecorded(Event):
+    """One document's final e-mail outcome, with its recipients and the SMTP server's message id or refusal."""
+
     type: Literal["delivery.recorded"] = "delivery.recorded"
     dispatch_id: Id
     document_id: Id
@@ -311,6 +327,8 @@ class DocumentSent(Event):
 
 
 class CampaignFired(Event):
+    """A campaign's occurrence came due and its dispatch was asked for."""
+
     type: Literal["campaign.fired"] = "campaign.fired"
     campaign_id: Id
     occurrence_at: datetime
