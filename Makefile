@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
+.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi contracts bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
 
 setup:
 	@bash deploy/setup.sh
@@ -45,6 +45,11 @@ lock: setup
 
 asyncapi: setup
 	@$(PY) contracts/generate_asyncapi.py
+
+# The installable contracts package (contracts/CHANGELOG.md): a wheel and an sdist in dist/.
+contracts: setup
+	@$(UV) build --quiet contracts --out-dir dist
+	@ls dist/publipost_contracts-*
 
 lint: setup
 	@.venv/bin/ruff check .
