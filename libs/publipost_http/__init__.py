@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from publipost_refusals import Conflict, Invalid, NotFound
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -52,6 +52,12 @@ class CachedCheck:
         return answer
 
 
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    down: list[str]
+
+
 def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     """/healthz: the process answers. /readyz: every dependency answers (503 naming those that do not, in
     `down`). A check must answer within a probe's timeout: give it its own short one."""
@@ -61,7 +67,11 @@ def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A dependency does not answer: named in `down`."}},
+    )
     async def readyz() -> JSONResponse:
         names = list(checks)
         results = await asyncio.gather(*(checks[name]() for name in names), return_exceptions=True)
@@ -265,12 +275,3 @@ def content_disposition(filename: str, fallback: str = "download") -> str:
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
     ascii_name = _NOT_IN_QUOTED_NAME.sub("", ascii_name).strip() or fallback
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-REFUSAL_STATUS = ((NotFound, 404), (Invalid, 422), (Conflict, 409))
-
-
-async def refusal_answer(_: Request, exc: Exception) -> JSONResponse:
-    """A domain's refusal (publipost_refusals) as every route answers it: its kind's status, its words."""
-    status = next((code for kind, code in REFUSAL_STATUS if isinstance(exc, kind)), 409)
-    return JSONResponse({"detail": str(exc)}, status_code=status)

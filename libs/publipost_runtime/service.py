@@ -16,8 +16,8 @@ from publipost_http import (
     ReadinessCheck,
     health_router,
     json_numbers_storable,
-    refusal_answer,
 )
+from publipost_http.errors import answer_errors, declare_errors, refusal_answer
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
 from publipost_refusals import Refusal
@@ -128,6 +128,8 @@ class Service:
         app.state.components = self.components
         app.state.authenticator = self.authenticator
         app.add_exception_handler(Refusal, refusal_answer)
+        answer_errors(app)
+        declare_errors(app)
         # FastAPI includes routers lazily: their routes, with prefixes, are listed through their contexts.
         routes = {
             f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()

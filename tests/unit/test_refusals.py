@@ -3,7 +3,7 @@ Conflict 409, Invalid 422, its words as the detail."""
 
 import httpx
 from fastapi import FastAPI
-from publipost_http import refusal_answer
+from publipost_http.errors import refusal_answer
 from publipost_refusals import Conflict, Invalid, NotFound, Refusal
 
 
