@@ -90,6 +90,12 @@ def test_a_replaced_e_mail_template_keeps_its_id_tenant_and_creation():
     assert (replaced.subject, replaced.body_text) == ("Reminder {document_number}", "Hi")
 
 
+def test_a_new_e_mail_template_has_its_own_id_and_is_created_now():
+    first, second = (EmailTemplate.new(draft(), tenant_id="acme") for _ in range(2))
+    assert first.id != second.id and first.tenant_id == "acme"
+    assert first.created_at <= first.updated_at
+
+
 def test_an_e_mail_template_keeps_its_stored_field_names():
     template = EmailTemplate.checked(draft(), id="e-1", tenant_id="acme", created_at=datetime(2026, 11, 1, tzinfo=UTC))
     stored = Entities(EmailTemplate).dump(template)

@@ -1,6 +1,5 @@
 """E-mail templates over HTTP: subject, body and signature of the e-mails that carry documents."""
 
-import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from publipost_http import Paging
 from pydantic import BaseModel, Field
 
 from .context import Context, TemplateContext
-from .domain import TemplateRejected, stored_now
+from .domain import TemplateRejected
 from .email_templates import (
     DEFAULT_SUBJECTS,
     DOCUMENT_VARIABLES,
@@ -102,9 +101,7 @@ async def variables(caller: Anyone, entity_type: Annotated[str, Query(max_length
 @router.post("", status_code=201, response_model=EmailTemplateView)
 async def create_email_template(ctx: Context, caller: Operator, given: EmailTemplateIn) -> EmailTemplateView:
     try:
-        template = EmailTemplate.checked(
-            _draft(given), id=str(uuid.uuid4()), tenant_id=caller.tenant_id, created_at=stored_now()
-        )
+        template = EmailTemplate.new(_draft(given), tenant_id=caller.tenant_id)
     except TemplateRejected as exc:
         raise _rejected(exc) from exc
     await ctx.email_templates.add(template)

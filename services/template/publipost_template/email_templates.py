@@ -7,6 +7,7 @@ a template accepted here never fails at send time for a name it does not know.
 
 import re
 import string
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,6 +145,10 @@ class EmailTemplate:
             created_at=created_at,
             updated_at=stored_now(),
         )
+
+    @classmethod
+    def new(cls, draft: EmailTemplateDraft, *, tenant_id: str) -> "EmailTemplate":
+        return cls.checked(draft, id=str(uuid.uuid4()), tenant_id=tenant_id, created_at=stored_now())
 
     def replaced_by(self, draft: EmailTemplateDraft) -> "EmailTemplate":
         """The same template (its id, tenant and creation) with what was written instead."""
