@@ -187,6 +187,6 @@ def test_a_new_template_is_created_and_updated_now():
 
 def test_refusals_are_named_by_kind():
     assert isinstance(TemplateRejected("file", "not a DOCX"), Invalid)
-    conflict = VersionConflict("t-1")
+    conflict = VersionConflict()
     assert isinstance(conflict, Conflict)
     assert str(conflict) == "other versions were being added at the same time; send it again"

@@ -168,7 +168,13 @@ async def add_version(
 ) -> TemplateView:
     """A new version; each option left out keeps the latest version's value. 409 when other versions kept
     being added at the same time."""
-    changes = OptionChanges(template_type, auto_pdf, validation_required, entity_type, custom_fields)
+    changes = OptionChanges(
+        template_type=template_type,
+        auto_pdf=auto_pdf,
+        validation_required=validation_required,
+        entity_type=entity_type,
+        custom_fields=custom_fields,
+    )
     try:
         version = await handlers.add_version(
             ctx,

@@ -188,8 +188,7 @@ class TemplateNotFound(NotFound):
 class VersionConflict(Conflict):
     """Other versions kept being added while this one was stored; the caller may simply retry."""
 
-    def __init__(self, template_id: str) -> None:
-        self.template_id = template_id
+    def __init__(self) -> None:
         super().__init__("other versions were being added at the same time; send it again")
 
 

@@ -42,7 +42,7 @@ async def register_template(
     template = Template.new(tenant_id=tenant_id, name=name, now=stored_now())
     version = await _store_version(ctx, template, 1, upload, inspection, options, template.created_at)
     if version is None:  # a fresh uuid is never taken
-        raise VersionConflict(template.id)
+        raise VersionConflict()
     try:
         await ctx.templates.add(template)
     except Exception:
@@ -75,7 +75,7 @@ async def add_version(
             break
         latest = await ctx.versions.get(tenant_id, template_id) or latest
     else:
-        raise VersionConflict(template_id)
+        raise VersionConflict()
     await ctx.templates.touch(template_id, now)
     await _announce(ctx, correlation_id, template.name, version)
     return version
