@@ -6,6 +6,7 @@ import pytest
 from publipost_render_pdf.domain import (
     Backend,
     PageMapMismatch,
+    TenantConversionSettings,
     batches,
     choose_backend,
     conversion_year,
@@ -14,8 +15,8 @@ from publipost_render_pdf.domain import (
     queue_wait_s,
     quota_grant,
     quota_refusal,
-    yearly_limit,
 )
+from publipost_storage import Entities
 
 
 def test_documents_sharing_styles_go_together_in_chunk_order_and_the_others_alone():
@@ -58,10 +59,23 @@ def test_the_quota_grants_what_is_left_and_nothing_past_it():
     assert quota_refusal("acme", 100) == "conversion quota of 100 per year reached for tenant acme"
 
 
+def stored_settings(**fields):
+    return Entities(TenantConversionSettings).load({"_id": "acme", **fields})
+
+
 def test_a_tenant_s_own_limit_wins_even_when_it_is_unlimited():
-    assert yearly_limit({}, default=1000) == 1000
-    assert yearly_limit({"yearly_limit": 50}, default=1000) == 50
-    assert yearly_limit({"yearly_limit": None}, default=1000) is None
+    assert stored_settings().limit(default=1000) == 1000
+    assert stored_settings(yearly_limit=50).limit(default=1000) == 50
+    assert stored_settings(yearly_limit=None).limit(default=1000) is None
+
+
+def test_a_tenant_s_stored_backend_is_its_own_and_one_never_set_is_the_service_s():
+    own = stored_settings(yearly_limit=5, backend="gotenberg", gotenberg_url="http://g:3000")
+    assert own.has_own_backend
+    assert own.backend_choice("libreoffice", None) == choose_backend("gotenberg", "http://g:3000", "libreoffice", None)
+    # stored before tenants had backends
+    assert not stored_settings(yearly_limit=5).has_own_backend
+    assert stored_settings(yearly_limit=5).backend_choice("libreoffice", None).backend is Backend.LIBREOFFICE
 
 
 def test_a_tenant_s_own_backend_wins_and_only_the_local_one_is_bound_by_the_quota():

@@ -1,18 +1,45 @@
 """Template rules without I/O: predefined and custom fields, Word names as variables, options of a new version."""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from publipost_refusals import Conflict, Invalid
+from publipost_storage import Entities
 from publipost_template.domain import (
     PREDEFINED_FIELDS,
+    FieldSplit,
+    FirstGenerationTemplate,
+    OptionChanges,
+    Template,
     TemplateOptions,
     TemplateRejected,
+    TemplateVersion,
+    VersionConflict,
     parse_custom_fields,
     safe_identifier,
     split_fields,
     split_first_generation_fields,
 )
+
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+
+def version(number: int, *, converted: bool = False) -> TemplateVersion:
+    return TemplateVersion.uploaded(
+        tenant_id="acme",
+        template_id="t-1",
+        number=number,
+        filename="Notice.docx",
+        fields=FieldSplit(fields=["name", "signatory"], predefined=["name"], custom=["signatory"]),
+        options=TemplateOptions(custom_fields="signatory"),
+        blob_id="blob-docx",
+        original_blob_id="blob-original" if converted else None,
+        field_mapping={"Nom.du client": "nom_du_client"} if converted else {},
+        conversion_notes=[],
+        created_at=NOW,
+    )
 
 
 def test_fields_split_into_the_records_own_and_the_declared_custom_ones():
@@ -92,14 +119,14 @@ def test_a_template_stored_before_custom_fields_were_declared_has_every_other_fi
 
 
 def test_a_new_version_keeps_the_previous_options_except_those_given():
-    previous = {
-        "template_type": "due_notice",
-        "auto_pdf": False,
-        "validation_required": True,
-        "entity_type": "client",
-        "custom_fields": ["signatory", "reason"],
-    }
-    options = replace(TemplateOptions.of_version(previous), auto_pdf=True)
+    previous = replace(
+        version(1),
+        template_type="due_notice",
+        auto_pdf=False,
+        validation_required=True,
+        custom_fields=["signatory", "reason"],
+    )
+    options = previous.options().changed(OptionChanges(auto_pdf=True))
     assert options == TemplateOptions("due_notice", True, True, "client", "signatory, reason")
 
 
@@ -112,3 +139,54 @@ def test_the_documented_predefined_fields_are_the_ones_the_service_checks():
         if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])[0] in PREDEFINED_FIELDS
     }
     assert documented == {entity_type: list(names) for entity_type, names in PREDEFINED_FIELDS.items()}
+
+
+def test_a_new_version_takes_the_next_number_and_holds_its_files():
+    assert version(3).next_number == 4
+    assert version(1).blob_ids == ["blob-docx"]
+    assert version(1, converted=True).blob_ids == ["blob-docx", "blob-original"]
+
+
+def test_a_version_is_stored_with_the_field_names_and_word_pairs_it_always_had():
+    versions = Entities(TemplateVersion)
+    stored = versions.dump(version(2, converted=True))
+    assert stored["field_mapping"] == [("Nom.du client", "nom_du_client")]  # a Word name may hold dots
+    assert set(stored) == {
+        "tenant_id", "template_id", "version", "blob_id", "original_blob_id", "filename", "fields",
+        "predefined_fields", "custom_fields", "template_type", "auto_pdf", "validation_required", "entity_type",
+        "field_mapping", "conversion_notes", "created_at",
+    }
+    assert versions.load({"_id": "t-1:2", **stored}) == version(2, converted=True)
+
+
+def test_a_template_stored_before_versions_existed_becomes_its_version_with_the_options_of_then():
+    stored = {
+        "_id": "t-old",
+        "tenant_id": "acme",
+        "name": "Notice",
+        "blob_id": "b",
+        "fields": ["signatory", "name"],
+        "created_at": NOW,
+    }
+    first = Entities(FirstGenerationTemplate).load(stored).as_version()
+    assert (first.template_id, first.version, first.blob_id, first.filename) == ("t-old", 1, "b", "Notice.docx")
+    assert (first.fields, first.predefined_fields, first.custom_fields) == (
+        ["name", "signatory"],
+        ["name"],
+        ["signatory"],
+    )
+    assert first.options() == TemplateOptions(custom_fields="signatory")
+    assert Entities(Template).load(stored).updated_at is None  # until the upgrade at start sets it
+
+
+def test_a_new_template_is_created_and_updated_now():
+    template = Template.new(tenant_id="acme", name="Notice", now=NOW)
+    assert (template.created_at, template.updated_at, template.name) == (NOW, NOW, "Notice")
+    assert Entities(Template).dump(template)["_id"] == template.id
+
+
+def test_refusals_are_named_by_kind():
+    assert isinstance(TemplateRejected("file", "not a DOCX"), Invalid)
+    conflict = VersionConflict()
+    assert isinstance(conflict, Conflict)
+    assert str(conflict) == "other versions were being added at the same time; send it again"

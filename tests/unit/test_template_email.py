@@ -1,8 +1,20 @@
 """E-mail template rules without I/O: legacy placeholders, known variables, default subjects."""
 
+from datetime import UTC, datetime
+
 import pytest
+from publipost_refusals import NotFound
+from publipost_storage import Entities
 from publipost_template.domain import TemplateRejected
-from publipost_template.email_templates import DEFAULT_SUBJECTS, EmailContent, allowed_variables, check_email_template
+from publipost_template.email_templates import (
+    DEFAULT_SUBJECTS,
+    EmailContent,
+    EmailTemplate,
+    EmailTemplateDraft,
+    EmailTemplateNotFound,
+    allowed_variables,
+    check_email_template,
+)
 
 
 def check(subject="", body_text="Hello", body_html=None, signature="", entity_type="client", template_type="standard"):
@@ -53,3 +65,44 @@ def test_an_unknown_entity_type_is_refused():
     with pytest.raises(TemplateRejected) as refused:
         check(entity_type="planet")
     assert refused.value.problems[0].field == "entity_type"
+
+
+def draft(subject="", body_text="Hello <NOMSOC>"):
+    return EmailTemplateDraft("Reminder", "payment_reminder", "client", EmailContent(subject, body_text, None, ""))
+
+
+def test_an_e_mail_template_is_stored_checked():
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    template = EmailTemplate.checked(draft(), id="e-1", tenant_id="acme", created_at=created)
+    assert template.subject == DEFAULT_SUBJECTS["payment_reminder"]
+    assert template.body_text == "Hello {client_name}"
+    assert template.variables == ["client_name", "document_number"]
+    assert template.created_at == created and template.updated_at >= created
+    with pytest.raises(TemplateRejected):
+        EmailTemplate.checked(draft(body_text="{nope}"), id="e-1", tenant_id="acme", created_at=created)
+
+
+def test_a_replaced_e_mail_template_keeps_its_id_tenant_and_creation():
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    template = EmailTemplate.checked(draft(), id="e-1", tenant_id="acme", created_at=created)
+    replaced = template.replaced_by(draft(subject="Reminder {document_number}", body_text="Hi"))
+    assert (replaced.id, replaced.tenant_id, replaced.created_at) == ("e-1", "acme", created)
+    assert (replaced.subject, replaced.body_text) == ("Reminder {document_number}", "Hi")
+
+
+def test_a_new_e_mail_template_has_its_own_id_and_is_created_now():
+    first, second = (EmailTemplate.new(draft(), tenant_id="acme") for _ in range(2))
+    assert first.id != second.id and first.tenant_id == "acme"
+    assert first.created_at <= first.updated_at
+
+
+def test_an_e_mail_template_keeps_its_stored_field_names():
+    template = EmailTemplate.checked(draft(), id="e-1", tenant_id="acme", created_at=datetime(2026, 11, 1, tzinfo=UTC))
+    stored = Entities(EmailTemplate).dump(template)
+    assert set(stored) == {
+        "_id", "tenant_id", "name", "template_type", "entity_type", "subject", "body_text", "body_html",
+        "signature", "variables", "created_at", "updated_at",
+    }
+    assert Entities(EmailTemplate).load(stored) == template
+    assert str(EmailTemplateNotFound("e-2")) == "no e-mail template 'e-2' for this tenant"
+    assert isinstance(EmailTemplateNotFound("e-2"), NotFound)

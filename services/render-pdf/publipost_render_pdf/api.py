@@ -13,7 +13,7 @@ from publipost_outbound import OutboundRefused
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from .context import Context, RenderContext
-from .domain import Backend, yearly_limit
+from .domain import Backend, TenantConversionSettings
 
 router = APIRouter(tags=["render-pdf"])
 TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -79,14 +79,14 @@ async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context
         raise HTTPException(
             422, "the gotenberg backend needs gotenberg_url: the service has no PUBLIPOST_GOTENBERG_URL"
         )
-    await ctx.tenants.set_backend(tenant_id, update.backend.value if update.backend else None, url)
+    await ctx.tenants.set_backend(tenant_id, update.backend, url)
     return _backend(ctx, await ctx.tenants.get(tenant_id))
 
 
 async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[str, Any]:
     year = year or datetime.now(UTC).year
     tenant = await ctx.tenants.get(tenant_id)
-    limit = yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
+    limit = tenant.limit(ctx.settings.yearly_conversion_limit)
     used = await ctx.usage.used(tenant_id, year)
     choice = ctx.backends.choice_for(tenant)
     return {
@@ -100,12 +100,12 @@ async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[s
     }
 
 
-def _backend(ctx: RenderContext, tenant: dict[str, Any]) -> dict[str, Any]:
+def _backend(ctx: RenderContext, tenant: TenantConversionSettings) -> dict[str, Any]:
     choice = ctx.backends.choice_for(tenant)
     return {
-        "tenant_id": tenant["_id"],
+        "tenant_id": tenant.id,
         "backend": choice.backend.value,
         "gotenberg_url": choice.gotenberg_url,
-        "own": bool(tenant.get("backend")),
+        "own": tenant.has_own_backend,
         "external": choice.external,
     }

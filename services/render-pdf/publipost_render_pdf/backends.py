@@ -1,12 +1,10 @@
 """Which converter a tenant's chunks go to: this service's LibreOffice pool, or a Gotenberg server."""
 
-from typing import Any
-
 from publipost_outbound import OutboundPolicy
 
 from .batch import CombinedRuns
 from .converter import Converter, ConverterUnavailable
-from .domain import Backend, BackendChoice, choose_backend
+from .domain import Backend, BackendChoice, TenantConversionSettings
 from .gotenberg import GotenbergConverter
 from .libreoffice import LibreOfficePool
 from .settings import RenderPdfSettings
@@ -24,10 +22,8 @@ class Backends:
         self._gotenberg: dict[str, GotenbergConverter] = {}
         self._runs: dict[Converter, CombinedRuns] = {}
 
-    def choice_for(self, tenant: dict[str, Any]) -> BackendChoice:
-        return choose_backend(
-            tenant.get("backend"), tenant.get("gotenberg_url"), self.settings.backend, self.settings.gotenberg_url
-        )
+    def choice_for(self, tenant: TenantConversionSettings) -> BackendChoice:
+        return tenant.backend_choice(self.settings.backend, self.settings.gotenberg_url)
 
     def converter(self, choice: BackendChoice) -> Converter:
         if choice.backend is Backend.LIBREOFFICE:

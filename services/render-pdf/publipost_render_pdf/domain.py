@@ -1,12 +1,11 @@
 """What render-pdf knows about documents, batches and quotas, without LibreOffice, a database or a broker."""
 
 import io
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import PurePath
-from typing import Any
 
 from publipost_storage import derived_blob_id
 from pypdf import PdfReader
@@ -111,9 +110,31 @@ def choose_backend(
     return BackendChoice(Backend(default), default_gotenberg_url)
 
 
-def yearly_limit(tenant_settings: Mapping[str, Any], default: int | None) -> int | None:
-    """The tenant's own limit when one is set (None there means unlimited), else the service's."""
-    return tenant_settings.get("yearly_limit", default)
+class ServiceLimit(Enum):
+    """A tenant's yearly limit when it has none of its own: the service's applies (its own None is unlimited)."""
+
+    APPLIES = "the service's limit"
+
+
+@dataclass(kw_only=True)
+class TenantConversionSettings:
+    """A tenant's own conversion settings; whatever it has not set is the service's."""
+
+    id: str  # the tenant's
+    yearly_limit: int | None | ServiceLimit = ServiceLimit.APPLIES
+    backend: Backend | None = None
+    gotenberg_url: str | None = None
+
+    def limit(self, default: int | None) -> int | None:
+        """The tenant's own limit when one is set (None there means unlimited), else the service's."""
+        return default if self.yearly_limit is ServiceLimit.APPLIES else self.yearly_limit
+
+    @property
+    def has_own_backend(self) -> bool:
+        return self.backend is not None
+
+    def backend_choice(self, default: str, default_gotenberg_url: str | None) -> BackendChoice:
+        return choose_backend(self.backend, self.gotenberg_url, default, default_gotenberg_url)
 
 
 def conversion_year(occurred_at: datetime) -> int:

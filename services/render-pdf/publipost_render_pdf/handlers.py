@@ -11,7 +11,7 @@ from publipost_storage import NewBlob, belongs_to
 
 from .batch import CombinedRuns, Prepared, convert_documents, prepare
 from .context import RenderContext
-from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal, yearly_limit
+from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
 
 log = get_logger(__name__)
@@ -104,7 +104,7 @@ async def _admit(
     ids = [d.item.document_id for d in documents]
     tenant, already = await asyncio.gather(ctx.tenants.get(tenant_id), ctx.usage.charged(tenant_id, year, ids))
     choice = ctx.backends.choice_for(tenant)
-    limit = None if choice.external else yearly_limit(tenant, ctx.settings.yearly_conversion_limit)
+    limit = None if choice.external else tenant.limit(ctx.settings.yearly_conversion_limit)
     counted = already | set(await ctx.usage.charge(tenant_id, year, [i for i in ids if i not in already], limit))
     for refused in (d for d in documents if d.item.document_id not in counted):
         DOCUMENTS.labels("refused").inc()

@@ -4,11 +4,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from publipost_storage import Repository
+from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
-from .domain import quota_grant
+from .domain import Backend, TenantConversionSettings, quota_grant
+
+_TENANT_SETTINGS = Entities(TenantConversionSettings)
 
 # A chunk is never redelivered a year later: its charges can go once their year is well over.
 CHARGES_KEPT_S = 400 * 24 * 3600
@@ -19,15 +21,18 @@ class TenantSettingsRepository(Repository):
 
     collection_name = "tenant_settings"
 
-    async def get(self, tenant_id: str) -> dict[str, Any]:
-        return await self.collection.find_one({"_id": tenant_id}) or {"_id": tenant_id}
+    async def get(self, tenant_id: str) -> TenantConversionSettings:
+        """The tenant's settings; one that never set any has the service's."""
+        stored = await self.collection.find_one({"_id": tenant_id})
+        return _TENANT_SETTINGS.load(stored or {"_id": tenant_id})
 
     async def set_limit(self, tenant_id: str, yearly_limit: int | None) -> None:
         await self.collection.update_one({"_id": tenant_id}, {"$set": {"yearly_limit": yearly_limit}}, upsert=True)
 
-    async def set_backend(self, tenant_id: str, backend: str | None, gotenberg_url: str | None) -> None:
+    async def set_backend(self, tenant_id: str, backend: Backend | None, gotenberg_url: str | None) -> None:
+        stored_backend = backend.value if backend else None
         await self.collection.update_one(
-            {"_id": tenant_id}, {"$set": {"backend": backend, "gotenberg_url": gotenberg_url}}, upsert=True
+            {"_id": tenant_id}, {"$set": {"backend": stored_backend, "gotenberg_url": gotenberg_url}}, upsert=True
         )
 
 

@@ -1,7 +1,7 @@
 """DOCX templates over HTTP: upload, versions, fields, download. merge reads GET /templates/{id}."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
@@ -16,10 +16,11 @@ from .context import Context, TemplateContext
 from .domain import (
     DOCX_CONTENT_TYPE,
     PREDEFINED_FIELDS,
+    OptionChanges,
     TemplateNotFound,
     TemplateOptions,
     TemplateRejected,
-    VersionConflict,
+    TemplateVersion,
 )
 
 router = APIRouter(prefix="/templates", tags=["templates"])
@@ -53,12 +54,24 @@ class TemplatePage(BaseModel):
     per_page: int
 
 
-def _view(name: str, version: dict[str, Any]) -> TemplateView:
+def _view(name: str, version: TemplateVersion) -> TemplateView:
     return TemplateView(
-        id=version["template_id"],
+        id=version.template_id,
         name=name,
-        field_mapping=dict(version["field_mapping"]),
-        **{k: version[k] for k in TemplateView.model_fields if k not in ("id", "name", "field_mapping")},
+        version=version.version,
+        blob_id=version.blob_id,
+        fields=version.fields,
+        predefined_fields=version.predefined_fields,
+        custom_fields=version.custom_fields,
+        template_type=version.template_type,
+        auto_pdf=version.auto_pdf,
+        validation_required=version.validation_required,
+        entity_type=version.entity_type,
+        created_at=version.created_at,
+        original_blob_id=version.original_blob_id,
+        field_mapping=dict(version.field_mapping),
+        conversion_notes=version.conversion_notes,
+        filename=version.filename,
     )
 
 
@@ -104,8 +117,8 @@ async def upload_template(
 async def list_templates(ctx: Context, caller: Reader, paging: Paging) -> TemplatePage:
     """The tenant's templates at their latest version, most recently uploaded first."""
     templates, total = await ctx.templates.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)
-    latest = await ctx.versions.latest_of(caller.tenant_id, [t["_id"] for t in templates])
-    items = [_view(t["name"], latest[t["_id"]]) for t in templates if t["_id"] in latest]
+    latest = await ctx.versions.latest_of(caller.tenant_id, [t.id for t in templates])
+    items = [_view(t.name, latest[t.id]) for t in templates if t.id in latest]
     return TemplatePage(items=items, total=total, page=paging.page, per_page=paging.per_page)
 
 
@@ -123,13 +136,11 @@ async def _version(ctx: TemplateContext, tenant_id: str, template_id: str, versi
     stored = await ctx.versions.get(tenant_id, template_id, version) if template is not None else None
     if template is None or stored is None:
         raise TemplateNotFound(template_id, version if template else None)
-    return _view(template["name"], stored)
+    return _view(template.name, stored)
 
 
 @router.get("/{template_id}", response_model=TemplateView)
-async def get_template(
-    ctx: Context, caller: Reader, template_id: str, version: VersionQuery = None
-) -> TemplateView:
+async def get_template(ctx: Context, caller: Reader, template_id: str, version: VersionQuery = None) -> TemplateView:
     return await _version(ctx, caller.tenant_id, template_id, version)
 
 
@@ -139,7 +150,7 @@ async def list_versions(ctx: Context, caller: Reader, template_id: str) -> list[
     template = await ctx.templates.get(caller.tenant_id, template_id)
     if template is None:
         raise TemplateNotFound(template_id)
-    return [_view(template["name"], v) for v in await ctx.versions.all_of(caller.tenant_id, template_id)]
+    return [_view(template.name, v) for v in await ctx.versions.all_of(caller.tenant_id, template_id)]
 
 
 @router.post("/{template_id}/versions", status_code=201, response_model=TemplateView)
@@ -155,14 +166,15 @@ async def add_version(
     validation_required: Annotated[bool | None, Form()] = None,
     entity_type: Annotated[str | None, Form(max_length=64)] = None,
 ) -> TemplateView:
-    """A new version; each option left out keeps the latest version's value."""
-    given = {
-        "custom_fields": custom_fields,
-        "template_type": template_type,
-        "auto_pdf": auto_pdf,
-        "validation_required": validation_required,
-        "entity_type": entity_type,
-    }
+    """A new version; each option left out keeps the latest version's value. 409 when other versions kept
+    being added at the same time."""
+    changes = OptionChanges(
+        template_type=template_type,
+        auto_pdf=auto_pdf,
+        validation_required=validation_required,
+        entity_type=entity_type,
+        custom_fields=custom_fields,
+    )
     try:
         version = await handlers.add_version(
             ctx,
@@ -170,13 +182,11 @@ async def add_version(
             correlation_id=correlation,
             template_id=template_id,
             upload=await _upload(file, ctx),
-            changes={k: v for k, v in given.items() if v is not None},
+            changes=changes,
         )
     except TemplateRejected as exc:
         raise _rejected(exc) from exc
-    except VersionConflict as exc:
-        raise HTTPException(409, detail="other versions were being added at the same time; send it again") from exc
-    return await _version(ctx, caller.tenant_id, template_id, version["version"])
+    return await _version(ctx, caller.tenant_id, template_id, version.version)
 
 
 @router.delete("/{template_id}", status_code=204)

@@ -1,15 +1,17 @@
 """Template rules, free of I/O: which fields a record of each entity type brings, which must be declared custom,
-how a Word field name becomes a template variable, and how a refusal names what it is about."""
+how a Word field name becomes a template variable, how a refusal names what it is about, and the stored
+template and its versions."""
 
 import keyword
 import re
 import unicodedata
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from publipost_contracts.events import TemplateType
-from publipost_refusals import NotFound
+from publipost_refusals import Conflict, Invalid, NotFound
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -65,7 +67,9 @@ class Problem:
         return detail
 
 
-class TemplateRejected(ValueError):
+class TemplateRejected(Invalid):
+    """Answered 422 with one detail per problem (not the one-line reason other refusals give)."""
+
     def __init__(self, field: str, message: str, **context: Any) -> None:
         self.problems = [Problem(field, message, context)]
         super().__init__(f"{field}: {message}")
@@ -181,8 +185,11 @@ class TemplateNotFound(NotFound):
         super().__init__(f"no {what} for this tenant")
 
 
-class VersionConflict(RuntimeError):
+class VersionConflict(Conflict):
     """Other versions kept being added while this one was stored; the caller may simply retry."""
+
+    def __init__(self) -> None:
+        super().__init__("other versions were being added at the same time; send it again")
 
 
 @dataclass(frozen=True)
@@ -195,15 +202,142 @@ class TemplateOptions:
     entity_type: str = "client"
     custom_fields: str = ""  # as typed: "signatory, reason"
 
+    def changed(self, changes: "OptionChanges") -> "TemplateOptions":
+        """These options, except those a new version is given."""
+        given = {name: value for name, value in vars(changes).items() if value is not None}
+        return replace(self, **given)
+
+
+@dataclass(frozen=True)
+class OptionChanges:
+    """The options sent with a new version; None: keep the latest version's."""
+
+    template_type: TemplateType | None = None
+    auto_pdf: bool | None = None
+    validation_required: bool | None = None
+    entity_type: str | None = None
+    custom_fields: str | None = None
+
+
+@dataclass(kw_only=True)
+class TemplateVersion:
+    """One uploaded file of a template and what merge must know to render it; never changed once stored,
+    since merge may be rendering any version."""
+
+    tenant_id: str
+    template_id: str
+    version: int
+    blob_id: str  # the DOCX merge renders
+    original_blob_id: str | None = None  # the upload as sent, when its Word merge fields were converted
+    filename: str
+    fields: list[str]
+    predefined_fields: list[str]
+    custom_fields: list[str]
+    template_type: TemplateType = "standard"
+    auto_pdf: bool = True
+    validation_required: bool = False
+    entity_type: str = "client"
+    # pairs, not a mapping: a Word field name may hold dots or $, which a stored key may not
+    field_mapping: list[tuple[str, str]] = field(default_factory=list)
+    conversion_notes: list[str] = field(default_factory=list)
+    created_at: datetime
+
     @classmethod
-    def of_version(cls, version: dict[str, Any]) -> "TemplateOptions":
-        """A version's options: a new version keeps them, except those given with it."""
+    def uploaded(
+        cls,
+        *,
+        tenant_id: str,
+        template_id: str,
+        number: int,
+        filename: str,
+        fields: FieldSplit,
+        options: TemplateOptions,
+        blob_id: str,
+        original_blob_id: str | None,
+        field_mapping: dict[str, str],
+        conversion_notes: list[str],
+        created_at: datetime,
+    ) -> "TemplateVersion":
         return cls(
-            template_type=version["template_type"],
-            auto_pdf=version["auto_pdf"],
-            validation_required=version["validation_required"],
-            entity_type=version["entity_type"],
-            custom_fields=", ".join(version["custom_fields"]),
+            tenant_id=tenant_id,
+            template_id=template_id,
+            version=number,
+            blob_id=blob_id,
+            original_blob_id=original_blob_id,
+            filename=filename,
+            fields=fields.fields,
+            predefined_fields=fields.predefined,
+            custom_fields=fields.custom,
+            template_type=options.template_type,
+            auto_pdf=options.auto_pdf,
+            validation_required=options.validation_required,
+            entity_type=options.entity_type,
+            field_mapping=list(field_mapping.items()),
+            conversion_notes=conversion_notes,
+            created_at=created_at,
+        )
+
+    @property
+    def next_number(self) -> int:
+        return self.version + 1
+
+    @property
+    def blob_ids(self) -> list[str]:
+        """Every file this version holds."""
+        return [self.blob_id] if self.original_blob_id is None else [self.blob_id, self.original_blob_id]
+
+    def options(self) -> TemplateOptions:
+        """This version's options: a new version keeps them, except those given with it."""
+        return TemplateOptions(
+            template_type=self.template_type,
+            auto_pdf=self.auto_pdf,
+            validation_required=self.validation_required,
+            entity_type=self.entity_type,
+            custom_fields=", ".join(self.custom_fields),
+        )
+
+
+@dataclass(kw_only=True)
+class Template:
+    """A template: its name and when it last changed. What merge renders is in its versions."""
+
+    id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    # Absent only on a template stored before versions existed, until the upgrade at start gives it one.
+    updated_at: datetime | None = None
+
+    @classmethod
+    def new(cls, *, tenant_id: str, name: str, now: datetime) -> "Template":
+        return cls(id=str(uuid.uuid4()), tenant_id=tenant_id, name=name, created_at=now, updated_at=now)
+
+
+@dataclass(kw_only=True)
+class FirstGenerationTemplate:
+    """A template stored before versions existed: its one file and fields sit on the template itself."""
+
+    id: str
+    tenant_id: str
+    name: str
+    blob_id: str
+    fields: list[str]
+    version: int = 1
+    created_at: datetime
+
+    def as_version(self) -> TemplateVersion:
+        """Its file as version 1 (or the number it had), with the options every template had then: the defaults."""
+        predefined, custom = split_first_generation_fields(self.fields)
+        return TemplateVersion(
+            tenant_id=self.tenant_id,
+            template_id=self.id,
+            version=self.version,
+            blob_id=self.blob_id,
+            filename=f"{self.name}.docx",
+            fields=sorted(self.fields),
+            predefined_fields=predefined,
+            custom_fields=custom,
+            created_at=self.created_at,
         )
 
 

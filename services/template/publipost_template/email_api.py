@@ -1,8 +1,7 @@
 """E-mail templates over HTTP: subject, body and signature of the e-mails that carry documents."""
 
-import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from publipost_auth import Anyone, Operator, Reader
@@ -11,14 +10,16 @@ from publipost_http import Paging
 from pydantic import BaseModel, Field
 
 from .context import Context, TemplateContext
-from .domain import TemplateRejected, stored_now
+from .domain import TemplateRejected
 from .email_templates import (
     DEFAULT_SUBJECTS,
     DOCUMENT_VARIABLES,
     LEGACY_PLACEHOLDERS,
     EmailContent,
+    EmailTemplate,
+    EmailTemplateDraft,
+    EmailTemplateNotFound,
     allowed_variables,
-    check_email_template,
 )
 
 router = APIRouter(prefix="/email-templates", tags=["email templates"])
@@ -56,35 +57,29 @@ class EmailVariables(BaseModel):
     default_subjects: dict[str, str]
 
 
-def _checked(tenant_id: str, template_id: str, given: EmailTemplateIn, created_at: datetime) -> dict[str, Any]:
-    """The stored form: legacy placeholders normalised, default subject filled, unknown variables refused."""
-    try:
-        checked = check_email_template(
-            EmailContent(given.subject, given.body_text, given.body_html, given.signature),
-            entity_type=given.entity_type,
-            template_type=given.template_type,
-        )
-    except TemplateRejected as exc:
-        raise HTTPException(422, detail=[problem.as_detail() for problem in exc.problems]) from exc
-    content = checked.content
-    return {
-        "_id": template_id,
-        "tenant_id": tenant_id,
-        "name": given.name,
-        "template_type": given.template_type,
-        "entity_type": given.entity_type,
-        "subject": content.subject,
-        "body_text": content.body_text,
-        "body_html": content.body_html,
-        "signature": content.signature,
-        "variables": checked.variables,
-        "created_at": created_at,
-        "updated_at": stored_now(),
-    }
+def _draft(given: EmailTemplateIn) -> EmailTemplateDraft:
+    content = EmailContent(given.subject, given.body_text, given.body_html, given.signature)
+    return EmailTemplateDraft(given.name, given.template_type, given.entity_type, content)
 
 
-def _view(doc: dict[str, Any]) -> EmailTemplateView:
-    return EmailTemplateView(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "tenant_id")})
+def _rejected(exc: TemplateRejected) -> HTTPException:
+    return HTTPException(422, detail=[problem.as_detail() for problem in exc.problems])
+
+
+def _view(template: EmailTemplate) -> EmailTemplateView:
+    return EmailTemplateView(
+        id=template.id,
+        name=template.name,
+        template_type=template.template_type,
+        entity_type=template.entity_type,
+        subject=template.subject,
+        body_text=template.body_text,
+        body_html=template.body_html,
+        signature=template.signature,
+        variables=template.variables,
+        created_at=template.created_at,
+        updated_at=template.updated_at,
+    )
 
 
 @router.get("/variables", response_model=EmailVariables)
@@ -93,7 +88,7 @@ async def variables(caller: Anyone, entity_type: Annotated[str, Query(max_length
     try:
         names = allowed_variables(entity_type)
     except TemplateRejected as exc:
-        raise HTTPException(422, detail=[problem.as_detail() for problem in exc.problems]) from exc
+        raise _rejected(exc) from exc
     return EmailVariables(
         entity_type=entity_type,
         variables=names,
@@ -105,9 +100,12 @@ async def variables(caller: Anyone, entity_type: Annotated[str, Query(max_length
 
 @router.post("", status_code=201, response_model=EmailTemplateView)
 async def create_email_template(ctx: Context, caller: Operator, given: EmailTemplateIn) -> EmailTemplateView:
-    doc = _checked(caller.tenant_id, str(uuid.uuid4()), given, stored_now())
-    await ctx.email_templates.add(doc)
-    return _view(doc)
+    try:
+        template = EmailTemplate.new(_draft(given), tenant_id=caller.tenant_id)
+    except TemplateRejected as exc:
+        raise _rejected(exc) from exc
+    await ctx.email_templates.add(template)
+    return _view(template)
 
 
 @router.get("", response_model=EmailTemplatePage)
@@ -115,17 +113,18 @@ async def list_email_templates(
     ctx: Context, caller: Reader, paging: Paging, template_type: TemplateType | None = None
 ) -> EmailTemplatePage:
     """Most recently saved first; `template_type` keeps one document type's."""
-    docs, total = await ctx.email_templates.page(
+    templates, total = await ctx.email_templates.page(
         caller.tenant_id, template_type=template_type, skip=paging.skip, limit=paging.per_page
     )
-    return EmailTemplatePage(items=[_view(d) for d in docs], total=total, page=paging.page, per_page=paging.per_page)
+    items = [_view(template) for template in templates]
+    return EmailTemplatePage(items=items, total=total, page=paging.page, per_page=paging.per_page)
 
 
-async def _get(ctx: TemplateContext, tenant_id: str, template_id: str) -> dict[str, Any]:
-    doc = await ctx.email_templates.get(tenant_id, template_id)
-    if doc is None:
-        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
-    return doc
+async def _get(ctx: TemplateContext, tenant_id: str, template_id: str) -> EmailTemplate:
+    template = await ctx.email_templates.get(tenant_id, template_id)
+    if template is None:
+        raise EmailTemplateNotFound(template_id)
+    return template
 
 
 @router.get("/{template_id}", response_model=EmailTemplateView)
@@ -138,14 +137,17 @@ async def replace_email_template(
     ctx: Context, caller: Operator, template_id: str, given: EmailTemplateIn
 ) -> EmailTemplateView:
     existing = await _get(ctx, caller.tenant_id, template_id)
-    doc = _checked(caller.tenant_id, template_id, given, existing["created_at"])
-    if not await ctx.email_templates.replace(doc):
-        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
-    return _view(doc)
+    try:
+        template = existing.replaced_by(_draft(given))
+    except TemplateRejected as exc:
+        raise _rejected(exc) from exc
+    if not await ctx.email_templates.replace(template):
+        raise EmailTemplateNotFound(template_id)
+    return _view(template)
 
 
 @router.delete("/{template_id}", status_code=204)
 async def delete_email_template(ctx: Context, caller: Operator, template_id: str) -> Response:
     if not await ctx.email_templates.delete(caller.tenant_id, template_id):
-        raise HTTPException(404, detail=f"no e-mail template {template_id!r} for this tenant")
+        raise EmailTemplateNotFound(template_id)
     return Response(status_code=204)

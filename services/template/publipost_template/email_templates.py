@@ -1,5 +1,5 @@
 """E-mail template rules, free of I/O: which variables a subject or body may name, the legacy
-placeholders, and the default subject of each document type.
+placeholders, the default subject of each document type, and the stored e-mail template.
 
 Variables use the {name} syntax dispatch fills (str.format fields, {{ and }} for literal braces), so
 a template accepted here never fails at send time for a name it does not know.
@@ -7,12 +7,15 @@ a template accepted here never fails at send time for a name it does not know.
 
 import re
 import string
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from publipost_addresses import control_character
 from publipost_contracts.events import TemplateType
+from publipost_refusals import NotFound
 
-from .domain import PREDEFINED_FIELDS, Problem, TemplateRejected, check_entity_type
+from .domain import PREDEFINED_FIELDS, Problem, TemplateRejected, check_entity_type, stored_now
 
 # What dispatch knows about every document it sends, whatever the entity.
 DOCUMENT_VARIABLES = ("document_name", "document_number", "date", "client_name", "customer_number")
@@ -51,9 +54,7 @@ class CheckedEmail:
     variables: list[str]
 
 
-def check_email_template(
-    content: EmailContent, *, entity_type: str, template_type: TemplateType
-) -> CheckedEmail:
+def check_email_template(content: EmailContent, *, entity_type: str, template_type: TemplateType) -> CheckedEmail:
     """Normalise legacy placeholders, fill a missing subject, and refuse any variable dispatch could not fill."""
     allowed = set(allowed_variables(entity_type))
     subject = content.subject or DEFAULT_SUBJECTS[template_type]
@@ -92,6 +93,66 @@ def check_email_template(
         EmailContent(texts["subject"], texts["body_text"], texts.get("body_html"), texts["signature"]),
         sorted(used),
     )
+
+
+class EmailTemplateNotFound(NotFound):
+    def __init__(self, template_id: str) -> None:
+        super().__init__(f"no e-mail template {template_id!r} for this tenant")
+
+
+@dataclass(frozen=True)
+class EmailTemplateDraft:
+    """An e-mail template as written, before it is checked."""
+
+    name: str
+    template_type: TemplateType
+    entity_type: str
+    content: EmailContent
+
+
+@dataclass(kw_only=True)
+class EmailTemplate:
+    """An e-mail template as stored: checked, so dispatch can fill every variable it names."""
+
+    id: str
+    tenant_id: str
+    name: str
+    template_type: TemplateType
+    entity_type: str
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    signature: str = ""
+    variables: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def checked(cls, draft: EmailTemplateDraft, *, id: str, tenant_id: str, created_at: datetime) -> "EmailTemplate":
+        """The stored form: legacy placeholders normalised, default subject filled, unknown variables refused."""
+        checked = check_email_template(draft.content, entity_type=draft.entity_type, template_type=draft.template_type)
+        return cls(
+            id=id,
+            tenant_id=tenant_id,
+            name=draft.name,
+            template_type=draft.template_type,
+            entity_type=draft.entity_type,
+            subject=checked.content.subject,
+            body_text=checked.content.body_text,
+            body_html=checked.content.body_html,
+            signature=checked.content.signature,
+            variables=checked.variables,
+            created_at=created_at,
+            updated_at=stored_now(),
+        )
+
+    @classmethod
+    def new(cls, draft: EmailTemplateDraft, *, tenant_id: str) -> "EmailTemplate":
+        return cls.checked(draft, id=str(uuid.uuid4()), tenant_id=tenant_id, created_at=stored_now())
+
+    def replaced_by(self, draft: EmailTemplateDraft) -> "EmailTemplate":
+        """The same template (its id, tenant and creation) with what was written instead."""
+        return self.checked(draft, id=self.id, tenant_id=self.tenant_id, created_at=self.created_at)
 
 
 def _normalise(text: str, legacy: re.Pattern[str]) -> str:

@@ -5,20 +5,20 @@ so nothing stored ever points at a missing file and no half-written version is e
 """
 
 import asyncio
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from publipost_contracts import TemplateRegistered
 
 from .context import TemplateContext
 from .domain import (
     DOCX_CONTENT_TYPE,
+    OptionChanges,
+    Template,
     TemplateNotFound,
     TemplateOptions,
+    TemplateVersion,
     VersionConflict,
-    split_first_generation_fields,
     stored_now,
 )
 from .inspection import Inspection, inspect_upload
@@ -36,18 +36,15 @@ class Upload:
 
 async def register_template(
     ctx: TemplateContext, *, tenant_id: str, correlation_id: str, name: str, upload: Upload, options: TemplateOptions
-) -> dict[str, Any]:
+) -> TemplateVersion:
     """A new template at version 1. Returns the stored version."""
     inspection = await _inspect(ctx, upload, options)
-    template_id = str(uuid.uuid4())
-    now = stored_now()
-    version = await _store_version(ctx, tenant_id, template_id, 1, name, upload, inspection, options, now)
+    template = Template.new(tenant_id=tenant_id, name=name, now=stored_now())
+    version = await _store_version(ctx, template, 1, upload, inspection, options, template.created_at)
     if version is None:  # a fresh uuid is never taken
-        raise VersionConflict(template_id)
+        raise VersionConflict()
     try:
-        await ctx.templates.add(
-            {"_id": template_id, "tenant_id": tenant_id, "name": name, "created_at": now, "updated_at": now}
-        )
+        await ctx.templates.add(template)
     except Exception:
         await _forget(ctx, version)
         raise
@@ -62,28 +59,25 @@ async def add_version(
     correlation_id: str,
     template_id: str,
     upload: Upload,
-    changes: dict[str, Any],
-) -> dict[str, Any]:
+    changes: OptionChanges,
+) -> TemplateVersion:
     """A new version of a template; options not in `changes` are the latest version's."""
     template = await ctx.templates.get(tenant_id, template_id)
     latest = await ctx.versions.get(tenant_id, template_id)
     if template is None or latest is None:
         raise TemplateNotFound(template_id)
-    options = replace(TemplateOptions.of_version(latest), **changes)
+    options = latest.options().changed(changes)
     inspection = await _inspect(ctx, upload, options)
     now = stored_now()
     for _ in range(_VERSION_ATTEMPTS):
-        number = latest["version"] + 1
-        version = await _store_version(
-            ctx, tenant_id, template_id, number, template["name"], upload, inspection, options, now
-        )
+        version = await _store_version(ctx, template, latest.next_number, upload, inspection, options, now)
         if version is not None:
             break
         latest = await ctx.versions.get(tenant_id, template_id) or latest
     else:
-        raise VersionConflict(template_id)
+        raise VersionConflict()
     await ctx.templates.touch(template_id, now)
-    await _announce(ctx, correlation_id, template["name"], version)
+    await _announce(ctx, correlation_id, template.name, version)
     return version
 
 
@@ -100,28 +94,8 @@ async def upgrade_stored_templates(ctx: TemplateContext) -> None:
     """Give each template stored before versions existed its version 1, in place, so nothing uploaded then
     is lost. Safe to run at every start and from several replicas: each step is idempotent."""
     for template in await ctx.templates.first_generation():
-        predefined, custom = split_first_generation_fields(template["fields"])
-        await ctx.versions.add(
-            {
-                "tenant_id": template["tenant_id"],
-                "template_id": template["_id"],
-                "version": template.get("version", 1),
-                "blob_id": template["blob_id"],
-                "original_blob_id": None,
-                "filename": f"{template['name']}.docx",
-                "fields": sorted(template["fields"]),
-                "predefined_fields": predefined,
-                "custom_fields": custom,
-                "template_type": "standard",
-                "auto_pdf": True,
-                "validation_required": False,
-                "entity_type": "client",
-                "field_mapping": [],
-                "conversion_notes": [],
-                "created_at": template["created_at"],
-            }
-        )
-        await ctx.templates.mark_upgraded(template["_id"], template["created_at"])
+        await ctx.versions.add(template.as_version())
+        await ctx.templates.mark_upgraded(template.id, template.created_at)
 
 
 async def _inspect(ctx: TemplateContext, upload: Upload, options: TemplateOptions) -> Inspection:
@@ -144,73 +118,67 @@ async def _inspect(ctx: TemplateContext, upload: Upload, options: TemplateOption
 
 async def _store_version(
     ctx: TemplateContext,
-    tenant_id: str,
-    template_id: str,
+    template: Template,
     number: int,
-    name: str,
     upload: Upload,
     inspection: Inspection,
     options: TemplateOptions,
     now: datetime,
-) -> dict[str, Any] | None:
+) -> TemplateVersion | None:
     """Store the files, then the version; None (and no files left) when the number was taken meanwhile."""
-    tags = {"tenant_id": tenant_id, "template_id": template_id, "version": number}
-    version: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "template_id": template_id,
-        "version": number,
-        "blob_id": None,
-        "original_blob_id": None,
-        "filename": upload.filename,
-        "fields": inspection.fields.fields,
-        "predefined_fields": inspection.fields.predefined,
-        "custom_fields": inspection.fields.custom,
-        "template_type": options.template_type,
-        "auto_pdf": options.auto_pdf,
-        "validation_required": options.validation_required,
-        "entity_type": options.entity_type,
-        # pairs, not a mapping: a Word field name may hold dots or $, which a stored key may not
-        "field_mapping": [[word, variable] for word, variable in inspection.field_mapping.items()],
-        "conversion_notes": inspection.conversion_notes,
-        "created_at": now,
-    }
+    tags = {"tenant_id": template.tenant_id, "template_id": template.id, "version": number}
+    blob_ids: list[str] = []
     try:
-        version["blob_id"] = await ctx.storage.blobs.put(inspection.docx, f"{name}.docx", DOCX_CONTENT_TYPE, **tags)
+        blob_ids.append(
+            await ctx.storage.blobs.put(inspection.docx, f"{template.name}.docx", DOCX_CONTENT_TYPE, **tags)
+        )
         if inspection.converted:
-            version["original_blob_id"] = await ctx.storage.blobs.put(
-                upload.data, upload.filename, DOCX_CONTENT_TYPE, original=True, **tags
+            blob_ids.append(
+                await ctx.storage.blobs.put(upload.data, upload.filename, DOCX_CONTENT_TYPE, original=True, **tags)
             )
+        version = TemplateVersion.uploaded(
+            tenant_id=template.tenant_id,
+            template_id=template.id,
+            number=number,
+            filename=upload.filename,
+            fields=inspection.fields,
+            options=options,
+            blob_id=blob_ids[0],
+            original_blob_id=blob_ids[1] if inspection.converted else None,
+            field_mapping=inspection.field_mapping,
+            conversion_notes=inspection.conversion_notes,
+            created_at=now,
+        )
         added = await ctx.versions.add(version)
     except Exception:
-        await _delete_blobs(ctx, version)
+        await _delete_blobs(ctx, blob_ids)
         raise
     if not added:
-        await _delete_blobs(ctx, version)
+        await _delete_blobs(ctx, blob_ids)
         return None
     return version
 
 
-async def _forget(ctx: TemplateContext, version: dict[str, Any]) -> None:
-    await ctx.versions.remove(ctx.versions.version_id(version["template_id"], version["version"]))
-    await _delete_blobs(ctx, version)
+async def _forget(ctx: TemplateContext, version: TemplateVersion) -> None:
+    await ctx.versions.remove(version)
+    await _delete_blobs(ctx, version.blob_ids)
 
 
-async def _delete_blobs(ctx: TemplateContext, version: dict[str, Any]) -> None:
-    for blob_id in (version["blob_id"], version["original_blob_id"]):
-        if blob_id is not None:
-            await ctx.storage.blobs.delete(blob_id)
+async def _delete_blobs(ctx: TemplateContext, blob_ids: list[str]) -> None:
+    for blob_id in blob_ids:
+        await ctx.storage.blobs.delete(blob_id)
 
 
-async def _announce(ctx: TemplateContext, correlation_id: str, name: str, version: dict[str, Any]) -> None:
+async def _announce(ctx: TemplateContext, correlation_id: str, name: str, version: TemplateVersion) -> None:
     await ctx.bus.publish(
         TemplateRegistered(
-            tenant_id=version["tenant_id"],
+            tenant_id=version.tenant_id,
             correlation_id=correlation_id,
-            template_id=version["template_id"],
+            template_id=version.template_id,
             name=name,
-            version=version["version"],
-            fields=version["fields"],
-            custom_fields=version["custom_fields"],
-            template_type=version["template_type"],
+            version=version.version,
+            fields=version.fields,
+            custom_fields=version.custom_fields,
+            template_type=version.template_type,
         )
     )
