@@ -199,16 +199,14 @@ async def test_an_occurrence_claimed_by_a_scheduler_that_died_is_announced_by_an
     ctx = service.components
     created = await create(service, recurrence={"kind": "once", "at": "2027-01-01T00:00:00Z"})
     campaign = await ctx.campaigns.get("acme", created["id"])
-    snapshot = {"name": "x", "timezone": "Europe/Paris", "auto_increment_date": False, **{
-        k: campaign[k] for k in ("action", "message")
-    }}
     # A replica claimed the occurrence, then died before announcing it.
-    await ctx.occurrences.claim(Occurrence(campaign["_id"], START), "acme", snapshot, START)
+    occurrence = Occurrence.of(campaign, START, START)
+    assert await ctx.occurrences.claim(occurrence)
 
     clock.now = START + timedelta(seconds=ctx.settings.claim_timeout_s + 1)
     assert await passes(service) == 1
     requested = await tap.next(DispatchRequested, timeout=10)
-    assert requested.dispatch_id == Occurrence(campaign["_id"], START).idempotency_key
+    assert requested.dispatch_id == occurrence.idempotency_key
 
 
 @pytest.mark.parametrize(

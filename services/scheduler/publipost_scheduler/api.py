@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -7,16 +7,25 @@ from fastapi import APIRouter, HTTPException
 from publipost_addresses import control_character, invalid_addresses_message, parse_address_list
 from publipost_auth import Operator, Reader
 from publipost_http import Paging
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, TypeAdapter, field_validator, model_validator
 
 from .clients import TargetsUnavailable
 from .context import Context, SchedulerContext
-from .domain import CampaignStatus, Recurrence, pause, resume
+from .domain import (
+    Campaign,
+    CampaignChanged,
+    CampaignNotFound,
+    CampaignStatus,
+    CampaignTerms,
+    Message,
+    Occurrence,
+    Recurrence,
+    RerunMerge,
+    SendDocument,
+)
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 UPCOMING = 5
-# A campaign to send "now", or at a time equal to the request's, counts as due at once.
-_EPSILON = timedelta(microseconds=1)
 
 
 def _addresses(value: Any) -> list[str]:
@@ -57,16 +66,8 @@ class RecurrenceIn(BaseModel):
         return self
 
     def to_domain(self) -> Recurrence:
-        return Recurrence.from_document(
-            {
-                "kind": self.kind,
-                "timezone": self.timezone,
-                "at": self.at,
-                "weekday": self.weekday,
-                "day": self.day,
-                "time_of_day": self.time,
-            }
-        )
+        wall = time.fromisoformat(self.time) if self.time else None
+        return Recurrence(self.kind, self.timezone, self.at, self.weekday, self.day, wall)
 
 
 class MergeRerunIn(BaseModel):
@@ -108,21 +109,25 @@ class CampaignIn(BaseModel):
             raise ValueError("give exactly one of mailing_id (a published mailing) or merge (a merge to re-run)")
         return self
 
-    def to_document(self) -> dict[str, Any]:
+    def to_terms(self) -> CampaignTerms:
+        action: RerunMerge | SendDocument
         if self.merge is not None:
-            action = {"kind": "rerun_merge", **self.merge.model_dump()}
+            action = RerunMerge(**self.merge.model_dump())
         else:
-            action = {"kind": "send_document", "mailing_id": self.mailing_id}
-        message = self.model_dump(include={"cc", "bcc", "reply_to", "subject", "body", "separate_sends", "copy_to_sender"})
-        return {
-            "name": self.name,
-            "document_type": self.document_type,
-            "recurrence": self.recurrence.to_domain().to_document(),
-            "catch_up": self.catch_up,
-            "action": action,
-            "message": {**message, "to": self.recipients},
-            "auto_increment_date": self.auto_increment_date,
-        }
+            assert self.mailing_id is not None
+            action = SendDocument(mailing_id=self.mailing_id)
+        message = self.model_dump(
+            include={"cc", "bcc", "reply_to", "subject", "body", "separate_sends", "copy_to_sender"}
+        )
+        return CampaignTerms(
+            name=self.name,
+            document_type=self.document_type,
+            recurrence=self.recurrence.to_domain(),
+            catch_up=self.catch_up,
+            action=action,
+            message=Message(**message, to=self.recipients),
+            auto_increment_date=self.auto_increment_date,
+        )
 
 
 class OccurrenceView(BaseModel):
@@ -149,21 +154,33 @@ class CampaignView(BaseModel):
     occurrences: list[OccurrenceView] = Field(default_factory=list, description="Fired occurrences, newest first.")
 
 
-def _view(ctx: SchedulerContext, doc: dict[str, Any], occurrences: list[dict[str, Any]] | None = None) -> CampaignView:
-    recurrence = Recurrence.from_document(doc["recurrence"])
-    upcoming = []
-    if doc["status"] == CampaignStatus.ACTIVE and doc["next_run_at"] is not None:
-        first = doc["next_run_at"]
-        upcoming = [first, *recurrence.upcoming(first, doc["scheduled_at"], UPCOMING - 1)]
+# The recurrence, action and message are shown as they are stored (a wall time as "HH:MM").
+_CAMPAIGN = TypeAdapter(Campaign)
+_SHOWN_AS_STORED = {"recurrence", "action", "message"}
+
+
+def _view(campaign: Campaign, occurrences: list[Occurrence] | None = None) -> CampaignView:
     return CampaignView(
-        id=doc["_id"],
-        **{k: doc[k] for k in ("name", "document_type", "recurrence", "catch_up", "action", "message")},
-        auto_increment_date=doc["auto_increment_date"],
-        status=doc["status"],
-        next_run_at=doc["next_run_at"],
-        next_occurrences=[o.astimezone(recurrence.zone) for o in upcoming],
-        created_at=doc["created_at"],
-        occurrences=[OccurrenceView(**o) for o in occurrences or []],
+        id=campaign.id,
+        name=campaign.name,
+        document_type=campaign.document_type,
+        **_CAMPAIGN.dump_python(campaign, include=_SHOWN_AS_STORED),
+        catch_up=campaign.catch_up,
+        auto_increment_date=campaign.auto_increment_date,
+        status=campaign.status,
+        next_run_at=campaign.next_run_at,
+        next_occurrences=campaign.upcoming(UPCOMING),
+        created_at=campaign.created_at,
+        occurrences=[
+            OccurrenceView(
+                at=o.at,
+                idempotency_key=o.idempotency_key,
+                announced_at=o.announced_at,
+                dispatched_mailing_id=o.dispatched_mailing_id,
+                error=o.error,
+            )
+            for o in occurrences or []
+        ],
     )
 
 
@@ -171,7 +188,9 @@ def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
     if body.recurrence.kind == "once" and body.recurrence.at is not None and body.recurrence.at < now:
         raise HTTPException(
             422,
-            detail=[{"loc": ["body", "recurrence", "at"], "msg": "this time has passed; use kind 'now' to send at once"}],
+            detail=[
+                {"loc": ["body", "recurrence", "at"], "msg": "this time has passed; use kind 'now' to send at once"}
+            ],
         )
 
 
@@ -199,92 +218,74 @@ async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn) -> C
     now = ctx.clock()
     _not_in_the_past(body, now)
     await _targets_of_the_tenant(ctx, caller.tenant_id, body)
-    fields = body.to_document()
-    following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
-    doc = {
-        "_id": str(uuid.uuid4()),
-        "tenant_id": caller.tenant_id,
-        **fields,
-        "requested_by": caller.requester().model_dump(),
-        "status": CampaignStatus.ACTIVE if following else CampaignStatus.DONE,
-        "next_run_at": following,
-        "scheduled_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-    await ctx.campaigns.add(doc)
-    return _view(ctx, doc)
+    campaign = Campaign.create(str(uuid.uuid4()), caller.tenant_id, body.to_terms(), caller.requester(), now)
+    await ctx.campaigns.add(campaign)
+    return _view(campaign)
 
 
 @router.get("", response_model=list[CampaignView])
 async def list_campaigns(ctx: Context, caller: Reader, paging: Paging) -> list[CampaignView]:
     """The tenant's campaigns, newest first."""
-    return [_view(ctx, d) for d in await ctx.campaigns.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)]
+    return [_view(c) for c in await ctx.campaigns.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)]
 
 
 @router.get("/{campaign_id}", response_model=CampaignView)
 async def get_campaign(ctx: Context, caller: Reader, campaign_id: str) -> CampaignView:
-    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
-    return _view(ctx, doc, await ctx.occurrences.of_campaign(campaign_id))
+    campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
+    return _view(campaign, await ctx.occurrences.of_campaign(campaign_id))
 
 
 @router.put("/{campaign_id}", response_model=CampaignView)
 async def edit_campaign(ctx: Context, caller: Operator, campaign_id: str, body: CampaignIn) -> CampaignView:
     """Replace what the campaign sends and when; its fired occurrences stay as they were."""
-    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
+    campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
     now = ctx.clock()
     _not_in_the_past(body, now)
     await _targets_of_the_tenant(ctx, caller.tenant_id, body)
-    fields = body.to_document()
-    following = Recurrence.from_document(fields["recurrence"]).next_after(now - _EPSILON, now)
-    status = doc["status"]
-    if status != CampaignStatus.PAUSED:
-        status = CampaignStatus.ACTIVE if following else CampaignStatus.DONE
+    status = campaign.status
     # The campaign now sends as whoever edited it last.
-    requested_by = caller.requester().model_dump()
-    changes = {**fields, "requested_by": requested_by, "status": status, "next_run_at": following, "scheduled_at": now}
-    return _view(ctx, await _apply(ctx, doc, changes))
+    campaign.edit(body.to_terms(), caller.requester(), now)
+    changed = [*CampaignTerms.__dataclass_fields__, "requested_by", "status", "next_run_at", "scheduled_at"]
+    return _view(await _apply(ctx, campaign, status, *changed))
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignView)
 async def pause_campaign(ctx: Context, caller: Operator, campaign_id: str) -> CampaignView:
     """No occurrence fires from now on, until resumed."""
-    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
-    status = _change(pause, doc)
-    return _view(ctx, await _apply(ctx, doc, {"status": status}))
+    campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
+    status = campaign.status
+    campaign.pause()  # a CampaignConflict answers 409
+    return _view(await _apply(ctx, campaign, status, "status"))
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignView)
 async def resume_campaign(ctx: Context, caller: Operator, campaign_id: str) -> CampaignView:
     """Firing goes on from the next occurrence; what was missed while paused is not replayed."""
-    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
-    _change(resume, doc)
-    now = ctx.clock()
-    following = Recurrence.from_document(doc["recurrence"]).next_after(now, doc["scheduled_at"])
-    status = CampaignStatus.ACTIVE if following else CampaignStatus.DONE
-    return _view(ctx, await _apply(ctx, doc, {"status": status, "next_run_at": following}))
+    campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
+    status = campaign.status
+    campaign.resume(ctx.clock())
+    return _view(await _apply(ctx, campaign, status, "status", "next_run_at"))
 
 
 @router.delete("/{campaign_id}", status_code=204)
 async def delete_campaign(ctx: Context, caller: Operator, campaign_id: str) -> None:
     """The campaign stops and disappears from lists; what it sent stays in the history."""
-    doc = await _campaign(ctx, caller.tenant_id, campaign_id)
-    await _apply(ctx, doc, {"status": CampaignStatus.DELETED, "next_run_at": None})
+    campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
+    status = campaign.status
+    campaign.delete()
+    await _apply(ctx, campaign, status, "status", "next_run_at")
 
 
-async def _campaign(ctx: SchedulerContext, tenant_id: str, campaign_id: str) -> dict[str, Any]:
-    doc = await ctx.campaigns.get(tenant_id, campaign_id)
-    if doc is None:
-        raise HTTPException(404, detail=f"no campaign {campaign_id!r}")
-    return doc
+async def _campaign(ctx: SchedulerContext, tenant_id: str, campaign_id: str) -> Campaign:
+    campaign = await ctx.campaigns.get(tenant_id, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    return campaign
 
 
-def _change(change: Any, doc: dict[str, Any]) -> CampaignStatus:
-    return change(CampaignStatus(doc["status"]))  # a CampaignConflict answers 409 (publipost_http)
-
-
-async def _apply(ctx: SchedulerContext, doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    updated = await ctx.campaigns.replace_if(doc["tenant_id"], doc["_id"], doc["status"], changes)
+async def _apply(ctx: SchedulerContext, campaign: Campaign, read_status: CampaignStatus, *fields: str) -> Campaign:
+    """Store the changed fields, if no one changed the campaign's status since it was read."""
+    updated = await ctx.campaigns.change_if(campaign, read_status, *fields)
     if updated is None:
-        raise HTTPException(409, detail="the campaign changed meanwhile; read it again")
+        raise CampaignChanged()
     return updated

@@ -22,14 +22,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build(settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now, targets: Targets | None = None) -> Service:
+def build(
+    settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now, targets: Targets | None = None
+) -> Service:
     """`targets`: what answers whether a campaign's mailing, template and segment are the tenant's (tests give
     a fake; by default the services that own them, over HTTP)."""
     settings = settings or SchedulerSettings()
     storage = Storage.for_service(settings)
     bus = Bus(settings, publishes=[CampaignFired, DispatchRequested, MergeRequested])
     # Calls to other services carry the scheduler's own credentials: one token for all of them.
-    client = partial(service_client, settings, timeout_s=settings.http_timeout_s, credentials=service_credentials(settings))
+    client = partial(
+        service_client, settings, timeout_s=settings.http_timeout_s, credentials=service_credentials(settings)
+    )
     directory = client(settings.directory_url)
     ctx = SchedulerContext(
         settings=settings,

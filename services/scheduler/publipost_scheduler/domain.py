@@ -9,14 +9,15 @@ instance.
 
 import calendar
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from publipost_contracts import deterministic_id
-from publipost_refusals import Conflict
+from publipost_contracts import Requester, deterministic_id
+from publipost_refusals import Conflict, NotFound
+from pydantic import Field, PlainSerializer
 
 RecurrenceKind = Literal["now", "once", "weekly", "monthly"]
 CatchUp = Literal["latest", "skip"]
@@ -33,6 +34,10 @@ class CampaignConflict(Conflict):
     """The change asked for does not fit the campaign's state."""
 
 
+# The database keeps datetimes, not times of day: a wall time is stored (and shown) as "HH:MM".
+WallTime = Annotated[time | None, PlainSerializer(lambda wall: wall.strftime("%H:%M") if wall else None)]
+
+
 @dataclass(frozen=True)
 class Recurrence:
     kind: RecurrenceKind
@@ -40,22 +45,11 @@ class Recurrence:
     at: datetime | None = None  # once: an aware date and time
     weekday: int | None = None  # weekly: 0 = Monday
     day: int | None = None  # monthly: 1-31, past the month's end means its last day
-    time_of_day: time | None = None  # weekly and monthly: wall time in `timezone`
+    time_of_day: WallTime = None  # weekly and monthly: wall time in `timezone`
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "Recurrence":
-        wall = doc.get("time_of_day")
-        return cls(**{**doc, "time_of_day": time.fromisoformat(wall) if wall else None})
-
-    def to_document(self) -> dict[str, Any]:
-        """As stored: the database keeps datetimes, not times of day."""
-        doc = asdict(self)
-        doc["time_of_day"] = self.time_of_day.strftime("%H:%M") if self.time_of_day else None
-        return doc
 
     def next_after(self, instant: datetime, created_at: datetime) -> datetime | None:
         """The first occurrence strictly after `instant` (UTC), or None when there is no more."""
@@ -109,32 +103,232 @@ def occurrence_to_fire(
     return latest
 
 
-@dataclass(frozen=True)
+# --- what a campaign sends ----------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class SendDocument:
+    """Each occurrence sends this published mailing."""
+
+    kind: Literal["send_document"] = "send_document"
+    mailing_id: str
+
+
+@dataclass(kw_only=True)
+class RerunMerge:
+    """Each occurrence re-runs this merge on the segment's recipients as they are then, and sends its mailing."""
+
+    kind: Literal["rerun_merge"] = "rerun_merge"
+    template_id: str
+    template_version: int | None = None
+    segment_id: str
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+
+Action = Annotated[SendDocument | RerunMerge, Field(discriminator="kind")]
+
+
+@dataclass(kw_only=True)
+class Message:
+    """The e-mail of each occurrence's dispatch, field for field as a dispatch request takes it."""
+
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: str | None = None
+    subject: str = "{document_name}"
+    body: str = "Please find your document attached.\n"
+    separate_sends: bool = False
+    copy_to_sender: bool = False
+    to: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class CampaignTerms:
+    """What a person sets on a campaign: what it sends, to whom, and when."""
+
+    name: str
+    document_type: str | None = None
+    recurrence: Recurrence
+    catch_up: CatchUp = "latest"
+    action: Action
+    message: Message
+    auto_increment_date: bool = False
+
+
+# --- campaigns ----------------------------------------------------------------
+
+
+class CampaignNotFound(NotFound):
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"no campaign {campaign_id!r}")
+
+
+class CampaignChanged(Conflict):
+    """Someone else changed the campaign between reading it and writing this change."""
+
+    def __init__(self) -> None:
+        super().__init__("the campaign changed meanwhile; read it again")
+
+
+# A campaign to send "now", or at a time equal to the request's, counts as due at once.
+_EPSILON = timedelta(microseconds=1)
+
+
+@dataclass(kw_only=True)
+class Campaign:
+    id: str
+    tenant_id: str
+    name: str
+    document_type: str | None = None
+    recurrence: Recurrence
+    catch_up: CatchUp = "latest"
+    action: Action
+    message: Message
+    auto_increment_date: bool = False
+    requested_by: Requester | None = None  # whoever set the terms last: the campaign's dispatches ask as them
+    status: CampaignStatus
+    next_run_at: datetime | None
+    scheduled_at: datetime  # when the terms were set: a "now" campaign is due then
+    created_at: datetime
+    updated_at: datetime
+    last_run_at: datetime | None = None
+
+    @classmethod
+    def create(
+        cls, campaign_id: str, tenant_id: str, terms: CampaignTerms, requested_by: Requester, now: datetime
+    ) -> "Campaign":
+        following = terms.recurrence.next_after(now - _EPSILON, now)
+        return cls(
+            id=campaign_id,
+            tenant_id=tenant_id,
+            **_terms(terms),
+            requested_by=requested_by,
+            status=CampaignStatus.ACTIVE if following else CampaignStatus.DONE,
+            next_run_at=following,
+            scheduled_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def edit(self, terms: CampaignTerms, requested_by: Requester, now: datetime) -> None:
+        """New terms; a paused campaign stays paused, a done one fires again if the new recurrence has more."""
+        for name, value in _terms(terms).items():
+            setattr(self, name, value)
+        self.requested_by = requested_by
+        self.next_run_at = self.recurrence.next_after(now - _EPSILON, now)
+        self.scheduled_at = now
+        if self.status != CampaignStatus.PAUSED:
+            self.status = CampaignStatus.ACTIVE if self.next_run_at else CampaignStatus.DONE
+
+    def pause(self) -> None:
+        self._refuse_when_over("pause")
+        self.status = CampaignStatus.PAUSED
+
+    def resume(self, now: datetime) -> None:
+        """Firing goes on from the next occurrence after `now`: what was missed while paused is not replayed."""
+        self._refuse_when_over("resume")
+        self.next_run_at = self.recurrence.next_after(now, self.scheduled_at)
+        self.status = CampaignStatus.ACTIVE if self.next_run_at else CampaignStatus.DONE
+
+    def delete(self) -> None:
+        self.status = CampaignStatus.DELETED
+        self.next_run_at = None
+
+    def _refuse_when_over(self, change: str) -> None:
+        if self.status in (CampaignStatus.DONE, CampaignStatus.DELETED):
+            raise CampaignConflict(f"the campaign is {self.status}; there is nothing to {change}")
+
+    def occurrence_due(self, now: datetime, grace: timedelta) -> datetime | None:
+        """The occurrence to fire now that `next_run_at` has come, or None when catch-up skips it."""
+        assert self.next_run_at is not None
+        return occurrence_to_fire(self.recurrence, self.next_run_at, now, self.scheduled_at, self.catch_up, grace)
+
+    def move_past(self, fired_at: datetime | None, now: datetime) -> None:
+        """On to the first occurrence after `now`; a campaign without more is done."""
+        self.next_run_at = self.recurrence.next_after(now, self.scheduled_at)
+        self.last_run_at = fired_at or self.last_run_at
+        if self.next_run_at is None:
+            self.status = CampaignStatus.DONE
+
+    def upcoming(self, count: int) -> list[datetime]:
+        """The next `count` occurrences, in the campaign's time zone; none unless it is active."""
+        if self.status != CampaignStatus.ACTIVE or self.next_run_at is None:
+            return []
+        first = self.next_run_at
+        zone = self.recurrence.zone
+        return [o.astimezone(zone) for o in (first, *self.recurrence.upcoming(first, self.scheduled_at, count - 1))]
+
+    def snapshot(self) -> "CampaignSnapshot":
+        return CampaignSnapshot(
+            name=self.name,
+            timezone=self.recurrence.timezone,
+            action=self.action,
+            message=self.message,
+            auto_increment_date=self.auto_increment_date,
+            requested_by=self.requested_by,
+        )
+
+
+def _terms(terms: CampaignTerms) -> dict[str, object]:
+    return {name: getattr(terms, name) for name in CampaignTerms.__dataclass_fields__}
+
+
+# --- occurrences --------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class CampaignSnapshot:
+    """What the campaign said when an occurrence fired: an edit afterwards does not change it."""
+
+    name: str
+    timezone: str
+    action: Action
+    message: Message
+    auto_increment_date: bool = False
+    requested_by: Requester | None = None
+
+
+@dataclass(kw_only=True)
 class Occurrence:
+    """One firing of a campaign, keyed by campaign and time: whoever stores it first announces it."""
+
+    id: str
     campaign_id: str
+    tenant_id: str
     at: datetime
+    idempotency_key: str
+    campaign: CampaignSnapshot
+    claimed_at: datetime
+    announced_at: datetime | None = None
+    dispatched_mailing_id: str | None = None
+    error: str | None = None
 
-    @property
-    def key(self) -> str:
-        return str(deterministic_id("campaign.occurrence", self.campaign_id, self.at.isoformat()))
+    @classmethod
+    def of(cls, campaign: Campaign, at: datetime, now: datetime) -> "Occurrence":
+        return cls(
+            id=str(deterministic_id("campaign.occurrence", campaign.id, at.isoformat())),
+            campaign_id=campaign.id,
+            tenant_id=campaign.tenant_id,
+            at=at,
+            # Fixed by campaign and time: however often it is announced, the request is handled once.
+            idempotency_key=f"campaign-{campaign.id}-{at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
+            campaign=campaign.snapshot(),
+            claimed_at=now,
+        )
 
-    @property
-    def idempotency_key(self) -> str:
-        """Fixed by campaign and time: however often it is announced, the request is handled once."""
-        return f"campaign-{self.campaign_id}-{self.at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    def announced(self, now: datetime, error: str | None = None) -> None:
+        """Announced; `error` when what it asks cannot be done until the campaign is fixed."""
+        self.announced_at = now
+        self.error = error
 
-    def document_date(self, zone: ZoneInfo) -> str:
+    def rerun_ready(self, mailing_id: str) -> None:
+        """Its re-run merge's mailing is ready and sent for dispatch."""
+        self.dispatched_mailing_id = mailing_id
+        self.error = None
+
+    def rerun_failed(self, status: str) -> None:
+        self.error = f"the re-run mailing is {status}"
+
+    def document_date(self) -> str:
         """The date a re-run merge prints: the occurrence's own day, in the campaign's time zone."""
-        return self.at.astimezone(zone).strftime("%d/%m/%Y")
-
-
-def pause(status: CampaignStatus) -> CampaignStatus:
-    if status in (CampaignStatus.DONE, CampaignStatus.DELETED):
-        raise CampaignConflict(f"the campaign is {status}; there is nothing to pause")
-    return CampaignStatus.PAUSED
-
-
-def resume(status: CampaignStatus) -> CampaignStatus:
-    if status in (CampaignStatus.DONE, CampaignStatus.DELETED):
-        raise CampaignConflict(f"the campaign is {status}; there is nothing to resume")
-    return CampaignStatus.ACTIVE
+        return self.at.astimezone(ZoneInfo(self.campaign.timezone)).strftime("%d/%m/%Y")

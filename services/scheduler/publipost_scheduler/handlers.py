@@ -1,9 +1,8 @@
 """The scheduler's work: fire due campaigns once across every replica, finish announcements cut short,
 and send the mailing of a re-run merge once it is ready."""
 
+from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from publipost_bus import Components
 from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested, deterministic_id
@@ -12,7 +11,7 @@ from publipost_storage import derived_blob_id
 
 from .clients import SegmentNotFound
 from .context import SchedulerContext
-from .domain import CampaignStatus, Occurrence, Recurrence, occurrence_to_fire
+from .domain import Occurrence, RerunMerge
 
 log = get_logger(__name__)
 
@@ -22,97 +21,74 @@ async def tick(ctx: SchedulerContext) -> int:
     now = ctx.clock()
     announced = 0
     for campaign in await ctx.campaigns.due(now):
-        recurrence = Recurrence.from_document(campaign["recurrence"])
-        due = campaign["next_run_at"]
-        fire_at = occurrence_to_fire(
-            recurrence,
-            due,
-            now,
-            campaign["scheduled_at"],
-            campaign["catch_up"],
-            timedelta(seconds=ctx.settings.late_grace_s),
-        )
+        due = campaign.next_run_at
+        assert due is not None
+        fire_at = campaign.occurrence_due(now, timedelta(seconds=ctx.settings.late_grace_s))
         if fire_at is None:
-            log.info("missed occurrence skipped (catch-up: skip)", campaign_id=campaign["_id"], due=due)
+            log.info("missed occurrence skipped (catch-up: skip)", campaign_id=campaign.id, due=due)
         else:
-            occurrence = Occurrence(campaign["_id"], fire_at)
-            claimed = await ctx.occurrences.claim(occurrence, campaign["tenant_id"], _snapshot(campaign), now)
-            if claimed is not None:
-                await announce(ctx, claimed)
+            occurrence = Occurrence.of(campaign, fire_at, now)
+            if await ctx.occurrences.claim(occurrence):
+                await announce(ctx, occurrence)
                 announced += 1
-        following = recurrence.next_after(now, campaign["scheduled_at"])
-        changes: dict[str, Any] = {"next_run_at": following, "last_run_at": fire_at or campaign.get("last_run_at")}
-        if following is None:
-            changes["status"] = CampaignStatus.DONE
-        await ctx.campaigns.advance(campaign["_id"], due, changes)
+        campaign.move_past(fire_at, now)
+        await ctx.campaigns.advance(campaign, due)
     for stale in await ctx.occurrences.unannounced(now - timedelta(seconds=ctx.settings.claim_timeout_s)):
-        log.warning("announcing an occurrence cut short", campaign_id=stale["campaign_id"], at=stale["at"])
+        log.warning("announcing an occurrence cut short", campaign_id=stale.campaign_id, at=stale.at)
         await announce(ctx, stale)
         announced += 1
     return announced
 
 
-def _snapshot(campaign: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": campaign["name"],
-        "timezone": campaign["recurrence"]["timezone"],
-        **{k: campaign[k] for k in ("action", "message", "auto_increment_date")},
-        "requested_by": campaign.get("requested_by"),
-    }
-
-
-async def announce(ctx: SchedulerContext, occurrence: dict[str, Any]) -> None:
+async def announce(ctx: SchedulerContext, occurrence: Occurrence) -> None:
     """campaign.fired, then the dispatch or merge request, with ids fixed by the occurrence:
     announcing twice is harmless."""
-    key = occurrence["_id"]
     fired = CampaignFired(
-        event_id=deterministic_id(key, CampaignFired.routing_key),
-        campaign_id=occurrence["campaign_id"],
-        occurrence_at=occurrence["at"],
-        dispatch_id=occurrence["idempotency_key"],
+        event_id=deterministic_id(occurrence.id, CampaignFired.routing_key),
+        campaign_id=occurrence.campaign_id,
+        occurrence_at=occurrence.at,
+        dispatch_id=occurrence.idempotency_key,
         **_envelope(occurrence),
     )
     await ctx.bus.publish(fired)
-    action = occurrence["campaign"]["action"]
-    changes: dict[str, Any] = {"announced_at": ctx.clock()}
-    if action["kind"] == "send_document":
-        await _request_dispatch(ctx, occurrence, action["mailing_id"], causation_id=str(fired.event_id))
-    else:
+    action = occurrence.campaign.action
+    error = None
+    if isinstance(action, RerunMerge):
         try:
             await _request_merge(ctx, occurrence, action, causation_id=str(fired.event_id))
         except SegmentNotFound as exc:
-            changes["error"] = str(exc)  # nothing to retry: the campaign must be fixed
-    await ctx.occurrences.update(key, changes)
-    log.info("campaign fired", campaign_id=occurrence["campaign_id"], occurrence=occurrence["idempotency_key"])
+            error = str(exc)  # nothing to retry: the campaign must be fixed
+    else:
+        await _request_dispatch(ctx, occurrence, action.mailing_id, causation_id=str(fired.event_id))
+    occurrence.announced(ctx.clock(), error)
+    await ctx.occurrences.save(occurrence, "announced_at", "error")
+    log.info("campaign fired", campaign_id=occurrence.campaign_id, occurrence=occurrence.idempotency_key)
 
 
 async def _request_merge(
-    ctx: SchedulerContext, occurrence: dict[str, Any], action: dict[str, Any], *, causation_id: str
+    ctx: SchedulerContext, occurrence: Occurrence, action: RerunMerge, *, causation_id: str
 ) -> None:
     """Re-run the merge on the segment's recipients as they are today; the records go by GridFS reference."""
-    tenant_id = occurrence["tenant_id"]
+    tenant_id = occurrence.tenant_id
     records = await ctx.storage.blobs.put_stream(
-        ctx.directory.segment_records(tenant_id, action["segment_id"]),
-        f"{occurrence['idempotency_key']}.ndjson",
+        ctx.directory.segment_records(tenant_id, action.segment_id),
+        f"{occurrence.idempotency_key}.ndjson",
         "application/x-ndjson",
-        blob_id=derived_blob_id("campaign-records", occurrence["_id"]),
+        blob_id=derived_blob_id("campaign-records", occurrence.id),
         tenant_id=tenant_id,
     )
-    snapshot = occurrence["campaign"]
-    document_date = Occurrence(occurrence["campaign_id"], occurrence["at"]).document_date(
-        ZoneInfo(snapshot["timezone"])
-    )
-    custom_fields = dict(action.get("custom_fields") or {})
-    if snapshot["auto_increment_date"]:
+    document_date = occurrence.document_date()
+    custom_fields = dict(action.custom_fields)
+    if occurrence.campaign.auto_increment_date:
         custom_fields["date"] = document_date
     await ctx.bus.publish(
         MergeRequested(
-            event_id=deterministic_id(occurrence["_id"], MergeRequested.routing_key),
+            event_id=deterministic_id(occurrence.id, MergeRequested.routing_key),
             causation_id=causation_id,
-            request_id=occurrence["idempotency_key"],
-            template_id=action["template_id"],
-            template_version=action.get("template_version"),
-            name=f"{snapshot['name']} {document_date}",
+            request_id=occurrence.idempotency_key,
+            template_id=action.template_id,
+            template_version=action.template_version,
+            name=f"{occurrence.campaign.name} {document_date}",
             records_file_id=records,
             custom_fields=custom_fields,
             output="pdf",
@@ -127,28 +103,30 @@ async def merge_completed(event: MergeCompleted, ctx: SchedulerContext = Compone
     if occurrence is None:
         return  # a merge some other system asked for
     if event.status != "ready":
-        await ctx.occurrences.update(occurrence["_id"], {"error": f"the re-run mailing is {event.status}"})
+        occurrence.rerun_failed(event.status)
+        await ctx.occurrences.save(occurrence, "error")
         return
     await _request_dispatch(ctx, occurrence, event.mailing_id, causation_id=str(event.event_id))
-    await ctx.occurrences.update(occurrence["_id"], {"dispatched_mailing_id": event.mailing_id, "error": None})
+    occurrence.rerun_ready(event.mailing_id)
+    await ctx.occurrences.save(occurrence, "dispatched_mailing_id", "error")
 
 
 async def _request_dispatch(
-    ctx: SchedulerContext, occurrence: dict[str, Any], mailing_id: str, *, causation_id: str
+    ctx: SchedulerContext, occurrence: Occurrence, mailing_id: str, *, causation_id: str
 ) -> None:
     await ctx.bus.publish(
         DispatchRequested(
-            event_id=deterministic_id(occurrence["_id"], DispatchRequested.routing_key),
+            event_id=deterministic_id(occurrence.id, DispatchRequested.routing_key),
             causation_id=causation_id,
-            dispatch_id=occurrence["idempotency_key"],
+            dispatch_id=occurrence.idempotency_key,
             mailing_id=mailing_id,
             # The campaign's author asks: its sending account must be shared with them.
-            requested_by=occurrence["campaign"].get("requested_by"),
-            **occurrence["campaign"]["message"],
+            requested_by=occurrence.campaign.requested_by,
+            **asdict(occurrence.campaign.message),
             **_envelope(occurrence),
         )
     )
 
 
-def _envelope(occurrence: dict[str, Any]) -> dict[str, str]:
-    return {"tenant_id": occurrence["tenant_id"], "correlation_id": occurrence["idempotency_key"]}
+def _envelope(occurrence: Occurrence) -> dict[str, str]:
+    return {"tenant_id": occurrence.tenant_id, "correlation_id": occurrence.idempotency_key}
