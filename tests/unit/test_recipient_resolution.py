@@ -1,26 +1,32 @@
 """Which address a document goes to: the tenant's order of rules, tried in turn, without a database."""
 
+from dataclasses import replace
+
 import pytest
 from publipost_recipient_directory.domain import (
     DEFAULT_ORDER,
     AddressRequest,
+    Recipient,
+    RecipientContact,
     check_order,
     is_valid_address,
     resolve,
     rules_in_order,
 )
 
-DUPONT = {
-    "email": "compta@dupont.example",
-    "cc": ["direction@dupont.example"],
-    "billing_email": "factures@dupont.example",
-    "main_email": "contact@dupont.example",
-    "contacts": [
-        {"email": "paul@dupont.example", "correspondence_types": ["due_notice"]},
-        {"email": "marie@dupont.example", "correspondence_types": ["reminder", "due_notice"]},
-        {"email": "zoe@dupont.example", "correspondence_types": ["reminder"]},
+DUPONT = Recipient(
+    tenant_id="acme",
+    customer_number="C1",
+    email="compta@dupont.example",
+    cc=["direction@dupont.example"],
+    billing_email="factures@dupont.example",
+    main_email="contact@dupont.example",
+    contacts=[
+        RecipientContact(email="paul@dupont.example", correspondence_types=["due_notice"]),
+        RecipientContact(email="marie@dupont.example", correspondence_types=["reminder", "due_notice"]),
+        RecipientContact(email="zoe@dupont.example", correspondence_types=["reminder"]),
     ],
-}
+)
 
 
 def ask(record_email=None, customer_number="C1", correspondence_type=None):
@@ -43,8 +49,8 @@ def test_a_malformed_record_address_falls_back_to_the_directory():
 @pytest.mark.parametrize(
     ("recipient", "expected"),
     [
-        ({**DUPONT, "email": None}, ("factures@dupont.example", "billing")),
-        ({**DUPONT, "email": None, "billing_email": None}, ("contact@dupont.example", "main")),
+        (replace(DUPONT, email=None), ("factures@dupont.example", "billing")),
+        (replace(DUPONT, email=None, billing_email=None), ("contact@dupont.example", "main")),
     ],
 )
 def test_billing_then_main_address_when_the_directory_has_no_e_mail(recipient, expected):
@@ -80,7 +86,11 @@ def test_without_a_matching_contact_the_next_rules_apply():
 
 
 def test_no_address_anywhere_lists_every_rule_and_why():
-    resolution = resolve(DEFAULT_ORDER, ask(correspondence_type="reminder"), {"email": None, "cc": ["x@y.test"]})
+    resolution = resolve(
+        DEFAULT_ORDER,
+        ask(correspondence_type="reminder"),
+        Recipient(tenant_id="acme", customer_number="C1", cc=["x@y.test"]),
+    )
 
     assert (resolution.email, resolution.rule, resolution.cc) == (None, None, [])
     assert resolution.reason == (

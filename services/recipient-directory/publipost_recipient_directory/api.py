@@ -52,17 +52,17 @@ async def put_recipient(
 ) -> RecipientView:
     """Create or replace the recipient of a customer number (201 when created)."""
     _check_document_type(ctx, body)
-    doc, created = await ctx.recipients.upsert(caller.tenant_id, customer_number, body.to_document())
+    recipient, created = await ctx.recipients.upsert(body.to_recipient(caller.tenant_id, customer_number))
     response.status_code = 201 if created else 200
-    return RecipientView.from_document(doc)
+    return RecipientView.from_recipient(recipient)
 
 
 @router.get("/{customer_number}", response_model=RecipientView)
 async def get_recipient(ctx: Context, caller: Reader, customer_number: CustomerNumber) -> RecipientView:
-    doc = await ctx.recipients.get(caller.tenant_id, customer_number)
-    if doc is None:
+    recipient = await ctx.recipients.get(caller.tenant_id, customer_number)
+    if recipient is None:
         raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
-    return RecipientView.from_document(doc)
+    return RecipientView.from_recipient(recipient)
 
 
 @router.delete("/{customer_number}", status_code=204)
@@ -98,10 +98,10 @@ async def search_recipients(
         postal_code=postal_code,
         locality=locality,
     )
-    docs = await ctx.recipients.page(query, after=after, limit=limit)
+    recipients = await ctx.recipients.page(query, after=after, limit=limit)
     return RecipientPage(
-        items=[RecipientView.from_document(d) for d in docs],
-        next_after=docs[-1]["customer_number"] if len(docs) == limit else None,
+        items=[RecipientView.from_recipient(r) for r in recipients],
+        next_after=recipients[-1].customer_number if len(recipients) == limit else None,
     )
 
 

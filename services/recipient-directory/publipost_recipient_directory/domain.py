@@ -1,8 +1,9 @@
-"""The directory's rules, without I/O: what a valid value is, which address a document goes to, who is in a segment."""
+"""The directory's rules, without I/O: what a valid value is, who a recipient is, which address a document goes to,
+who is in a segment."""
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Self, cast
 
@@ -13,7 +14,7 @@ from publipost_addresses import (
     is_valid_address,
     normalise_address,
 )
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator, model_validator
 
 # --- values -------------------------------------------------------------------
 
@@ -84,6 +85,54 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# --- recipients ---------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class RecipientContact:
+    """A person at the customer who receives some kinds of correspondence."""
+
+    name: str | None = None
+    email: str
+    correspondence_types: list[str] = field(default_factory=list)  # lower case
+
+
+@dataclass(kw_only=True)
+class Recipient:
+    """A customer of the tenant, by customer number: where its documents go and what it is like.
+
+    Text that is not known is None (never empty), so "has a phone" is one test.
+    """
+
+    tenant_id: str
+    customer_number: str
+    email: str | None = None
+    name: str | None = None
+    cc: list[str] = field(default_factory=list)  # copied on every document
+    document_type: str | None = None
+    format: Format = "pdf"  # the form its documents are sent in
+    contacts: list[RecipientContact] = field(default_factory=list)
+    billing_email: str | None = None
+    main_email: str | None = None
+    phone: str | None = None
+    postal_address: str | None = None
+    postal_code: str | None = None
+    locality: str | None = None
+    country: str | None = None
+    promotional_consent: bool = False
+    family: str | None = None
+    type: str | None = None
+    last_visit_date: datetime | None = None  # a day, as its midnight UTC (see day_start)
+    attributes: dict[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None  # both set by the repository when it stores the recipient
+    updated_at: datetime | None = None
+
+    def contact_for(self, correspondence_type: str) -> RecipientContact | None:
+        """The first contact receiving this kind of correspondence (whatever its case)."""
+        wanted = correspondence_type.strip().lower()
+        return next((c for c in self.contacts if wanted in c.correspondence_types and c.email), None)
+
+
 # --- address resolution -------------------------------------------------------
 
 Rule = Literal["record", "directory", "contact", "billing", "main"]
@@ -110,7 +159,7 @@ class Resolution:
 Outcome = tuple[str | None, str]
 
 
-def _not_found(request: AddressRequest, recipient: dict[str, Any] | None) -> str | None:
+def _not_found(request: AddressRequest, recipient: Recipient | None) -> str | None:
     if not request.customer_number:
         return "the record has no customer number to look up"
     if recipient is None:
@@ -118,7 +167,7 @@ def _not_found(request: AddressRequest, recipient: dict[str, Any] | None) -> str
     return None
 
 
-def _from_record(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+def _from_record(request: AddressRequest, recipient: Recipient | None) -> Outcome:
     email = (request.record_email or "").strip()
     if not email:
         return None, "the record has no e-mail"
@@ -128,30 +177,29 @@ def _from_record(request: AddressRequest, recipient: dict[str, Any] | None) -> O
     return normalise_address(email), ""
 
 
-def _from_field(field: str, label: str) -> Callable[[AddressRequest, dict[str, Any] | None], Outcome]:
-    def rule(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+def _from_field(name: str, label: str) -> Callable[[AddressRequest, Recipient | None], Outcome]:
+    def rule(request: AddressRequest, recipient: Recipient | None) -> Outcome:
         if (missing := _not_found(request, recipient)) is not None:
             return None, missing
         assert recipient is not None
-        if recipient.get(field):
-            return recipient[field], ""
+        if address := getattr(recipient, name):
+            return address, ""
         return None, f"customer {request.customer_number} has no {label} in the recipient directory"
 
     return rule
 
 
-def _from_contact(request: AddressRequest, recipient: dict[str, Any] | None) -> Outcome:
+def _from_contact(request: AddressRequest, recipient: Recipient | None) -> Outcome:
     if (missing := _not_found(request, recipient)) is not None:
         return None, missing
     assert recipient is not None
     wanted = (request.correspondence_type or "").strip().lower()
-    for contact in recipient.get("contacts") or []:
-        if wanted in contact.get("correspondence_types", []) and contact.get("email"):
-            return contact["email"], ""
+    if (contact := recipient.contact_for(wanted)) is not None:
+        return contact.email, ""
     return None, f"customer {request.customer_number} has no contact for correspondence type {wanted!r}"
 
 
-_RULES: dict[Rule, Callable[[AddressRequest, dict[str, Any] | None], Outcome]] = {
+_RULES: dict[Rule, Callable[[AddressRequest, Recipient | None], Outcome]] = {
     "record": _from_record,
     "directory": _from_field("email", "e-mail"),
     "contact": _from_contact,
@@ -169,9 +217,9 @@ def rules_in_order(order: Sequence[OrderedRule], correspondence_type: str | None
     return rules
 
 
-def resolve(order: Sequence[OrderedRule], request: AddressRequest, recipient: dict[str, Any] | None) -> Resolution:
+def resolve(order: Sequence[OrderedRule], request: AddressRequest, recipient: Recipient | None) -> Resolution:
     """The first rule, in the tenant's order, that gives an address; else every failed rule and why."""
-    cc = list(recipient.get("cc") or []) if recipient else []
+    cc = list(recipient.cc) if recipient else []
     failures: dict[str, list[str]] = {}
     for rule in rules_in_order(order, request.correspondence_type):
         email, why = _RULES[rule](request, recipient)
@@ -289,12 +337,50 @@ def segment_query(tenant_id: str, definition: SegmentDefinition) -> dict[str, An
         )
     if f.opted_in is not None:
         clauses.append({"promotional_consent": True} if f.opted_in else {"promotional_consent": {"$ne": True}})
-    for field in ("document_type", "family", "type", "postal_code", "locality"):
-        values = getattr(f, field)
+    for name in ("document_type", "family", "type", "postal_code", "locality"):
+        values = getattr(f, name)
         if values is not None:
-            clauses.append({field: {"$in": values}})
+            clauses.append({name: {"$in": values}})
     clauses.extend({f"attributes.{name}": value} for name, value in f.attributes.items())
     query: dict[str, Any] = {"tenant_id": tenant_id}
     if clauses:
         query["$and"] = clauses
     return query
+
+
+# A filter is stored as its JSON: the days in it as ISO text, which MongoDB keeps as is (it has no date type).
+StoredFilter = Annotated[
+    SegmentFilter | None, PlainSerializer(lambda kept: kept.model_dump(mode="json") if kept is not None else None)
+]
+
+
+@dataclass(kw_only=True)
+class Segment:
+    """A named set of the tenant's recipients: a filter, or a manual selection of customer numbers."""
+
+    id: str
+    tenant_id: str
+    filter: StoredFilter = None
+    customer_numbers: list[str] | None = None
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def define(
+        cls, segment_id: str, tenant_id: str, name: str, definition: SegmentDefinition, now: datetime
+    ) -> "Segment":
+        return cls(
+            id=segment_id,
+            tenant_id=tenant_id,
+            filter=definition.filter,
+            customer_numbers=definition.customer_numbers,
+            name=name,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def query(self) -> dict[str, Any]:
+        """The MongoDB query selecting its recipients as they are now."""
+        definition = SegmentDefinition(filter=self.filter, customer_numbers=self.customer_numbers)
+        return segment_query(self.tenant_id, definition)

@@ -18,7 +18,11 @@ async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext = C
         resolution = resolve(order, request, recipients.get(question.customer_number or ""))
         answers.append(
             AddressAnswer(
-                key=question.key, email=resolution.email, rule=resolution.rule, cc=resolution.cc, reason=resolution.reason
+                key=question.key,
+                email=resolution.email,
+                rule=resolution.rule,
+                cc=resolution.cc,
+                reason=resolution.reason,
             )
         )
     return RecipientsResolved.caused_by(event, key="resolved", answers=answers)

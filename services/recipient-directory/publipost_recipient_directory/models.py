@@ -1,14 +1,17 @@
-"""What the HTTP API takes and gives, and how a recipient is stored."""
+"""What the HTTP API takes and gives: each body built from or into the directory's entities."""
 
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
 from .domain import (
     ATTRIBUTE_NAME,
     DEFAULT_ORDER,
     Format,
+    Recipient,
+    RecipientContact,
+    Segment,
     SegmentDefinition,
     check_order,
     day_start,
@@ -106,11 +109,18 @@ class RecipientIn(BaseModel):
     def _phone(cls, value: str | None) -> str | None:
         return None if value is None else read_phone(value)
 
-    def to_document(self) -> dict[str, Any]:
-        fields = self.model_dump()
-        if self.last_visit_date is not None:
-            fields["last_visit_date"] = day_start(self.last_visit_date)
-        return fields
+    def to_recipient(self, tenant_id: str, customer_number: str) -> Recipient:
+        fields = self.model_dump(exclude={"contacts", "last_visit_date"})
+        return Recipient(
+            tenant_id=tenant_id,
+            customer_number=customer_number,
+            **fields,
+            contacts=[RecipientContact(**contact.model_dump()) for contact in self.contacts],
+            last_visit_date=day_start(self.last_visit_date) if self.last_visit_date is not None else None,
+        )
+
+
+_RECIPIENT = TypeAdapter(Recipient)
 
 
 class RecipientView(RecipientIn):
@@ -119,9 +129,10 @@ class RecipientView(RecipientIn):
     updated_at: datetime
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "RecipientView":
-        fields = {k: doc[k] for k in cls.model_fields if doc.get(k) is not None}
-        if isinstance(fields.get("last_visit_date"), datetime):
+    def from_recipient(cls, recipient: Recipient) -> "RecipientView":
+        known = _RECIPIENT.dump_python(recipient)
+        fields = {k: known[k] for k in cls.model_fields if known.get(k) is not None}
+        if "last_visit_date" in fields:
             fields["last_visit_date"] = fields["last_visit_date"].date()
         return cls.model_validate(fields)
 
@@ -131,9 +142,9 @@ class RecipientPage(BaseModel):
     next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
 
 
-def merge_record(doc: dict[str, Any]) -> dict[str, Any]:
+def merge_record(recipient: Recipient) -> dict[str, Any]:
     """A recipient as a record of a merge: `id` is the customer number, then every attribute (JSON-ready)."""
-    view = RecipientView.from_document(doc)
+    view = RecipientView.from_recipient(recipient)
     fields = view.model_dump(mode="json", exclude={"customer_number", "created_at", "updated_at", "email", "name"})
     return {
         "id": view.customer_number,
@@ -175,8 +186,8 @@ class SegmentView(SegmentIn):
     updated_at: datetime
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "SegmentView":
-        return cls.model_validate({"id": doc["_id"], **{k: doc.get(k) for k in cls.model_fields if k != "id"}})
+    def from_segment(cls, segment: Segment) -> "SegmentView":
+        return cls.model_validate({name: getattr(segment, name) for name in cls.model_fields})
 
 
 class SegmentCount(BaseModel):

@@ -1,41 +1,54 @@
+import dataclasses
 import re
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from publipost_storage import Repository
+from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .domain import DEFAULT_ORDER, OrderedRule
+from .domain import DEFAULT_ORDER, OrderedRule, Recipient, Segment
 
 _DUPLICATE_KEY = 11000
+RECIPIENTS = Entities(Recipient)
+SEGMENTS = Entities(Segment)
+# What a person sets on a recipient: the key and the times are the repository's.
+_DETAILS = tuple(
+    f.name
+    for f in dataclasses.fields(Recipient)
+    if f.name not in ("tenant_id", "customer_number", "created_at", "updated_at")
+)
 
 
 class RecipientRepository(Repository):
     collection_name = "recipients"
     indexes = (IndexModel([("tenant_id", ASCENDING), ("customer_number", ASCENDING)], unique=True),)
 
-    async def get(self, tenant_id: str, customer_number: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"tenant_id": tenant_id, "customer_number": customer_number})
+    async def get(self, tenant_id: str, customer_number: str) -> Recipient | None:
+        return RECIPIENTS.load_or_none(
+            await self.collection.find_one({"tenant_id": tenant_id, "customer_number": customer_number})
+        )
 
-    async def get_many(self, tenant_id: str, customer_numbers: list[str]) -> dict[str, dict[str, Any]]:
+    async def get_many(self, tenant_id: str, customer_numbers: list[str]) -> dict[str, Recipient]:
         """The recipients among these customer numbers, by customer number: one query for a batch."""
         query = {"tenant_id": tenant_id, "customer_number": {"$in": list(set(customer_numbers))}}
-        return {doc["customer_number"]: doc async for doc in self.collection.find(query)}
+        return {doc["customer_number"]: RECIPIENTS.load(doc) async for doc in self.collection.find(query)}
 
-    async def upsert(self, tenant_id: str, customer_number: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create or replace the recipient's fields; says whether it was created."""
+    async def upsert(self, recipient: Recipient) -> tuple[Recipient, bool]:
+        """Create the recipient, or replace what is known of it; says whether it was created."""
         now = datetime.now(UTC)
         # An update rather than find_one_and_update: SecantusDB writes a findAndModify that matched by reading
         # the whole collection (550 ms on 50,000 documents), an update through the index (2 ms).
         result = await self.collection.update_one(
-            {"tenant_id": tenant_id, "customer_number": customer_number},
-            {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"created_at": now}},
+            {"tenant_id": recipient.tenant_id, "customer_number": recipient.customer_number},
+            {
+                "$set": {**RECIPIENTS.dump_fields(recipient, *_DETAILS), "updated_at": now},
+                "$setOnInsert": {"created_at": now},
+            },
             upsert=True,
         )
-        after = await self.get(tenant_id, customer_number)
+        after = await self.get(recipient.tenant_id, recipient.customer_number)
         assert after is not None
         return after, result.upserted_id is not None
 
@@ -43,16 +56,16 @@ class RecipientRepository(Repository):
         result = await self.collection.delete_one({"tenant_id": tenant_id, "customer_number": customer_number})
         return result.deleted_count == 1
 
-    async def page(self, query: dict[str, Any], *, after: str | None, limit: int) -> list[dict[str, Any]]:
+    async def page(self, query: dict[str, Any], *, after: str | None, limit: int) -> list[Recipient]:
         """Recipients matching `query` in customer-number order, from just after `after` (keyset: stable under inserts)."""
         pipeline = [*_matching(query, after=after), {"$sort": {"customer_number": ASCENDING}}, {"$limit": limit}]
-        return await (await self.collection.aggregate(pipeline)).to_list()
+        return [RECIPIENTS.load(doc) async for doc in await self.collection.aggregate(pipeline)]
 
-    async def stream(self, query: dict[str, Any], batch_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, query: dict[str, Any], batch_size: int = 500) -> AsyncIterator[Recipient]:
         """Every recipient matching `query`, in customer-number order, a batch at a time from the server."""
         pipeline = [*_matching(query), {"$sort": {"customer_number": ASCENDING}}]
         async for doc in await self.collection.aggregate(pipeline, batchSize=batch_size):
-            yield doc
+            yield RECIPIENTS.load(doc)
 
     async def count(self, query: dict[str, Any]) -> int:
         counted = await (await self.collection.aggregate([*_matching(query), {"$count": "n"}])).to_list()
@@ -160,35 +173,35 @@ class SegmentRepository(Repository):
     collection_name = "segments"
     indexes = (IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True),)
 
-    async def add(self, tenant_id: str, definition: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        doc = {"_id": str(uuid.uuid4()), "tenant_id": tenant_id, **definition, "created_at": now, "updated_at": now}
+    async def add(self, segment: Segment) -> None:
         try:
-            await self.collection.insert_one(doc)
+            await self.collection.insert_one(SEGMENTS.dump(segment))
         except DuplicateKeyError as exc:
-            raise SegmentNameTaken(definition["name"]) from exc
-        return doc
+            raise SegmentNameTaken(segment.name) from exc
 
-    async def get(self, tenant_id: str, segment_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": segment_id, "tenant_id": tenant_id})
+    async def get(self, tenant_id: str, segment_id: str) -> Segment | None:
+        return SEGMENTS.load_or_none(await self.collection.find_one({"_id": segment_id, "tenant_id": tenant_id}))
 
-    async def replace(self, tenant_id: str, segment_id: str, definition: dict[str, Any]) -> dict[str, Any] | None:
+    async def replace(self, segment: Segment) -> Segment | None:
+        """The segment's new name and definition, as read after; None when the tenant has no such segment."""
+        changes = SEGMENTS.dump_fields(segment, "filter", "customer_numbers", "name")
         # An update and a read rather than find_one_and_update, which SecantusDB writes by a collection scan.
         try:
             changed = await self.collection.update_one(
-                {"_id": segment_id, "tenant_id": tenant_id}, {"$set": {**definition, "updated_at": datetime.now(UTC)}}
+                {"_id": segment.id, "tenant_id": segment.tenant_id},
+                {"$set": {**changes, "updated_at": datetime.now(UTC)}},
             )
         except DuplicateKeyError as exc:
-            raise SegmentNameTaken(definition["name"]) from exc
-        return await self.get(tenant_id, segment_id) if changed.matched_count else None
+            raise SegmentNameTaken(segment.name) from exc
+        return await self.get(segment.tenant_id, segment.id) if changed.matched_count else None
 
     async def delete(self, tenant_id: str, segment_id: str) -> bool:
         result = await self.collection.delete_one({"_id": segment_id, "tenant_id": tenant_id})
         return result.deleted_count == 1
 
-    async def list(self, tenant_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
+    async def list(self, tenant_id: str, *, skip: int, limit: int) -> list[Segment]:
         cursor = self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING).skip(skip).limit(limit)
-        return await cursor.to_list()
+        return [SEGMENTS.load(doc) async for doc in cursor]
 
 
 class TenantSettingsRepository(Repository):

@@ -37,7 +37,9 @@ class RecipientDirectorySettings(ServiceSettings):
         "the file is read (2,000,000 took 600 MB).",
     )
     max_import_cells: int = Field(
-        default=5_000_000, gt=0, description="Most cells read from an .xlsx sheet, empty ones before a filled one included."
+        default=5_000_000,
+        gt=0,
+        description="Most cells read from an .xlsx sheet, empty ones before a filled one included.",
     )
     import_batch_size: int = Field(default=1000, ge=1, description="Recipients written per bulk write on import.")
     import_problems_listed: int = Field(
