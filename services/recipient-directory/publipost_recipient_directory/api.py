@@ -14,7 +14,7 @@ from publipost_http import content_disposition
 from pydantic import BaseModel
 
 from .context import Context, DirectoryContext
-from .domain import CUSTOMER_NUMBER
+from .domain import CUSTOMER_NUMBER, RecipientNotFound
 from .files import XLSX_CONTENT_TYPE, FileKind, kind_of
 from .importing import ImportRefused, import_file, sample_csv, sample_xlsx
 from .models import ImportResult, RecipientIn, RecipientPage, RecipientView, ResolutionSettings
@@ -61,14 +61,14 @@ async def put_recipient(
 async def get_recipient(ctx: Context, caller: Reader, customer_number: CustomerNumber) -> RecipientView:
     recipient = await ctx.recipients.get(caller.tenant_id, customer_number)
     if recipient is None:
-        raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
+        raise RecipientNotFound(customer_number)
     return RecipientView.from_recipient(recipient)
 
 
 @router.delete("/{customer_number}", status_code=204)
 async def delete_recipient(ctx: Context, caller: Operator, customer_number: CustomerNumber) -> None:
     if not await ctx.recipients.delete(caller.tenant_id, customer_number):
-        raise HTTPException(404, detail=f"no recipient with customer number {customer_number!r}")
+        raise RecipientNotFound(customer_number)
 
 
 @router.get("", response_model=RecipientPage)

@@ -14,6 +14,7 @@ from publipost_addresses import (
     is_valid_address,
     normalise_address,
 )
+from publipost_refusals import NotFound
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator, model_validator
 
 # --- values -------------------------------------------------------------------
@@ -131,6 +132,11 @@ class Recipient:
         """The first contact receiving this kind of correspondence (whatever its case)."""
         wanted = correspondence_type.strip().lower()
         return next((c for c in self.contacts if wanted in c.correspondence_types and c.email), None)
+
+
+class RecipientNotFound(NotFound):
+    def __init__(self, customer_number: str) -> None:
+        super().__init__(f"no recipient with customer number {customer_number!r}")
 
 
 # --- address resolution -------------------------------------------------------
@@ -346,6 +352,11 @@ def segment_query(tenant_id: str, definition: SegmentDefinition) -> dict[str, An
     if clauses:
         query["$and"] = clauses
     return query
+
+
+class SegmentNotFound(NotFound):
+    def __init__(self, segment_id: str) -> None:
+        super().__init__(f"no segment {segment_id!r} for this tenant")
 
 
 # A filter is stored as its JSON: the days in it as ISO text, which MongoDB keeps as is (it has no date type).

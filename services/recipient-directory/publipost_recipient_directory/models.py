@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .domain import (
     ATTRIBUTE_NAME,
@@ -120,9 +120,6 @@ class RecipientIn(BaseModel):
         )
 
 
-_RECIPIENT = TypeAdapter(Recipient)
-
-
 class RecipientView(RecipientIn):
     customer_number: str
     created_at: datetime
@@ -130,11 +127,11 @@ class RecipientView(RecipientIn):
 
     @classmethod
     def from_recipient(cls, recipient: Recipient) -> "RecipientView":
-        known = _RECIPIENT.dump_python(recipient)
-        fields = {k: known[k] for k in cls.model_fields if known.get(k) is not None}
+        fields = {k: v for k, v in vars(recipient).items() if v is not None and k in cls.model_fields}
         if "last_visit_date" in fields:
             fields["last_visit_date"] = fields["last_visit_date"].date()
-        return cls.model_validate(fields)
+        # from_attributes: the contacts are read from the entity's own, without a copy as dicts first.
+        return cls.model_validate(fields, from_attributes=True)
 
 
 class RecipientPage(BaseModel):

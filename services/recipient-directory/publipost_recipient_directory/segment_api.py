@@ -11,7 +11,7 @@ from publipost_auth import Operator, Reader
 from publipost_http import Paging
 
 from .context import Context, DirectoryContext
-from .domain import Segment
+from .domain import Segment, SegmentNotFound
 from .models import SegmentCount, SegmentIn, SegmentView, merge_record
 from .repository import SegmentNameTaken
 
@@ -30,7 +30,7 @@ def _conflict(exc: SegmentNameTaken) -> HTTPException:
 async def _get(ctx: DirectoryContext, tenant_id: str, segment_id: str) -> Segment:
     segment = await ctx.segments.get(tenant_id, segment_id)
     if segment is None:
-        raise HTTPException(404, detail=f"no segment {segment_id!r} for this tenant")
+        raise SegmentNotFound(segment_id)
     return segment
 
 
@@ -64,14 +64,14 @@ async def replace_segment(ctx: Context, caller: Operator, segment_id: str, body:
     except SegmentNameTaken as exc:
         raise _conflict(exc) from exc
     if segment is None:
-        raise HTTPException(404, detail=f"no segment {segment_id!r} for this tenant")
+        raise SegmentNotFound(segment_id)
     return SegmentView.from_segment(segment)
 
 
 @router.delete("/{segment_id}", status_code=204)
 async def delete_segment(ctx: Context, caller: Operator, segment_id: str) -> None:
     if not await ctx.segments.delete(caller.tenant_id, segment_id):
-        raise HTTPException(404, detail=f"no segment {segment_id!r} for this tenant")
+        raise SegmentNotFound(segment_id)
 
 
 @router.get("/{segment_id}/count", response_model=SegmentCount)
