@@ -89,7 +89,7 @@ async def main() -> None:
     service = build_dispatch(settings)
     try:
         deliveries = service.components.deliveries
-        await deliveries.ensure_indexes()
+        await service.migrate()
         started = datetime.now(UTC) - timedelta(seconds=RECORDS)
         began = time.perf_counter()
         for first in range(0, RECORDS, BATCH):

@@ -105,8 +105,7 @@ async def batch_path(documents: list[bytes], chunk: int, mongodb_url: str) -> fl
     settings = RenderPdfSettings(namespace=namespace, mongodb_url=mongodb_url, workers=1)
     service = build(settings)
     ctx = service.components
-    for repository in service.repositories:
-        await repository.ensure_indexes()
+    await service.migrate()
     await ctx.converter.start()
     try:
         blobs = ctx.storage.blobs

@@ -198,6 +198,7 @@ async def running(infra: Infra, namespace: str) -> AsyncIterator[Callable[[Servi
             self.service = service
 
         async def start(self) -> Service:
+            await self.service.migrate()  # as `python -m publipost migrate` does before a release
             await self.service.start()
             started.append(self.service)
             return self.service

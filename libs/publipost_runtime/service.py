@@ -1,4 +1,5 @@
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,13 +23,26 @@ from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
 from publipost_refusals import Refusal
 from publipost_settings import ServiceSettings
-from publipost_storage import Repository, Storage
+from publipost_storage import Migrated, Repository, Schema, Storage, Upgrade
 
 Hook = Callable[[], Awaitable[None]]
 
 
 class Timer(Protocol):
     async def start(self) -> None: ...
+    async def _schema_migrated(self, poll_s: float = 2.0) -> None:
+        """Work only on the schema this code knows: wait, not ready, while the store is older."""
+        if await self.schema.current():
+            return
+        log.warning(
+            "the stored schema is older than this code's: waiting for `python -m publipost migrate`",
+            stored=await self.schema.stored(),
+            needed=self.schema.version,
+        )
+        while not await self.schema.current():
+            await asyncio.sleep(poll_s)
+        log.info("the stored schema is current", version=await self.schema.stored())
+
     async def stop(self) -> None: ...
 
 
@@ -44,8 +58,10 @@ log = get_logger(__name__)
 class Service:
     """The bootstrap of a service: what it owns and how it starts and stops.
 
-    Start: indexes, then `on_start` hooks (workers a consumer needs), then
-    consumers, then `timers` (loops that publish, so they need the broker).
+    Start: once the stored schema is this code's (`migrate`, run before by
+    `python -m publipost migrate`), `on_start` hooks (workers a consumer
+    needs), then consumers, then `timers` (loops that publish, so they need
+    the broker).
     Stop (SIGTERM): timers, then consumers, waiting for in-flight messages,
     then the hooks in reverse, then the database, so nothing in flight loses
     its store.
@@ -66,6 +82,9 @@ class Service:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Who calls the routes guarded by publipost_auth.require; built from the settings unless given (tests).
     authenticator: Authenticator | None = None
+    # The stored schema this code needs (publipost_storage.schema): a new index or data upgrade is a new version.
+    schema_version: int = 1
+    upgrades: Sequence[Upgrade] = ()
 
     def __post_init__(self) -> None:
         if self.authenticator is None:
@@ -73,6 +92,7 @@ class Service:
         self.bus.inbox = ProcessedMessages(self.storage.db)
         self.bus.provide(self.components)
         self.repositories = [*self.repositories, self.bus.inbox]
+        self.schema = Schema(self.storage.db, self.schema_version, self.repositories, self.storage.blobs, self.upgrades)
 
     @property
     def asyncapi(self) -> AsyncAPI:
@@ -82,15 +102,30 @@ class Service:
         """The FastStream application, for `faststream docs` and the AsyncAPI document."""
         return FastStream(self.bus.broker, specification=self.asyncapi)
 
+    async def migrate(self) -> Migrated:
+        return await self.schema.migrate()
+
     async def start(self) -> None:
-        for repository in self.repositories:
-            await repository.ensure_indexes()
+        await self._schema_migrated()
         for hook in self.on_start:
             await hook()
         await self.bus.start()
         for timer in self.timers:
             await timer.start()
         log.info("service started", port=self.settings.http_port)
+
+    async def _schema_migrated(self, poll_s: float = 2.0) -> None:
+        """Work only on the schema this code knows: wait, not ready, while the store is older."""
+        if await self.schema.current():
+            return
+        log.warning(
+            "the stored schema is older than this code's: waiting for `python -m publipost migrate`",
+            stored=await self.schema.stored(),
+            needed=self.schema.version,
+        )
+        while not await self.schema.current():
+            await asyncio.sleep(poll_s)
+        log.info("the stored schema is current", version=await self.schema.stored())
 
     async def stop(self) -> None:
         """Every step runs even if one fails: with the broker gone, LibreOffice and the database still close."""
@@ -121,7 +156,12 @@ class Service:
         )
         # Each ping has a short timeout of its own and is cached a second: a probe answers within its
         # timeout while a dependency is down, and never makes the dependency answer one ping per probe.
-        checks = {"database": CachedCheck(self.storage.ping), "broker": CachedCheck(self.bus.ping), **self.readiness}
+        checks = {
+            "database": CachedCheck(self.storage.ping),
+            "broker": CachedCheck(self.bus.ping),
+            "schema": CachedCheck(self.schema.current),
+            **self.readiness,
+        }
         app.include_router(health_router(checks))
         for router in self.routers:
             app.include_router(router)

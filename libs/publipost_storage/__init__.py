@@ -5,15 +5,19 @@ from .entities import Entities
 from .mongo import Storage
 from .outage import UNREACHABLE, once_reachable
 from .repository import Repository
+from .schema import Migrated, Schema, Upgrade
 
 __all__ = [
     "UNREACHABLE",
     "BlobNotFound",
     "BlobStore",
     "Entities",
+    "Migrated",
     "NewBlob",
     "Repository",
+    "Schema",
     "Storage",
+    "Upgrade",
     "belongs_to",
     "derived_blob_id",
     "once_reachable",

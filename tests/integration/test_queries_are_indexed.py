@@ -99,15 +99,13 @@ async def _collection_scan(database: AsyncDatabase, example: dict[str, Any]) -> 
 
 
 async def _fresh_indexes(namespace: str, infra: Any) -> None:
-    """Every collection and index the services declare, as each service makes them at start (no broker)."""
+    """Every collection and index the services declare, as the migration makes them (no broker)."""
     for build, settings_class in BUILDERS:
         settings = settings_class(
             namespace=namespace, rabbitmq_url=infra.rabbitmq_url, mongodb_url=infra.mongodb_url, query_log=None
         )
         service = build(settings)
-        for repository in service.repositories:
-            await repository.ensure_indexes()
-        await service.storage.blobs.ensure_indexes()
+        await service.migrate()
         await service.storage.close()
 
 

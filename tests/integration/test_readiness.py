@@ -96,6 +96,7 @@ async def _all_true(checks) -> bool:
 async def test_a_service_stopped_while_its_broker_is_gone_still_stops_libreoffice(proxied):
     make_settings, broker, _ = proxied
     service = build_render(make_settings(RenderPdfSettings))
+    await service.migrate()
     await service.start()
     soffice = service.components.converter.describe()[0]["soffice_pid"]
     broker.cut()

@@ -8,6 +8,7 @@ Everything it starts leaves a pid file and a log under one run folder
 import importlib
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -144,7 +145,6 @@ class StackConfig:
             "PUBLIPOST_AUTH_CLIENT_SECRET": secret,
         }
 
-
     def credentials(
         self, tenant_id: str = DEV_TENANT, roles: tuple[str, ...] = ("operator", "viewer", "integrator")
     ) -> dict[str, str]:
@@ -180,7 +180,10 @@ class Stack:
             say(f"SMTP capture   127.0.0.1:{config.smtp_port} → {config.mail_dir}")
         if config.dev_issuer:
             self.start_issuer()
-            say(f"dev issuer     {config.issuer_url}  (users and clients: {config.issuer_dir / dev_issuer.CLIENTS_FILE})")
+            say(
+                f"dev issuer     {config.issuer_url}  (users and clients: {config.issuer_dir / dev_issuer.CLIENTS_FILE})"
+            )
+        self.migrate()
         for service in SERVICES:
             self.start_service(service)
         for service in SERVICES:
@@ -191,11 +194,15 @@ class Stack:
         config = self.config
         users = rabbitmq_users.prepare(config.users_dir, config.rabbitmq_url, config.namespace, SERVICES)
         if users is None:
-            say("RabbitMQ users cannot be made from here (neither rabbitmqctl as root nor the management API): "
-                f"every service connects as {rabbitmq_users.user_of_url(config.rabbitmq_url)!r}")
+            say(
+                "RabbitMQ users cannot be made from here (neither rabbitmqctl as root nor the management API): "
+                f"every service connects as {rabbitmq_users.user_of_url(config.rabbitmq_url)!r}"
+            )
         else:
-            say(f"RabbitMQ users {', '.join(users.services.values())}, {users.system} (passwords: "
-                f"{config.users_dir / rabbitmq_users.USERS_FILE})")
+            say(
+                f"RabbitMQ users {', '.join(users.services.values())}, {users.system} (passwords: "
+                f"{config.users_dir / rabbitmq_users.USERS_FILE})"
+            )
 
     def start_database(self) -> None:
         start_secantus(self.config.mongodb_port, self.config.run_dir / "secantus", self.config.run_dir)
@@ -208,9 +215,32 @@ class Stack:
     def start_issuer(self) -> None:
         """The signing key and the clients' secrets are made here when missing, before any service needs them."""
         dev_issuer.prepare(self.config.issuer_dir, SERVICES)
-        command = [sys.executable, "-m", "publipost_localstack.dev_issuer", "serve", "--dir", str(self.config.issuer_dir)]
+        command = [
+            sys.executable,
+            "-m",
+            "publipost_localstack.dev_issuer",
+            "serve",
+            "--dir",
+            str(self.config.issuer_dir),
+        ]
         self.process("dev-issuer").start([*command, "--port", str(self.config.issuer_port)])
         wait_for_port("127.0.0.1", self.config.issuer_port, 30, "the development issuer")
+
+    def migrate(self) -> None:
+        """The stored schema of every service brought to this code's, as before a release (`python -m publipost
+        migrate`): the services wait for it, not ready, otherwise."""
+        env = {**os.environ, **self.config.service_env("template")}  # the database and namespace every service shares
+        result = subprocess.run(
+            [sys.executable, "-m", "publipost", "migrate"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"the migration failed:\n{result.stderr[-4000:]}")
+        say("schema         migrated (python -m publipost migrate)")
 
     def start_service(self, service: str) -> int:
         module = f"publipost_{service.replace('-', '_')}.app"
@@ -246,7 +276,8 @@ class Stack:
         for service in SERVICES:
             package = f"publipost_{service.replace('-', '_')}"
             settings_class = getattr(
-                importlib.import_module(f"{package}.settings"), "".join(p.title() for p in service.split("-")) + "Settings"
+                importlib.import_module(f"{package}.settings"),
+                "".join(p.title() for p in service.split("-")) + "Settings",
             )
             build = importlib.import_module(f"{package}.app").build
             names += build(settings_class(namespace=self.config.namespace)).bus.queue_names()

@@ -7,7 +7,7 @@ from publipost_bus import Bus
 from publipost_contracts import TemplateRegistered
 from publipost_http import upload_limit
 from publipost_runtime import Service
-from publipost_storage import Storage
+from publipost_storage import Storage, Upgrade
 
 from .api import router
 from .context import TemplateContext
@@ -38,7 +38,12 @@ def build(settings: TemplateSettings | None = None) -> Service:
         components=context,
         routers=[router, email_router, api_keys_router, users_router],
         repositories=[*repositories, api_keys, users],
-        on_start=[partial(upgrade_stored_templates, context)],
+        schema_version=2,
+        upgrades=[
+            Upgrade(
+                2, "templates stored before versions get their version 1", partial(upgrade_stored_templates, context)
+            )
+        ],
         body_limits={
             route: upload_limit(settings.max_template_bytes)
             for route in ("POST /templates", "POST /templates/{template_id}/versions")

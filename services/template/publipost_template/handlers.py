@@ -92,7 +92,7 @@ async def delete_template(ctx: TemplateContext, *, tenant_id: str, template_id: 
 
 async def upgrade_stored_templates(ctx: TemplateContext) -> None:
     """Give each template stored before versions existed its version 1, in place, so nothing uploaded then
-    is lost. Safe to run at every start and from several replicas: each step is idempotent."""
+    is lost. Run by the migration (app.py), again after one stopped halfway: each step is idempotent."""
     for template in await ctx.templates.first_generation():
         await ctx.versions.add(template.as_version())
         await ctx.templates.mark_upgraded(template.id, template.created_at)
