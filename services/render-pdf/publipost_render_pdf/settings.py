@@ -39,8 +39,8 @@ class RenderPdfSettings(ServiceSettings):
     docx_combiner: Literal["publipost", "docxcompose"] = Field(
         default="publipost",
         description="How a run's documents become one DOCX: publipost's combiner (combine.py: parts copied as "
-        "they are, unused styles dropped) or docxcompose with python-docx (about 20x slower to combine, "
-        "documents whose headers or footers hold images converted alone); docs/library-parity.md.",
+        "they are, unused styles dropped) or docxcompose with python-docx (about 45x slower to combine, laid out "
+        "1.7x slower, documents whose headers or footers hold images converted alone); docs/library-parity.md.",
     )
     pdf_splitter: Literal["objects", "pypdf"] = Field(
         default="objects",
