@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi contracts bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged
+.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi contracts bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged bench-parity
 
 setup:
 	@bash deploy/setup.sh
@@ -75,3 +75,6 @@ bench-e2e: setup
 
 bench-aged: setup
 	@$(PY) bench/bench_aged.py
+
+bench-parity: setup
+	@$(PY) bench/library_parity.py

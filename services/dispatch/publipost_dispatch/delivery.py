@@ -22,7 +22,7 @@ from .domain import (
     verdict_for_attempt,
     verdict_for_reply,
 )
-from .mail import Attachment, build_message
+from .mail import Attachment, MessageBuilder
 from .repository import DeliveryRepository
 from .senders import Sender
 from .smtp import SmtpRefused, SmtpUnavailable, SmtpUncertain
@@ -56,6 +56,8 @@ async def deliver(
     delivery: dict[str, Any],
     addressing: Addressing,
     content: Content,
+    *,
+    build_message: MessageBuilder,
 ) -> Outcome:
     """Send each e-mail of the delivery not yet accepted (a retry skips those the server took), the
     document's own recipients first. The one write after the server accepts the last e-mail is the whole

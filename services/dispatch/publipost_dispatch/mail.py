@@ -5,13 +5,19 @@ a sender. The structure here never varies (multipart/mixed: the text, or text an
 the message is assembled from parts each encoded by the standard library's own encoders (RFC 2047
 headers, quoted-printable, base64, RFC 2231 file names), and the attachment part, base64 included, is
 encoded once per document and reused by every e-mail of that document.
+
+`build_message_with_email_package` writes the same message through `EmailMessage`
+(PUBLIPOST_MIME_WRITER=email; docs/library-parity.md).
 """
 
 import base64
 import binascii
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
+from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import encode_rfc2231, formataddr, formatdate, quote
 
 from .domain import check_header
@@ -23,6 +29,7 @@ CRLF = b"\r\n"
 class Attachment:
     filename: str
     part: bytes  # the MIME part: its headers, a blank line, the base64 lines
+    pdf: bytes  # the document itself, for the standard library's writer
 
 
 def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
@@ -37,7 +44,7 @@ def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
         "Content-Transfer-Encoding: base64\r\n"
         f"Content-Disposition: attachment; {params[1]}\r\n\r\n"
     ).encode()
-    return Attachment(filename, head + base64.encodebytes(pdf).replace(b"\n", CRLF))
+    return Attachment(filename, head + base64.encodebytes(pdf).replace(b"\n", CRLF), pdf)
 
 
 def build_message(
@@ -79,6 +86,42 @@ def build_message(
     parts.append(attachment.part)
     headers.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"')
     return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, parts)
+
+
+def build_message_with_email_package(
+    *,
+    sender: str,
+    to: list[str],
+    cc: list[str],
+    reply_to: str | None,
+    subject: str,
+    body: str,
+    html_body: str | None,
+    attachment: Attachment,
+    message_id: str,
+) -> bytes:
+    """What build_message writes, built as an EmailMessage and serialised by the SMTP policy: the same
+    headers, checked the same way, the same bodies and the same PDF, encoded anew for every e-mail."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = check_header("sender", sender)
+    message["To"] = ", ".join(check_header("to", address) for address in to)
+    if cc:
+        message["Cc"] = ", ".join(check_header("cc", address) for address in cc)
+    if reply_to:
+        message["Reply-To"] = check_header("reply_to", reply_to)
+    message["Subject"] = check_header("subject", subject)
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = check_header("message id", message_id)
+    message.set_content(body, cte="quoted-printable")
+    if html_body is not None:
+        message.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    message.add_attachment(attachment.pdf, maintype="application", subtype="pdf", filename=attachment.filename)
+    return message.as_bytes()
+
+
+MessageBuilder = Callable[..., bytes]
+# By PUBLIPOST_MIME_WRITER.
+MESSAGE_BUILDERS: dict[str, MessageBuilder] = {"direct": build_message, "email": build_message_with_email_package}
 
 
 def _multipart(boundary: bytes, parts: list[bytes]) -> bytes:

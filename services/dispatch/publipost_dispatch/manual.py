@@ -25,7 +25,7 @@ from .domain import (
     EmailText,
     attachment_name,
 )
-from .mail import pdf_attachment
+from .mail import MESSAGE_BUILDERS, pdf_attachment
 from .senders import Sender
 
 log = get_logger(__name__)
@@ -122,7 +122,14 @@ async def _attempts(
         await ctx.deliveries.claim(send_id, ctx.senders.holder, ctx.settings.send_lease_s)
         delivery = await ctx.deliveries.get(send_id) or delivery
         outcome = await deliver(
-            ctx.deliveries, ctx.senders.holder, ctx.settings.max_send_attempts, sender, delivery, addressing, content
+            ctx.deliveries,
+            ctx.senders.holder,
+            ctx.settings.max_send_attempts,
+            sender,
+            delivery,
+            addressing,
+            content,
+            build_message=MESSAGE_BUILDERS[ctx.settings.mime_writer],
         )
         if not outcome.retry:
             break

@@ -36,7 +36,7 @@ from .domain import (
     should_pause,
 )
 from .limits import DailyCapReached
-from .mail import pdf_attachment
+from .mail import MESSAGE_BUILDERS, pdf_attachment
 
 log = get_logger(__name__)
 
@@ -147,6 +147,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
         delivery,
         addressing,
         content,
+        build_message=MESSAGE_BUILDERS[ctx.settings.mime_writer],
     )
     for error in outcome.errors:
         errors = await ctx.dispatches.count_error(delivery["dispatch_key"])

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from publipost_settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 
@@ -20,6 +22,12 @@ class DispatchSettings(ServiceSettings):
     smtp_rate_per_s: int | None = Field(default=None, ge=1, description="Messages per second of the default account.")
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     sender: str = Field(default="Publipost <no-reply@publipost.test>", description="From header and envelope sender.")
+    mime_writer: Literal["direct", "email"] = Field(
+        default="direct",
+        description="How an e-mail is written: straight to bytes from parts the standard library encodes, the "
+        "attachment encoded once per document (mail.py), or built as an EmailMessage and serialised per e-mail; "
+        "docs/library-parity.md.",
+    )
     account_key: SecretStr | None = Field(
         default=None,
         description="Seals SMTP passwords at rest: a key (urlsafe base64 of 32 random bytes), or several separated "

@@ -46,6 +46,7 @@ def build(settings: MergeSettings | None = None) -> Service:
                 timeout_s=settings.render_timeout_s,
                 memory_bytes=settings.render_memory_bytes,
                 max_document_bytes=settings.max_document_bytes,
+                renderer=settings.renderer,
             ),
         ),
     )

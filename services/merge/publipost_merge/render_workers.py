@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal
 
 from publipost_logging import configure_logging, get_logger
 
@@ -46,6 +46,7 @@ class RenderLimits:
     timeout_s: float
     memory_bytes: int
     max_document_bytes: int
+    renderer: Literal["compiled", "docxtpl"] = "compiled"  # PUBLIPOST_RENDERER: docxtpl renders every record
 
 
 class RenderWorkers:
@@ -120,7 +121,7 @@ class _Worker:
         parent_reads, child_writes = os.pipe()
         command = [
             sys.executable, "-m", __name__, str(child_reads), str(child_writes),
-            str(limits.memory_bytes), str(limits.max_document_bytes),
+            str(limits.memory_bytes), str(limits.max_document_bytes), limits.renderer,
         ]
         try:
             process = subprocess.Popen(command, pass_fds=(child_reads, child_writes), stdin=subprocess.DEVNULL)
@@ -197,7 +198,7 @@ class _Worker:
 # --- the worker process -----------------------------------------------------------------------------
 
 
-def serve(requests: Connection, replies: Connection, memory_bytes: int, max_document_bytes: int) -> None:
+def serve(requests: Connection, replies: Connection, memory_bytes: int, max_document_bytes: int, renderer: str) -> None:
     """Render records until the parent closes the pipe, within `memory_bytes` of address space."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -216,12 +217,14 @@ def serve(requests: Connection, replies: Connection, memory_bytes: int, max_docu
             replies.send_bytes(_UNKNOWN_TEMPLATE)
             continue
         templates.move_to_end(key)
-        replies.send_bytes(_render(templates[key], context, memory_bytes, max_document_bytes))
+        replies.send_bytes(_render(templates[key], context, memory_bytes, max_document_bytes, renderer == "compiled"))
 
 
-def _render(template: bytes, context: dict[str, Any], memory_bytes: int, max_document_bytes: int) -> bytes:
+def _render(
+    template: bytes, context: dict[str, Any], memory_bytes: int, max_document_bytes: int, compiled: bool
+) -> bytes:
     try:
-        return _DONE + render_docx(template, context, max_document_bytes=max_document_bytes)
+        return _DONE + render_docx(template, context, max_document_bytes=max_document_bytes, compiled=compiled)
     except RenderFailed as exc:
         return _FAILED + str(exc).encode()
     except MemoryError:
@@ -234,4 +237,4 @@ def _render(template: bytes, context: dict[str, Any], memory_bytes: int, max_doc
 if __name__ == "__main__":
     configure_logging("merge", os.environ.get("PUBLIPOST_LOG_LEVEL", "INFO"))
     reads, writes, memory, max_document = (int(argument) for argument in sys.argv[1:5])
-    serve(Connection(reads, writable=False), Connection(writes, readable=False), memory, max_document)
+    serve(Connection(reads, writable=False), Connection(writes, readable=False), memory, max_document, sys.argv[5])

@@ -147,18 +147,21 @@ _COMPILED = CompiledTemplateCache(_JINJA, capacity=COMPILED_TEMPLATES)
 
 
 def render_docx(
-    template: bytes, context: dict[str, Any], *, max_document_bytes: int = MAX_DOCUMENT_BYTES
+    template: bytes, context: dict[str, Any], *, max_document_bytes: int = MAX_DOCUMENT_BYTES, compiled: bool = True
 ) -> bytes:
-    """The DOCX of one record: through the compiled template, or plain docxtpl for what it leaves aside.
+    """The DOCX of one record: through the compiled template, or plain docxtpl for what it leaves aside
+    (for every record when not `compiled`: PUBLIPOST_RENDERER=docxtpl, docs/library-parity.md).
 
     Raises RenderFailed (OverBudget past `max_document_bytes`); lets MemoryError through, for the caller
     that set the memory limit to name it.
     """
-    compiled = _COMPILED.get(template)  # compiled outside the record's budget: it renders the fixed parts once
-    if isinstance(compiled, CompiledTemplate) and compiled.accepts(context):
+    if not compiled:
+        return render_docx_reference(template, context, max_document_bytes=max_document_bytes)
+    prepared = _COMPILED.get(template)  # compiled outside the record's budget: it renders the fixed parts once
+    if isinstance(prepared, CompiledTemplate) and prepared.accepts(context):
         with _document_budget(max_document_bytes):
             try:
-                return compiled.render(context)
+                return prepared.render(context)
             except (RenderFailed, MemoryError):
                 raise
             except Exception as exc:

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from publipost_settings import ServiceSettings
 from pydantic import Field
 
@@ -26,6 +28,12 @@ class MergeSettings(ServiceSettings):
     )
     render_workers: int = Field(
         default=2, ge=1, le=32, description="Processes that render documents, each one record at a time."
+    )
+    renderer: Literal["compiled", "docxtpl"] = Field(
+        default="compiled",
+        description="How a record becomes a DOCX: each template compiled once and rendered per record "
+        "(fast_rendering.py, same XML as docxtpl) or plain docxtpl per record (load, render, save); "
+        "docs/library-parity.md.",
     )
     render_memory_bytes: int = Field(
         default=1 << 30,

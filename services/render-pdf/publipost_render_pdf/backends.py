@@ -3,10 +3,12 @@
 from publipost_outbound import OutboundPolicy
 
 from .batch import CombinedRuns
+from .combine import COMBINERS
 from .converter import Converter, ConverterUnavailable
 from .domain import Backend, BackendChoice, TenantConversionSettings
 from .gotenberg import GotenbergConverter
 from .libreoffice import LibreOfficePool
+from .pdf_split import SPLITTERS
 from .settings import RenderPdfSettings
 
 
@@ -41,7 +43,13 @@ class Backends:
         """The combined runs of the chosen backend, shared by every chunk that goes to it."""
         converter = self.converter(choice)
         if converter not in self._runs:
-            self._runs[converter] = CombinedRuns(converter, self.settings.batch_size, self.settings.workers)
+            self._runs[converter] = CombinedRuns(
+                converter,
+                self.settings.batch_size,
+                self.settings.workers,
+                combine=COMBINERS[self.settings.docx_combiner],
+                split=SPLITTERS[self.settings.pdf_splitter],
+            )
         return self._runs[converter]
 
     async def stop(self) -> None:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 from publipost_logging import get_logger
 
-from .combine import NotCombinable, combine_docx, combine_key
+from .combine import Combiner, NotCombinable, combine_docx, combine_key
 from .converter import ConversionFailed, Converter, ConverterUnavailable
 from .domain import PageMapMismatch, UnreadablePdf, batches, page_count
 from .external_links import ExternalResource, without_external_resources
 from .metrics import CONVERSION_FAILURES, CONVERSION_SECONDS, CONVERSIONS
-from .pdf_split import split_pdf_by_destinations
+from .pdf_split import Splitter, split_pdf_by_destinations
 
 log = get_logger(__name__)
 _FAILURE_REASONS = {NotCombinable: "not_combinable", PageMapMismatch: "page_map", UnreadablePdf: "unreadable"}
@@ -99,10 +99,18 @@ class CombinedRuns:
     worth several letters, so chunks in flight together pay it once. Each group cuts its own pages
     out of the run's PDF, so the backend goes on with the next run meanwhile."""
 
-    def __init__(self, converter: Converter, max_documents: int, parallel: int) -> None:
+    def __init__(
+        self,
+        converter: Converter,
+        max_documents: int,
+        parallel: int,
+        combine: Combiner = combine_docx,
+        split: Splitter = split_pdf_by_destinations,
+    ) -> None:
         self.converter = converter
         self.max_documents = max_documents
         self._parallel = parallel
+        self._combine, self._split = combine, split  # the hand-written ones, unless the settings name the libraries
         self._waiting: list[_Waiting] = []
         self._arrived = asyncio.Event()
         self._runners: list[asyncio.Task[None]] = []
@@ -183,7 +191,7 @@ class CombinedRuns:
     async def _combined_docx(self, documents: list[bytes]) -> bytes | None:
         """The documents combined into one, or None when they must go one by one."""
         try:
-            return await asyncio.to_thread(combine_docx, documents)
+            return await asyncio.to_thread(self._combine, documents)
         except Exception as exc:  # noqa: BLE001 - combining is an optimisation: see _combined_pdf
             _combined_failed(self.converter, len(documents), exc)
             return None
@@ -215,7 +223,7 @@ class CombinedRuns:
             return
         parts = None
         if pdf is not None:  # cut once for all the run's groups, beside the next run rather than before it
-            parts = asyncio.ensure_future(asyncio.to_thread(split_pdf_by_destinations, pdf, documents))
+            parts = asyncio.ensure_future(asyncio.to_thread(self._split, pdf, documents))
             parts.add_done_callback(_seen)  # its failure reaches each group; none may be left to wait
         first = 0
         for waiting in group:

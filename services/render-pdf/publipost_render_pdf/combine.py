@@ -10,6 +10,9 @@ links (styles, numbering, settings, fonts, theme, footnotes...) are identical:
 the combined document keeps the first document's copy, which is then right for
 all. What a body references (headers, footers, images, links) is copied per
 document under `publipost/d<i>/`, or shared when byte for byte the same.
+
+`combine_docx_with_docxcompose` is the same through the libraries (PUBLIPOST_DOCX_COMBINER=docxcompose;
+docs/library-parity.md): slower, and documents whose headers or footers hold more than text go alone.
 """
 
 import functools
@@ -18,9 +21,15 @@ import io
 import posixpath
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 
+from docx import Document
+from docx.document import Document as DocxDocument
+from docx.enum.section import WD_SECTION
+from docx.opc.exceptions import PackageNotFoundError
+from docx.section import Section
+from docxcompose.composer import Composer
 from lxml import etree
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -57,6 +66,9 @@ class NotCombinable(ValueError):
 
 def marker(index: int) -> str:
     return f"{MARKER_PREFIX}{index:05d}"
+
+
+Combiner = Callable[[Sequence[bytes]], bytes]
 
 
 class _Package:
@@ -189,6 +201,66 @@ def combine_docx(documents: Sequence[bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def combine_docx_with_docxcompose(documents: Sequence[bytes]) -> bytes:
+    """What combine_docx gives, through docxcompose and python-docx: each document after a section break of
+    its own that carries its headers and footers and numbers its pages from 1, opened by its marker.
+
+    docxcompose keeps the first document's sections only, so the headers and footers are copied here,
+    as text: a document whose headers or footers reference other parts (a logo) is NotCombinable.
+    """
+    if not documents:
+        raise NotCombinable("no documents")
+    try:
+        composer = Composer(_marked_document(documents[0], 0))
+        for index, docx in enumerate(documents[1:], start=1):
+            document = _marked_document(docx, index)
+            section = composer.doc.add_section(WD_SECTION.NEW_PAGE)
+            _copy_headers_and_footers(document.sections[-1], section, index)
+            composer.append(document)
+        for section in composer.doc.sections:
+            _start_on_new_page(section._sectPr, restart_numbering=True)
+        out = io.BytesIO()
+        composer.save(out)
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError) as exc:
+        raise NotCombinable(f"not combined by docxcompose: {exc}") from exc
+    return out.getvalue()
+
+
+def _marked_document(docx: bytes, index: int) -> DocxDocument:
+    document = Document(io.BytesIO(docx))
+    body = document.element.body
+    if next(body.iter(_w("p")), None) is None:
+        document.add_paragraph()
+    _open_with_marker(list(body), index)
+    return document
+
+
+_HEADERS_AND_FOOTERS = (
+    "header",
+    "first_page_header",
+    "even_page_header",
+    "footer",
+    "first_page_footer",
+    "even_page_footer",
+)
+
+
+def _copy_headers_and_footers(source: Section, target: Section, index: int) -> None:
+    target.different_first_page_header_footer = source.different_first_page_header_footer
+    for name in _HEADERS_AND_FOOTERS:
+        copy = getattr(target, name)
+        copy.is_linked_to_previous = False  # its own part, empty unless the document has one
+        original = getattr(source, name)
+        if original.is_linked_to_previous:
+            continue
+        elements = list(original._element)
+        if any(True for element in elements for _ in _rel_attributes(element)):
+            raise NotCombinable(f"document {index} has a header or footer that references other parts")
+        for child in list(copy._element):
+            copy._element.remove(child)
+        copy._element.extend(deepcopy(element) for element in elements)
 
 
 def _body_children(package: _Package, index: int) -> list[etree._Element]:
@@ -623,3 +695,7 @@ def _close_section(elements: list[etree._Element], section: etree._Element) -> l
     else:
         properties.append(section)
     return elements
+
+
+# By PUBLIPOST_DOCX_COMBINER.
+COMBINERS: dict[str, Combiner] = {"publipost": combine_docx, "docxcompose": combine_docx_with_docxcompose}

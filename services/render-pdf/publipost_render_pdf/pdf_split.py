@@ -2,11 +2,12 @@
 
 LibreOffice's plain layout is cut object by object (publipost_pdf: pypdf's page-by-page writer costs
 more than a millisecond per document, on the core LibreOffice's next run needs); anything else goes
-through pypdf.
+through pypdf. PUBLIPOST_PDF_SPLITTER=pypdf sends every PDF through pypdf (docs/library-parity.md).
 """
 
 import io
 import re
+from collections.abc import Callable
 
 from publipost_pdf import NotPlain, PdfAssembler, PlainPdf
 from pypdf import PdfReader, PdfWriter
@@ -55,6 +56,11 @@ def _split_with_pypdf(pdf: bytes, documents: int) -> list[tuple[bytes, int]]:
     except (PdfReadError, ValueError, KeyError) as exc:
         raise UnreadablePdf(f"LibreOffice produced an unreadable PDF: {exc}") from exc
     return parts
+
+
+Splitter = Callable[[bytes, int], list[tuple[bytes, int]]]
+# By PUBLIPOST_PDF_SPLITTER: "pypdf" reads and writes every PDF through pypdf's page objects.
+SPLITTERS: dict[str, Splitter] = {"objects": split_pdf_by_destinations, "pypdf": _split_with_pypdf}
 
 
 def _split_plain(source: PlainPdf, documents: int) -> list[tuple[bytes, int]]:

@@ -36,6 +36,17 @@ class RenderPdfSettings(ServiceSettings):
         description="Most documents laid out as one combined document: chunks in flight together share a run "
         "up to this, a larger chunk makes several.",
     )
+    docx_combiner: Literal["publipost", "docxcompose"] = Field(
+        default="publipost",
+        description="How a run's documents become one DOCX: publipost's combiner (combine.py: parts copied as "
+        "they are, unused styles dropped) or docxcompose with python-docx (about 45x slower to combine, laid out "
+        "1.7x slower, documents whose headers or footers hold images converted alone); docs/library-parity.md.",
+    )
+    pdf_splitter: Literal["objects", "pypdf"] = Field(
+        default="objects",
+        description="How a run's PDF is cut per document: object by object for LibreOffice's plain layout "
+        "(pypdf for any other), or always through pypdf's reader and writer; docs/library-parity.md.",
+    )
     backend: Literal["libreoffice", "gotenberg"] = Field(
         default="libreoffice", description="Conversion backend of tenants that have none of their own."
     )
