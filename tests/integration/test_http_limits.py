@@ -156,7 +156,9 @@ async def test_page_numbers_and_cursors_past_the_database_integers_are_refused_n
     make_settings, running
 ):
     merge = await running(build_merge(make_settings(MergeSettings)))
-    await merge.components.mailings.create({"_id": "m-1", "tenant_id": "acme", "name": "November", "status": "ready"})
+    await merge.components.mailings.collection.insert_one(
+        {"_id": "m-1", "tenant_id": "acme", "name": "November", "status": "ready"}
+    )
     dispatch = await running(build_dispatch(make_settings(DispatchSettings)))
     directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
     async with client(merge) as merge_http, client(dispatch) as dispatch_http, client(directory) as directory_http:
