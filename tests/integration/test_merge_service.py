@@ -385,6 +385,37 @@ async def test_the_print_file_is_built_at_its_first_download_only(stack):
     assert (await blobs.info(completed.parts[0].blob_id))["uploadDate"] == stored["uploadDate"]  # not built again
 
 
+async def test_two_first_downloads_at_once_both_get_the_part_and_one_file_is_stored(stack):
+    http = stack["http"]
+    completed = await completed_for(stack, request(stack["template_id"], [record(n) for n in range(1, 4)]))
+    path = f"/mailings/{completed.mailing_id}/parts/1"
+
+    first, second = await asyncio.gather(http.get(path, headers=TENANT), http.get(path, headers=TENANT))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert docx_text_of(first.content) == docx_text_of(second.content)
+    assert await print_file_blobs(stack, completed.mailing_id) == [completed.parts[0].blob_id]
+
+
+async def test_regrouping_deletes_the_parts_that_were_downloaded(stack):
+    http = stack["http"]
+    event = request(stack["template_id"], [record(1), record(2)])
+    completed = await completed_for(stack, event)
+    assert (await http.get(f"/mailings/{completed.mailing_id}/parts/1", headers=TENANT)).status_code == 200
+    assert await print_file_blobs(stack, completed.mailing_id) == [completed.parts[0].blob_id]
+
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(
+            event, dispatch_id="d1", mailing_id=completed.mailing_id, sent=2, failed=0, failures=[]
+        )
+    )
+    regrouped = await stack["tap"].next(MailingRegrouped)
+
+    assert await print_file_blobs(stack, completed.mailing_id) == []
+    sent = (await http.get(f"/mailings/{regrouped.sent_mailing_id}", headers=TENANT)).json()
+    assert sent["parts"] == [{"number": 1, "documents": 2, "pages": 2}]
+
+
 async def test_regrouping_a_mailing_whose_print_file_was_never_downloaded_deletes_nothing_and_plans_anew(stack):
     http = stack["http"]
     event = request(stack["template_id"], [record(n) for n in range(1, 6)])
