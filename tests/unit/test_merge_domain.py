@@ -13,6 +13,7 @@ from publipost_merge.domain import (
     PartNotFound,
     PartSplitter,
     PrintFilePlan,
+    TenantSettings,
     chunked,
     document_id_for,
     mailing_id_for,
@@ -203,3 +204,8 @@ def test_a_document_goes_to_its_stored_fields_and_back():
     stored = DOCUMENTS.dump(document)
     assert stored["_id"] == document.id and stored["status"] == "rendered" and stored["customer_number"] == "7"
     assert DOCUMENTS.load(stored) == document
+
+
+def test_a_tenant_without_a_page_limit_of_its_own_takes_the_services():
+    assert TenantSettings(id="acme").page_limit(500) == 500
+    assert TenantSettings(id="acme", combined_page_limit=2).page_limit(500) == 2

@@ -193,11 +193,9 @@ class TenantSettingsRepository(Repository):
 
     async def get(self, tenant_id: str) -> TenantSettings:
         """The tenant's settings; the defaults for a tenant that chose none."""
-        return TENANT_SETTINGS.load_or_none(await self.collection.find_one({"_id": tenant_id})) or TenantSettings(
-            id=tenant_id
-        )
+        stored = await self.collection.find_one({"_id": tenant_id})
+        return TenantSettings(id=tenant_id) if stored is None else TENANT_SETTINGS.load(stored)
 
     async def save(self, settings: TenantSettings) -> None:
-        changes = TENANT_SETTINGS.dump(settings)
-        del changes["_id"]
+        changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit")
         await self.collection.update_one({"_id": settings.id}, {"$set": changes}, upsert=True)
