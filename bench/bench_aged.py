@@ -39,8 +39,9 @@ from publipost_dispatch.repository import DeliveryRepository, DispatchRepository
 from publipost_idempotency import ProcessedMessages
 from publipost_localstack.processes import free_port, start_secantus
 from publipost_localstack.stack import REPO
-from publipost_merge.domain import DocumentStatus, MailingStatus, document_id_for, document_summary, mailing_id_for
+from publipost_merge.domain import Document, Mailing, MailingStatus, document_id_for, mailing_id_for
 from publipost_merge.rendering import render_docx
+from publipost_merge.repository import DOCUMENTS as MERGE_DOCUMENTS
 from publipost_merge.repository import DocumentRepository, MailingRepository
 from publipost_render_pdf.domain import pdf_blob_id
 from publipost_render_pdf.repository import UsageRepository
@@ -145,7 +146,25 @@ class Seeder:
         request_id = f"history-{n}"
         mailing_id = mailing_id_for(tenant, request_id)
         name = f"Invoices {created.date().isoformat()}"
-        documents, blobs = [], []
+        mailing = Mailing(
+            id=mailing_id,
+            tenant_id=tenant,
+            request_id=request_id,
+            correlation_id=request_id,
+            name=name,
+            base_name=name,
+            template_id="letter",
+            template_version=1,
+            output="pdf",
+            side_effects_published=True,
+            status=MailingStatus.READY,
+            expected=PER_MAILING,
+            documents=PER_MAILING,
+            rendered=PER_MAILING,
+            created_at=created,
+        )
+        documents: list[Document] = []
+        blobs = []
         for index in range(PER_MAILING):
             record = letter(n * PER_MAILING + index)
             document_id = document_id_for(mailing_id, index)
@@ -167,52 +186,18 @@ class Seeder:
                     {"content_type": "application/pdf", "pages": 1, **tags},
                 )
             )
-            documents.append(
-                {
-                    "_id": document_id,
-                    "tenant_id": tenant,
-                    "mailing_id": mailing_id,
-                    **document_summary(index, record),
-                    "docx_blob_id": docx_id,
-                    "pdf_blob_id": pdf_id,
-                    "page_count": 1,
-                    "error": None,
-                    "status": DocumentStatus.CONVERTED,
-                }
-            )
+            document = Document.rendered(mailing, index, record)
+            document.converted(pdf_id, 1)
+            documents.append(document)
         for first in range(0, len(blobs), 100):
             await self.merge.blobs.put_many(blobs[first : first + 100])
-        await self.mailings.create(
-            {
-                "_id": mailing_id,
-                "tenant_id": tenant,
-                "request_id": request_id,
-                "correlation_id": request_id,
-                "name": name,
-                "base_name": name,
-                "template_id": "letter",
-                "template_version": 1,
-                "template_type": "standard",
-                "validation_required": False,
-                "output": "pdf",
-                "side_effects_published": True,
-                "status": MailingStatus.READY,
-                "expected": PER_MAILING,
-                "documents": PER_MAILING,
-                "rendered": PER_MAILING,
-                "failed": 0,
-                "parts": [],
-                "warnings": [],
-                "warnings_count": 0,
-                "created_at": created,
-            }
-        )
+        await self.mailings.create(mailing)
         await self.documents.add_many(documents)
-        await self.usage.charge(tenant, created.year, [d["_id"] for d in documents], None)
-        mailing = {"id": mailing_id, "name": name}
-        views = [{**d, "id": d["_id"]} for d in documents]
-        await self.dispatched(tenant, mailing, views, created, "first")
-        await self.dispatched(tenant, mailing, views, created + timedelta(days=2), "re-send")
+        await self.usage.charge(tenant, created.year, [d.id for d in documents], None)
+        sent = {"id": mailing_id, "name": name}
+        views = [{**MERGE_DOCUMENTS.dump(d), "id": d.id} for d in documents]
+        await self.dispatched(tenant, sent, views, created, "first")
+        await self.dispatched(tenant, sent, views, created + timedelta(days=2), "re-send")
         for service, inbox in self.inboxes.items():
             for event in range(PER_MAILING // 20 + 2):
                 await inbox.mark(f"{NAMESPACE}.{service}.history", f"{request_id}/{event}")

@@ -4,6 +4,7 @@
 import asyncio
 import json
 import math
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from publipost_dispatch.app import build as build_dispatch
 from publipost_dispatch.settings import DispatchSettings
 from publipost_localstack.processes import free_port
 from publipost_merge.app import build as build_merge
+from publipost_merge.domain import Mailing, MailingStatus
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.app import build as build_directory
 from publipost_recipient_directory.settings import RecipientDirectorySettings
@@ -156,7 +158,19 @@ async def test_page_numbers_and_cursors_past_the_database_integers_are_refused_n
     make_settings, running
 ):
     merge = await running(build_merge(make_settings(MergeSettings)))
-    await merge.components.mailings.create({"_id": "m-1", "tenant_id": "acme", "name": "November", "status": "ready"})
+    await merge.components.mailings.create(
+        Mailing(
+            id="m-1",
+            tenant_id="acme",
+            request_id="r-1",
+            correlation_id="c-1",
+            name="November",
+            base_name="November",
+            output="pdf",
+            status=MailingStatus.READY,
+            created_at=datetime.now(UTC),
+        )
+    )
     dispatch = await running(build_dispatch(make_settings(DispatchSettings)))
     directory = await running(build_directory(make_settings(RecipientDirectorySettings)))
     async with client(merge) as merge_http, client(dispatch) as dispatch_http, client(directory) as directory_http:

@@ -31,7 +31,7 @@ from publipost_render_pdf.domain import pdf_blob_id
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
-from pypdf import PdfWriter
+from pypdf import PdfReader, PdfWriter
 
 from tests.credentials import credentials
 from tests.support import EventTap, wait_until
@@ -350,6 +350,99 @@ async def test_the_print_file_is_split_into_parts_of_whole_documents(stack):
     assert missing.status_code == 404 and "3 part(s)" in missing.json()["detail"]
 
 
+async def print_file_blobs(stack, mailing_id: str) -> list[str]:
+    """The print file parts stored for the mailing (the files named "… part N.docx")."""
+    merge = stack["merge"]
+    files = merge.storage.client[merge.settings.blob_database_name]["fs.files"]
+    return [
+        str(f["_id"])
+        async for f in files.find({}, {"filename": 1, "metadata": 1})
+        if f["metadata"].get("mailing_id") == mailing_id and " part " in f["filename"]
+    ]
+
+
+async def test_the_print_file_is_built_at_its_first_download_only(stack):
+    http, blobs = stack["http"], stack["merge"].storage.blobs
+    assert (await http.put("/settings", headers=TENANT, json={"combined_page_limit": 2})).status_code == 200
+    completed = await completed_for(stack, request(stack["template_id"], [record(n) for n in range(1, 4)]))
+
+    # Settling plans the parts, from the page counts, and builds none.
+    assert [(p.number, p.documents, p.pages) for p in completed.parts] == [(1, 2, 2), (2, 1, 1)]
+    assert await print_file_blobs(stack, completed.mailing_id) == []
+    mailing = (await http.get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
+    assert mailing["parts"] == [{"number": 1, "documents": 2, "pages": 2}, {"number": 2, "documents": 1, "pages": 1}]
+
+    first = await http.get(f"/mailings/{completed.mailing_id}/parts/1", headers=TENANT)
+    assert first.status_code == 200
+    assert 'filename="November notices part 1.docx"' in first.headers["content-disposition"]
+    text = docx_text_of(first.content)
+    assert "Client Number1" in text and "Client Number2" in text and "Client Number3" not in text
+    assert await print_file_blobs(stack, completed.mailing_id) == [completed.parts[0].blob_id]
+    stored = await blobs.info(completed.parts[0].blob_id)
+
+    again = await http.get(f"/mailings/{completed.mailing_id}/parts/1", headers=TENANT)
+    assert again.status_code == 200 and again.content == first.content
+    assert (await blobs.info(completed.parts[0].blob_id))["uploadDate"] == stored["uploadDate"]  # not built again
+
+
+async def test_two_first_downloads_at_once_both_get_the_part_and_one_file_is_stored(stack):
+    http = stack["http"]
+    completed = await completed_for(stack, request(stack["template_id"], [record(n) for n in range(1, 4)]))
+    path = f"/mailings/{completed.mailing_id}/parts/1"
+
+    first, second = await asyncio.gather(http.get(path, headers=TENANT), http.get(path, headers=TENANT))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert docx_text_of(first.content) == docx_text_of(second.content)
+    assert await print_file_blobs(stack, completed.mailing_id) == [completed.parts[0].blob_id]
+
+
+async def test_regrouping_deletes_the_parts_that_were_downloaded(stack):
+    http = stack["http"]
+    event = request(stack["template_id"], [record(1), record(2)])
+    completed = await completed_for(stack, event)
+    assert (await http.get(f"/mailings/{completed.mailing_id}/parts/1", headers=TENANT)).status_code == 200
+    assert await print_file_blobs(stack, completed.mailing_id) == [completed.parts[0].blob_id]
+
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(
+            event, dispatch_id="d1", mailing_id=completed.mailing_id, sent=2, failed=0, failures=[]
+        )
+    )
+    regrouped = await stack["tap"].next(MailingRegrouped)
+
+    assert await print_file_blobs(stack, completed.mailing_id) == []
+    sent = (await http.get(f"/mailings/{regrouped.sent_mailing_id}", headers=TENANT)).json()
+    assert sent["parts"] == [{"number": 1, "documents": 2, "pages": 2}]
+
+
+async def test_regrouping_a_mailing_whose_print_file_was_never_downloaded_deletes_nothing_and_plans_anew(stack):
+    http = stack["http"]
+    event = request(stack["template_id"], [record(n) for n in range(1, 6)])
+    completed = await completed_for(stack, event)
+    documents = (await http.get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()["items"]
+    failures = [Failure(document_id=documents[i]["id"], reason="550 mailbox unavailable") for i in (1, 3)]
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(
+            event, dispatch_id="d1", mailing_id=completed.mailing_id, sent=3, failed=2, failures=failures
+        )
+    )
+    regrouped = await stack["tap"].next(MailingRegrouped)
+
+    # Nothing was built, so nothing was deleted, and the regrouped mailings' parts are only planned.
+    for mailing_id in (completed.mailing_id, regrouped.sent_mailing_id, regrouped.not_sent_mailing_id):
+        assert await print_file_blobs(stack, mailing_id) == []
+    not_sent = (await http.get(f"/mailings/{regrouped.not_sent_mailing_id}", headers=TENANT)).json()
+    assert not_sent["parts"] == [{"number": 1, "documents": 2, "pages": 2}]
+    part = await http.get(f"/mailings/{regrouped.not_sent_mailing_id}/parts/1", headers=TENANT)
+    assert part.status_code == 200
+    text = docx_text_of(part.content)
+    assert "Client Number2" in text and "Client Number4" in text
+    assert not any(f"Client Number{n}" in text for n in (1, 3, 5))
+    source = (await http.get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
+    assert source["parts"] == [] and source["status"] == "replaced"
+
+
 async def test_mailings_are_listed_by_filter_renamed_and_deleted_with_their_files(stack):
     http = stack["http"]
     first = await completed_for(stack, request(stack["template_id"], [record(1)], name="Spring reminders"))
@@ -362,6 +455,7 @@ async def test_mailings_are_listed_by_filter_renamed_and_deleted_with_their_file
 
     documents = (await http.get(f"/mailings/{first.mailing_id}/documents", headers=TENANT)).json()["items"]
     blobs = stack["merge"].storage.blobs
+    assert (await http.get(f"/mailings/{first.mailing_id}/parts/1", headers=TENANT)).status_code == 200  # builds it
     files = [documents[0]["docx_blob_id"], *(p.blob_id for p in first.parts)]
     assert all([await blobs.exists(f) for f in files])
     assert (await http.delete(f"/mailings/{first.mailing_id}", headers=TENANT)).status_code == 204
@@ -453,6 +547,9 @@ async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_comple
     assert (completed.status, completed.documents, completed.failed) == ("ready", 60, 0)
     assert [part.pages for part in completed.parts] == [60]
     assert len(stack["tap"].of(MergeCompleted)) == 1
+    part = await stack["http"].get(f"/mailings/{completed.mailing_id}/parts/1", headers=TENANT)
+    assert part.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(io.BytesIO(part.content)).pages) == 60  # built at this first download, from the 60 PDFs
 
 
 async def test_a_request_naming_another_tenants_records_file_is_rejected_and_renders_none_of_their_customers(stack):

@@ -1,23 +1,54 @@
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+from publipost_contracts import Problem
 from publipost_merge.domain import (
+    Document,
+    DocumentStatus,
+    Mailing,
     MailingConflict,
+    MailingContents,
     MailingStatus,
+    Outcome,
+    PartNotFound,
     PartSplitter,
+    PrintFilePlan,
+    TenantSettings,
     chunked,
-    completed_status,
     document_id_for,
-    document_summary,
+    mailing_id_for,
+    print_part_blob_id,
+    regrouped_mailing_id,
+)
+from publipost_merge.repository import DOCUMENTS, MAILINGS
+from publipost_merge.request_checks import (
     effective_output,
     fields_records_need,
-    mailing_id_for,
     missing_custom_fields,
     missing_record_fields,
-    regrouped_names,
     render_context,
-    validated_status,
 )
+
+
+def a_mailing(output: str = "docx", validation_required: bool = False) -> Mailing:
+    return Mailing.requested(
+        tenant_id="acme",
+        request_id="req-1",
+        correlation_id="c-1",
+        name="Notices",
+        template_id="t",
+        template_version=1,
+        template_type="standard",
+        output=output,
+        expected=3,
+        validation_required=validation_required,
+        warnings=[],
+        warnings_count=0,
+    )
+
+
+def contents(documents: int, failed: int) -> MailingContents:
+    return MailingContents(documents=documents, failed=failed, parts=[], documents_file_id="f")
 
 
 def test_the_request_id_names_the_mailing_per_tenant():
@@ -32,12 +63,38 @@ def test_the_record_wins_over_custom_fields_and_date_has_a_default():
 
 
 def test_the_document_number_falls_back_to_the_record_id():
-    assert document_summary(3, {"id": 42, "email": ""})["document_number"] == "42"
-    assert document_summary(3, {"id": 42, "email": ""})["email"] is None
+    document = Document.rendered(a_mailing(), 3, {"id": 42, "email": ""})
+    assert (document.document_number, document.email, document.index) == ("42", None, 3)
+    assert document.id == document_id_for(a_mailing().id, 3)
 
 
-def test_regrouped_mailings_keep_the_name():
-    assert regrouped_names("Notices") == ("Notices (sent by e-mail)", "Notices (not sent by e-mail)")
+def test_a_docx_mailings_document_is_final_once_rendered_and_a_pdf_ones_waits_for_its_pdf():
+    assert Document.rendered(a_mailing("docx"), 0, {"id": 1}).status is DocumentStatus.CONVERTED
+    waiting = Document.rendered(a_mailing("pdf"), 0, {"id": 1})
+    assert waiting.status is DocumentStatus.RENDERED
+    assert waiting.converted("pdf-1", 2) and (waiting.status, waiting.page_count) == (DocumentStatus.CONVERTED, 2)
+    # A copy of the answer, or a late answer to a resumed request, leaves the first outcome.
+    assert not waiting.conversion_failed("timeout") and waiting.status is DocumentStatus.CONVERTED
+    failed = Document.failed_rendering(a_mailing("pdf"), 1, {"id": 2}, "rendering failed: loop")
+    assert not failed.converted("pdf-2", 1) and failed.status is DocumentStatus.FAILED
+
+
+def test_regrouped_mailings_keep_the_name_and_are_ready_at_once():
+    source = a_mailing()
+    source.name = "Renamed"
+    sent = Mailing.regrouped(source, "d1", Outcome.SENT)
+    not_sent = Mailing.regrouped(source, "d1", Outcome.NOT_SENT)
+    assert (sent.name, not_sent.name) == ("Notices (sent by e-mail)", "Notices (not sent by e-mail)")
+    assert sent.id == regrouped_mailing_id(source.id, "d1", "sent") and sent.request_id == "req-1/d1/sent"
+    assert sent.sendable and sent.side_effects_published and not sent.side_effects_due
+
+
+def test_a_replaced_mailing_gives_up_its_files():
+    mailing = a_mailing()
+    mailing.complete(contents(3, 0))
+    mailing.replace(["s", "n"])
+    assert (mailing.status, mailing.parts, mailing.documents_file_id) == (MailingStatus.REPLACED, [], None)
+    assert mailing.replaced_by == ["s", "n"]
 
 
 async def test_chunks_keep_order_and_the_last_may_be_short():
@@ -61,12 +118,28 @@ def test_a_template_without_automatic_pdf_keeps_docx():
     assert effective_output("docx", auto_pdf=True) == "docx"
 
 
-def test_validation_moves_only_a_pending_mailing():
-    assert completed_status(3, 1, validation_required=True) is MailingStatus.PENDING_VALIDATION
-    assert completed_status(3, 3, validation_required=True) is MailingStatus.FAILED
-    assert validated_status("pending_validation", approve=False) is MailingStatus.REJECTED
+def test_a_mailing_completes_once_and_validation_moves_only_a_pending_mailing():
+    waiting = a_mailing(validation_required=True)
+    waiting.complete(contents(3, 1))
+    assert (waiting.status, waiting.documents, waiting.failed) == (MailingStatus.PENDING_VALIDATION, 3, 1)
+    with pytest.raises(MailingConflict, match="only a mailing in progress completes"):
+        waiting.complete(contents(3, 1))
+    nothing = a_mailing(validation_required=True)
+    nothing.complete(contents(3, 3))
+    assert nothing.status is MailingStatus.FAILED
+
+    waiting.validate(approve=False, reason="wrong premium")
+    assert (waiting.status, waiting.validation_reason) == (MailingStatus.REJECTED, "wrong premium")
     with pytest.raises(MailingConflict, match="only a mailing pending validation"):
-        validated_status("ready", approve=True)
+        waiting.validate(approve=True, reason=None)
+
+
+def test_a_pdf_mailing_waits_for_its_pdfs_once_rendered():
+    pdf, docx = a_mailing("pdf"), a_mailing("docx")
+    pdf.rendering_done(3)
+    docx.rendering_done(3)
+    assert (pdf.status, pdf.documents) == (MailingStatus.CONVERTING, 3)
+    assert docx.status is MailingStatus.RENDERING and docx.in_progress
 
 
 def test_records_need_the_template_fields_except_custom_ones_and_the_date():
@@ -81,3 +154,58 @@ def test_parts_never_cut_a_document():
     parts = [part for name, pages in documents if (part := splitter.add(name, pages))]
     assert [*parts, splitter.finish()] == [["a", "b"], ["c"], ["d"], ["e"]]
     assert PartSplitter(500).finish() is None
+
+
+def test_the_print_file_is_planned_from_page_counts_with_part_ids_fixed_by_the_mailing():
+    plan = PrintFilePlan("m1", 500)
+    for index, pages in [(0, 200), (1, 250), (3, 100), (4, 600)]:  # index 2 failed: not in the print file
+        plan.add(index, pages)
+    parts = plan.finish()
+    assert [(p.number, p.documents, p.pages, p.first_index, p.last_index) for p in parts] == [
+        (1, 2, 450, 0, 1),
+        (2, 1, 100, 3, 3),
+        (3, 1, 600, 4, 4),
+    ]
+    assert parts[1].blob_id == print_part_blob_id("m1", 2) and parts[1].built_on_download
+    mailing = a_mailing()
+    mailing.complete(MailingContents(documents=5, failed=1, parts=parts, documents_file_id="f"))
+    assert mailing.part(3) is parts[2]
+    with pytest.raises(PartNotFound, match=r"has 3 part\(s\) \(status ready\)"):
+        mailing.part(4)
+
+
+def test_a_mailing_stored_by_an_older_version_loads_with_the_defaults():
+    created = datetime(2026, 1, 2, tzinfo=UTC)
+    stored = {
+        "_id": "m-old",
+        "tenant_id": "acme",
+        "request_id": "r",
+        "correlation_id": "c",
+        "name": "Notices",
+        "base_name": "Notices",
+        "output": "pdf",
+        "status": "ready",
+        "documents": 2,
+        "failed": 0,
+        "parts": [{"number": 1, "blob_id": "b1", "documents": 2, "pages": 3}],
+        "warnings": [{"field": "records[].x", "message": "lacks x", "record_index": 0}],
+        "combined_blob_id": None,  # a field of a version before parts
+        "created_at": created,
+    }
+    mailing = MAILINGS.load(stored)
+    assert (mailing.status, mailing.documents_file_id, mailing.template_type) == (MailingStatus.READY, None, "standard")
+    assert mailing.warnings == [Problem(field="records[].x", message="lacks x", record_index=0)]
+    assert not mailing.part(1).built_on_download  # built when it settled, by that version
+    assert MAILINGS.load(MAILINGS.dump(mailing)) == mailing
+
+
+def test_a_document_goes_to_its_stored_fields_and_back():
+    document = Document.rendered(a_mailing("pdf"), 0, {"id": "r1", "customer_number": 7, "name": "Ann"})
+    stored = DOCUMENTS.dump(document)
+    assert stored["_id"] == document.id and stored["status"] == "rendered" and stored["customer_number"] == "7"
+    assert DOCUMENTS.load(stored) == document
+
+
+def test_a_tenant_without_a_page_limit_of_its_own_takes_the_services():
+    assert TenantSettings(id="acme").page_limit(500) == 500
+    assert TenantSettings(id="acme", combined_page_limit=2).page_limit(500) == 2

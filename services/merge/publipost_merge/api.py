@@ -1,9 +1,10 @@
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from publipost_auth import Admin, Operator, OutcomeReader, Reader
-from publipost_contracts.reads import DocumentPage, MailingView
+from publipost_contracts.reads import DocumentPage, MailingView, PartView
 from publipost_http import IndexCursor, Paging, content_disposition
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
@@ -11,7 +12,9 @@ from pydantic import BaseModel, Field, field_validator
 from . import handlers
 from .context import Context, MergeContext
 from .documents_file import document_view, write_documents_file
-from .domain import DocumentStatus, MailingStatus, header_text_problem
+from .domain import DocumentStatus, Mailing, MailingNotFound
+from .domain import TenantSettings as TenantChoices
+from .request_checks import header_text_problem
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])
@@ -24,16 +27,33 @@ class MailingPage(BaseModel):
     per_page: int
 
 
-def _view(doc: dict[str, Any]) -> MailingView:
-    skipped = ("converted", "sendable")
-    fields = {k: doc[k] for k in MailingView.model_fields if k in doc and doc[k] is not None and k not in skipped}
-    return MailingView(id=doc["_id"], sendable=doc["status"] == MailingStatus.READY, **fields)
+def _view(mailing: Mailing) -> MailingView:
+    return MailingView(
+        id=mailing.id,
+        name=mailing.name,
+        status=mailing.status,
+        sendable=mailing.sendable,
+        created_at=mailing.created_at,
+        output=mailing.output,
+        template_id=mailing.template_id,
+        template_version=mailing.template_version,
+        expected=mailing.expected,
+        documents=mailing.documents,
+        rendered=mailing.rendered,
+        failed=mailing.failed,
+        parts=[PartView(number=p.number, documents=p.documents, pages=p.pages) for p in mailing.parts],
+        warnings=[warning.model_dump() for warning in mailing.warnings],
+        warnings_count=mailing.warnings_count,
+        regrouped_from=asdict(mailing.regrouped_from) if mailing.regrouped_from else None,
+        replaced_by=mailing.replaced_by,
+        documents_file_id=mailing.documents_file_id,
+    )
 
 
-async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> dict[str, Any]:
+async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> Mailing:
     mailing = await ctx.mailings.get(mailing_id, tenant_id)
     if mailing is None:
-        raise HTTPException(404, detail=f"no mailing {mailing_id!r} for this tenant")
+        raise MailingNotFound(f"no mailing {mailing_id!r} for this tenant")
     return mailing
 
 
@@ -55,10 +75,10 @@ async def list_mailings(
 @router.get("/{mailing_id}", response_model=MailingView)
 async def get_mailing(ctx: Context, caller: OutcomeReader, mailing_id: str) -> MailingView:
     mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
-    if mailing["status"] == MailingStatus.READY and not mailing.get("documents_file_id"):
+    if mailing.sendable and not mailing.documents_file_id:
         # Settled before documents files existed: written once, on the first read that needs it.
-        mailing["documents_file_id"] = await write_documents_file(ctx.storage, ctx.documents, mailing)
-        await ctx.mailings.update(mailing_id, {"documents_file_id": mailing["documents_file_id"]})
+        mailing.documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
+        await ctx.mailings.save(mailing, "documents_file_id")
     view = _view(mailing)
     view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
     return view
@@ -87,12 +107,7 @@ async def reject_mailing(
 async def _validate(
     ctx: MergeContext, tenant_id: str, mailing_id: str, *, approve: bool, body: Validation | None
 ) -> MailingView:
-    try:
-        mailing = await handlers.validate(
-            ctx, tenant_id, mailing_id, approve=approve, reason=body.reason if body else None
-        )
-    except LookupError as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+    mailing = await handlers.validate(ctx, tenant_id, mailing_id, approve=approve, reason=body.reason if body else None)
     return _view(mailing)
 
 
@@ -112,13 +127,15 @@ async def list_documents(
 
 @router.get("/{mailing_id}/parts/{number}")
 async def download_part(ctx: Context, caller: OutcomeReader, mailing_id: str, number: int) -> StreamingResponse:
-    """One part of the print file: whole documents one after the other, up to the page limit."""
+    """One part of the print file: whole documents one after the other, up to the page limit. Built at its
+    first download (a mailing e-mailed whole never pays for it), read from storage at the next ones."""
     mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
-    part = next((p for p in mailing.get("parts", []) if p["number"] == number), None)
-    if part is None:
-        available = len(mailing.get("parts", []))
-        raise HTTPException(404, detail=f"mailing {mailing_id!r} has {available} part(s) (status {mailing['status']})")
-    return await _download(ctx, caller.tenant_id, part["blob_id"])
+    part = mailing.part(number)
+    if not part.built_on_download or await ctx.storage.blobs.exists(part.blob_id):
+        return await _download(ctx, caller.tenant_id, part.blob_id)
+    built = await handlers.print_part(ctx, mailing, part)
+    headers = {"Content-Disposition": content_disposition(built.filename)}
+    return Response(built.data, media_type=built.content_type, headers=headers)
 
 
 @router.get("/{mailing_id}/documents/{document_id}/content")
@@ -132,11 +149,11 @@ async def download_document(
     """One recipient's document, as PDF (when converted) or as the rendered DOCX."""
     await _mailing(ctx, caller.tenant_id, mailing_id)
     document = await ctx.documents.get(document_id)
-    if document is None or document["mailing_id"] != mailing_id:
+    if document is None or document.mailing_id != mailing_id:
         raise HTTPException(404, detail=f"no document {document_id!r} in mailing {mailing_id!r}")
-    blob_id = document.get(f"{format}_blob_id")
+    blob_id = document.pdf_blob_id if format == "pdf" else document.docx_blob_id
     if blob_id is None:
-        raise HTTPException(404, detail=f"document {document_id!r} has no {format.upper()} ({document['status']})")
+        raise HTTPException(404, detail=f"document {document_id!r} has no {format.upper()} ({document.status})")
     return await _download(ctx, caller.tenant_id, blob_id)
 
 
@@ -153,9 +170,10 @@ class Rename(BaseModel):
 
 @router.patch("/{mailing_id}", response_model=MailingView)
 async def rename_mailing(ctx: Context, caller: Operator, mailing_id: str, body: Rename) -> MailingView:
-    await _mailing(ctx, caller.tenant_id, mailing_id)
-    await ctx.mailings.update(mailing_id, {"name": body.name})
-    return _view(await _mailing(ctx, caller.tenant_id, mailing_id))
+    mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
+    mailing.name = body.name
+    await ctx.mailings.save(mailing, "name")
+    return _view(mailing)
 
 
 @router.delete("/{mailing_id}", status_code=204)
@@ -170,13 +188,13 @@ class TenantSettings(BaseModel):
 
 @settings_router.get("", response_model=TenantSettings)
 async def get_settings(ctx: Context, caller: Reader) -> TenantSettings:
-    limit = await ctx.tenant_settings.page_limit(caller.tenant_id, ctx.settings.combined_page_limit)
-    return TenantSettings(combined_page_limit=limit)
+    chosen = await ctx.tenant_settings.get(caller.tenant_id)
+    return TenantSettings(combined_page_limit=chosen.page_limit(ctx.settings.combined_page_limit))
 
 
 @settings_router.put("", response_model=TenantSettings)
 async def put_settings(ctx: Context, caller: Admin, body: TenantSettings) -> TenantSettings:
-    await ctx.tenant_settings.set(caller.tenant_id, body.model_dump())
+    await ctx.tenant_settings.save(TenantChoices(id=caller.tenant_id, combined_page_limit=body.combined_page_limit))
     return body
 
 

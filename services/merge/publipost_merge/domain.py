@@ -1,13 +1,15 @@
-"""Mailing rules, free of I/O: identities, validation, what a record renders with, regrouping names."""
+"""Merge's model, free of I/O: the mailing and its documents with their state moves as methods, the print
+file's plan, identities. What a request must hold before rendering is in request_checks.py."""
 
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, date, datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from publipost_addresses import control_character
 from publipost_contracts import Problem, deterministic_id
-from publipost_refusals import Conflict
+from publipost_refusals import Conflict, NotFound
+from publipost_storage import derived_blob_id
 
 T = TypeVar("T")
 
@@ -49,24 +51,6 @@ class MailingConflict(Conflict):
     """The change asked for does not fit the mailing's state."""
 
 
-def missing_custom_fields(declared: Iterable[str], given: dict[str, str]) -> list[str]:
-    """The template's custom fields the request gives no value for (an empty value counts as none)."""
-    return [name for name in declared if not str(given.get(name, "")).strip()]
-
-
-# Fields every rendering has without the record giving them.
-PROVIDED_FIELDS = frozenset({"date"})
-
-
-def fields_records_need(template_fields: Iterable[str], custom_fields: Iterable[str]) -> frozenset[str]:
-    """The template's fields that each record must carry itself."""
-    return frozenset(template_fields) - frozenset(custom_fields) - PROVIDED_FIELDS
-
-
-def missing_record_fields(record: dict[str, Any], needed: frozenset[str]) -> list[str]:
-    return sorted(name for name in needed if name not in record)
-
-
 class PartSplitter(Generic[T]):
     """Groups documents, in order, into parts of at most `page_limit` pages, fed one document at a
     time (a mailing's documents are streamed). A document is never cut: one longer than the limit
@@ -91,115 +75,6 @@ class PartSplitter(Generic[T]):
         return done
 
 
-def effective_output(requested: str, auto_pdf: bool) -> str:
-    """A template without automatic PDF conversion keeps its documents as DOCX, whatever was asked."""
-    return "pdf" if requested == "pdf" and auto_pdf else "docx"
-
-
-def completed_status(documents: int, failed: int, validation_required: bool) -> MailingStatus:
-    if failed >= documents:
-        return MailingStatus.FAILED
-    return MailingStatus.PENDING_VALIDATION if validation_required else MailingStatus.READY
-
-
-def validated_status(current: str, approve: bool) -> MailingStatus:
-    """Approve or reject a mailing waiting for validation; anything else is a conflict."""
-    if current != MailingStatus.PENDING_VALIDATION:
-        raise MailingConflict(f"the mailing is {current}; only a mailing pending validation can be approved or rejected")
-    return MailingStatus.READY if approve else MailingStatus.REJECTED
-
-
-def new_mailing(
-    *,
-    mailing_id: str,
-    tenant_id: str,
-    request_id: str,
-    correlation_id: str,
-    name: str,
-    base_name: str,
-    template: dict[str, Any],
-    output: str,
-    status: MailingStatus,
-    expected: int = 0,
-    validation_required: bool = False,
-    side_effects_published: bool = False,
-    warnings: list[dict[str, Any]] | None = None,
-    warnings_count: int = 0,
-    regrouped_from: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The one way a mailing record is made: a requested one (rendering) or a regrouped one (ready).
-    `template` holds template_id, template_version and template_type."""
-    now = datetime.now(UTC)
-    return {
-        "_id": mailing_id,
-        "tenant_id": tenant_id,
-        "request_id": request_id,
-        "correlation_id": correlation_id,
-        "name": name,
-        "base_name": base_name,
-        **template,
-        "validation_required": validation_required,
-        "output": output,
-        "side_effects_published": side_effects_published,
-        "status": status,
-        "expected": expected,
-        "documents": 0,
-        "rendered": 0,
-        "failed": 0,
-        "parts": [],
-        "warnings": warnings or [],
-        "warnings_count": warnings_count,
-        "regrouped_from": regrouped_from,
-        "created_at": now,
-        "progress_at": now,  # a rendered chunk or a chunk of PDFs moves it; see sweeper.py
-    }
-
-
-def default_name(template_name: str, requested_on: date) -> str:
-    return f"{template_name} {requested_on.isoformat()}"
-
-
-def header_text_problem(field: str, text: str, record_index: int | None = None) -> Problem | None:
-    """A mailing's name and a document's number end up in e-mail headers (subject, attachment name) and in the
-    download's file name: a control character in them is refused here, where it comes in, naming the field."""
-    character = control_character(text)
-    if character is None:
-        return None
-    message = f"{text[:60]!r} contains the control character {character}; it would go into e-mail headers and file names"
-    return Problem(field=field, message=message, record_index=record_index)
-
-
-def record_header_problem(index: int, record: dict[str, Any]) -> Problem | None:
-    """The document number (the record's id when it has none), as document_summary reads it."""
-    number = record.get("document_number")
-    if number is None:
-        return header_text_problem("records[].id", str(record.get("id", "")), index)
-    return header_text_problem("records[].document_number", str(number), index)
-
-
-def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:
-    """Custom fields first, then the record's own data; `date` defaults to the day of rendering."""
-    return {"date": today.strftime("%d/%m/%Y"), **custom_fields, **record}
-
-
-def document_summary(index: int, record: dict[str, Any]) -> dict[str, Any]:
-    """What dispatch and people need to know of a document without opening it."""
-    record_id = str(record["id"])
-    number = record.get("document_number")
-    return {
-        "index": index,
-        "record_id": record_id,
-        "customer_number": str(record["customer_number"]) if record.get("customer_number") is not None else None,
-        "email": record.get("email") or None,
-        "document_number": str(number) if number is not None else record_id,
-        "recipient_name": record.get("name"),
-    }
-
-
-def regrouped_names(base_name: str) -> tuple[str, str]:
-    return base_name + SENT_SUFFIX, base_name + NOT_SENT_SUFFIX
-
-
 async def chunked(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
     """Consecutive lists of `size` items (the last may be shorter), read as they come."""
     chunk: list[T] = []
@@ -210,3 +85,340 @@ async def chunked(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+class Outcome(StrEnum):
+    """Which of a dispatched mailing's documents a regrouped mailing holds."""
+
+    SENT = "sent"
+    NOT_SENT = "not_sent"
+
+
+class MailingNotFound(NotFound):
+    """No such mailing for this tenant."""
+
+
+class PartNotFound(NotFound):
+    """A print file part the mailing does not have."""
+
+
+@dataclass(kw_only=True)
+class PrintPart:
+    """One file of a mailing's print file: whole documents one after the other, up to the page limit.
+
+    Planned when the mailing settles, from the documents' page counts; its file is built at its first
+    download, under a blob id fixed by the mailing and the part, so concurrent first downloads write the
+    same blob and a mailing e-mailed whole never pays for a print file nobody reads."""
+
+    number: int
+    blob_id: str
+    documents: int
+    pages: int
+    # The converted documents it holds, by record index. None in the parts of mailings settled before
+    # parts were built on download: those were built when the mailing settled.
+    first_index: int | None = None
+    last_index: int | None = None
+
+    @property
+    def built_on_download(self) -> bool:
+        return self.first_index is not None
+
+
+def print_part_blob_id(mailing_id: str, number: int) -> str:
+    return derived_blob_id("print-file", mailing_id, str(number))
+
+
+class PrintFilePlan:
+    """The parts of a mailing's print file, planned from its converted documents fed in record order
+    (streamed: a mailing has up to 100,000 documents)."""
+
+    def __init__(self, mailing_id: str, page_limit: int) -> None:
+        self._mailing_id = mailing_id
+        self._splitter: PartSplitter[tuple[int, int]] = PartSplitter(page_limit)
+        self.parts: list[PrintPart] = []
+
+    def add(self, index: int, pages: int) -> None:
+        if (done := self._splitter.add((index, pages), pages)) is not None:
+            self._plan(done)
+
+    def finish(self) -> list[PrintPart]:
+        if (done := self._splitter.finish()) is not None:
+            self._plan(done)
+        return self.parts
+
+    def _plan(self, documents: list[tuple[int, int]]) -> None:
+        number = len(self.parts) + 1
+        self.parts.append(
+            PrintPart(
+                number=number,
+                blob_id=print_part_blob_id(self._mailing_id, number),
+                documents=len(documents),
+                pages=sum(pages for _, pages in documents),
+                first_index=documents[0][0],
+                last_index=documents[-1][0],
+            )
+        )
+
+
+@dataclass(kw_only=True)
+class RegroupedFrom:
+    mailing_id: str
+    dispatch_id: str
+    outcome: Outcome
+
+
+@dataclass(kw_only=True)
+class MailingContents:
+    """What a settled mailing holds, counted from its documents."""
+
+    documents: int
+    failed: int
+    parts: list[PrintPart]
+    documents_file_id: str
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("documents", "failed", "parts", "documents_file_id")
+
+
+@dataclass(kw_only=True)
+class Mailing:
+    """The documents of one merge request (or of one outcome of its dispatch), and where they stand.
+
+    Fields added after the first version have defaults, so mailings stored by older versions load."""
+
+    id: str
+    tenant_id: str
+    request_id: str
+    correlation_id: str
+    name: str
+    base_name: str  # the name the regrouped mailings' names are made from, kept through renames
+    template_id: str | None = None
+    template_version: int | None = None
+    template_type: str = "standard"
+    validation_required: bool = False
+    output: str
+    side_effects_published: bool = False
+    status: MailingStatus
+    expected: int = 0
+    documents: int = 0
+    rendered: int = 0
+    failed: int = 0
+    parts: list[PrintPart] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    warnings_count: int = 0
+    regrouped_from: RegroupedFrom | None = None
+    created_at: datetime
+    progress_at: datetime | None = None  # a rendered chunk or a chunk of PDFs moves it; see sweeper.py
+    resumptions: int = 0
+    documents_file_id: str | None = None
+    validated_at: datetime | None = None
+    validation_reason: str | None = None
+    replaced_by: list[str] | None = None
+
+    @classmethod
+    def requested(
+        cls,
+        *,
+        tenant_id: str,
+        request_id: str,
+        correlation_id: str,
+        name: str,
+        template_id: str,
+        template_version: int,
+        template_type: str,
+        output: str,
+        expected: int,
+        validation_required: bool,
+        warnings: list[Problem],
+        warnings_count: int,
+    ) -> "Mailing":
+        """A mailing being rendered, named by its request (see mailing_id_for)."""
+        now = datetime.now(UTC)
+        return cls(
+            id=mailing_id_for(tenant_id, request_id),
+            tenant_id=tenant_id,
+            request_id=request_id,
+            correlation_id=correlation_id,
+            name=name,
+            base_name=name,
+            template_id=template_id,
+            template_version=template_version,
+            template_type=template_type,
+            validation_required=validation_required,
+            output=output,
+            status=MailingStatus.RENDERING,
+            expected=expected,
+            warnings=warnings,
+            warnings_count=warnings_count,
+            created_at=now,
+            progress_at=now,
+        )
+
+    @classmethod
+    def regrouped(cls, source: "Mailing", dispatch_id: str, outcome: Outcome) -> "Mailing":
+        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once."""
+        now = datetime.now(UTC)
+        suffix = SENT_SUFFIX if outcome is Outcome.SENT else NOT_SENT_SUFFIX
+        return cls(
+            id=regrouped_mailing_id(source.id, dispatch_id, outcome),
+            tenant_id=source.tenant_id,
+            request_id=f"{source.request_id}/{dispatch_id}/{outcome}",
+            correlation_id=source.correlation_id,
+            name=source.base_name + suffix,
+            base_name=source.base_name,
+            template_id=source.template_id,
+            template_version=source.template_version,
+            template_type=source.template_type,
+            output=source.output,
+            status=MailingStatus.READY,
+            side_effects_published=True,  # the source mailing's documents were announced already
+            regrouped_from=RegroupedFrom(mailing_id=source.id, dispatch_id=dispatch_id, outcome=outcome),
+            created_at=now,
+            progress_at=now,
+        )
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (MailingStatus.RENDERING, MailingStatus.CONVERTING)
+
+    @property
+    def announced(self) -> bool:
+        """Settled in a status merge.completed tells."""
+        return self.status in (MailingStatus.READY, MailingStatus.PENDING_VALIDATION, MailingStatus.FAILED)
+
+    @property
+    def sendable(self) -> bool:
+        return self.status == MailingStatus.READY
+
+    @property
+    def side_effects_due(self) -> bool:
+        """A ready mailing of a non-standard template whose documents were not announced one by one yet."""
+        return self.sendable and self.template_type != "standard" and not self.side_effects_published
+
+    def rendering_done(self, documents: int) -> None:
+        """Every record is rendered: a PDF mailing waits for its PDFs, a DOCX one completes next."""
+        self.documents = documents
+        if self.output == "pdf":
+            self.status = MailingStatus.CONVERTING
+
+    def resume(self) -> int:
+        """A stalled conversion is asked for again: the how-many-th time."""
+        self.resumptions += 1
+        self.progress_at = datetime.now(UTC)
+        return self.resumptions
+
+    def complete(self, contents: MailingContents) -> None:
+        """No document waits any more: failed when none could be produced, else ready or waiting for validation."""
+        if not self.in_progress:
+            raise MailingConflict(f"the mailing is {self.status}; only a mailing in progress completes")
+        self.hold(contents)
+        if contents.failed >= contents.documents:
+            self.status = MailingStatus.FAILED
+        else:
+            self.status = MailingStatus.PENDING_VALIDATION if self.validation_required else MailingStatus.READY
+
+    def hold(self, contents: MailingContents) -> None:
+        self.documents = contents.documents
+        self.failed = contents.failed
+        self.parts = contents.parts
+        self.documents_file_id = contents.documents_file_id
+
+    def validate(self, approve: bool, reason: str | None) -> None:
+        """Approve (ready to send) or reject (kept for inspection, never sent) a mailing waiting for validation."""
+        if self.status != MailingStatus.PENDING_VALIDATION:
+            raise MailingConflict(
+                f"the mailing is {self.status}; only a mailing pending validation can be approved or rejected"
+            )
+        self.status = MailingStatus.READY if approve else MailingStatus.REJECTED
+        self.validated_at = datetime.now(UTC)
+        self.validation_reason = reason
+
+    def replace(self, by: list[str]) -> None:
+        """Regrouped after its dispatch: its documents, print file and documents file now belong to `by`."""
+        self.status = MailingStatus.REPLACED
+        self.parts = []
+        self.documents_file_id = None
+        self.replaced_by = by
+
+    def part(self, number: int) -> PrintPart:
+        part = next((p for p in self.parts if p.number == number), None)
+        if part is None:
+            raise PartNotFound(f"mailing {self.id!r} has {len(self.parts)} part(s) (status {self.status})")
+        return part
+
+
+@dataclass(kw_only=True)
+class Document:
+    """One record's document: its DOCX, then (for a PDF mailing) its PDF, or why it failed."""
+
+    id: str
+    tenant_id: str
+    mailing_id: str
+    index: int
+    record_id: str
+    customer_number: str | None = None
+    email: str | None = None
+    document_number: str
+    recipient_name: str | None = None
+    status: DocumentStatus
+    docx_blob_id: str | None = None
+    pdf_blob_id: str | None = None
+    page_count: int = 0
+    error: str | None = None
+
+    @classmethod
+    def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
+        """Its DOCX is stored under an id fixed by the document: rendering it again after a crash replaces it.
+        A PDF mailing's document waits for its PDF; a DOCX mailing's is final."""
+        status = DocumentStatus.RENDERED if mailing.output == "pdf" else DocumentStatus.CONVERTED
+        document = cls._of_record(mailing, index, record, status)
+        document.docx_blob_id = derived_blob_id("docx", document.id)
+        return document
+
+    @classmethod
+    def failed_rendering(cls, mailing: Mailing, index: int, record: dict[str, Any], reason: str) -> "Document":
+        document = cls._of_record(mailing, index, record, DocumentStatus.FAILED)
+        document.error = reason
+        return document
+
+    @classmethod
+    def _of_record(cls, mailing: Mailing, index: int, record: dict[str, Any], status: DocumentStatus) -> "Document":
+        """With what dispatch and people need to know of it without opening it."""
+        record_id = str(record["id"])
+        number = record.get("document_number")
+        return cls(
+            id=document_id_for(mailing.id, index),
+            tenant_id=mailing.tenant_id,
+            mailing_id=mailing.id,
+            index=index,
+            record_id=record_id,
+            customer_number=str(record["customer_number"]) if record.get("customer_number") is not None else None,
+            email=record.get("email") or None,
+            document_number=str(number) if number is not None else record_id,
+            recipient_name=record.get("name"),
+            status=status,
+        )
+
+    def converted(self, pdf_blob_id: str, page_count: int) -> bool:
+        """Its PDF is in. Only a rendered document moves: a copy of the answer, or a late answer to a resumed
+        request, leaves the first outcome (which the mailing's counts are made of). Whether it moved."""
+        if self.status != DocumentStatus.RENDERED:
+            return False
+        self.status, self.pdf_blob_id, self.page_count = DocumentStatus.CONVERTED, pdf_blob_id, page_count
+        return True
+
+    def conversion_failed(self, error: str) -> bool:
+        if self.status != DocumentStatus.RENDERED:
+            return False
+        self.status, self.error = DocumentStatus.FAILED, f"PDF conversion failed: {error}"
+        return True
+
+
+@dataclass(kw_only=True)
+class TenantSettings:
+    """A tenant's choices for its mailings (its id is the tenant's)."""
+
+    id: str
+    combined_page_limit: int | None = None
+
+    def page_limit(self, default: int) -> int:
+        return self.combined_page_limit or default

@@ -1,8 +1,9 @@
 """One function per message merge consumes: load, call the domain, store, publish."""
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from publipost_bus import Components
 from publipost_contracts import (
@@ -21,40 +22,43 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
-from publipost_storage import BlobNotFound, NewBlob, derived_blob_id
+from publipost_storage import BlobNotFound, NewBlob
 
 from .clients import TemplateRef
 from .context import MergeContext
 from .documents_file import write_documents_file
 from .domain import (
+    Document,
     DocumentStatus,
+    Mailing,
     MailingConflict,
+    MailingContents,
+    MailingNotFound,
     MailingStatus,
+    Outcome,
+    PrintPart,
     chunked,
-    completed_status,
-    default_name,
     document_id_for,
-    document_summary,
+    mailing_id_for,
+    regrouped_mailing_id,
+)
+from .print_file import PartFile, build_part, delete_parts, plan_parts
+from .records import BadRecord, iter_records
+from .rendering import RenderFailed
+from .repository import PendingConversion
+from .request_checks import (
+    default_name,
     effective_output,
     fields_records_need,
     header_text_problem,
-    mailing_id_for,
     missing_custom_fields,
     missing_record_fields,
-    new_mailing,
     record_header_problem,
-    regrouped_mailing_id,
-    regrouped_names,
     render_context,
-    validated_status,
 )
-from .print_file import build_parts, delete_parts
-from .records import BadRecord, iter_records
-from .rendering import RenderFailed
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-IN_PROGRESS = (MailingStatus.RENDERING, MailingStatus.CONVERTING)
-ANNOUNCED = (MailingStatus.READY, MailingStatus.PENDING_VALIDATION, MailingStatus.FAILED)
+T = TypeVar("T")
 log = get_logger(__name__)
 
 
@@ -62,7 +66,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
     """Validate, create the mailing, render one DOCX per record, ask for PDFs in chunks."""
     mailing_id = mailing_id_for(event.tenant_id, event.request_id)
     mailing = await ctx.mailings.get(mailing_id)
-    if mailing is not None and mailing["status"] not in IN_PROGRESS:
+    if mailing is not None and not mailing.in_progress:
         log.info("merge request already handled", mailing_id=mailing_id)
         return
 
@@ -76,39 +80,30 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
     assert template is not None
 
     if mailing is None:
-        today = datetime.now(UTC)
-        name = event.name or default_name(template.name, today.date())
-        mailing = new_mailing(
-            mailing_id=mailing_id,
+        mailing = Mailing.requested(
             tenant_id=event.tenant_id,
             request_id=event.request_id,
             correlation_id=event.correlation_id,
-            name=name,
-            base_name=name,
-            template={
-                "template_id": template.template_id,
-                "template_version": template.version,
-                "template_type": template.template_type,
-            },
+            name=event.name or default_name(template.name, datetime.now(UTC).date()),
+            template_id=template.template_id,
+            template_version=template.version,
+            template_type=template.template_type,
             output=effective_output(event.output, template.auto_pdf),
-            status=MailingStatus.RENDERING,
             expected=findings.records,
             validation_required=template.validation_required,
-            warnings=[w.model_dump() for w in findings.warnings],
+            warnings=findings.warnings,
             warnings_count=findings.warnings_count,
         )
         await ctx.mailings.create(mailing)
 
-    output = mailing["output"]
-    if output == "pdf":
+    if mailing.output == "pdf":
         # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
         # render-pdf reuses the PDFs it stored already.
         await _request_pdfs(event, ctx, mailing_id)
-    if mailing["status"] == MailingStatus.RENDERING:
+    if mailing.status == MailingStatus.RENDERING:
         template_docx = await ctx.storage.blobs.get(template.blob_id, tenant_id=event.tenant_id)
-        total = await _render_documents(event, ctx, mailing_id, template_docx, output)
-        next_status = MailingStatus.CONVERTING if output == "pdf" else MailingStatus.RENDERING
-        await ctx.mailings.move_status(mailing_id, MailingStatus.RENDERING, {"documents": total, "status": next_status})
+        mailing.rendering_done(await _render_documents(event, ctx, mailing, template_docx))
+        await ctx.mailings.move(mailing, MailingStatus.RENDERING, "documents")
     await complete_if_done(ctx, mailing_id, causation_id=str(event.event_id), rendering_done=True)
 
 
@@ -193,54 +188,44 @@ async def _validate_records(
                 findings.warning(finding.model_copy(update={"message": finding.message + " (rendered empty)"}))
 
 
-async def _render_documents(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, template: bytes, output: str
-) -> int:
+async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes) -> int:
     """Render each record not rendered yet (a redelivered request resumes where it stopped), storing them
     a chunk at a time: its DOCX and documents in a few writes, then, for a PDF mailing, the chunk goes to
     render-pdf at once, so conversion runs beside the rendering of the next chunks."""
-    done = await ctx.documents.existing_ids(mailing_id)
+    done = await ctx.documents.existing_ids(mailing.id)
     today = date.today()
     total = 0
     chunk = RenderedChunk()
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
         total = index + 1
-        document_id = document_id_for(mailing_id, index)
-        if document_id in done:
+        if document_id_for(mailing.id, index) in done:
             continue
         assert isinstance(record, dict)  # validated before
-        document: dict[str, Any] = {
-            "_id": document_id,
-            "tenant_id": event.tenant_id,
-            "mailing_id": mailing_id,
-            **document_summary(index, record),
-            "docx_blob_id": None,
-            "pdf_blob_id": None,
-            "page_count": 0,
-            "error": None,
-        }
         try:
             docx = await ctx.renderer.render(template, render_context(record, event.custom_fields, today))
         except RenderFailed as exc:
-            document.update(status=DocumentStatus.FAILED, error=f"rendering failed: {exc}")
+            document = Document.failed_rendering(mailing, index, record, f"rendering failed: {exc}")
         else:
-            # The id is fixed by the document: rendering it again after a crash replaces the file.
-            document["docx_blob_id"] = derived_blob_id("docx", document_id)
-            document["status"] = DocumentStatus.RENDERED if output == "pdf" else DocumentStatus.CONVERTED
-            metadata = {"content_type": DOCX, "tenant_id": event.tenant_id, "mailing_id": mailing_id,
-                        "document_id": document_id}
-            chunk.blobs.append(NewBlob(document["docx_blob_id"], docx, f"{document['document_number']}.docx", metadata))
+            document = Document.rendered(mailing, index, record)
+            assert document.docx_blob_id is not None
+            metadata = {
+                "content_type": DOCX,
+                "tenant_id": mailing.tenant_id,
+                "mailing_id": mailing.id,
+                "document_id": document.id,
+            }
+            chunk.blobs.append(NewBlob(document.docx_blob_id, docx, f"{document.document_number}.docx", metadata))
         chunk.documents.append(document)
         if len(chunk.documents) == ctx.settings.render_chunk_size:
-            await _store_chunk(event, ctx, mailing_id, chunk, rendered=total)
+            await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
             chunk = RenderedChunk()
-    await _store_chunk(event, ctx, mailing_id, chunk, rendered=total)
+    await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
     return total
 
 
 @dataclass
 class RenderedChunk:
-    documents: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
     blobs: list[NewBlob] = field(default_factory=list)
 
 
@@ -250,10 +235,14 @@ async def _store_chunk(
     """Files before the documents that name them; then the chunk's PDFs are asked for."""
     await ctx.storage.blobs.put_many(chunk.blobs)
     await ctx.documents.add_many(chunk.documents)
-    to_convert = [d for d in chunk.documents if d["status"] == DocumentStatus.RENDERED]
+    to_convert = [
+        PendingConversion(d.id, d.docx_blob_id, d.index)
+        for d in chunk.documents
+        if d.status == DocumentStatus.RENDERED and d.docx_blob_id is not None
+    ]
     if to_convert:
         await _publish_render_request(event, ctx, mailing_id, to_convert)
-    await ctx.mailings.update(mailing_id, {"rendered": rendered, "progress_at": datetime.now(UTC)})
+    await ctx.mailings.progressed(mailing_id, rendered=rendered)
 
 
 async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: str) -> None:
@@ -262,40 +251,39 @@ async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: st
         await _publish_render_request(event, ctx, mailing_id, chunk)
 
 
-async def resume_conversion(ctx: MergeContext, mailing: dict[str, Any]) -> None:
+async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
     """Ask again for the PDFs of a mailing whose conversion stalled (a render.requested or its answer
     lost), or complete it if none is missing. render-pdf reuses the PDFs it stored already."""
-    mailing_id = mailing["_id"]
-    resumption = mailing.get("resumptions", 0) + 1
-    await ctx.mailings.update(mailing_id, {"resumptions": resumption, "progress_at": datetime.now(UTC)})
+    resumption = mailing.resume()
+    await ctx.mailings.save(mailing, "resumptions", "progress_at")
     asked = 0
-    async for chunk in chunked(ctx.documents.pending_render(mailing_id), ctx.settings.render_chunk_size):
+    async for chunk in chunked(ctx.documents.pending_render(mailing.id), ctx.settings.render_chunk_size):
         asked += len(chunk)
         await ctx.bus.publish(
             RenderRequested(
                 # Unlike the first requests, these must not be taken for copies of them.
-                event_id=deterministic_id("render.resumed", mailing_id, resumption, chunk[0]["_id"]),
-                tenant_id=mailing["tenant_id"],
-                correlation_id=mailing["correlation_id"],
-                mailing_id=mailing_id,
-                chunk=chunk[0]["index"] // ctx.settings.render_chunk_size,
-                documents=[RenderItem(document_id=d["_id"], docx_blob_id=d["docx_blob_id"]) for d in chunk],
+                event_id=deterministic_id("render.resumed", mailing.id, resumption, chunk[0].id),
+                tenant_id=mailing.tenant_id,
+                correlation_id=mailing.correlation_id,
+                mailing_id=mailing.id,
+                chunk=chunk[0].index // ctx.settings.render_chunk_size,
+                documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in chunk],
             )
         )
-    log.warning("stalled conversion resumed", mailing_id=mailing_id, documents=asked, resumption=resumption)
-    await complete_if_done(ctx, mailing_id, causation_id=None, rendering_done=True)
+    log.warning("stalled conversion resumed", mailing_id=mailing.id, documents=asked, resumption=resumption)
+    await complete_if_done(ctx, mailing.id, causation_id=None, rendering_done=True)
 
 
 async def _publish_render_request(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, documents: list[dict[str, Any]]
+    event: MergeRequested, ctx: MergeContext, mailing_id: str, documents: list[PendingConversion]
 ) -> None:
     await ctx.bus.publish(
         RenderRequested.caused_by(
             event,
-            key=documents[0]["_id"],
+            key=documents[0].id,
             mailing_id=mailing_id,
-            chunk=documents[0]["index"] // ctx.settings.render_chunk_size,
-            documents=[RenderItem(document_id=d["_id"], docx_blob_id=d["docx_blob_id"]) for d in documents],
+            chunk=documents[0].index // ctx.settings.render_chunk_size,
+            documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in documents],
         )
     )
 
@@ -305,28 +293,24 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Compo
     if await ctx.mailings.get(event.mailing_id) is None:
         log.info("rendered documents of a deleted mailing ignored", mailing_id=event.mailing_id)
         return
-    await ctx.documents.set_many(
-        {
-            result.document_id: (
-                {"status": DocumentStatus.FAILED, "error": f"PDF conversion failed: {result.error}"}
-                if result.error
-                else {
-                    "status": DocumentStatus.CONVERTED,
-                    "pdf_blob_id": result.pdf_blob_id,
-                    "page_count": result.page_count,
-                }
-            )
-            for result in event.results
-        }
-    )
-    await ctx.mailings.update(event.mailing_id, {"progress_at": datetime.now(UTC)})
+    results = {result.document_id: result for result in event.results}
+    moved = []
+    for document in await ctx.documents.get_many(list(results)):
+        result = results[document.id]
+        if result.error:
+            if document.conversion_failed(result.error):
+                moved.append(document)
+        elif result.pdf_blob_id is not None and document.converted(result.pdf_blob_id, result.page_count):
+            moved.append(document)
+    await ctx.documents.save_many(moved, "status", "pdf_blob_id", "page_count", "error")
+    await ctx.mailings.progressed(event.mailing_id)
     await complete_if_done(ctx, event.mailing_id, causation_id=str(event.event_id), rendering_done=False)
 
 
 async def complete_if_done(
     ctx: MergeContext, mailing_id: str, *, causation_id: str | None, rendering_done: bool
 ) -> None:
-    """When no document waits any more: build the combined file, settle the mailing, announce it.
+    """When no document waits any more: plan the print file, settle the mailing, announce it.
 
     While merge still renders, PDFs of the first chunks come back: only the renderer, once every
     record is rendered (`rendering_done`), or a PDF arriving after it, can complete the mailing.
@@ -335,89 +319,85 @@ async def complete_if_done(
     second copy is recognised.
     """
     mailing = await ctx.mailings.get(mailing_id)
-    if mailing is None or (mailing["status"] == MailingStatus.RENDERING and not rendering_done):
+    if mailing is None or (mailing.status == MailingStatus.RENDERING and not rendering_done):
         return
     if await ctx.documents.count(mailing_id, DocumentStatus.RENDERED):
         return
-    if mailing["status"] in IN_PROGRESS:
-        summary = await _assemble(ctx, mailing)
-        summary["status"] = completed_status(
-            summary["documents"], summary["failed"], mailing.get("validation_required", False)
-        )
-        # Parts have ids fixed by the mailing: a handler that loses this race wrote the same files.
-        moved = await ctx.mailings.move_status(mailing_id, mailing["status"], summary)
-        mailing = moved or await ctx.mailings.get(mailing_id)
-        assert mailing is not None
-    if mailing["status"] in ANNOUNCED:
+    if mailing.in_progress:
+        was = mailing.status
+        mailing.complete(await _contents(ctx, mailing))
+        # The plan and the documents file are fixed by the mailing: a handler that loses this race made the same.
+        if not await ctx.mailings.move(mailing, was, *MailingContents.FIELDS):
+            mailing = await ctx.mailings.get(mailing_id)
+            assert mailing is not None
+    if mailing.announced:
         await announce(ctx, mailing, causation_id=causation_id)
 
 
-async def announce(ctx: MergeContext, mailing: dict[str, Any], *, causation_id: str | None) -> None:
+async def announce(ctx: MergeContext, mailing: Mailing, *, causation_id: str | None) -> None:
     """merge.completed for the mailing's status; once ready, one document.side_effect per document of a
     non-standard template (a reminder, a notice) so the owning system can record it."""
-    common = {
-        "tenant_id": mailing["tenant_id"],
-        "correlation_id": mailing["correlation_id"],
-        "causation_id": causation_id,
-    }
+    common = {"tenant_id": mailing.tenant_id, "correlation_id": mailing.correlation_id, "causation_id": causation_id}
     await ctx.bus.publish(
         MergeCompleted(
-            event_id=deterministic_id("merge.completed", mailing["_id"], mailing["status"]),
-            request_id=mailing["request_id"],
-            mailing_id=mailing["_id"],
-            name=mailing["name"],
-            status=mailing["status"],
-            documents=mailing["documents"],
-            failed=mailing["failed"],
-            parts=[CombinedPart(**part) for part in mailing["parts"]],
-            warnings=mailing.get("warnings", []),
-            warnings_count=mailing.get("warnings_count", 0),
+            event_id=deterministic_id("merge.completed", mailing.id, mailing.status),
+            request_id=mailing.request_id,
+            mailing_id=mailing.id,
+            name=mailing.name,
+            status=mailing.status,
+            documents=mailing.documents,
+            failed=mailing.failed,
+            parts=[_combined_part(part) for part in mailing.parts],
+            warnings=mailing.warnings,
+            warnings_count=mailing.warnings_count,
             **common,
         )
     )
-    template_type = mailing.get("template_type", "standard")
-    if mailing["status"] != MailingStatus.READY or template_type == "standard" or mailing.get("side_effects_published"):
+    if not mailing.side_effects_due:
         return
-    async for document in ctx.documents.in_order(mailing["_id"], status=DocumentStatus.CONVERTED):
+    async for document in ctx.documents.in_order(mailing.id, status=DocumentStatus.CONVERTED):
         await ctx.bus.publish(
             DocumentSideEffect(
-                event_id=deterministic_id("document.side_effect", document["_id"]),
-                mailing_id=mailing["_id"],
-                document_id=document["_id"],
-                record_id=document["record_id"],
-                template_type=template_type,
+                event_id=deterministic_id("document.side_effect", document.id),
+                mailing_id=mailing.id,
+                document_id=document.id,
+                record_id=document.record_id,
+                template_type=mailing.template_type,
                 **common,
             )
         )
-    await ctx.mailings.update(mailing["_id"], {"side_effects_published": True})
+    mailing.side_effects_published = True
+    await ctx.mailings.save(mailing, "side_effects_published")
 
 
-async def validate(
-    ctx: MergeContext, tenant_id: str, mailing_id: str, *, approve: bool, reason: str | None
-) -> dict[str, Any]:
+def _combined_part(part: PrintPart) -> CombinedPart:
+    return CombinedPart(number=part.number, blob_id=part.blob_id, documents=part.documents, pages=part.pages)
+
+
+async def validate(ctx: MergeContext, tenant_id: str, mailing_id: str, *, approve: bool, reason: str | None) -> Mailing:
     """Approve (the mailing becomes ready to send) or reject (kept for inspection, never sent)."""
     mailing = await ctx.mailings.get(mailing_id, tenant_id)
     if mailing is None:
-        raise LookupError(f"no mailing {mailing_id!r} for this tenant")
-    status = validated_status(mailing["status"], approve)
-    changes = {"status": status, "validated_at": datetime.now(UTC), "validation_reason": reason}
-    moved = await ctx.mailings.move_status(mailing_id, MailingStatus.PENDING_VALIDATION, changes)
-    if moved is None:
+        raise MailingNotFound(f"no mailing {mailing_id!r} for this tenant")
+    mailing.validate(approve, reason)
+    if not await ctx.mailings.move(mailing, MailingStatus.PENDING_VALIDATION, "validated_at", "validation_reason"):
         raise MailingConflict("the mailing was validated meanwhile; read it again")
     if approve:
-        await announce(ctx, moved, causation_id=None)
-    return moved
+        await announce(ctx, mailing, causation_id=None)
+    return mailing
 
 
-async def _assemble(ctx: MergeContext, mailing: dict[str, Any]) -> dict[str, Any]:
-    """Counts, the print file of every converted document in record order, and the documents file."""
-    mailing_id = mailing["_id"]
-    documents = await ctx.documents.count(mailing_id)
-    failed = await ctx.documents.count(mailing_id, DocumentStatus.FAILED)
-    page_limit = await ctx.tenant_settings.page_limit(mailing["tenant_id"], ctx.settings.combined_page_limit)
-    parts = await build_parts(ctx.storage, ctx.documents, mailing, page_limit) if failed < documents else []
-    documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
-    return {"documents": documents, "failed": failed, "parts": parts, "documents_file_id": documents_file_id}
+async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
+    """Counts, the print file's plan (its files are built on download) and the documents file."""
+    documents = await ctx.documents.count(mailing.id)
+    failed = await ctx.documents.count(mailing.id, DocumentStatus.FAILED)
+    page_limit = (await ctx.tenant_settings.get(mailing.tenant_id)).page_limit(ctx.settings.combined_page_limit)
+    return MailingContents(
+        documents=documents,
+        failed=failed,
+        parts=await plan_parts(ctx.documents, mailing, page_limit),
+        documents_file_id=await write_documents_file(ctx.storage, ctx.documents, mailing),
+    )
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
@@ -426,36 +406,29 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     if source is None:
         log.warning("dispatch completed for an unknown mailing", mailing_id=event.mailing_id)
         return
-    sent_id = regrouped_mailing_id(source["_id"], event.dispatch_id, "sent")
-    not_sent_id = regrouped_mailing_id(source["_id"], event.dispatch_id, "not_sent")
-    if source["status"] != MailingStatus.REPLACED:
+    sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.SENT)
+    not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
+    if source.status != MailingStatus.REPLACED:
         failed_ids = [f.document_id for f in event.failures]
         if event.failures_truncated and event.failures_file_id is not None:
             failed_ids = [
                 Failure.model_validate_json(line).document_id
                 async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
             ]
-        sent_name, not_sent_name = regrouped_names(source["base_name"])
         if failed_ids:
-            await ctx.mailings.create(_regrouped(source, not_sent_id, not_sent_name, event.dispatch_id, "not_sent"))
-            await ctx.documents.reassign(source["_id"], failed_ids, not_sent_id)
-        if await ctx.documents.count(source["_id"]):
-            await ctx.mailings.create(_regrouped(source, sent_id, sent_name, event.dispatch_id, "sent"))
-            await ctx.documents.reassign_rest(source["_id"], sent_id)
+            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT))
+            await ctx.documents.reassign(source.id, failed_ids, not_sent_id)
+        if await ctx.documents.count(source.id):
+            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
+            await ctx.documents.reassign_rest(source.id, sent_id)
         for mailing_id in (sent_id, not_sent_id):
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:
-                await ctx.mailings.update(mailing_id, await _assemble(ctx, mailing))
-        await delete_parts(ctx.storage, source["parts"])
+                mailing.hold(await _contents(ctx, mailing))
+                await ctx.mailings.save(mailing, *MailingContents.FIELDS)
+        await delete_parts(ctx.storage, source.parts)
         await _delete_documents_file(ctx, source)
-        await ctx.mailings.update(
-            source["_id"],
-            {
-                "status": MailingStatus.REPLACED,
-                "parts": [],
-                "documents_file_id": None,
-                "replaced_by": [sent_id, not_sent_id],
-            },
-        )
+        source.replace([sent_id, not_sent_id])
+        await ctx.mailings.save(source, "status", "parts", "documents_file_id", "replaced_by")
     sent = await ctx.documents.count(sent_id)
     not_sent = await ctx.documents.count(not_sent_id)
     await ctx.bus.publish(
@@ -463,7 +436,7 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
             event,
             key="regrouped",
             dispatch_id=event.dispatch_id,
-            source_mailing_id=source["_id"],
+            source_mailing_id=source.id,
             sent_mailing_id=sent_id if sent else None,
             not_sent_mailing_id=not_sent_id if not_sent else None,
             sent=sent,
@@ -472,41 +445,33 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     )
 
 
-def _regrouped(source: dict[str, Any], mailing_id: str, name: str, dispatch_id: str, outcome: str) -> dict[str, Any]:
-    return new_mailing(
-        mailing_id=mailing_id,
-        tenant_id=source["tenant_id"],
-        request_id=f"{source['request_id']}/{dispatch_id}/{outcome}",
-        correlation_id=source["correlation_id"],
-        name=name,
-        base_name=source["base_name"],
-        template={k: source.get(k) for k in ("template_id", "template_version", "template_type")},
-        output=source["output"],
-        status=MailingStatus.READY,
-        side_effects_published=True,  # the source mailing's documents were announced already
-        regrouped_from={"mailing_id": source["_id"], "dispatch_id": dispatch_id, "outcome": outcome},
-    )
+async def print_part(ctx: MergeContext, mailing: Mailing, part: PrintPart) -> PartFile:
+    """Build a part of the print file at its first download, and store it for the next ones."""
+    built = await build_part(ctx.storage, ctx.documents, mailing, part)
+    # Regrouped or deleted while it was built: its file would be left to no one.
+    now = await ctx.mailings.get(mailing.id)
+    if now is None or part not in now.parts:
+        await delete_parts(ctx.storage, [part])
+    return built
 
 
-async def _enumerate(records: Any) -> Any:
+async def _enumerate(items: AsyncIterator[T]) -> AsyncIterator[tuple[int, T]]:
     index = 0
-    async for record in records:
-        yield index, record
+    async for item in items:
+        yield index, item
         index += 1
 
 
-async def delete_mailing(ctx: MergeContext, mailing: dict[str, Any]) -> None:
+async def delete_mailing(ctx: MergeContext, mailing: Mailing) -> None:
     """Files first, then the records that point at them: a delete cut short can be run again."""
-    async for documents in chunked(ctx.documents.blob_ids(mailing["_id"]), 500):
-        await ctx.storage.blobs.delete_many(
-            [blob_id for d in documents for blob_id in (d.get("docx_blob_id"), d.get("pdf_blob_id")) if blob_id]
-        )
-    await delete_parts(ctx.storage, mailing.get("parts", []))
+    async for blob_ids in chunked(ctx.documents.blob_ids(mailing.id), 1000):
+        await ctx.storage.blobs.delete_many(blob_ids)
+    await delete_parts(ctx.storage, mailing.parts)
     await _delete_documents_file(ctx, mailing)
-    await ctx.documents.delete_of(mailing["_id"])
-    await ctx.mailings.delete(mailing["_id"])
+    await ctx.documents.delete_of(mailing.id)
+    await ctx.mailings.delete(mailing.id)
 
 
-async def _delete_documents_file(ctx: MergeContext, mailing: dict[str, Any]) -> None:
-    if mailing.get("documents_file_id"):
-        await ctx.storage.blobs.delete(mailing["documents_file_id"])
+async def _delete_documents_file(ctx: MergeContext, mailing: Mailing) -> None:
+    if mailing.documents_file_id:
+        await ctx.storage.blobs.delete(mailing.documents_file_id)

@@ -1,0 +1,62 @@
+"""What a merge request must hold before anything is rendered, and what a record renders with. Free of I/O.
+
+Records are data (the CSV or NDJSON lines the template renders), not entities: they stay dicts."""
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from publipost_addresses import control_character
+from publipost_contracts import Problem
+
+
+def missing_custom_fields(declared: Iterable[str], given: dict[str, str]) -> list[str]:
+    """The template's custom fields the request gives no value for (an empty value counts as none)."""
+    return [name for name in declared if not str(given.get(name, "")).strip()]
+
+
+# Fields every rendering has without the record giving them.
+PROVIDED_FIELDS = frozenset({"date"})
+
+
+def fields_records_need(template_fields: Iterable[str], custom_fields: Iterable[str]) -> frozenset[str]:
+    """The template's fields that each record must carry itself."""
+    return frozenset(template_fields) - frozenset(custom_fields) - PROVIDED_FIELDS
+
+
+def missing_record_fields(record: dict[str, Any], needed: frozenset[str]) -> list[str]:
+    return sorted(name for name in needed if name not in record)
+
+
+def effective_output(requested: str, auto_pdf: bool) -> str:
+    """A template without automatic PDF conversion keeps its documents as DOCX, whatever was asked."""
+    return "pdf" if requested == "pdf" and auto_pdf else "docx"
+
+
+def default_name(template_name: str, requested_on: date) -> str:
+    return f"{template_name} {requested_on.isoformat()}"
+
+
+def header_text_problem(field: str, text: str, record_index: int | None = None) -> Problem | None:
+    """A mailing's name and a document's number end up in e-mail headers (subject, attachment name) and in the
+    download's file name: a control character in them is refused here, where it comes in, naming the field."""
+    character = control_character(text)
+    if character is None:
+        return None
+    message = (
+        f"{text[:60]!r} contains the control character {character}; it would go into e-mail headers and file names"
+    )
+    return Problem(field=field, message=message, record_index=record_index)
+
+
+def record_header_problem(index: int, record: dict[str, Any]) -> Problem | None:
+    """The document number (the record's id when it has none), as Document reads it."""
+    number = record.get("document_number")
+    if number is None:
+        return header_text_problem("records[].id", str(record.get("id", "")), index)
+    return header_text_problem("records[].document_number", str(number), index)
+
+
+def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:
+    """Custom fields first, then the record's own data; `date` defaults to the day of rendering."""
+    return {"date": today.strftime("%d/%m/%Y"), **custom_fields, **record}
