@@ -11,6 +11,8 @@ from .envelope import Event
 
 Id = str
 OutputFormat = Literal["docx", "pdf"]
+# render-pdf's converters: its LibreOffice pool (the tenant's included quota) or a Gotenberg server.
+ConverterName = Literal["libreoffice", "gotenberg"]
 # A non-standard type makes merge announce each document to the owning system (document.side_effect).
 TemplateType = Literal["standard", "payment_reminder", "due_notice", "unpaid_premium_reminder"]
 
@@ -113,6 +115,9 @@ class RenderResult(_Part):
     pdf_blob_id: Id | None = None
     page_count: int = 0
     error: str | None = None
+    backend: ConverterName | None = Field(
+        default=None, description="What converted it: libreoffice (the included quota) or gotenberg (a paid one)."
+    )
 
 
 class DocumentsRendered(Event):

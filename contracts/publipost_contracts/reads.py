@@ -42,6 +42,10 @@ class MailingView(BaseModel):
         default=None,
         description="Once settled: its documents in GridFS, one DocumentView a line (NDJSON) in record order.",
     )
+    converted_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="PDFs per converter: libreoffice (the tenant's included quota), gotenberg (a paid one past it).",
+    )
 
 
 class DocumentView(BaseModel):
@@ -57,6 +61,7 @@ class DocumentView(BaseModel):
     docx_blob_id: str | None
     page_count: int
     error: str | None
+    converted_by: str | None = Field(default=None, description="The converter that made its PDF.")
 
 
 class DocumentPage(BaseModel):

@@ -98,6 +98,7 @@ async def test_a_mailing_goes_from_merge_request_to_mailbox_and_is_regrouped(sta
         combined = await http.get(f"/mailings/{demo.regrouped['not_sent_mailing_id']}/parts/1")
     assert sent["name"].endswith("(sent by e-mail)") and sent["documents"] == RECORDS - 8
     assert not_sent["name"].endswith("(not sent by e-mail)") and not_sent["documents"] == 8
+    assert sent["converted_by"] == {"libreoffice": RECORDS - 8}  # the mailing says what made its PDFs
     assert len(PdfReader(io.BytesIO(combined.content)).pages) >= 8
 
 

@@ -15,6 +15,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from publipost_settings import ServiceSettings
 from pypdf import PdfReader
 
 from tests.credentials import credentials
+from tests.gotenberg_standin import GotenbergStandIn
 from tests.support import EventTap, sample_record, wait_until
 from tests.unit.test_render_external_links import PNG, linked_picture
 
@@ -95,7 +97,12 @@ class Rendering:
         self.libreoffice = service.components.converter
 
     async def request(
-        self, documents: dict[str, bytes], chunk: int = 0, timeout: float = 120, tenant_id: str = "acme"
+        self,
+        documents: dict[str, bytes],
+        chunk: int = 0,
+        timeout: float = 120,
+        tenant_id: str = "acme",
+        occurred_at: datetime | None = None,
     ) -> DocumentsRendered:
         items = [
             RenderItem(
@@ -104,13 +111,23 @@ class Rendering:
             )
             for document_id, docx in documents.items()
         ]
-        return await self.publish(items, chunk, timeout, tenant_id)
+        return await self.publish(items, chunk, timeout, tenant_id, occurred_at)
 
     async def publish(
-        self, items: list[RenderItem], chunk: int = 0, timeout: float = 120, tenant_id: str = "acme"
+        self,
+        items: list[RenderItem],
+        chunk: int = 0,
+        timeout: float = 120,
+        tenant_id: str = "acme",
+        occurred_at: datetime | None = None,
     ) -> DocumentsRendered:
         event = RenderRequested(
-            tenant_id=tenant_id, correlation_id=str(uuid.uuid4()), mailing_id="m1", chunk=chunk, documents=items
+            tenant_id=tenant_id,
+            correlation_id=str(uuid.uuid4()),
+            mailing_id="m1",
+            chunk=chunk,
+            documents=items,
+            occurred_at=occurred_at or datetime.now(UTC),
         )
         await self.merge.publish(event)
         return await self.tap.next(DocumentsRendered, lambda e: e.causation_id == str(event.event_id), timeout)
@@ -415,6 +432,29 @@ async def test_a_tenant_with_an_external_backend_is_not_bound_by_the_included_qu
     assert chosen.json()["backend"] == "gotenberg" and chosen.json()["external"] is True
     assert quota["backend"] == "gotenberg" and quota["limit_applies"] is False
     assert refused.status_code == 422  # gotenberg without a server to send to
+
+
+async def test_past_its_quota_a_tenant_s_paid_converter_takes_over_until_the_year_ends(render):
+    """Issue 16: a tenant with an external backend for what is over its included quota had its documents
+    refused there too. Now they go to that converter, each result saying which one made its PDF, and the
+    next year starts on LibreOffice again."""
+    gotenberg = GotenbergStandIn()
+    async with gotenberg.serving() as url, render.http() as http:
+        await http.put("/quotas/acme", json={"yearly_limit": 2})
+        overflow = await http.put("/backends/acme/overflow", json={"backend": "gotenberg", "gotenberg_url": url})
+        answer = await render.request({f"o{n}": letter(n) for n in range(4)})
+        quota = (await http.get("/quotas/acme")).json()
+        next_year = await render.request({"o9": letter(9)}, chunk=1, occurred_at=datetime(2099, 1, 1, tzinfo=UTC))
+
+    assert overflow.json()["overflow"] == {"backend": "gotenberg", "gotenberg_url": f"{url}/"}
+    assert [(r.error, r.backend) for r in answer.results] == [
+        (None, "libreoffice"), (None, "libreoffice"), (None, "gotenberg"), (None, "gotenberg")
+    ]
+    for n, result in enumerate(answer.results):
+        assert f"Client Renderton{n}" in (await render.pdf(result.pdf_blob_id)).pages[0].extract_text()
+    assert gotenberg.conversions >= 1
+    assert (quota["conversions"], quota["remaining"], quota["past_limit"]) == (2, 0, "gotenberg")
+    assert (next_year.results[0].error, next_year.results[0].backend) == (None, "libreoffice")
 
 
 async def test_readiness_is_false_while_libreoffice_is_down(make_settings, running):

@@ -47,6 +47,7 @@ def _view(mailing: Mailing) -> MailingView:
         regrouped_from=asdict(mailing.regrouped_from) if mailing.regrouped_from else None,
         replaced_by=mailing.replaced_by,
         documents_file_id=mailing.documents_file_id,
+        converted_by=mailing.converted_by,
     )
 
 

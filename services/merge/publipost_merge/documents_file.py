@@ -31,6 +31,7 @@ def document_view(document: Document) -> DocumentView:
         docx_blob_id=document.docx_blob_id,
         page_count=document.page_count,
         error=document.error,
+        converted_by=document.converted_by,
     )
 
 

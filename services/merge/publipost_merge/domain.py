@@ -175,8 +175,9 @@ class MailingContents:
     failed: int
     parts: list[PrintPart]
     documents_file_id: str
+    converted_by: dict[str, int] = field(default_factory=dict)  # PDFs per render-pdf converter
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("documents", "failed", "parts", "documents_file_id")
+    FIELDS: ClassVar[tuple[str, ...]] = ("documents", "failed", "converted_by", "parts", "documents_file_id")
 
 
 @dataclass(kw_only=True)
@@ -213,6 +214,7 @@ class Mailing:
     validated_at: datetime | None = None
     validation_reason: str | None = None
     replaced_by: list[str] | None = None
+    converted_by: dict[str, int] = field(default_factory=dict)  # PDFs per render-pdf backend
 
     @classmethod
     def requested(
@@ -319,6 +321,7 @@ class Mailing:
     def hold(self, contents: MailingContents) -> None:
         self.documents = contents.documents
         self.failed = contents.failed
+        self.converted_by = contents.converted_by
         self.parts = contents.parts
         self.documents_file_id = contents.documents_file_id
 
@@ -364,6 +367,7 @@ class Document:
     pdf_blob_id: str | None = None
     page_count: int = 0
     error: str | None = None
+    converted_by: str | None = None  # render-pdf's backend that made the PDF
 
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
@@ -398,12 +402,13 @@ class Document:
             status=status,
         )
 
-    def converted(self, pdf_blob_id: str, page_count: int) -> bool:
+    def converted(self, pdf_blob_id: str, page_count: int, converted_by: str | None = None) -> bool:
         """Its PDF is in. Only a rendered document moves: a copy of the answer, or a late answer to a resumed
         request, leaves the first outcome (which the mailing's counts are made of). Whether it moved."""
         if self.status != DocumentStatus.RENDERED:
             return False
         self.status, self.pdf_blob_id, self.page_count = DocumentStatus.CONVERTED, pdf_blob_id, page_count
+        self.converted_by = converted_by
         return True
 
     def conversion_failed(self, error: str) -> bool:

@@ -300,9 +300,11 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Compo
         if result.error:
             if document.conversion_failed(result.error):
                 moved.append(document)
-        elif result.pdf_blob_id is not None and document.converted(result.pdf_blob_id, result.page_count):
+        elif result.pdf_blob_id is not None and document.converted(
+            result.pdf_blob_id, result.page_count, result.backend
+        ):
             moved.append(document)
-    await ctx.documents.save_many(moved, "status", "pdf_blob_id", "page_count", "error")
+    await ctx.documents.save_many(moved, "status", "pdf_blob_id", "page_count", "error", "converted_by")
     await ctx.mailings.progressed(event.mailing_id)
     await complete_if_done(ctx, event.mailing_id, causation_id=str(event.event_id), rendering_done=False)
 
@@ -395,6 +397,7 @@ async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
     return MailingContents(
         documents=documents,
         failed=failed,
+        converted_by=await ctx.documents.converted_by(mailing.id),
         parts=await plan_parts(ctx.documents, mailing, page_limit),
         documents_file_id=await write_documents_file(ctx.storage, ctx.documents, mailing),
     )

@@ -3,8 +3,9 @@
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
+from publipost_contracts import ConverterName
 from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -132,6 +133,14 @@ class DocumentRepository(Repository):
         if status is not None:
             query["status"] = status
         return await self.collection.count_documents(query)
+
+    async def converted_by(self, mailing_id: str) -> dict[str, int]:
+        """The mailing's PDFs per converter that made them (those it has PDFs of)."""
+        counts = {
+            name: await self.collection.count_documents({"mailing_id": mailing_id, "converted_by": name})
+            for name in get_args(ConverterName)
+        }
+        return {name: count for name, count in counts.items() if count}
 
     async def in_order(
         self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None

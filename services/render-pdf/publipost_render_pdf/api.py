@@ -4,7 +4,7 @@ A tenant's quota and backend are its own: read by its people, set by its admins;
 tenant is answered 404, as if that tenant did not exist."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,14 @@ class QuotaUpdate(BaseModel):
 
 class BackendUpdate(BaseModel):
     backend: Backend | None = Field(description="null: the service's default backend.")
+    gotenberg_url: AnyHttpUrl | None = Field(default=None, description="Default: the service's Gotenberg.")
+
+
+class OverflowUpdate(BaseModel):
+    backend: Literal[Backend.GOTENBERG] | None = Field(
+        description="The paid converter that takes the documents past the yearly quota until the year ends; "
+        "null: past the quota, documents are refused."
+    )
     gotenberg_url: AnyHttpUrl | None = Field(default=None, description="Default: the service's Gotenberg.")
 
 
@@ -69,18 +77,34 @@ async def backend(tenant_id: TenantPath, ctx: Context, caller: Reader) -> dict[s
 @router.put("/backends/{tenant_id}")
 async def set_backend(tenant_id: TenantPath, update: BackendUpdate, ctx: Context, caller: Admin) -> dict[str, Any]:
     _own(caller, tenant_id)
-    url = str(update.gotenberg_url) if update.gotenberg_url else None
+    url = await _gotenberg_url(ctx, update.backend, update.gotenberg_url)
+    await ctx.tenants.set_backend(tenant_id, update.backend, url)
+    return _backend(ctx, await ctx.tenants.get(tenant_id))
+
+
+@router.put("/backends/{tenant_id}/overflow")
+async def set_overflow(tenant_id: TenantPath, update: OverflowUpdate, ctx: Context, caller: Admin) -> dict[str, Any]:
+    """Past its yearly quota of LibreOffice conversions, the tenant's documents go to this paid converter instead of
+    being refused, and come back to LibreOffice when the next year starts."""
+    _own(caller, tenant_id)
+    url = await _gotenberg_url(ctx, update.backend, update.gotenberg_url)
+    await ctx.tenants.set_overflow(tenant_id, update.backend, url)
+    return _backend(ctx, await ctx.tenants.get(tenant_id))
+
+
+async def _gotenberg_url(ctx: RenderContext, backend: Backend | None, given: AnyHttpUrl | None) -> str | None:
+    """The URL an admin gives, checked as every connection to it will be; gotenberg needs one somewhere."""
+    url = str(given) if given else None
     if url:
         try:
             await ctx.backends.outbound.check_url(url)
         except OutboundRefused as exc:
             raise RequestValidationError([{"loc": ("body", "gotenberg_url"), "msg": str(exc), "type": "value_error"}]) from exc
-    if update.backend is Backend.GOTENBERG and not (url or ctx.settings.gotenberg_url):
+    if backend is Backend.GOTENBERG and not (url or ctx.settings.gotenberg_url):
         raise HTTPException(
             422, "the gotenberg backend needs gotenberg_url: the service has no PUBLIPOST_GOTENBERG_URL"
         )
-    await ctx.tenants.set_backend(tenant_id, update.backend, url)
-    return _backend(ctx, await ctx.tenants.get(tenant_id))
+    return url
 
 
 async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[str, Any]:
@@ -89,6 +113,7 @@ async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[s
     limit = tenant.limit(ctx.settings.yearly_conversion_limit)
     used = await ctx.usage.used(tenant_id, year)
     choice = ctx.backends.choice_for(tenant)
+    overflow = ctx.backends.overflow_for(tenant)
     return {
         "tenant_id": tenant_id,
         "year": year,
@@ -97,15 +122,18 @@ async def _usage(ctx: RenderContext, tenant_id: str, year: int | None) -> dict[s
         "remaining": None if limit is None else max(0, limit - used),
         "backend": choice.backend.value,
         "limit_applies": not choice.external,
+        "past_limit": overflow.backend.value if overflow and not choice.external else "refused",
     }
 
 
 def _backend(ctx: RenderContext, tenant: TenantConversionSettings) -> dict[str, Any]:
     choice = ctx.backends.choice_for(tenant)
+    overflow = ctx.backends.overflow_for(tenant)
     return {
         "tenant_id": tenant.id,
         "backend": choice.backend.value,
         "gotenberg_url": choice.gotenberg_url,
         "own": tenant.has_own_backend,
         "external": choice.external,
+        "overflow": {"backend": overflow.backend.value, "gotenberg_url": overflow.gotenberg_url} if overflow else None,
     }

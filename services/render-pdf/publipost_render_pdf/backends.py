@@ -27,6 +27,9 @@ class Backends:
     def choice_for(self, tenant: TenantConversionSettings) -> BackendChoice:
         return tenant.backend_choice(self.settings.backend, self.settings.gotenberg_url)
 
+    def overflow_for(self, tenant: TenantConversionSettings) -> BackendChoice | None:
+        return tenant.overflow_choice(self.settings.gotenberg_url)
+
     def converter(self, choice: BackendChoice) -> Converter:
         if choice.backend is Backend.LIBREOFFICE:
             return self.libreoffice

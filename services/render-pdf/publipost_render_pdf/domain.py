@@ -124,6 +124,9 @@ class TenantConversionSettings:
     yearly_limit: int | None | ServiceLimit = ServiceLimit.APPLIES
     backend: Backend | None = None
     gotenberg_url: str | None = None
+    # A paid converter that takes over the documents past the included quota, until the year ends.
+    overflow_backend: Backend | None = None
+    overflow_gotenberg_url: str | None = None
 
     def limit(self, default: int | None) -> int | None:
         """The tenant's own limit when one is set (None there means unlimited), else the service's."""
@@ -135,6 +138,12 @@ class TenantConversionSettings:
 
     def backend_choice(self, default: str, default_gotenberg_url: str | None) -> BackendChoice:
         return choose_backend(self.backend, self.gotenberg_url, default, default_gotenberg_url)
+
+    def overflow_choice(self, default_gotenberg_url: str | None) -> BackendChoice | None:
+        """Where the documents past the included quota go, when the tenant has a paid converter for them."""
+        if self.overflow_backend is None:
+            return None
+        return BackendChoice(self.overflow_backend, self.overflow_gotenberg_url or default_gotenberg_url)
 
 
 def conversion_year(occurred_at: datetime) -> int:

@@ -9,9 +9,9 @@ from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, 
 from publipost_logging import get_logger
 from publipost_storage import NewBlob, belongs_to
 
-from .batch import CombinedRuns, Prepared, convert_documents, prepare
+from .batch import CombinedRuns, Converted, Prepared, convert_documents, prepare
 from .context import RenderContext
-from .domain import conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
+from .domain import Backend, conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
 
 log = get_logger(__name__)
@@ -73,7 +73,10 @@ async def _load(
             DOCUMENTS.labels("reused").inc()
             pages = stored["metadata"]["pages"]
             results[item.document_id] = RenderResult(
-                document_id=item.document_id, pdf_blob_id=pdf_ids[item.document_id], page_count=pages
+                document_id=item.document_id,
+                pdf_blob_id=pdf_ids[item.document_id],
+                page_count=pages,
+                backend=stored["metadata"].get("backend"),
             )
         elif item.docx_blob_id in docx:
             to_convert.append(_ToConvert(item, docx[item.docx_blob_id], files[item.docx_blob_id]["filename"]))
@@ -86,19 +89,28 @@ async def _load(
 
 
 @dataclass(frozen=True)
-class _Admitted:
-    """Documents counted against the tenant's quota, ready for their backend."""
+class _Run:
+    """Documents of the chunk going to one backend, sorted into runs."""
 
     documents: list[_ToConvert]
     prepared: Prepared
     runs: CombinedRuns
+    backend: Backend
+    charged: bool  # counted against the included quota (a failure is given back)
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    runs: list[_Run]
     year: int
 
 
 async def _admit(
     event: RenderRequested, documents: list[_ToConvert], ctx: RenderContext, results: dict[str, RenderResult]
 ) -> _Admitted | None:
-    """Count the documents against the quota (those refused get their result), and sort them into runs."""
+    """Count the documents against the quota and sort them into runs. Past the quota, the tenant's paid
+    converter takes the rest when it has one (until the year ends: the count is per year); without one they
+    are refused, each with its result."""
     tenant_id = event.tenant_id
     year = conversion_year(event.occurred_at)
     ids = [d.item.document_id for d in documents]
@@ -106,29 +118,57 @@ async def _admit(
     choice = ctx.backends.choice_for(tenant)
     limit = None if choice.external else tenant.limit(ctx.settings.yearly_conversion_limit)
     counted = already | set(await ctx.usage.charge(tenant_id, year, [i for i in ids if i not in already], limit))
-    for refused in (d for d in documents if d.item.document_id not in counted):
-        DOCUMENTS.labels("refused").inc()
-        results[refused.item.document_id] = RenderResult(
-            document_id=refused.item.document_id, error=quota_refusal(tenant_id, limit)
-        )
     admitted = [d for d in documents if d.item.document_id in counted]
-    if not admitted:
-        return None
-    prepared = await prepare([d.docx for d in admitted], scope=tenant_id)
-    return _Admitted(admitted, prepared, ctx.backends.runs(choice), year)
+    over = [d for d in documents if d.item.document_id not in counted]
+    overflow = ctx.backends.overflow_for(tenant) if over else None
+    if over and overflow is None:
+        DOCUMENTS.labels("refused").inc(len(over))
+        for refused in over:
+            results[refused.item.document_id] = RenderResult(
+                document_id=refused.item.document_id, error=quota_refusal(tenant_id, limit)
+            )
+    elif over and overflow is not None:
+        DOCUMENTS.labels("overflowed").inc(len(over))
+        log.info("past the included quota: the paid converter takes over", documents=len(over), limit=limit)
+    groups = [(admitted, choice, True), (over if overflow else [], overflow, False)]
+    runs = [
+        _Run(
+            group,
+            await prepare([d.docx for d in group], scope=tenant_id),
+            ctx.backends.runs(chosen),
+            chosen.backend,
+            charged,
+        )
+        for group, chosen, charged in groups
+        if group and chosen is not None
+    ]
+    return _Admitted(runs, year) if runs else None
 
 
 async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderContext) -> dict[str, RenderResult]:
+    results: dict[str, RenderResult] = {}
+    for run, converted in zip(
+        admitted.runs,
+        await asyncio.gather(*(convert_documents(run.prepared, run.runs) for run in admitted.runs)),
+        strict=True,
+    ):
+        results.update(await _store(event, run, converted, admitted.year, ctx))
+    return results
+
+
+async def _store(
+    event: RenderRequested, run: _Run, converted: list[Converted], year: int, ctx: RenderContext
+) -> dict[str, RenderResult]:
+    """Each PDF stored with what made it; a failure gives its charge back."""
     tenant_id = event.tenant_id
-    converted = await convert_documents(admitted.prepared, admitted.runs)
     results: dict[str, RenderResult] = {}
     pdfs: list[NewBlob] = []
     failed: list[str] = []
-    for document, outcome in zip(admitted.documents, converted, strict=True):
+    for document, outcome in zip(run.documents, converted, strict=True):
         document_id = document.item.document_id
         if outcome.pdf is None:
             DOCUMENTS.labels("failed").inc()
-            log.warning("conversion failed", document_id=document_id, error=outcome.error)
+            log.warning("conversion failed", document_id=document_id, error=outcome.error, backend=run.backend)
             results[document_id] = RenderResult(document_id=document_id, error=outcome.error)
             failed.append(document_id)
             continue
@@ -138,12 +178,17 @@ async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderConte
             "mailing_id": event.mailing_id,
             "document_id": document_id,
             "pages": outcome.pages,
+            "backend": run.backend.value,
         }
         pdfs.append(NewBlob(pdf_blob_id(document_id), outcome.pdf, pdf_filename(document.filename), metadata))
         results[document_id] = RenderResult(
-            document_id=document_id, pdf_blob_id=pdf_blob_id(document_id), page_count=outcome.pages
+            document_id=document_id,
+            pdf_blob_id=pdf_blob_id(document_id),
+            page_count=outcome.pages,
+            backend=run.backend.value,
         )
     await ctx.blobs.put_many(pdfs)
     DOCUMENTS.labels("converted").inc(len(pdfs))
-    await ctx.usage.refund(tenant_id, admitted.year, failed)
+    if run.charged:
+        await ctx.usage.refund(tenant_id, year, failed)
     return results

@@ -17,7 +17,8 @@ CHARGES_KEPT_S = 400 * 24 * 3600
 
 
 class TenantSettingsRepository(Repository):
-    """Per tenant: a yearly limit (absent: the service default; None: unlimited) and a backend."""
+    """Per tenant: a yearly limit (absent: the service default; None: unlimited), a backend, and the backend
+    that takes over past the limit."""
 
     collection_name = "tenant_settings"
 
@@ -34,6 +35,10 @@ class TenantSettingsRepository(Repository):
         await self.collection.update_one(
             {"_id": tenant_id}, {"$set": {"backend": stored_backend, "gotenberg_url": gotenberg_url}}, upsert=True
         )
+
+    async def set_overflow(self, tenant_id: str, backend: Backend | None, gotenberg_url: str | None) -> None:
+        changes = {"overflow_backend": backend.value if backend else None, "overflow_gotenberg_url": gotenberg_url}
+        await self.collection.update_one({"_id": tenant_id}, {"$set": changes}, upsert=True)
 
 
 class UsageRepository(Repository):

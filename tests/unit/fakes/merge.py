@@ -3,6 +3,7 @@ dicts. Each read gives a copy, as the database does, so a change reaches the sto
 
 import copy
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -103,6 +104,9 @@ class FakeDocumentRepository:
 
     async def count(self, mailing_id: str, status: DocumentStatus | None = None) -> int:
         return len(self._of(mailing_id, status))
+
+    async def converted_by(self, mailing_id: str) -> dict[str, int]:
+        return dict(Counter(d.converted_by for d in self._of(mailing_id, None) if d.converted_by))
 
     async def in_order(
         self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None
