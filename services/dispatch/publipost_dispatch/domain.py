@@ -412,17 +412,25 @@ def history_status(state: str) -> str:
     return DeliveryState.QUEUED.value if state in PENDING else str(state)
 
 
-def history_terms(delivery: dict[str, Any], state: str, subject: str | None) -> list[str]:
+def history_terms(
+    *,
+    mailing_name: str,
+    document_number: str,
+    document_id: str,
+    document_type: str | None,
+    state: str,
+    subject: str | None,
+) -> list[str]:
     """Everything the history finds a send by, in the one indexed array of its record: the words of its
     subject, document name and number, and one `name=value` term per filter ("*" for every send).
     A term with "=" is never a word (words are letters and digits), so a search cannot hit a filter.
 
     One multikey index serves every filter: on the embedded database each index of the collection costs
     every claim and outcome of a send, even one whose keys the write leaves alone."""
-    terms = set(search_terms(subject, delivery["mailing_name"], delivery["document_number"]))
-    terms |= {"*", history_term("status", history_status(state)), history_term("document", delivery["document_id"])}
-    if delivery.get("document_type"):
-        terms.add(history_term("type", delivery["document_type"]))
+    terms = set(search_terms(subject, mailing_name, document_number))
+    terms |= {"*", history_term("status", history_status(state)), history_term("document", document_id)}
+    if document_type:
+        terms.add(history_term("type", document_type))
     return sorted(terms)
 
 
