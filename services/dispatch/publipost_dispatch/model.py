@@ -1,4 +1,4 @@
-"""The dispatch and its deliveries as stored, with the moves each may make: a dispatch fans out, sends, is
+"""The dispatch, its deliveries and the tenants' sending accounts as stored, with the moves each may make: a dispatch fans out, sends, is
 paused and resumed, completes; a delivery is queued, claimed, given back for a retry, and gets its one
 final outcome. A move that is not allowed is a named refusal.
 
@@ -18,11 +18,16 @@ from publipost_refusals import Conflict
 from .domain import (
     COMPLETABLE,
     FINAL,
+    PASSWORD_BOUND_FIELDS,
     PENDING,
+    SENDING_ROLES,
+    AccountInvalid,
     Addressing,
     DeliveryState,
     DispatchStatus,
     EmailText,
+    Sharing,
+    TlsMode,
     history_terms,
     should_pause,
 )
@@ -354,3 +359,72 @@ class Delivery:
             self.separate_sends = addressing.separate
         self.terms = self.history_terms()
         self.lease_until, self.finished_at = None, datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    connections: int = 4
+    rate_per_s: int | None = None
+    daily_cap: int | None = None
+
+
+@dataclass(kw_only=True)
+class SendingAccount:
+    """A tenant's SMTP account as stored: the password only ever sealed (accounts.Accounts opens it into
+    the domain.Account a send uses)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    host: str
+    port: int
+    tls: TlsMode
+    from_address: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    verify_certificate: bool = True
+    login: str | None = None
+    password_sealed: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    limits: AccountLimits = field(default_factory=AccountLimits)
+    pause_after_errors: int | None = None
+    owner: str | None = None  # whose personal account it is
+    shared_with_users: list[str] = field(default_factory=list)
+    # An account stored before sharing existed is shared with every role that sends.
+    shared_with_roles: list[str] = field(default_factory=lambda: sorted(SENDING_ROLES))
+
+    @property
+    def sharing(self) -> Sharing:
+        return Sharing(
+            owner=self.owner, users=frozenset(self.shared_with_users), roles=frozenset(self.shared_with_roles)
+        )
+
+    def make_personal(self, owner: str) -> None:
+        """Its owner's alone: only they send through it, and only they change it."""
+        self.owner, self.shared_with_users, self.shared_with_roles = owner, [], []
+
+    def check_password_kept(self, after: "SendingAccount", password_given: bool) -> None:
+        """An edit that keeps the stored password keeps it going where it went: same host, port, login and
+        TLS mode, and the certificate still checked if it was."""
+        if password_given or not self.password_sealed:
+            return
+        changed = [name for name in PASSWORD_BOUND_FIELDS if getattr(self, name) != getattr(after, name)]
+        if self.verify_certificate and not after.verify_certificate:
+            changed.append("verify_certificate")
+        if changed:
+            raise AccountInvalid(
+                "password",
+                f"give the password again: {', '.join(changed)} changed, and the stored password only goes to "
+                "the server it was given for",
+            )
+
+
+@dataclass(frozen=True)
+class SealedPassword:
+    """An account's sealed password alone: what re-sealing every password reads."""
+
+    tenant_id: str
+    account_id: str
+    token: str

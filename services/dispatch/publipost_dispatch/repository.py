@@ -25,7 +25,7 @@ from .domain import (
     history_term,
     wider_history_window,
 )
-from .model import AcceptedEmail, Delivery, Dispatch, DispatchState
+from .model import AcceptedEmail, Delivery, Dispatch, DispatchState, SealedPassword, SendingAccount
 
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request,
@@ -41,6 +41,7 @@ def _now() -> datetime:
 
 DISPATCHES = Entities(Dispatch)
 DELIVERIES = Entities(Delivery)
+ACCOUNTS = Entities(SendingAccount)
 
 
 def _first_written(document: dict[str, Any], set_later: tuple[str, ...]) -> dict[str, Any]:
@@ -524,29 +525,32 @@ class AccountRepository(Repository):
     collection_name = "accounts"
     indexes = (IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)]),)
 
-    async def add(self, account: dict[str, Any]) -> None:
-        await self.collection.insert_one(account)
+    async def add(self, account: SendingAccount) -> None:
+        await self.collection.insert_one(ACCOUNTS.dump(account))
 
-    async def get(self, tenant_id: str, account_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": account_id, "tenant_id": tenant_id})
+    async def get(self, tenant_id: str, account_id: str) -> SendingAccount | None:
+        return ACCOUNTS.load_or_none(await self.collection.find_one({"_id": account_id, "tenant_id": tenant_id}))
 
-    async def replace(self, account: dict[str, Any]) -> bool:
-        result = await self.collection.replace_one({"_id": account["_id"], "tenant_id": account["tenant_id"]}, account)
+    async def replace(self, account: SendingAccount) -> bool:
+        query = {"_id": account.id, "tenant_id": account.tenant_id}
+        result = await self.collection.replace_one(query, ACCOUNTS.dump(account))
         return result.matched_count == 1
 
-    async def all_of(self, tenant_id: str) -> list[dict[str, Any]]:
-        return await self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING).to_list()
+    async def all_of(self, tenant_id: str) -> list[SendingAccount]:
+        cursor = self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING)
+        return [ACCOUNTS.load(document) async for document in cursor]
 
     async def delete(self, tenant_id: str, account_id: str) -> bool:
         return (await self.collection.delete_one({"_id": account_id, "tenant_id": tenant_id})).deleted_count == 1
 
-    def with_passwords(self) -> Any:
+    async def with_passwords(self) -> AsyncIterator[SealedPassword]:
         """Every account that stores a password, of every tenant: for re-sealing them all (passwords.py)."""
-        return self.collection.find(
+        async for document in self.collection.find(
             {"password_sealed": {"$ne": None}},
             {"tenant_id": 1, "password_sealed": 1},
             comment="collection scan: a maintenance command reads every account once, a few per tenant",
-        )
+        ):
+            yield SealedPassword(document["tenant_id"], document["_id"], document["password_sealed"])
 
     async def swap_password(self, tenant_id: str, account_id: str, before: str, after: str) -> bool:
         """Replace the sealed password unless the account was saved since it was read (its edit then sealed
