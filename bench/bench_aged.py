@@ -33,8 +33,10 @@ from typing import Any
 
 from mailing_run import BenchStack, describe, run_mailing
 from measure import load, smtp_sink
-from publipost_dispatch.delivery import dispatch_delivery, outcome_fields
-from publipost_dispatch.domain import Addressing, DeliveryState, DispatchStatus, delivery_id_for, dispatch_key
+from publipost_contracts.reads import DocumentView, MailingView
+from publipost_dispatch.delivery import dispatch_delivery
+from publipost_dispatch.domain import Addressing, DeliveryState, DispatchStatus, EmailText, dispatch_key
+from publipost_dispatch.model import Dispatch
 from publipost_dispatch.repository import DeliveryRepository, DispatchRepository
 from publipost_idempotency import ProcessedMessages
 from publipost_localstack.processes import free_port, start_secantus
@@ -207,57 +209,34 @@ class Seeder:
     ) -> None:
         dispatch_id = f"{mailing['id']}/{which}"
         key = dispatch_key(tenant, dispatch_id)
-        dispatch = {
-            "_id": key,
-            "tenant_id": tenant,
-            "dispatch_id": dispatch_id,
-            "mailing_id": mailing["id"],
-            "correlation_id": dispatch_id,
-            "account_id": None,
-            "document_type": "invoice",
-            "to": [],
-            "cc": [],
-            "bcc": [],
-            "reply_to": None,
-            "separate_sends": False,
-            "copy_to_sender": False,
-            "status": DispatchStatus.COMPLETED,
-            "total": len(documents),
-            "errors": 0,
-            "resumptions": 0,
-            "created_at": at,
-            "mailing_name": mailing["name"],
-            "pause_after_errors": 50,
-            "text": {
-                "subject": "Invoice {document_number} - {client_name}",
-                "body": "Dear {client_name},",
-                "html_body": None,
-            },
-        }
+        dispatch = Dispatch(
+            id=key,
+            tenant_id=tenant,
+            dispatch_id=dispatch_id,
+            mailing_id=mailing["id"],
+            correlation_id=dispatch_id,
+            document_type="invoice",
+            status=DispatchStatus.COMPLETED,
+            total=len(documents),
+            created_at=at,
+            mailing_name=mailing["name"],
+            pause_after_errors=50,
+            text=EmailText(subject="Invoice {document_number} - {client_name}", body="Dear {client_name},"),
+        )
         await self.dispatches.create(dispatch)
+        mailing_view = MailingView.model_construct(id=mailing["id"], name=mailing["name"])
         deliveries = []
         for document in documents:
-            delivery = dispatch_delivery(dispatch, mailing, document)
+            delivery = dispatch_delivery(dispatch, mailing_view, DocumentView.model_validate(document))
             failed = self.random.random() < 0.03
-            state = DeliveryState.FAILED if failed else DeliveryState.SENT
-            addressing = Addressing(to=[document["email"]], cc=[], bcc=[], sender_copy=None, separate=False)
-            reply = None if failed else "250 2.0.0 Ok: queued"
-            delivery |= outcome_fields(
-                delivery,
-                state,
-                "550 mailbox unavailable" if failed else None,
-                delivery["subject"],
-                addressing,
-                reply,
-                None,
+            delivery.state, delivery.attempts, delivery.created_at = DeliveryState.SENDING, 1, at
+            delivery.record(
+                DeliveryState.FAILED if failed else DeliveryState.SENT,
+                reason="550 mailbox unavailable" if failed else None,
+                addressing=Addressing(to=[document["email"]]),
+                smtp_reply=None if failed else "250 2.0.0 Ok: queued",
             )
-            delivery |= {
-                "_id": delivery_id_for(key, document["id"]),
-                "state": state,
-                "attempts": 1,
-                "created_at": at,
-                "finished_at": at + timedelta(seconds=30),
-            }
+            delivery.finished_at = at + timedelta(seconds=30)
             deliveries.append(delivery)
         for first in range(0, len(deliveries), 500):
             await self.deliveries.add_many(deliveries[first : first + 500])

@@ -45,7 +45,15 @@ FILTERS = {
 
 def record(n: int, started: datetime) -> dict[str, object]:
     delivery = _record(n, started)
-    return delivery | {"terms": history_terms(delivery, delivery["state"], delivery["subject"])}
+    terms = history_terms(
+        mailing_name=delivery["mailing_name"],
+        document_number=delivery["document_number"],
+        document_id=delivery["document_id"],
+        document_type=delivery["document_type"],
+        state=delivery["state"],
+        subject=delivery["subject"],
+    )
+    return delivery | {"terms": terms}
 
 
 def _record(n: int, started: datetime) -> dict[str, object]:

@@ -3,12 +3,12 @@ service's own SMTP server as the account of a dispatch that names none."""
 
 import time
 from email.utils import parseaddr
-from typing import Any
 
 from publipost_contracts import Requester
 from publipost_refusals import NotFound
 
-from .domain import Account, Limits, Sharing, TlsMode
+from .domain import Account, Limits, TlsMode
+from .model import SendingAccount
 from .repository import AccountRepository
 from .sealing import PasswordSeal
 from .settings import DispatchSettings
@@ -69,28 +69,29 @@ class Accounts:
             raise NoSealKey()
         return self.seal(self._seal.open(sealed, f"{tenant_id}/{account_id}"), tenant_id, account_id)
 
-    def from_document(self, doc: dict[str, Any]) -> Account:
+    def opened(self, stored: SendingAccount) -> Account:
+        """The account a send uses: its password unsealed, the service's error threshold if it sets none."""
         password = None
-        if doc.get("password_sealed"):
+        if stored.password_sealed:
             if self._seal is None:
                 raise NoSealKey()
-            password = self._seal.open(doc["password_sealed"], f"{doc['tenant_id']}/{doc['_id']}")
-        limits = doc["limits"]
+            password = self._seal.open(stored.password_sealed, f"{stored.tenant_id}/{stored.id}")
+        limits = stored.limits
         return Account(
-            account_id=doc["_id"],
-            version=doc["version"],
-            host=doc["host"],
-            port=doc["port"],
-            tls=TlsMode(doc["tls"]),
-            login=doc.get("login"),
+            account_id=stored.id,
+            version=stored.version,
+            host=stored.host,
+            port=stored.port,
+            tls=stored.tls,
+            login=stored.login,
             password=password,
-            from_address=doc["from_address"],
-            from_name=doc.get("from_name"),
-            reply_to=doc.get("reply_to"),
-            limits=Limits(limits["connections"], limits.get("rate_per_s"), limits.get("daily_cap")),
-            pause_after_errors=doc.get("pause_after_errors") or self._settings.pause_after_errors,
-            verify_certificate=doc.get("verify_certificate", True),
-            sharing=Sharing.of(doc),
+            from_address=stored.from_address,
+            from_name=stored.from_name,
+            reply_to=stored.reply_to,
+            limits=Limits(limits.connections, limits.rate_per_s, limits.daily_cap),
+            pause_after_errors=stored.pause_after_errors or self._settings.pause_after_errors,
+            verify_certificate=stored.verify_certificate,
+            sharing=stored.sharing,
         )
 
     async def get(self, tenant_id: str, account_id: str | None) -> Account:
@@ -99,10 +100,10 @@ class Accounts:
         seen = self._recent.get((tenant_id, account_id))
         if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
             return seen[1]
-        doc = await self.repository.get(tenant_id, account_id)
-        if doc is None:
+        stored = await self.repository.get(tenant_id, account_id)
+        if stored is None:
             raise UnknownAccount(account_id)
-        account = self.from_document(doc)
+        account = self.opened(stored)
         self._recent[(tenant_id, account_id)] = (time.monotonic(), account)
         return account
 

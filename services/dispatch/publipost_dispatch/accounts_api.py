@@ -21,14 +21,13 @@ from .domain import (
     Account,
     AccountInvalid,
     InvalidAddress,
-    Sharing,
     TlsMode,
     UnsafeHeader,
     check_address,
     check_header,
-    check_password_kept,
     check_tls,
 )
+from .model import AccountLimits, SendingAccount
 from .sealing import SealBroken
 from .smtp import SmtpHostRefused, SmtpRefused, SmtpUnavailable
 
@@ -118,20 +117,34 @@ class ConnectionTest(BaseModel):
     error: str | None = None
 
 
-def _view(doc: dict[str, Any]) -> AccountView:
-    sharing = Sharing.of(doc)
+def _view(account: SendingAccount) -> AccountView:
+    sharing = account.sharing
     return AccountView(
-        id=doc["_id"],
-        password_set=bool(doc.get("password_sealed")),
+        id=account.id,
+        name=account.name,
+        host=account.host,
+        port=account.port,
+        tls=account.tls,
+        verify_certificate=account.verify_certificate,
+        login=account.login,
+        password_set=bool(account.password_sealed),
+        from_address=account.from_address,
+        from_name=account.from_name,
+        reply_to=account.reply_to,
+        limits=LimitsIn(
+            rate_per_s=account.limits.rate_per_s,
+            connections=account.limits.connections,
+            daily_cap=account.limits.daily_cap,
+        ),
+        pause_after_errors=account.pause_after_errors,
         personal=sharing.owner is not None,
         owner=sharing.owner,
         shared_with_users=sorted(sharing.users),
         shared_with_roles=sorted(sharing.roles),
-        **{k: doc.get(k) for k in AccountView.model_fields if k not in _SHOWN_APART},
+        version=account.version,
+        created_at=account.created_at,
+        updated_at=account.updated_at,
     )
-
-
-_SHOWN_APART = {"id", "password_set", "personal", "owner", "shared_with_users", "shared_with_roles"}
 
 
 def _personal_id(tenant_id: str, subject: str) -> str:
@@ -139,49 +152,52 @@ def _personal_id(tenant_id: str, subject: str) -> str:
     return "personal-" + hashlib.sha256(f"{tenant_id}/{subject}".encode()).hexdigest()[:20]
 
 
-def _sees(caller: Principal, doc: dict[str, Any]) -> bool:
+def _sees(caller: Principal, account: SendingAccount) -> bool:
     """Admins see every account of the tenant; anyone else those they may send through."""
-    return Role.ADMIN in caller.roles or Sharing.of(doc).allows(caller.requester())
+    return Role.ADMIN in caller.roles or account.sharing.allows(caller.requester())
 
 
-def _may_change(caller: Principal, doc: dict[str, Any]) -> None:
+def _may_change(caller: Principal, account: SendingAccount) -> None:
     """A personal account is its owner's to change; the tenant's accounts are the admins'."""
-    owner = Sharing.of(doc).owner
+    owner = account.owner
     if owner is not None and owner != caller.subject:
         raise HTTPException(403, detail="a personal account is changed by its owner only")
     if owner is None and Role.ADMIN not in caller.roles:
         raise HTTPException(403, detail="the tenant's sending accounts are changed by an admin")
 
 
-async def _document(
-    ctx: DispatchContext, tenant_id: str, account_id: str, body: AccountIn, before: dict[str, Any] | None
-) -> dict[str, Any]:
+async def _stored(
+    ctx: DispatchContext, tenant_id: str, account_id: str, body: AccountIn, before: SendingAccount | None
+) -> SendingAccount:
+    """The account as the request makes it (a new one, or the next version of `before`), password sealed."""
     now = datetime.now(UTC)
-    doc = {
-        "_id": account_id,
-        "tenant_id": tenant_id,
-        **body.model_dump(exclude={"password", "personal"}),
-        "password_sealed": before.get("password_sealed") if before else None,
-        "version": (before["version"] + 1) if before else 1,
-        "created_at": before["created_at"] if before else now,
-        "updated_at": now,
-    }
+    account = SendingAccount(
+        id=account_id,
+        tenant_id=tenant_id,
+        **body.model_dump(exclude={"password", "personal", "limits"}),
+        limits=AccountLimits(**body.limits.model_dump()),
+        password_sealed=before.password_sealed if before else None,
+        version=(before.version + 1) if before else 1,
+        created_at=before.created_at if before else now,
+        updated_at=now,
+    )
     try:
         check_tls(body.host, body.tls, ctx.settings.plain_smtp_hosts)
-        check_password_kept(before or {}, doc, body.password is not None)
+        if before is not None:
+            before.check_password_kept(account, body.password is not None)
         await _check_host(ctx, body.host, body.port)
     except AccountInvalid as exc:
         raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]) from exc
     try:
         if body.password is not None:
-            doc["password_sealed"] = ctx.accounts.seal(body.password.get_secret_value(), tenant_id, account_id)
-        elif doc["password_sealed"]:
-            doc["password_sealed"] = ctx.accounts.reseal(doc["password_sealed"], tenant_id, account_id)
+            account.password_sealed = ctx.accounts.seal(body.password.get_secret_value(), tenant_id, account_id)
+        elif account.password_sealed:
+            account.password_sealed = ctx.accounts.reseal(account.password_sealed, tenant_id, account_id)
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
     except SealBroken as exc:
         raise HTTPException(409, detail=f"password: the stored one cannot be opened ({exc}); give it again") from exc
-    return doc
+    return account
 
 
 async def _check_host(ctx: DispatchContext, host: str, port: int) -> None:
@@ -192,11 +208,11 @@ async def _check_host(ctx: DispatchContext, host: str, port: int) -> None:
         raise AccountInvalid("host", str(exc)) from exc
 
 
-async def _account(ctx: DispatchContext, caller: Principal, account_id: str) -> dict[str, Any]:
-    doc = await ctx.accounts.repository.get(caller.tenant_id, account_id)
-    if doc is None or not _sees(caller, doc):
+async def _account(ctx: DispatchContext, caller: Principal, account_id: str) -> SendingAccount:
+    account = await ctx.accounts.repository.get(caller.tenant_id, account_id)
+    if account is None or not _sees(caller, account):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
-    return doc
+    return account
 
 
 @router.post("", response_model=AccountView, status_code=201)
@@ -213,20 +229,21 @@ async def create_account(ctx: Context, caller: AccountUser, body: AccountIn) -> 
         raise HTTPException(403, detail="an admin makes the tenant's shared accounts; for your own, set personal")
     else:
         account_id = str(uuid.uuid4())
-    doc = await _document(ctx, caller.tenant_id, account_id, body, None)
+    account = await _stored(ctx, caller.tenant_id, account_id, body, None)
     if body.personal:
-        doc |= {"owner": caller.subject, "shared_with_users": [], "shared_with_roles": []}
+        account.make_personal(caller.subject)
     try:
-        await ctx.accounts.repository.add(doc)
+        await ctx.accounts.repository.add(account)
     except DuplicateKeyError:
         raise HTTPException(409, detail=f"you have a personal account already: {account_id}") from None
-    return _view(doc)
+    return _view(account)
 
 
 @router.get("", response_model=list[AccountView])
 async def list_accounts(ctx: Context, caller: AccountUser) -> list[AccountView]:
     """The accounts the caller may send through (an admin: every account of the tenant)."""
-    return [_view(doc) for doc in await ctx.accounts.repository.all_of(caller.tenant_id) if _sees(caller, doc)]
+    accounts = await ctx.accounts.repository.all_of(caller.tenant_id)
+    return [_view(account) for account in accounts if _sees(caller, account)]
 
 
 @router.get("/{account_id}", response_model=AccountView)
@@ -240,21 +257,21 @@ async def replace_account(ctx: Context, caller: AccountUser, account_id: str, bo
     the old connection."""
     before = await _account(ctx, caller, account_id)
     _may_change(caller, before)
-    doc = await _document(ctx, caller.tenant_id, account_id, body, before)
-    if before.get("owner") is not None:
-        doc |= {"owner": before["owner"], "shared_with_users": [], "shared_with_roles": []}
-    if not await ctx.accounts.repository.replace(doc):
+    account = await _stored(ctx, caller.tenant_id, account_id, body, before)
+    if before.owner is not None:
+        account.make_personal(before.owner)
+    if not await ctx.accounts.repository.replace(account):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
     ctx.accounts.forget(caller.tenant_id, account_id)
-    return _view(doc)
+    return _view(account)
 
 
 @router.delete("/{account_id}", status_code=204)
 async def delete_account(ctx: Context, caller: AccountUser, account_id: str) -> None:
     """By its owner for a personal account; by an admin for any."""
-    doc = await _account(ctx, caller, account_id)
+    account = await _account(ctx, caller, account_id)
     if Role.ADMIN not in caller.roles:
-        _may_change(caller, doc)
+        _may_change(caller, account)
     if not await ctx.accounts.repository.delete(caller.tenant_id, account_id):
         raise HTTPException(404, detail=f"no sending account {account_id!r} for you in this tenant")
     ctx.accounts.forget(caller.tenant_id, account_id)
@@ -268,10 +285,10 @@ async def test_connection(ctx: Context, caller: AccountUser, account_id: str) ->
     closed, filtered, silent, not SMTP, TLS failing) gets the same words: the test cannot be used to map
     which ports answer where. What an SMTP server says (a login refused) is shown as it is."""
     answer_at = time.monotonic() + ctx.settings.account_test_s
-    doc = await _account(ctx, caller, account_id)
-    _may_change(caller, doc)  # logging in with its password is for whoever may change it
+    stored = await _account(ctx, caller, account_id)
+    _may_change(caller, stored)  # logging in with its password is for whoever may change it
     try:
-        account = ctx.accounts.from_document(doc)
+        account = ctx.accounts.opened(stored)
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
     except SealBroken as exc:

@@ -3,12 +3,13 @@ immediate send of one document."""
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from publipost_auth import OutcomeReader, Principal, Starter
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
 from publipost_http import IndexCursor, correlation_id
+from publipost_refusals import NotFound
 from pydantic import BaseModel, Field, field_validator
 
 from . import manual
@@ -28,6 +29,7 @@ from .domain import (
     too_many_recipients,
 )
 from .fan_out import what_it_sends
+from .model import Delivery, Dispatch, NotPaused
 from .preview import preview
 
 router = APIRouter(tags=["dispatches"])
@@ -184,20 +186,30 @@ async def preview_dispatch(
     )
 
 
-async def _dispatch(ctx: DispatchContext, tenant_id: str, dispatch_id: str) -> dict[str, Any]:
+class UnknownDispatch(NotFound):
+    def __init__(self, dispatch_id: str) -> None:
+        super().__init__(f"no dispatch {dispatch_id!r} for this tenant")
+
+
+async def _dispatch(ctx: DispatchContext, tenant_id: str, dispatch_id: str) -> Dispatch:
     dispatch = await ctx.dispatches.find(tenant_id, dispatch_id)
     if dispatch is None:
-        raise HTTPException(404, detail=f"no dispatch {dispatch_id!r} for this tenant")
+        raise UnknownDispatch(dispatch_id)
     return dispatch
 
 
-async def _view(ctx: DispatchContext, dispatch: dict[str, Any]) -> DispatchView:
-    counts = {state.value: await ctx.deliveries.count(dispatch["_id"], (state,)) for state in DeliveryState}
+async def _view(ctx: DispatchContext, dispatch: Dispatch) -> DispatchView:
+    counts = {state.value: await ctx.deliveries.count(dispatch.id, (state,)) for state in DeliveryState}
     return DispatchView(
-        **{k: dispatch.get(k) for k in ("dispatch_id", "mailing_id", "account_id", "status", "reason", "total")},
-        errors=dispatch.get("errors", 0),
-        created_at=dispatch["created_at"],
-        completed_at=dispatch.get("completed_at"),
+        dispatch_id=dispatch.dispatch_id,
+        mailing_id=dispatch.mailing_id,
+        account_id=dispatch.account_id,
+        status=dispatch.status,
+        reason=dispatch.reason,
+        total=dispatch.total,
+        errors=dispatch.errors,
+        created_at=dispatch.created_at,
+        completed_at=dispatch.completed_at,
         **counts,
     )
 
@@ -212,17 +224,18 @@ async def get_dispatch(ctx: Context, caller: OutcomeReader, dispatch_id: str) ->
 async def resume_dispatch(ctx: Context, caller: Starter, dispatch_id: str) -> DispatchView:
     """A paused dispatch goes on with the documents still pending; its error count starts again at zero."""
     dispatch = await _dispatch(ctx, caller.tenant_id, dispatch_id)
-    resumed = await ctx.dispatches.resume(dispatch["_id"])
-    if resumed is None:
-        raise HTTPException(409, detail=f"dispatch {dispatch_id!r} is {dispatch['status']}, not paused")
+    dispatch.resume()
+    resumed = await ctx.dispatches.resume(dispatch)
+    if resumed is None:  # another resume was first
+        raise NotPaused(await _dispatch(ctx, caller.tenant_id, dispatch_id))
     await ctx.bus.publish(
         DispatchResumed(
-            event_id=deterministic_id("dispatch.resumed", resumed["_id"], resumed["resumptions"]),
+            event_id=deterministic_id("dispatch.resumed", resumed.id, resumed.resumptions),
             tenant_id=caller.tenant_id,
-            correlation_id=resumed["correlation_id"],
+            correlation_id=resumed.correlation_id,
             dispatch_id=dispatch_id,
-            mailing_id=resumed["mailing_id"],
-            resumption=resumed["resumptions"],
+            mailing_id=resumed.mailing_id,
+            resumption=resumed.resumptions,
         )
     )
     return await _view(ctx, resumed)
@@ -247,10 +260,7 @@ async def list_deliveries(
         "uncertain": (DeliveryState.UNCERTAIN,),
         "not_sent": NOT_SENT,
     }[outcome]
-    items = [
-        DeliveryView(**{k: d.get(k) for k in DeliveryView.model_fields if d.get(k) is not None})
-        async for d in ctx.deliveries.in_state(dispatch["_id"], states, after=after, limit=limit)
-    ]
+    items = [_delivery_view(d) async for d in ctx.deliveries.in_state(dispatch.id, states, after=after, limit=limit)]
     return DeliveryPage(items=items, next_after=items[-1].index if len(items) == limit else None)
 
 
@@ -304,18 +314,32 @@ async def send_document(
         stored = await manual.send_soon(ctx, caller.tenant_id, correlation, request)
     except NoSealKey as exc:
         raise HTTPException(503, detail=str(exc)) from exc
-    response.headers["Location"] = f"/sends/{stored['_id']}"
-    return _sent_view(stored)
+    response.headers["Location"] = f"/sends/{stored.id}"
+    return SentView(send_id=stored.id, **_delivery_view(stored).model_dump())
 
 
 @router.get("/sends/{send_id}", response_model=SentView)
 async def sent_document(ctx: Context, caller: OutcomeReader, send_id: str) -> SentView:
     """An immediate send as recorded: queued (or being sent), sent, failed or uncertain."""
     stored = await ctx.deliveries.get(send_id)
-    if stored is None or stored["tenant_id"] != caller.tenant_id or stored.get("kind") != "manual":
+    if stored is None or stored.tenant_id != caller.tenant_id or stored.kind != "manual":
         raise HTTPException(404, detail=f"send_id: no immediate send {send_id!r} for this tenant")
-    return _sent_view(stored)
+    return SentView(send_id=stored.id, **_delivery_view(stored).model_dump())
 
 
-def _sent_view(stored: dict[str, Any]) -> SentView:
-    return SentView(send_id=stored["_id"], **{k: stored.get(k) for k in DeliveryView.model_fields if k in stored})
+def _delivery_view(delivery: Delivery) -> DeliveryView:
+    return DeliveryView(
+        document_id=delivery.document_id,
+        index=delivery.index,
+        document_number=delivery.document_number,
+        state=delivery.state,
+        to=delivery.to,
+        cc=delivery.cc,
+        bcc=delivery.bcc,
+        subject=delivery.subject,
+        reason=delivery.reason,
+        smtp_reply=delivery.smtp_reply,
+        message_id=delivery.message_id,
+        attempts=delivery.attempts,
+        finished_at=delivery.finished_at,
+    )

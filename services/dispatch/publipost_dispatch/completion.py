@@ -3,7 +3,6 @@ its final outcome."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from publipost_contracts import (
     DispatchCompleted,
@@ -15,34 +14,34 @@ from publipost_logging import get_logger
 from publipost_storage import derived_blob_id
 
 from .context import DispatchContext
-from .domain import (
-    COMPLETABLE,
-    NOT_SENT,
-    DeliveryState,
-    DispatchStatus,
-)
+from .domain import NOT_SENT, DeliveryState, DispatchStatus
+from .model import Dispatch, NotSending
 
 log = get_logger(__name__)
 
 
 async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
-    """Stop starting sends: those already queued wait in the database until a person resumes."""
-    if not await ctx.dispatches.move_status(
-        key, DispatchStatus.SENDING, {"status": DispatchStatus.PAUSED, "reason": reason}
-    ):
+    """Stop starting sends: those already queued wait in the database until a person resumes. Of the
+    sends that find too many errors at once, the one whose move is stored announces the pause."""
+    dispatch = await ctx.dispatches.get(key)  # fresh: the one a send read may be a second old
+    if dispatch is None:
         return
-    dispatch = await ctx.dispatches.get(key)
-    assert dispatch is not None
-    log.warning("dispatch paused", dispatch_id=dispatch["dispatch_id"], reason=reason)
+    try:
+        dispatch.pause(reason)
+    except NotSending:
+        return
+    if not await ctx.dispatches.move(dispatch, DispatchStatus.SENDING, "reason"):
+        return
+    log.warning("dispatch paused", dispatch_id=dispatch.dispatch_id, reason=reason)
     await ctx.bus.publish(
         DispatchPaused(
-            event_id=deterministic_id("dispatch.paused", key, dispatch["resumptions"]),
-            tenant_id=dispatch["tenant_id"],
-            correlation_id=dispatch["correlation_id"],
-            dispatch_id=dispatch["dispatch_id"],
-            mailing_id=dispatch["mailing_id"],
+            event_id=deterministic_id("dispatch.paused", key, dispatch.resumptions),
+            tenant_id=dispatch.tenant_id,
+            correlation_id=dispatch.correlation_id,
+            dispatch_id=dispatch.dispatch_id,
+            mailing_id=dispatch.mailing_id,
             reason=reason,
-            errors=dispatch["errors"],
+            errors=dispatch.errors,
             sent=await ctx.deliveries.count(key, (DeliveryState.SENT,)),
             failed=await ctx.deliveries.count(key, (DeliveryState.FAILED,)),
         )
@@ -57,13 +56,13 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     dispatch = await ctx.dispatches.get(key)
     # A paused dispatch whose every document has its outcome (the last sends in flight at the pause
     # ended) has nothing left to resume: it completes, and its mailing is regrouped.
-    if dispatch is None or dispatch["status"] not in COMPLETABLE:
+    if dispatch is None or not dispatch.completable:
         return
     sent = await ctx.deliveries.count(key, (DeliveryState.SENT,))
     failed = await ctx.deliveries.count(key, NOT_SENT)
     uncertain = await ctx.deliveries.count(key, (DeliveryState.UNCERTAIN,))
     failures = [
-        Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
+        Failure(document_id=d.document_id, reason=d.reason or "failed")
         async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=DispatchCompleted.FAILURES_LISTED)
     ]
     failures_file_id = await _failures_file(ctx, dispatch) if failed > len(failures) else None
@@ -72,10 +71,10 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     await ctx.bus.publish(
         DispatchCompleted(
             event_id=deterministic_id("dispatch.completed", key),
-            tenant_id=dispatch["tenant_id"],
-            correlation_id=dispatch["correlation_id"],
-            dispatch_id=dispatch["dispatch_id"],
-            mailing_id=dispatch["mailing_id"],
+            tenant_id=dispatch.tenant_id,
+            correlation_id=dispatch.correlation_id,
+            dispatch_id=dispatch.dispatch_id,
+            mailing_id=dispatch.mailing_id,
             sent=sent,
             failed=failed,
             failures=failures,
@@ -84,31 +83,26 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
             uncertain=uncertain,
         )
     )
-    completed = {
-        "status": DispatchStatus.COMPLETED,
-        "sent": sent,
-        "failed": failed,
-        "uncertain": uncertain,
-        "completed_at": datetime.now(UTC),
-    }
-    if dispatch["status"] != DispatchStatus.COMPLETED:
-        await ctx.dispatches.move_status(key, dispatch["status"], completed)
+    was = dispatch.status
+    dispatch.complete(sent, failed, uncertain, datetime.now(UTC))
+    if was is not DispatchStatus.COMPLETED:
+        await ctx.dispatches.move(dispatch, was, "sent", "failed", "uncertain", "completed_at")
 
 
-async def _failures_file(ctx: DispatchContext, dispatch: dict[str, Any]) -> str:
+async def _failures_file(ctx: DispatchContext, dispatch: Dispatch) -> str:
     """Every document not sent, a Failure a line, for the consumers of dispatch.completed (merge regroups by
     it): more than an event holds. Its id is fixed by the dispatch: a completion run again replaces it."""
-    key = dispatch["_id"]
+    key = dispatch.id
 
     async def lines() -> AsyncIterator[bytes]:
         async for d in ctx.deliveries.in_state(key, NOT_SENT):
-            failure = Failure(document_id=d["document_id"], reason=d["reason"] or "failed")
+            failure = Failure(document_id=d.document_id, reason=d.reason or "failed")
             yield failure.model_dump_json().encode() + b"\n"
 
     return await ctx.storage.blobs.put_stream(
         lines(),
-        f"{dispatch['dispatch_id']}-not-sent.ndjson",
+        f"{dispatch.dispatch_id}-not-sent.ndjson",
         "application/x-ndjson",
         blob_id=derived_blob_id("dispatch-failures", key),
-        tenant_id=dispatch["tenant_id"],
+        tenant_id=dispatch.tenant_id,
     )

@@ -5,7 +5,6 @@ import html
 import ipaddress
 import re
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.utils import formataddr
@@ -313,22 +312,6 @@ def check_tls(host: str, tls: TlsMode, plain_hosts: list[str]) -> None:
 PASSWORD_BOUND_FIELDS = ("host", "port", "login", "tls")
 
 
-def check_password_kept(before: Mapping[str, Any], after: Mapping[str, Any], password_given: bool) -> None:
-    """An edit that keeps the stored password keeps it going where it went: same host, port, login and TLS
-    mode, and the certificate still checked if it was."""
-    if password_given or not before.get("password_sealed"):
-        return
-    changed = [name for name in PASSWORD_BOUND_FIELDS if before.get(name) != after.get(name)]
-    if before.get("verify_certificate", True) and not after.get("verify_certificate", True):
-        changed.append("verify_certificate")
-    if changed:
-        raise AccountInvalid(
-            "password",
-            f"give the password again: {', '.join(changed)} changed, and the stored password only goes to the "
-            "server it was given for",
-        )
-
-
 @dataclass(frozen=True)
 class Limits:
     connections: int
@@ -348,15 +331,6 @@ class Sharing:
     owner: str | None = None
     users: frozenset[str] = frozenset()
     roles: frozenset[str] = SENDING_ROLES
-
-    @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> "Sharing":
-        """As stored; an account stored before sharing existed is shared with every role that sends."""
-        return cls(
-            owner=doc.get("owner"),
-            users=frozenset(doc.get("shared_with_users", ())),
-            roles=frozenset(doc.get("shared_with_roles", SENDING_ROLES)),
-        )
 
     def allows(self, requester: Requester | None) -> bool:
         """Whether `requester` may send through the account. None is an integrating system over the bus: it
@@ -412,17 +386,25 @@ def history_status(state: str) -> str:
     return DeliveryState.QUEUED.value if state in PENDING else str(state)
 
 
-def history_terms(delivery: dict[str, Any], state: str, subject: str | None) -> list[str]:
+def history_terms(
+    *,
+    mailing_name: str,
+    document_number: str,
+    document_id: str,
+    document_type: str | None,
+    state: str,
+    subject: str | None,
+) -> list[str]:
     """Everything the history finds a send by, in the one indexed array of its record: the words of its
     subject, document name and number, and one `name=value` term per filter ("*" for every send).
     A term with "=" is never a word (words are letters and digits), so a search cannot hit a filter.
 
     One multikey index serves every filter: on the embedded database each index of the collection costs
     every claim and outcome of a send, even one whose keys the write leaves alone."""
-    terms = set(search_terms(subject, delivery["mailing_name"], delivery["document_number"]))
-    terms |= {"*", history_term("status", history_status(state)), history_term("document", delivery["document_id"])}
-    if delivery.get("document_type"):
-        terms.add(history_term("type", delivery["document_type"]))
+    terms = set(search_terms(subject, mailing_name, document_number))
+    terms |= {"*", history_term("status", history_status(state)), history_term("document", document_id)}
+    if document_type:
+        terms.add(history_term("type", document_type))
     return sorted(terms)
 
 

@@ -4,7 +4,6 @@ document (again, for a resumed one)."""
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
@@ -30,6 +29,7 @@ from .domain import (
     check_message,
     dispatch_key,
 )
+from .model import Delivery, Dispatch
 
 log = get_logger(__name__)
 
@@ -38,48 +38,23 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     """Record one delivery per document of the mailing and ask for each send on dispatch's own work queue,
     which every replica consumes: the sends, not the fan-out, are shared."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
-    await ctx.dispatches.create(
-        {
-            "_id": key,
-            "tenant_id": event.tenant_id,
-            "dispatch_id": event.dispatch_id,
-            "mailing_id": event.mailing_id,
-            "correlation_id": event.correlation_id,
-            "account_id": event.account_id,
-            "document_type": event.document_type,
-            "to": event.to,
-            "cc": event.cc,
-            "bcc": event.bcc,
-            "reply_to": event.reply_to,
-            "separate_sends": event.separate_sends,
-            "copy_to_sender": event.copy_to_sender,
-            "status": DispatchStatus.FANNING_OUT,
-            "total": 0,
-            "errors": 0,
-            "resumptions": 0,
-            "created_at": datetime.now(UTC),
-            # What the sweep needs to run a fan-out again whose message was lost (see sweeper.py).
-            "request": event.model_dump(mode="json"),
-            "progress_at": datetime.now(UTC),
-        }
-    )
-    dispatch = await ctx.dispatches.get(key)
+    await ctx.dispatches.create(Dispatch.requested(key, event, datetime.now(UTC)))
+    dispatch = await ctx.dispatches.get(key)  # this one, or the one a redelivered request made
     assert dispatch is not None
-    if dispatch["status"] != DispatchStatus.FANNING_OUT:
+    if dispatch.status is not DispatchStatus.FANNING_OUT:
         return
     try:
         mailing, text, pause_after = await what_it_sends(event, ctx)
     except Refusal as refusal:
-        await ctx.dispatches.move_status(
-            key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.REFUSED, "reason": str(refusal)}
-        )
+        dispatch.refuse(str(refusal))
+        await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT, "reason")
         raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
-    await ctx.dispatches.update(
-        key, {"mailing_name": mailing.name, "text": text.__dict__, "pause_after_errors": pause_after}
-    )
-    total = await _fan_out(event, ctx, key, mailing)
-    await ctx.dispatches.update(key, {"total": total})
-    await ctx.dispatches.move_status(key, DispatchStatus.FANNING_OUT, {"status": DispatchStatus.SENDING})
+    dispatch.prepare(mailing.name, text, pause_after)
+    await ctx.dispatches.save(dispatch, "mailing_name", "text", "pause_after_errors")
+    total = await _fan_out(event, ctx, dispatch, mailing)
+    dispatch.start_sending(total)
+    await ctx.dispatches.save(dispatch, "total")
+    await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT)
     await complete_if_done(ctx, key)
 
 
@@ -108,40 +83,37 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
 
 
 
-async def _fan_out(event: Event, ctx: DispatchContext, key: str, mailing: MailingView) -> int:
+async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, mailing: MailingView) -> int:
     """Deliveries are written a page at a time and each send asked for right after: a fan-out that runs
     again after a crash inserts what is missing and asks again under the same event ids."""
     total = 0
-    page: list[dict[str, Any]] = []
+    page: list[Delivery] = []
 
     async def flush() -> None:
         if not page:
             return
         # Each PDF's length, read here a page at a time, lets its send read the PDF in one round trip.
-        pdf_ids = [d["pdf_blob_id"] for d in page if d["pdf_blob_id"]]
+        pdf_ids = [d.pdf_blob_id for d in page if d.pdf_blob_id]
         files = await ctx.storage.blobs.infos(pdf_ids, tenant_id=event.tenant_id) if pdf_ids else {}
         for d in page:
-            if d["pdf_blob_id"] in files:
-                d["pdf_length"] = files[d["pdf_blob_id"]]["length"]
+            if d.pdf_blob_id in files:
+                d.pdf_length = files[d.pdf_blob_id]["length"]
         await ctx.deliveries.add_many(page)
-        await ctx.dispatches.update(key, {"progress_at": datetime.now(UTC)})
+        dispatch.progress_at = datetime.now(UTC)
+        await ctx.dispatches.save(dispatch, "progress_at")
         # A page's sends are published together: one after the other, each waiting for the broker's
         # confirmation, the fan-out (not the sending) would set the pace.
         await asyncio.gather(
             *(
                 ctx.bus.publish(
-                    SendRequested.caused_by(
-                        event, key=d["document_id"], dispatch_id=d["dispatch_id"], document_id=d["document_id"]
-                    )
+                    SendRequested.caused_by(event, key=d.document_id, dispatch_id=d.dispatch_id, document_id=d.document_id)
                 )
                 for d in page
-                if d["state"] == DeliveryState.QUEUED
+                if d.state is DeliveryState.QUEUED
             )
         )
         page.clear()
 
-    dispatch = await ctx.dispatches.get(key)
-    assert dispatch is not None
     async for document in documents_of(ctx.storage.blobs, event.tenant_id, mailing):
         total += 1
         page.append(dispatch_delivery(dispatch, mailing, document))
@@ -158,7 +130,7 @@ async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext = Compon
     async for delivery in ctx.deliveries.in_state(key, PENDING):
         await ctx.bus.publish(
             SendRequested.caused_by(
-                event, key=delivery["document_id"], dispatch_id=event.dispatch_id, document_id=delivery["document_id"]
+                event, key=delivery.document_id, dispatch_id=event.dispatch_id, document_id=delivery.document_id
             )
         )
     await complete_if_done(ctx, key)

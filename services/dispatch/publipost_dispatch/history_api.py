@@ -1,7 +1,7 @@
 """The send history over HTTP: every send, of a dispatch or typed by hand, newest first, 50 a page."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from publipost_auth import OutcomeReader
@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from .context import Context
 from .domain import history_status, history_term, search_terms
+from .model import Delivery
 
 router = APIRouter(prefix="/history", tags=["history"])
 PER_PAGE = 50
@@ -47,28 +48,28 @@ class HistoryPage(BaseModel):
     has_next: bool
 
 
-def _entry(d: dict[str, Any]) -> HistoryEntry:
+def _entry(d: Delivery) -> HistoryEntry:
     return HistoryEntry(
-        send_id=d["_id"],
-        kind=d.get("kind", "dispatch"),
-        dispatch_id=d["dispatch_id"],
-        status=history_status(d["state"]),
-        to=d.get("to") or [],
-        cc=d.get("cc") or [],
-        bcc=d.get("bcc") or [],
-        subject=d.get("subject"),
-        at=d.get("finished_at") or d["created_at"],
+        send_id=d.id,
+        kind=d.kind,
+        dispatch_id=d.dispatch_id,
+        status=history_status(d.state),
+        to=d.to,
+        cc=d.cc,
+        bcc=d.bcc,
+        subject=d.subject,
+        at=d.finished_at or d.created_at,
         document=AttachedDocument(
-            document_id=d["document_id"],
-            document_number=d["document_number"],
-            name=f"{d['document_number']}.pdf" if d.get("pdf_blob_id") else "",
-            mailing_id=d["mailing_id"],
+            document_id=d.document_id,
+            document_number=d.document_number,
+            name=f"{d.document_number}.pdf" if d.pdf_blob_id else "",
+            mailing_id=d.mailing_id,
         ),
-        document_type=d.get("document_type"),
-        error=d.get("reason"),
-        message_id=d.get("message_id"),
-        smtp_reply=d.get("smtp_reply"),
-        attempts=d.get("attempts", 0),
+        document_type=d.document_type,
+        error=d.reason,
+        message_id=d.message_id,
+        smtp_reply=d.smtp_reply,
+        attempts=d.attempts,
     )
 
 

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from publipost_logging import get_logger
 from publipost_refusals import Conflict, NotFound
@@ -14,7 +13,7 @@ from publipost_storage import BlobNotFound
 
 from . import sending
 from .context import DispatchContext
-from .delivery import Content, deliver, new_delivery
+from .delivery import Content, deliver
 from .documents import document_of
 from .domain import (
     MANUAL_SENDS,
@@ -26,6 +25,7 @@ from .domain import (
     attachment_name,
 )
 from .mail import MESSAGE_BUILDERS, pdf_attachment
+from .model import Delivery
 from .senders import Sender
 
 log = get_logger(__name__)
@@ -50,7 +50,7 @@ class ManualSend:
     document_type: str | None
 
 
-async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, request: ManualSend) -> dict[str, Any]:
+async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, request: ManualSend) -> Delivery:
     """Check the request, record the send (queued) and start it in the background; returns the record.
     Refusals (unknown document, no PDF, a variable or header that cannot be) come before any record."""
     account = await ctx.accounts.get(tenant_id, request.account_id)
@@ -69,7 +69,7 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
     except BlobNotFound:
         raise NoPdf(f"the PDF of document {request.document_id!r} is not stored (any more)") from None
     send_id = f"manual-{uuid.uuid4()}"
-    delivery = new_delivery(
+    delivery = Delivery.new(
         delivery_id=send_id,
         kind="manual",
         dispatch_key=MANUAL_SENDS,
@@ -97,11 +97,11 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
 
 
 async def _send(
-    ctx: DispatchContext, delivery: dict[str, Any], addressing: Addressing, content: Content, account: Account
+    ctx: DispatchContext, delivery: Delivery, addressing: Addressing, content: Content, account: Account
 ) -> None:
     """4xx answers are tried again here, with backoff. Cut by a crash, the send is found by the sweep and
     recorded uncertain."""
-    send_id = delivery["_id"]
+    send_id = delivery.id
     sender = ctx.senders.for_account(account)
     ctx.held.add(send_id)
     try:
@@ -115,9 +115,9 @@ async def _send(
 
 
 async def _attempts(
-    ctx: DispatchContext, delivery: dict[str, Any], addressing: Addressing, content: Content, sender: Sender
+    ctx: DispatchContext, delivery: Delivery, addressing: Addressing, content: Content, sender: Sender
 ) -> None:
-    send_id = delivery["_id"]
+    send_id = delivery.id
     for attempt in range(ctx.settings.max_send_attempts):
         await ctx.deliveries.claim(send_id, ctx.senders.holder, ctx.settings.send_lease_s)
         delivery = await ctx.deliveries.get(send_id) or delivery

@@ -37,8 +37,8 @@ class ResealReport:
 
 async def reseal_all(accounts: AccountRepository, seal: PasswordSeal) -> ResealReport:
     report = ResealReport()
-    async for doc in accounts.with_passwords():
-        token, tenant_id, account_id = doc["password_sealed"], doc["tenant_id"], doc["_id"]
+    async for sealed in accounts.with_passwords():
+        token, tenant_id, account_id = sealed.token, sealed.tenant_id, sealed.account_id
         if seal.is_current(token):
             report.current += 1
             continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from publipost_storage import Repository, once_reachable
+from publipost_storage import Entities, Repository, once_reachable
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -23,9 +23,9 @@ from .domain import (
     DeliveryState,
     DispatchStatus,
     history_term,
-    history_terms,
     wider_history_window,
 )
+from .model import AcceptedEmail, Delivery, Dispatch, DispatchState, SealedPassword, SendingAccount
 
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request,
@@ -39,6 +39,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+DISPATCHES = Entities(Dispatch)
+DELIVERIES = Entities(Delivery)
+ACCOUNTS = Entities(SendingAccount)
+
+
+def _first_written(document: dict[str, Any], set_later: tuple[str, ...]) -> dict[str, Any]:
+    """A new record as it was always first written: the fields a later move sets are left out until then."""
+    return {name: value for name, value in document.items() if name not in set_later or value}
+
+
 class DispatchRepository(Repository):
     collection_name = "dispatches"
     indexes = (
@@ -49,13 +59,14 @@ class DispatchRepository(Repository):
 
     def __init__(self, db: Any) -> None:
         super().__init__(db)
-        self._recent: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._recent: dict[str, tuple[float, Dispatch]] = {}
         self._errors = Coalescer(self._count_errors, linger_s=LINGER_S)
-        self._reading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._reading: dict[str, asyncio.Future[Dispatch | None]] = {}
 
-    async def recent(self, key: str) -> dict[str, Any] | None:
+    async def recent(self, key: str) -> Dispatch | None:
         """The dispatch as read at most RECENT_S ago: every send reads it, and it rarely changes. The
-        sends that find it stale wait for one read (each used to make its own)."""
+        sends that find it stale wait for one read (each used to make its own). Shared by those sends: read
+        it, never change it."""
         seen = self._recent.get(key)
         if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
             return seen[1]
@@ -64,7 +75,7 @@ class DispatchRepository(Repository):
             reading = self._reading[key] = asyncio.ensure_future(self._read_recent(key))
         return await asyncio.shield(reading)  # a waiter given up on does not cancel the others' read
 
-    async def _read_recent(self, key: str) -> dict[str, Any] | None:
+    async def _read_recent(self, key: str) -> Dispatch | None:
         try:
             dispatch = await self.get(key)
         finally:
@@ -73,25 +84,31 @@ class DispatchRepository(Repository):
             self._recent[key] = (time.monotonic(), dispatch)
         return dispatch
 
-    async def create(self, dispatch: dict[str, Any]) -> None:
+    async def create(self, dispatch: Dispatch) -> None:
+        """Insert unless present: a dispatch.requested redelivered finds the dispatch it made."""
         try:
-            await self.collection.insert_one(dispatch)
+            await self.collection.insert_one(_first_written(DISPATCHES.dump(dispatch), Dispatch.SET_LATER))
         except DuplicateKeyError:
             pass
 
-    async def get(self, key: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": key})
+    async def get(self, key: str) -> Dispatch | None:
+        return DISPATCHES.load_or_none(await self.collection.find_one({"_id": key}))
 
-    async def find(self, tenant_id: str, dispatch_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"tenant_id": tenant_id, "dispatch_id": dispatch_id})
+    async def find(self, tenant_id: str, dispatch_id: str) -> Dispatch | None:
+        found = await self.collection.find_one({"tenant_id": tenant_id, "dispatch_id": dispatch_id})
+        return DISPATCHES.load_or_none(found)
 
-    async def move_status(self, key: str, from_status: str, changes: dict[str, Any]) -> bool:
-        self._recent.pop(key, None)
-        result = await self.collection.update_one({"_id": key, "status": from_status}, {"$set": changes})
+    async def move(self, dispatch: Dispatch, from_status: DispatchStatus, *fields: str) -> bool:
+        """Store a status move the dispatch made (and the named fields it changed) unless the stored one
+        has left `from_status` meanwhile: of two replicas making a move, one does."""
+        self._recent.pop(dispatch.id, None)
+        changes = DISPATCHES.dump_fields(dispatch, "status", *fields)
+        result = await self.collection.update_one({"_id": dispatch.id, "status": from_status}, {"$set": changes})
         return result.modified_count == 1
 
-    async def update(self, key: str, changes: dict[str, Any]) -> None:
-        await self.collection.update_one({"_id": key}, {"$set": changes})
+    async def save(self, dispatch: Dispatch, *fields: str) -> None:
+        """Store the named fields, which no other replica changes."""
+        await self.collection.update_one({"_id": dispatch.id}, {"$set": DISPATCHES.dump_fields(dispatch, *fields)})
 
     async def count_error(self, key: str) -> int:
         """One more SMTP error since the last resumption; returns the count once it is stored, which may
@@ -107,23 +124,26 @@ class DispatchRepository(Repository):
         counts = {d["_id"]: d["errors"] async for d in self.collection.find({"_id": {"$in": list(added)}}, {"errors": 1})}
         return [counts.get(key, 0) for key in keys]
 
-    async def resume(self, key: str) -> dict[str, Any] | None:
-        """paused → sending with the error count back to zero; None if it was not paused."""
-        self._recent.pop(key, None)
+    async def resume(self, dispatch: Dispatch) -> Dispatch | None:
+        """Store `Dispatch.resume` if the dispatch is still paused (its resumptions counted in the database,
+        as two resumes racing both count); the dispatch as stored then, None if it was not paused."""
+        self._recent.pop(dispatch.id, None)
         result = await self.collection.update_one(
-            {"_id": key, "status": DispatchStatus.PAUSED},
-            {"$set": {"status": DispatchStatus.SENDING, "errors": 0, "reason": None}, "$inc": {"resumptions": 1}},
+            {"_id": dispatch.id, "status": DispatchStatus.PAUSED},
+            {"$set": DISPATCHES.dump_fields(dispatch, "status", "errors", "reason"), "$inc": {"resumptions": 1}},
         )
-        return await self.get(key) if result.modified_count == 1 else None
+        return await self.get(dispatch.id) if result.modified_count == 1 else None
 
-    def stalled_fan_outs(self, before: datetime) -> AsyncIterator[dict[str, Any]]:
+    async def stalled_fan_outs(self, before: datetime) -> AsyncIterator[Dispatch]:
         """Fan-outs that have not moved since `before` and can run again (they kept their request)."""
         query = {"status": DispatchStatus.FANNING_OUT, "progress_at": {"$lt": before}, "request": {"$exists": True}}
-        return aiter(self.collection.find(query))
+        async for document in self.collection.find(query):
+            yield DISPATCHES.load(document)
 
-    def in_status(self, *statuses: str) -> AsyncIterator[dict[str, Any]]:
+    async def in_status(self, *statuses: DispatchStatus) -> AsyncIterator[DispatchState]:
         query = {"status": {"$in": list(statuses)}}
-        return aiter(self.collection.find(query, {"_id": 1, "status": 1, "tenant_id": 1, "correlation_id": 1}))
+        async for document in self.collection.find(query, {"_id": 1, "status": 1}):
+            yield DispatchState(document["_id"], DispatchStatus(document["status"]))
 
 
 @dataclass(frozen=True)
@@ -155,7 +175,7 @@ class _Accept:
     delivery_id: str
     holder: str
     envelope: int
-    accepted: dict[str, Any]
+    accepted: AcceptedEmail
 
 
 _Write = _Claim | _Outcome | _Release | _Accept
@@ -201,7 +221,7 @@ class DeliveryRepository(Repository):
         page: list[UpdateOne] = []
         upgrade = "collection scan: once, at the first start after the history's old indexes, to upgrade its records"
         async for doc in self.collection.find({"terms": {"$ne": "*"}}, comment=upgrade):
-            terms = history_terms(doc, doc["state"], doc.get("subject"))
+            terms = DELIVERIES.load(doc).history_terms()
             page.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"terms": terms}}))
             if len(page) == 500:
                 await self.collection.bulk_write(page, ordered=False)
@@ -209,19 +229,19 @@ class DeliveryRepository(Repository):
         if page:
             await self.collection.bulk_write(page, ordered=False)
 
-    async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
+    async def claim_and_get(self, delivery_id: str, holder: str, lease_s: float) -> Delivery | None:
         """`claim`, then the delivery as stored; None when it was not claimed."""
         claim = _Claim(delivery_id, holder, lease_s)
         token: str = await self._writes(claim)
-        claimed: dict[str, Any] | None = await self._claim_reads((claim, token))
+        claimed: Delivery | None = await self._claim_reads((claim, token))
         return claimed
 
-    async def finish(self, delivery_id: str, state: DeliveryState, changes: dict[str, Any]) -> bool:
-        """Record the final outcome once; False if another handler recorded it first. With the database out
-        of reach the outcome is kept and written when it answers: once an e-mail is out, an outcome given
-        up would have it sent again."""
-        outcome = _Outcome(delivery_id, state, changes)
-        stored: bool = await once_reachable(lambda: self._writes(outcome), what=f"outcome of {delivery_id}")
+    async def finish(self, delivery: Delivery) -> bool:
+        """Store the outcome `Delivery.record` gave the delivery, once: unless the stored one is final
+        already (False: another handler recorded it first). With the database out of reach the outcome is
+        kept and written when it answers: once an e-mail is out, an outcome given up would have it sent again."""
+        outcome = _Outcome(delivery.id, delivery.state, DELIVERIES.dump_fields(delivery, *Delivery.OUTCOME))
+        stored: bool = await once_reachable(lambda: self._writes(outcome), what=f"outcome of {delivery.id}")
         return stored
 
     async def any_pending(self, dispatch_key: str) -> bool:
@@ -231,27 +251,28 @@ class DeliveryRepository(Repository):
         found = await self.collection.find_one({"dispatch_key": dispatch_key, "state": DeliveryState.QUEUED}, {"_id": 1})
         return found is not None
 
-    async def add(self, delivery: dict[str, Any]) -> None:
+    async def add(self, delivery: Delivery) -> None:
         """Insert unless present: a redelivered fan-out never resets a delivery already under way."""
         try:
-            await self.collection.insert_one(delivery)
+            await self.collection.insert_one(_first_written(DELIVERIES.dump(delivery), Delivery.SET_LATER))
         except DuplicateKeyError:
             pass
 
-    async def add_many(self, deliveries: list[dict[str, Any]]) -> None:
+    async def add_many(self, deliveries: list[Delivery]) -> None:
         """Insert those not present yet (a fan-out that runs again after a crash skips the rest)."""
+        documents = [_first_written(DELIVERIES.dump(delivery), Delivery.SET_LATER) for delivery in deliveries]
         try:
-            await self.collection.insert_many(deliveries, ordered=False)
+            await self.collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
             if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
                 raise
 
-    async def get(self, delivery_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": delivery_id})
+    async def get(self, delivery_id: str) -> Delivery | None:
+        return DELIVERIES.load_or_none(await self.collection.find_one({"_id": delivery_id}))
 
     async def claim(self, delivery_id: str, holder: str, lease_s: float) -> bool:
-        """queued → sending, owned by `holder` until the lease ends; also takes over a send whose owner's
-        lease ended (its replica died). False when the delivery is final or another replica owns it."""
+        """`Delivery.claim_for` under its condition, in the database: queued, or sending with its lease
+        ended. False when the delivery is final or another replica owns it."""
         now = _now()
         change = {
             "$set": {"state": DeliveryState.SENDING, "holder": holder, "lease_until": now + timedelta(seconds=lease_s)},
@@ -268,7 +289,7 @@ class DeliveryRepository(Repository):
         """sending → queued: the send will be tried again."""
         await self._writes(_Release(delivery_id, holder, error))
 
-    async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: dict[str, Any]) -> None:
+    async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: AcceptedEmail) -> None:
         """One e-mail of a delivery is with the server: a retry of the delivery will skip it (so this write,
         like an outcome, waits for a database out of reach)."""
         accept = _Accept(delivery_id, holder, envelope, accepted)
@@ -304,13 +325,13 @@ class DeliveryRepository(Repository):
                 answers.append(None)
         return answers
 
-    async def _read_claims(self, claims: list[tuple["_Claim", str]]) -> list[dict[str, Any] | None]:
+    async def _read_claims(self, claims: list[tuple["_Claim", str]]) -> list[Delivery | None]:
         """The deliveries of claims just written, as stored, in one query: each one its claim took, else
         None (a second copy of the same send among them gets None too)."""
         ids = list({claim.delivery_id for claim, _ in claims})
         found = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": ids}})}
         given: set[str] = set()
-        answers: list[dict[str, Any] | None] = []
+        answers: list[Delivery | None] = []
         for claim, token in claims:
             doc = found.get(claim.delivery_id)
             if doc is None or claim.delivery_id in given:
@@ -318,7 +339,7 @@ class DeliveryRepository(Repository):
                 continue
             given.add(claim.delivery_id)
             if doc.get("claim") == token:
-                answers.append(doc)
+                answers.append(DELIVERIES.load(doc))
             elif doc["state"] in FINAL:
                 answers.append(None)
             else:  # not queued: maybe a send whose replica died (its lease ended); that takes a claim of its own
@@ -381,7 +402,7 @@ class DeliveryRepository(Repository):
                 statements.append(
                     UpdateOne(
                         {"_id": w.delivery_id, "state": DeliveryState.SENDING, "holder": w.holder},
-                        {"$set": {f"accepted.{w.envelope}": w.accepted}},
+                        {"$set": {f"accepted.{w.envelope}": {"reply": w.accepted.reply, "message_id": w.accepted.message_id}}},
                     )
                 )
         return statements
@@ -408,8 +429,8 @@ class DeliveryRepository(Repository):
 
     async def in_state(
         self, dispatch_key: str, states: tuple[str, ...], *, after: int = -1, limit: int = 0
-    ) -> AsyncIterator[dict[str, Any]]:
-        """In document order: each state's deliveries in index order, merged."""
+    ) -> AsyncIterator[Delivery]:
+        """In document order: each state's deliveries in index order, merged (read a cursor batch at a time)."""
         cursors = [
             self.collection.find({"dispatch_key": dispatch_key, "state": s, "index": {"$gt": after}})
             .sort("index", ASCENDING)
@@ -424,7 +445,7 @@ class DeliveryRepository(Repository):
         try:
             while heads and (not limit or given < limit):
                 _, n, delivery = heapq.heappop(heads)
-                yield delivery
+                yield DELIVERIES.load(delivery)
                 given += 1
                 if (following := await anext(cursors[n], None)) is not None:
                     heapq.heappush(heads, (following["index"], n, following))
@@ -432,22 +453,24 @@ class DeliveryRepository(Repository):
             for cursor in cursors:
                 await cursor.close()
 
-    async def sending(self, dispatch_keys: list[str]) -> list[dict[str, Any]]:
+    async def sending(self, dispatch_keys: list[str]) -> list[Delivery]:
         """The sends of these dispatches that a replica holds right now."""
-        found: list[dict[str, Any]] = []
+        found: list[Delivery] = []
         for key in dispatch_keys:
-            found += await self.collection.find({"dispatch_key": key, "state": DeliveryState.SENDING}).to_list()
+            cursor = self.collection.find({"dispatch_key": key, "state": DeliveryState.SENDING})
+            found += [DELIVERIES.load(document) async for document in cursor]
         return found
 
     async def take_back(self, delivery_id: str, holder: str | None) -> bool:
-        """sending → queued for a send whose holder is gone: it can be claimed again."""
+        """`Delivery.take_back` unless another replica's sweep was first: sending → queued for a send whose
+        holder is gone, so it can be claimed again."""
         result = await self.collection.update_one(
             {"_id": delivery_id, "state": DeliveryState.SENDING, "holder": holder},
             {"$set": {"state": DeliveryState.QUEUED, "holder": None, "lease_until": None}},
         )
         return result.modified_count == 1
 
-    async def history(self, tenant_id: str, terms: list[str], *, skip: int, limit: int) -> list[dict[str, Any]]:
+    async def history(self, tenant_id: str, terms: list[str], *, skip: int, limit: int) -> list[Delivery]:
         """Newest first; the sends whose terms (see domain.history_terms) include all of `terms`.
 
         The embedded database sorts every match in memory rather than walk an index in order, and a
@@ -473,12 +496,13 @@ class DeliveryRepository(Repository):
                         break
             await cursor.close()
             if len(found) == wanted or window is None:
-                return found[skip:]
+                return [DELIVERIES.load(doc) for doc in found[skip:]]
             window = wider_history_window(window, None if newest is None else now - newest, len(found), wanted)
 
-    async def sends_of(self, tenant_id: str, document_id: str) -> list[dict[str, Any]]:
+    async def sends_of(self, tenant_id: str, document_id: str) -> list[Delivery]:
         cursor = self.collection.find({"tenant_id": tenant_id, "terms": history_term("document", document_id)})
-        return await cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)]).to_list()
+        cursor = cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        return [DELIVERIES.load(doc) async for doc in cursor]
 
 
 class ReplicaRepository(Repository):
@@ -501,29 +525,32 @@ class AccountRepository(Repository):
     collection_name = "accounts"
     indexes = (IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)]),)
 
-    async def add(self, account: dict[str, Any]) -> None:
-        await self.collection.insert_one(account)
+    async def add(self, account: SendingAccount) -> None:
+        await self.collection.insert_one(ACCOUNTS.dump(account))
 
-    async def get(self, tenant_id: str, account_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": account_id, "tenant_id": tenant_id})
+    async def get(self, tenant_id: str, account_id: str) -> SendingAccount | None:
+        return ACCOUNTS.load_or_none(await self.collection.find_one({"_id": account_id, "tenant_id": tenant_id}))
 
-    async def replace(self, account: dict[str, Any]) -> bool:
-        result = await self.collection.replace_one({"_id": account["_id"], "tenant_id": account["tenant_id"]}, account)
+    async def replace(self, account: SendingAccount) -> bool:
+        query = {"_id": account.id, "tenant_id": account.tenant_id}
+        result = await self.collection.replace_one(query, ACCOUNTS.dump(account))
         return result.matched_count == 1
 
-    async def all_of(self, tenant_id: str) -> list[dict[str, Any]]:
-        return await self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING).to_list()
+    async def all_of(self, tenant_id: str) -> list[SendingAccount]:
+        cursor = self.collection.find({"tenant_id": tenant_id}).sort("name", ASCENDING)
+        return [ACCOUNTS.load(document) async for document in cursor]
 
     async def delete(self, tenant_id: str, account_id: str) -> bool:
         return (await self.collection.delete_one({"_id": account_id, "tenant_id": tenant_id})).deleted_count == 1
 
-    def with_passwords(self) -> Any:
+    async def with_passwords(self) -> AsyncIterator[SealedPassword]:
         """Every account that stores a password, of every tenant: for re-sealing them all (passwords.py)."""
-        return self.collection.find(
+        async for document in self.collection.find(
             {"password_sealed": {"$ne": None}},
             {"tenant_id": 1, "password_sealed": 1},
             comment="collection scan: a maintenance command reads every account once, a few per tenant",
-        )
+        ):
+            yield SealedPassword(document["tenant_id"], document["_id"], document["password_sealed"])
 
     async def swap_password(self, tenant_id: str, account_id: str, before: str, after: str) -> bool:
         """Replace the sealed password unless the account was saved since it was read (its edit then sealed

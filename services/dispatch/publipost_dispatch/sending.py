@@ -3,7 +3,6 @@
 
 import asyncio
 from datetime import date
-from typing import Any
 
 from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
@@ -18,25 +17,22 @@ from publipost_storage import BlobNotFound
 
 from .completion import pause
 from .context import DispatchContext
-from .delivery import Content, deliver, outcome_fields
+from .delivery import Content, deliver
 from .domain import (
-    FINAL,
     Addressing,
     BadTemplate,
     DeliveryState,
-    DispatchStatus,
     DocumentFacts,
-    EmailText,
     InvalidAddress,
     UnknownVariable,
     UnsafeHeader,
     attachment_name,
     delivery_id_for,
     dispatch_key,
-    should_pause,
 )
 from .limits import DailyCapReached
 from .mail import MESSAGE_BUILDERS, pdf_attachment
+from .model import Delivery, Dispatch
 
 log = get_logger(__name__)
 
@@ -53,7 +49,7 @@ async def send_requested(event: SendRequested, ctx: DispatchContext = Components
     dispatch = await ctx.dispatches.recent(key)
     if dispatch is None:
         raise PermanentFailure(f"no dispatch {event.dispatch_id}")
-    if dispatch["status"] in (DispatchStatus.PAUSED, DispatchStatus.REFUSED):
+    if not dispatch.takes_sends:
         return  # the delivery stays queued; resuming asks for it again
     holder = ctx.senders.holder
     delivery = await ctx.deliveries.claim_and_get(delivery_id, holder, ctx.settings.send_lease_s)
@@ -61,8 +57,8 @@ async def send_requested(event: SendRequested, ctx: DispatchContext = Components
         delivery = await ctx.deliveries.get(delivery_id)
         if delivery is None:
             raise PermanentFailure(f"no delivery of document {event.document_id} in dispatch {event.dispatch_id}")
-        log.info("document already final or being sent", document_id=event.document_id, state=delivery["state"])
-        if delivery["state"] in FINAL:
+        log.info("document already final or being sent", document_id=event.document_id, state=delivery.state)
+        if delivery.final:
             # The handler that stored the outcome may have died, or lost its broker connection, before
             # announcing it: announced again, under the same event ids (a consumer that has them skips them).
             await announce_stored(ctx, delivery)
@@ -89,29 +85,30 @@ async def send_requested(event: SendRequested, ctx: DispatchContext = Components
 
 
 
-async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, Any], delivery: dict[str, Any]) -> None:
-    account = await ctx.accounts.get(dispatch["tenant_id"], dispatch["account_id"])
+async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, delivery: Delivery) -> None:
+    account = await ctx.accounts.get(dispatch.tenant_id, dispatch.account_id)
     facts = DocumentFacts(
-        document_number=delivery["document_number"],
-        document_name=delivery["mailing_name"],
-        recipient_name=delivery["recipient_name"],
-        customer_number=delivery["customer_number"],
+        document_number=delivery.document_number,
+        document_name=delivery.mailing_name,
+        recipient_name=delivery.recipient_name,
+        customer_number=delivery.customer_number,
     )
+    assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
     try:
-        subject, body, html_body = EmailText(**dispatch["text"]).render(facts.variables(date.today()))
+        subject, body, html_body = dispatch.text.render(facts.variables(date.today()))
     except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc))
         return
 
-    cc = list(dispatch["cc"])
-    if dispatch["to"]:
-        to = list(dispatch["to"])
+    cc = list(dispatch.cc)
+    if dispatch.to:
+        to = list(dispatch.to)
     else:
         resolved = await ctx.resolver.resolve(
             event.tenant_id,
             event.correlation_id,
-            customer_number=delivery["customer_number"],
-            record_email=delivery["record_email"],
+            customer_number=delivery.customer_number,
+            record_email=delivery.record_email,
         )
         if resolved.email is None:
             await record(ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}", subject=subject)
@@ -121,15 +118,15 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
     addressing = Addressing(
         to=to,
         cc=cc,
-        bcc=list(dispatch["bcc"]),
-        sender_copy=account.from_address if dispatch["copy_to_sender"] else None,
-        separate=dispatch["separate_sends"],
+        bcc=list(dispatch.bcc),
+        sender_copy=account.from_address if dispatch.copy_to_sender else None,
+        separate=dispatch.separate_sends,
     )
     try:
         addressing = addressing.checked()
         attachment = pdf_attachment(
-            await ctx.pdfs.get(delivery["tenant_id"], delivery["pdf_blob_id"], delivery.get("pdf_length")),
-            attachment_name(delivery["document_number"]),
+            await ctx.pdfs.get(delivery.tenant_id, delivery.pdf_blob_id, delivery.pdf_length),
+            attachment_name(delivery.document_number),
         )
     except (UnsafeHeader, InvalidAddress) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
@@ -138,7 +135,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
         await record(ctx, delivery, DeliveryState.FAILED, reason=f"PDF missing: {exc}", subject=subject)
         return
 
-    content = Content(subject, body, html_body, attachment, reply_to=dispatch["reply_to"] or account.reply_to)
+    content = Content(subject, body, html_body, attachment, reply_to=dispatch.reply_to or account.reply_to)
     outcome = await deliver(
         ctx.deliveries,
         ctx.senders.holder,
@@ -150,11 +147,11 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
         build_message=MESSAGE_BUILDERS[ctx.settings.mime_writer],
     )
     for error in outcome.errors:
-        errors = await ctx.dispatches.count_error(delivery["dispatch_key"])
-        if should_pause(errors, dispatch["pause_after_errors"]):
-            await pause(ctx, delivery["dispatch_key"], f"paused after {errors} SMTP errors; last: {error}")
+        errors = await ctx.dispatches.count_error(dispatch.id)
+        if dispatch.too_many_errors(errors):
+            await pause(ctx, dispatch.id, f"paused after {errors} SMTP errors; last: {error}")
     if outcome.retry:
-        await ctx.deliveries.release(delivery["_id"], ctx.senders.holder, outcome.reason or "")
+        await ctx.deliveries.release(delivery.id, ctx.senders.holder, outcome.reason or "")
         raise SendDeferred(outcome.reason)
     await record(
         ctx,
@@ -170,18 +167,18 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: dict[str, 
 
 
 
-async def _retry_or_fail(ctx: DispatchContext, delivery: dict[str, Any], reason: str) -> None:
-    if delivery["attempts"] >= ctx.settings.max_send_attempts:
+async def _retry_or_fail(ctx: DispatchContext, delivery: Delivery, reason: str) -> None:
+    if delivery.attempts >= ctx.settings.max_send_attempts:
         await record(ctx, delivery, DeliveryState.FAILED, reason=reason)
         return
-    await ctx.deliveries.release(delivery["_id"], ctx.senders.holder, reason)
+    await ctx.deliveries.release(delivery.id, ctx.senders.holder, reason)
     raise SendDeferred(reason)
 
 
 
 async def record(
     ctx: DispatchContext,
-    delivery: dict[str, Any],
+    delivery: Delivery,
     state: DeliveryState,
     *,
     reason: str | None = None,
@@ -195,32 +192,34 @@ async def record(
     complete the dispatch when it was the last one. Only the handler whose write moved the delivery to
     its final state goes on (a redelivered copy of its message announces it again: see send_requested)."""
     if stored is None:
-        changes = outcome_fields(delivery, state, reason, subject, addressing, smtp_reply, message_id)
-        stored = await ctx.deliveries.finish(delivery["_id"], state, changes)
+        delivery.record(
+            state, reason=reason, subject=subject, addressing=addressing, smtp_reply=smtp_reply, message_id=message_id
+        )
+        stored = await ctx.deliveries.finish(delivery)
     if not stored:
         return
     await announce(ctx, delivery, state, reason=reason, addressing=addressing, message_id=message_id)
-    if delivery["kind"] == "dispatch":
-        ctx.completions.soon(delivery["dispatch_key"])
+    if delivery.kind == "dispatch":
+        ctx.completions.soon(delivery.dispatch_key)
 
 
 
-async def announce_stored(ctx: DispatchContext, delivery: dict[str, Any]) -> None:
+async def announce_stored(ctx: DispatchContext, delivery: Delivery) -> None:
     """The events of an outcome already stored, as its handler published them (or was about to)."""
     await announce(
         ctx,
         delivery,
-        DeliveryState(delivery["state"]),
-        reason=delivery.get("reason"),
-        addressing=Addressing(to=delivery["to"]) if delivery.get("to") else None,
-        message_id=delivery.get("message_id"),
+        delivery.state,
+        reason=delivery.reason,
+        addressing=Addressing(to=delivery.to) if delivery.to else None,
+        message_id=delivery.message_id,
     )
 
 
 
 async def announce(
     ctx: DispatchContext,
-    delivery: dict[str, Any],
+    delivery: Delivery,
     state: DeliveryState,
     *,
     reason: str | None,
@@ -230,14 +229,14 @@ async def announce(
     """delivery.recorded for every outcome, document.sent for a sent document (the owning system marks it)."""
     recipients = addressing.to if addressing else []
     common = {
-        "tenant_id": delivery["tenant_id"],
-        "correlation_id": delivery["correlation_id"],
-        "dispatch_id": delivery["dispatch_id"],
-        "document_id": delivery["document_id"],
+        "tenant_id": delivery.tenant_id,
+        "correlation_id": delivery.correlation_id,
+        "dispatch_id": delivery.dispatch_id,
+        "document_id": delivery.document_id,
     }
     events: list[Event] = [
         DeliveryRecorded(
-            event_id=deterministic_id("delivery.recorded", delivery["_id"]),
+            event_id=deterministic_id("delivery.recorded", delivery.id),
             outcome=state.value,
             recipients=recipients,
             reason=reason,
@@ -248,9 +247,9 @@ async def announce(
     if state is DeliveryState.SENT:
         events.append(
             DocumentSent(
-                event_id=deterministic_id("document.sent", delivery["_id"]),
-                mailing_id=delivery["mailing_id"],
-                document_number=delivery["document_number"],
+                event_id=deterministic_id("document.sent", delivery.id),
+                mailing_id=delivery.mailing_id,
+                document_number=delivery.document_number,
                 recipients=recipients,
                 **common,
             )

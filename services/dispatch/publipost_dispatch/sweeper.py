@@ -5,15 +5,14 @@ dispatches whose last outcome was stored by a replica that died before announcin
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from publipost_contracts import DispatchRequested, SendRequested, deterministic_id
 from publipost_logging import get_logger
 
 from . import completion, fan_out, sending
 from .context import DispatchContext
-from .delivery import outcome_fields
 from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
+from .model import AlreadyFinal, Delivery, DispatchState
 
 log = get_logger(__name__)
 
@@ -59,25 +58,25 @@ class Sweeper:
     async def sweep(self) -> None:
         ctx = self._ctx
         unfinished = [d async for d in ctx.dispatches.in_status(*UNFINISHED)]
-        in_flight = await ctx.deliveries.sending([d["_id"] for d in unfinished] + [MANUAL_SENDS])
-        holders = {d["holder"] for d in in_flight} - {ctx.senders.holder}
+        in_flight = await ctx.deliveries.sending([d.key for d in unfinished] + [MANUAL_SENDS])
+        holders = {d.holder for d in in_flight if d.holder is not None} - {ctx.senders.holder}
         for delivery in self._own_orphans(in_flight):
             await self._take_back(delivery)
         if in_flight and self._others_could_beat():
             silent = await ctx.replicas.silent(holders, ctx.settings.replica_silence_s) if holders else set()
             now = datetime.now(UTC)
             for delivery in in_flight:
-                lease_until = delivery.get("lease_until")
-                if delivery.get("holder") in silent or (lease_until is not None and lease_until < now):
+                lease_until = delivery.lease_until
+                if delivery.holder in silent or (lease_until is not None and lease_until < now):
                     await self._take_back(delivery)
         for dispatch in unfinished:
-            if dispatch["status"] in COMPLETABLE and not ctx.completions.busy(dispatch["_id"]):
-                await completion.complete_if_done(ctx, dispatch["_id"])
+            if dispatch.status in COMPLETABLE and not ctx.completions.busy(dispatch.key):
+                await completion.complete_if_done(ctx, dispatch.key)
         await self._fan_out_again_where_stalled()
-        busy = {d["dispatch_key"] for d in in_flight}
-        await self._ask_again_for_lost_sends([d for d in unfinished if d["status"] == DispatchStatus.SENDING], busy)
+        busy = {d.dispatch_key for d in in_flight}
+        await self._ask_again_for_lost_sends([d for d in unfinished if d.status is DispatchStatus.SENDING], busy)
 
-    def _own_orphans(self, in_flight: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _own_orphans(self, in_flight: list[Delivery]) -> list[Delivery]:
         """This replica's claims that no send of its own holds any more: a send that failed (the database
         gone) before its e-mail went and could not give its claim back. Given back now, not when the lease
         lapses. A claim is one only once its lease is two sweeps old: a claim just made may not be held yet."""
@@ -86,10 +85,10 @@ class Sweeper:
         return [
             delivery
             for delivery in in_flight
-            if delivery.get("holder") == ctx.senders.holder
-            and delivery["_id"] not in ctx.held
-            and delivery.get("lease_until") is not None
-            and delivery["lease_until"] < settled
+            if delivery.holder == ctx.senders.holder
+            and delivery.id not in ctx.held
+            and delivery.lease_until is not None
+            and delivery.lease_until < settled
         ]
 
     async def _fan_out_again_where_stalled(self) -> None:
@@ -98,17 +97,18 @@ class Sweeper:
         ctx = self._ctx
         before = datetime.now(UTC) - timedelta(seconds=ctx.settings.lost_send_after_s)
         async for dispatch in ctx.dispatches.stalled_fan_outs(before):
-            await ctx.dispatches.update(dispatch["_id"], {"progress_at": datetime.now(UTC)})
-            log.warning("stalled fan-out run again", dispatch_key=dispatch["_id"])
-            await fan_out.dispatch_requested(DispatchRequested.model_validate(dispatch["request"]), ctx)
+            dispatch.progress_at = datetime.now(UTC)
+            await ctx.dispatches.save(dispatch, "progress_at")
+            log.warning("stalled fan-out run again", dispatch_key=dispatch.id)
+            await fan_out.dispatch_requested(DispatchRequested.model_validate(dispatch.request), ctx)
 
-    async def _ask_again_for_lost_sends(self, sending: list[dict[str, Any]], busy: set[str]) -> None:
+    async def _ask_again_for_lost_sends(self, sending: list[DispatchState], busy: set[str]) -> None:
         """A dispatch with documents queued, none being sent by any replica and no send.requested waiting
         in the queue has lost messages (dead-lettered, purged): once that has held for `lost_send_after_s`,
         each queued document is asked for again (a copy of one still coming finds it claimed)."""
         ctx = self._ctx
         now = time.monotonic()
-        idle = [d["_id"] for d in sending if d["_id"] not in busy and await ctx.deliveries.any_queued(d["_id"])]
+        idle = [d.key for d in sending if d.key not in busy and await ctx.deliveries.any_queued(d.key)]
         self._idle_since = {key: self._idle_since.get(key, now) for key in idle}
         due = [key for key, since in self._idle_since.items() if now - since >= ctx.settings.lost_send_after_s]
         if not due or await ctx.bus.waiting(SendRequested):
@@ -120,33 +120,36 @@ class Sweeper:
                 asked += 1
                 await ctx.bus.publish(
                     SendRequested(
-                        event_id=deterministic_id("send.lost", delivery["_id"], "queued", now),
-                        tenant_id=delivery["tenant_id"],
-                        correlation_id=delivery["correlation_id"],
-                        dispatch_id=delivery["dispatch_id"],
-                        document_id=delivery["document_id"],
+                        event_id=deterministic_id("send.lost", delivery.id, "queued", now),
+                        tenant_id=delivery.tenant_id,
+                        correlation_id=delivery.correlation_id,
+                        dispatch_id=delivery.dispatch_id,
+                        document_id=delivery.document_id,
                     )
                 )
             log.warning("lost sends asked for again", dispatch_key=key, documents=asked)
 
-    async def _take_back(self, delivery: dict[str, Any]) -> None:
+    async def _take_back(self, delivery: Delivery) -> None:
         ctx = self._ctx
-        if delivery.get("kind") == "manual":  # nobody will ask again, and the e-mail may have gone
-            changes = outcome_fields(delivery, DeliveryState.UNCERTAIN, INTERRUPTED, None, None, None, None)
-            if await ctx.deliveries.finish(delivery["_id"], DeliveryState.UNCERTAIN, changes):
+        if delivery.kind == "manual":  # nobody will ask again, and the e-mail may have gone
+            try:
+                delivery.record(DeliveryState.UNCERTAIN, reason=INTERRUPTED)
+            except AlreadyFinal:  # taken back earlier in this sweep
+                return
+            if await ctx.deliveries.finish(delivery):
                 await sending.announce(
                     ctx, delivery, DeliveryState.UNCERTAIN, reason=INTERRUPTED, addressing=None, message_id=None
                 )
             return
-        if not await ctx.deliveries.take_back(delivery["_id"], delivery.get("holder")):
+        if not await ctx.deliveries.take_back(delivery.id, delivery.holder):
             return  # another replica's sweep was first
-        log.warning("send of a silent replica asked again", document_id=delivery["document_id"])
+        log.warning("send of a silent replica asked again", document_id=delivery.document_id)
         await ctx.bus.publish(
             SendRequested(
-                event_id=deterministic_id("send.lost", delivery["_id"], delivery["attempts"]),
-                tenant_id=delivery["tenant_id"],
-                correlation_id=delivery["correlation_id"],
-                dispatch_id=delivery["dispatch_id"],
-                document_id=delivery["document_id"],
+                event_id=deterministic_id("send.lost", delivery.id, delivery.attempts),
+                tenant_id=delivery.tenant_id,
+                correlation_id=delivery.correlation_id,
+                dispatch_id=delivery.dispatch_id,
+                document_id=delivery.document_id,
             )
         )

@@ -1,0 +1,430 @@
+"""The dispatch, its deliveries and the tenants' sending accounts as stored, with the moves each may make: a dispatch fans out, sends, is
+paused and resumed, completes; a delivery is queued, claimed, given back for a retry, and gets its one
+final outcome. A move that is not allowed is a named refusal.
+
+Several moves are made in the database by one conditional update (a claim with its lease, an error
+counted, a status compared and set), so that replicas racing for the same record cannot both win: the
+method here says what the move changes, and the repository writes it under the condition the method
+checks (see repository.py). Fields a later version added have defaults, so older records still load."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from publipost_contracts import DispatchRequested
+from publipost_contracts.reads import DocumentView, MailingView
+from publipost_refusals import Conflict
+
+from .domain import (
+    COMPLETABLE,
+    FINAL,
+    PASSWORD_BOUND_FIELDS,
+    PENDING,
+    SENDING_ROLES,
+    AccountInvalid,
+    Addressing,
+    DeliveryState,
+    DispatchStatus,
+    EmailText,
+    Sharing,
+    TlsMode,
+    history_terms,
+    should_pause,
+)
+
+
+class NotFanningOut(Conflict):
+    def __init__(self, dispatch: "Dispatch") -> None:
+        super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}, not fanning out")
+
+
+class NotSending(Conflict):
+    def __init__(self, dispatch: "Dispatch") -> None:
+        super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}, not sending")
+
+
+class NotPaused(Conflict):
+    def __init__(self, dispatch: "Dispatch") -> None:
+        super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}, not paused")
+
+
+class NotCompletable(Conflict):
+    def __init__(self, dispatch: "Dispatch") -> None:
+        super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}: it cannot complete")
+
+
+@dataclass(kw_only=True)
+class Dispatch:
+    """One dispatch of a mailing; `id` is its key (domain.dispatch_key)."""
+
+    id: str
+    tenant_id: str
+    dispatch_id: str
+    mailing_id: str
+    correlation_id: str
+    status: DispatchStatus
+    created_at: datetime
+    account_id: str | None = None
+    document_type: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: str | None = None
+    separate_sends: bool = False
+    copy_to_sender: bool = False
+    total: int = 0
+    errors: int = 0  # SMTP errors since the last resumption
+    resumptions: int = 0
+    # What the sweep needs to run a fan-out again whose message was lost (see sweeper.py).
+    request: dict[str, Any] | None = None
+    progress_at: datetime | None = None
+    # Known once the fan-out has checked what it sends.
+    mailing_name: str | None = None
+    text: EmailText | None = None
+    pause_after_errors: int | None = None
+    reason: str | None = None  # why it was refused or paused
+    sent: int | None = None
+    failed: int | None = None
+    uncertain: int | None = None
+    completed_at: datetime | None = None
+
+    # Not stored until they have a value: a dispatch as first written carries only what it was asked.
+    SET_LATER = (
+        "mailing_name", "text", "pause_after_errors", "reason", "sent", "failed", "uncertain", "completed_at"
+    )  # fmt: skip
+
+    @classmethod
+    def requested(cls, key: str, event: DispatchRequested, now: datetime) -> "Dispatch":
+        return cls(
+            id=key,
+            tenant_id=event.tenant_id,
+            dispatch_id=event.dispatch_id,
+            mailing_id=event.mailing_id,
+            correlation_id=event.correlation_id,
+            account_id=event.account_id,
+            document_type=event.document_type,
+            to=list(event.to),
+            cc=list(event.cc),
+            bcc=list(event.bcc),
+            reply_to=event.reply_to,
+            separate_sends=event.separate_sends,
+            copy_to_sender=event.copy_to_sender,
+            status=DispatchStatus.FANNING_OUT,
+            created_at=now,
+            request=event.model_dump(mode="json"),
+            progress_at=now,
+        )
+
+    def prepare(self, mailing_name: str, text: EmailText, pause_after_errors: int) -> None:
+        """What every send of the dispatch reads: checked once, before the first delivery is recorded."""
+        self.mailing_name, self.text, self.pause_after_errors = mailing_name, text, pause_after_errors
+
+    def refuse(self, reason: str) -> None:
+        """fanning_out → refused: what it would send cannot go (an unknown mailing, a DOCX one...)."""
+        if self.status is not DispatchStatus.FANNING_OUT:
+            raise NotFanningOut(self)
+        self.status, self.reason = DispatchStatus.REFUSED, reason
+
+    def start_sending(self, total: int) -> None:
+        """fanning_out → sending, every document recorded."""
+        if self.status is not DispatchStatus.FANNING_OUT:
+            raise NotFanningOut(self)
+        self.total, self.status = total, DispatchStatus.SENDING
+
+    @property
+    def takes_sends(self) -> bool:
+        """Whether a send of it goes now; those of a paused or refused one stay queued."""
+        return self.status not in (DispatchStatus.PAUSED, DispatchStatus.REFUSED)
+
+    def too_many_errors(self, errors: int) -> bool:
+        return self.pause_after_errors is not None and should_pause(errors, self.pause_after_errors)
+
+    def pause(self, reason: str) -> None:
+        """sending → paused: no send starts; those queued wait for a person to resume."""
+        if self.status is not DispatchStatus.SENDING:
+            raise NotSending(self)
+        self.status, self.reason = DispatchStatus.PAUSED, reason
+
+    def resume(self) -> None:
+        """paused → sending, its error count back to zero."""
+        if self.status is not DispatchStatus.PAUSED:
+            raise NotPaused(self)
+        self.status, self.errors, self.reason = DispatchStatus.SENDING, 0, None
+        self.resumptions += 1
+
+    @property
+    def completable(self) -> bool:
+        """Whether it completes once every document has its outcome: a paused one too (nothing is left to
+        resume), and a completed one again (it announces the completion again, same event id)."""
+        return self.status in COMPLETABLE
+
+    def complete(self, sent: int, failed: int, uncertain: int, now: datetime) -> None:
+        if not self.completable:
+            raise NotCompletable(self)
+        self.status = DispatchStatus.COMPLETED
+        self.sent, self.failed, self.uncertain, self.completed_at = sent, failed, uncertain, now
+
+
+@dataclass(frozen=True)
+class DispatchState:
+    """A dispatch's key and status alone: what the sweep reads of every unfinished dispatch."""
+
+    key: str
+    status: DispatchStatus
+
+
+class AlreadyFinal(Conflict):
+    def __init__(self, delivery: "Delivery") -> None:
+        super().__init__(f"the send of document {delivery.document_id!r} is {delivery.state} already")
+
+
+class NotClaimable(Conflict):
+    def __init__(self, delivery: "Delivery") -> None:
+        super().__init__(f"the send of document {delivery.document_id!r} is {delivery.state} and held")
+
+
+class NotHeld(Conflict):
+    def __init__(self, delivery: "Delivery", holder: str | None) -> None:
+        super().__init__(f"the send of document {delivery.document_id!r} is not being sent by {holder!r}")
+
+
+@dataclass(frozen=True)
+class AcceptedEmail:
+    """One e-mail of a delivery the server took: a retry of the delivery skips it."""
+
+    reply: str
+    message_id: str
+
+
+@dataclass(kw_only=True)
+class Delivery:
+    """One document's send, of a dispatch or typed by hand; also its line of the send history."""
+
+    id: str
+    tenant_id: str
+    dispatch_key: str
+    dispatch_id: str
+    document_id: str
+    document_number: str
+    state: DeliveryState
+    created_at: datetime
+    kind: str = "dispatch"  # or "manual"
+    correlation_id: str = ""
+    document_type: str | None = None
+    mailing_id: str = ""
+    mailing_name: str = ""
+    index: int = 0
+    customer_number: str | None = None
+    record_email: str | None = None
+    recipient_name: str | None = None
+    pdf_blob_id: str | None = None
+    pdf_length: int | None = None  # read at the fan-out, so the send reads the PDF in one round trip
+    reason: str | None = None
+    attempts: int = 0
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    separate_sends: bool = False
+    subject: str | None = None
+    smtp_reply: str | None = None
+    message_id: str | None = None
+    terms: list[str] = field(default_factory=list)
+    finished_at: datetime | None = None
+    # While a replica sends it: who, until when, and by which group of claims (repository.py).
+    holder: str | None = None
+    lease_until: datetime | None = None
+    claim: str | None = None
+    accepted: dict[str, AcceptedEmail] = field(default_factory=dict)  # envelope number → the server's answer
+    last_error: str | None = None
+    finish: str | None = None  # which handler's outcome write stored the outcome (repository.py)
+
+    # Not stored until they have a value: a record as first written has the fields `new` gives it.
+    SET_LATER = (
+        "pdf_length", "cc", "bcc", "separate_sends", "smtp_reply", "message_id", "holder", "lease_until", "claim",
+        "accepted", "last_error", "finish",
+    )  # fmt: skip
+    # What an outcome writes besides its state (see `record`).
+    OUTCOME = ("reason", "smtp_reply", "message_id", "subject", "terms", "to", "cc", "bcc", "separate_sends")
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        delivery_id: str,
+        kind: str,
+        dispatch_key: str,
+        dispatch_id: str,
+        tenant_id: str,
+        correlation_id: str,
+        document_type: str | None,
+        mailing: MailingView,
+        document: DocumentView,
+        subject: str | None,
+        to: list[str] | None = None,
+        failed: str | None = None,
+    ) -> "Delivery":
+        """The one way a delivery record is made, a dispatch's or an immediate send's: queued, or failed at
+        once with the reason `failed`; with the terms the history searches."""
+        now = datetime.now(UTC)
+        delivery = cls(
+            id=delivery_id,
+            kind=kind,
+            dispatch_key=dispatch_key,
+            dispatch_id=dispatch_id,
+            tenant_id=tenant_id,
+            correlation_id=correlation_id,
+            document_type=document_type,
+            mailing_id=mailing.id,
+            mailing_name=mailing.name,
+            document_id=document.id,
+            index=document.index,
+            document_number=document.document_number,
+            customer_number=document.customer_number,
+            record_email=document.email,
+            recipient_name=document.recipient_name,
+            pdf_blob_id=document.pdf_blob_id,
+            state=DeliveryState.FAILED if failed else DeliveryState.QUEUED,
+            reason=failed,
+            to=to or [],
+            subject=subject,
+            created_at=now,
+            finished_at=now if failed else None,
+        )
+        delivery.terms = delivery.history_terms()
+        return delivery
+
+    def history_terms(self) -> list[str]:
+        return history_terms(
+            mailing_name=self.mailing_name,
+            document_number=self.document_number,
+            document_id=self.document_id,
+            document_type=self.document_type,
+            state=self.state,
+            subject=self.subject,
+        )
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def claim_for(self, holder: str, lease_s: float, now: datetime) -> None:
+        """queued → sending, owned by `holder` until the lease ends; also a send whose owner's lease ended
+        (its replica died). Another try of the document."""
+        lapsed = self.state is DeliveryState.SENDING and self.lease_until is not None and self.lease_until < now
+        if self.state is not DeliveryState.QUEUED and not lapsed:
+            raise NotClaimable(self)
+        self.state, self.holder = DeliveryState.SENDING, holder
+        self.lease_until = now + timedelta(seconds=lease_s)
+        self.attempts += 1
+
+    def release(self, holder: str, error: str) -> None:
+        """sending → queued: the send will be tried again."""
+        self._check_held(holder)
+        self.state, self.last_error, self.lease_until, self.holder = DeliveryState.QUEUED, error, None, None
+
+    def take_back(self, holder: str | None) -> None:
+        """sending → queued for a send whose holder is gone: it can be claimed again."""
+        self._check_held(holder)
+        self.state, self.holder, self.lease_until = DeliveryState.QUEUED, None, None
+
+    def accept(self, holder: str, envelope: int, accepted: AcceptedEmail) -> None:
+        self._check_held(holder)
+        self.accepted[str(envelope)] = accepted
+
+    def _check_held(self, holder: str | None) -> None:
+        if self.state is not DeliveryState.SENDING or self.holder != holder:
+            raise NotHeld(self, holder)
+
+    def record(
+        self,
+        state: DeliveryState,
+        *,
+        reason: str | None = None,
+        subject: str | None = None,
+        addressing: Addressing | None = None,
+        smtp_reply: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """The final outcome, once, and what the history shows of it: recipients, subject (the one stored
+        when none is given), server reply, error. The repository stores it while the record is still
+        queued or being sent (`finish`)."""
+        if self.state not in PENDING:
+            raise AlreadyFinal(self)
+        self.state, self.reason, self.smtp_reply, self.message_id = state, reason, smtp_reply, message_id
+        if subject is not None:
+            self.subject = subject
+        if addressing is not None:
+            self.to, self.cc = addressing.to, addressing.cc
+            self.bcc = addressing.bcc + ([addressing.sender_copy] if addressing.sender_copy else [])
+            self.separate_sends = addressing.separate
+        self.terms = self.history_terms()
+        self.lease_until, self.finished_at = None, datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    connections: int = 4
+    rate_per_s: int | None = None
+    daily_cap: int | None = None
+
+
+@dataclass(kw_only=True)
+class SendingAccount:
+    """A tenant's SMTP account as stored: the password only ever sealed (accounts.Accounts opens it into
+    the domain.Account a send uses)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    host: str
+    port: int
+    tls: TlsMode
+    from_address: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    verify_certificate: bool = True
+    login: str | None = None
+    password_sealed: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    limits: AccountLimits = field(default_factory=AccountLimits)
+    pause_after_errors: int | None = None
+    owner: str | None = None  # whose personal account it is
+    shared_with_users: list[str] = field(default_factory=list)
+    # An account stored before sharing existed is shared with every role that sends.
+    shared_with_roles: list[str] = field(default_factory=lambda: sorted(SENDING_ROLES))
+
+    @property
+    def sharing(self) -> Sharing:
+        return Sharing(
+            owner=self.owner, users=frozenset(self.shared_with_users), roles=frozenset(self.shared_with_roles)
+        )
+
+    def make_personal(self, owner: str) -> None:
+        """Its owner's alone: only they send through it, and only they change it."""
+        self.owner, self.shared_with_users, self.shared_with_roles = owner, [], []
+
+    def check_password_kept(self, after: "SendingAccount", password_given: bool) -> None:
+        """An edit that keeps the stored password keeps it going where it went: same host, port, login and
+        TLS mode, and the certificate still checked if it was."""
+        if password_given or not self.password_sealed:
+            return
+        changed = [name for name in PASSWORD_BOUND_FIELDS if getattr(self, name) != getattr(after, name)]
+        if self.verify_certificate and not after.verify_certificate:
+            changed.append("verify_certificate")
+        if changed:
+            raise AccountInvalid(
+                "password",
+                f"give the password again: {', '.join(changed)} changed, and the stored password only goes to "
+                "the server it was given for",
+            )
+
+
+@dataclass(frozen=True)
+class SealedPassword:
+    """An account's sealed password alone: what re-sealing every password reads."""
+
+    tenant_id: str
+    account_id: str
+    token: str
