@@ -11,3 +11,10 @@ MESSAGES = Counter(
     "Messages handled by a consumer, by outcome (handled, duplicate, retried, dead_lettered).",
     ["consumer", "outcome"],
 )
+DEAD_LETTERS = Counter(
+    "publipost_dead_lettered_messages_total",
+    "Messages a consumer put in its dead-letter queue (<queue>.dlq), by queue and why: unreadable, "
+    "publisher_refused, permanent_failure, retries_exhausted. Those the broker dead-letters itself (its delivery "
+    "limit, a consumer crashing on them) are not seen here: RabbitMQ's own metrics count them.",
+    ["queue", "reason"],
+)
