@@ -21,6 +21,7 @@ from .domain import (
     DeliveryState,
     DispatchStatus,
 )
+from .metrics import PAUSES
 
 log = get_logger(__name__)
 
@@ -31,6 +32,7 @@ async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
         key, DispatchStatus.SENDING, {"status": DispatchStatus.PAUSED, "reason": reason}
     ):
         return
+    PAUSES.inc()
     dispatch = await ctx.dispatches.get(key)
     assert dispatch is not None
     log.warning("dispatch paused", dispatch_id=dispatch["dispatch_id"], reason=reason)

@@ -2,6 +2,7 @@
 while the account is unchanged and replaced when it is edited."""
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, replace
 
@@ -11,6 +12,7 @@ from publipost_outbound import OutboundPolicy
 from .accounts import DEFAULT_ACCOUNT_ID
 from .domain import Account, Limits
 from .limits import SendPermits
+from .metrics import SMTP_SECONDS
 from .repository import ConnectionLeaseRepository, SendCounterRepository
 from .smtp import SmtpAccepted, SmtpPool
 
@@ -25,7 +27,11 @@ class Sender:
 
     async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
         await self.permits.take()
-        return await self.pool.send(message, self.account.from_address, recipients, required)
+        started = time.perf_counter()
+        try:
+            return await self.pool.send(message, self.account.from_address, recipients, required)
+        finally:
+            SMTP_SECONDS.labels(self.account.account_id).observe(time.perf_counter() - started)
 
 
 class Senders:
