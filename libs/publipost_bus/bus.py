@@ -24,7 +24,7 @@ from publipost_settings import ServiceSettings
 from publipost_telemetry import tracer_provider
 from pydantic import ValidationError
 
-from .metrics import DEAD_LETTERS, MESSAGES
+from .metrics import DEAD_LETTERS, MESSAGE_AGE, MESSAGES
 from .publishers import PublisherRefused, Publishers, broker_user
 from .replies import Replies
 from .retry import PermanentFailure, RetryPolicy
@@ -254,6 +254,7 @@ class Bus:
         of reach included, goes through the retry policy; a handler run again after its mark failed changes
         nothing twice, as its writes have deterministic keys."""
         event_id = str(event.event_id)
+        MESSAGE_AGE.labels(queue).observe(age_s(event))
         with bound_contextvars(
             correlation_id=event.correlation_id,
             event_id=event_id,
@@ -391,6 +392,13 @@ class Bus:
             return await self.broker.ping(timeout=timeout_s)
         except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
             return False
+
+
+def age_s(event: Event) -> float:
+    """Seconds since the event occurred, as its publisher said (a time without zone is UTC; never negative
+    across clock skew)."""
+    occurred_at = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - occurred_at).total_seconds())
 
 
 SUBJECT_IDS = {
