@@ -67,7 +67,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(log_level)
-    for noisy in ("pymongo", "aiormq", "aio_pika", "uvicorn.access"):
+    # httpx logs every call with its full URL, query string included: the service client's spans say it instead.
+    for noisy in ("pymongo", "aiormq", "aio_pika", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(log_level, logging.WARNING))
 
 

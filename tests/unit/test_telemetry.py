@@ -2,6 +2,8 @@
 continues the caller's trace; a call to another service sends the trace on; each request gets one access log
 line without its path's ids, query string or headers; with tracing unset nothing is set up."""
 
+import subprocess
+import sys
 from typing import Annotated
 
 import httpx
@@ -123,3 +125,40 @@ async def test_each_request_has_one_access_line_with_its_route_status_and_tenant
     assert (missing["route"], missing["status"]) == ("unmatched", 404) and "tenant_id" not in missing
     text = repr(access)
     assert "secret" not in text and "m-42" not in text and "at-all" not in text
+
+
+OTLP_RECEIVER = """
+import http.server, sys, threading
+from publipost_settings import ServiceSettings
+from publipost_telemetry import flush, tracer_provider
+
+received = []
+
+class Collector(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+settings = ServiceSettings(service_name="merge", otlp_endpoint=f"http://127.0.0.1:{server.server_port}")
+provider = tracer_provider(settings)
+assert tracer_provider(settings) is provider  # one per process
+with provider.get_tracer("test").start_as_current_span("a merge"):
+    pass
+flush()
+path, body = received[0]
+print(path, b"publipost-merge" in body, b"a merge" in body)
+"""
+
+
+def test_with_an_endpoint_spans_go_by_otlp_http_named_after_the_service():
+    # A process of its own: the provider is the process's, made once.
+    result = subprocess.run(
+        [sys.executable, "-c", OTLP_RECEIVER], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["/v1/traces", "True", "True"], result.stderr
