@@ -13,7 +13,6 @@ from faststream.exceptions import AckMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
-from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY
@@ -145,6 +144,8 @@ class Bus:
         # Publipost counts beside).
         middlewares: list[Any] = [RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"publipost-{self.service}")]
         if tracing is not None:
+            from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware  # only with tracing on
+
             # Outermost, so the consumer's span covers the whole handling; it reads the publisher's trace from
             # the message's `traceparent` header and writes the current one into every message published.
             middlewares.insert(0, RabbitTelemetryMiddleware(tracer_provider=tracing))

@@ -24,9 +24,6 @@ from typing import Any
 import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace import TracerProvider as ApiTracerProvider
 from publipost_settings import ServiceSettings
@@ -37,7 +34,7 @@ __all__ = ["MongoSpans", "TracedRequests", "flush", "route_template", "traced_tr
 
 TRACER_NAME = "publipost"
 _lock = threading.Lock()
-_provider: TracerProvider | None = None
+_provider: ApiTracerProvider | None = None
 
 
 def tracer_provider(settings: ServiceSettings) -> ApiTracerProvider | None:
@@ -51,9 +48,12 @@ def tracer_provider(settings: ServiceSettings) -> ApiTracerProvider | None:
         return _provider
     with _lock:
         if _provider is None:
-            # Imported here: the exporter pulls in requests and protobuf, which a service without tracing
-            # never needs to load.
+            # Imported here: the SDK and its exporter (requests, protobuf) are never loaded by a service
+            # without tracing.
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             provider = TracerProvider(resource=Resource.create({"service.name": f"publipost-{settings.service_name}"}))
             endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
@@ -66,7 +66,7 @@ def tracer_provider(settings: ServiceSettings) -> ApiTracerProvider | None:
 def flush(timeout_s: float = 5.0) -> None:
     """Send the spans still batched (on shutdown, so the last handling of a stopping replica is seen)."""
     if _provider is not None:
-        _provider.force_flush(int(timeout_s * 1000))
+        _provider.force_flush(int(timeout_s * 1000))  # type: ignore[attr-defined]  # the SDK's provider
 
 
 # --- HTTP served --------------------------------------------------------------------------
