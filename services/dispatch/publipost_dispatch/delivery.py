@@ -23,7 +23,6 @@ from .domain import (
     verdict_for_reply,
 )
 from .mail import Attachment, MessageBuilder
-from .metrics import EMAILS
 from .repository import DeliveryRepository
 from .senders import Sender
 from .smtp import SmtpRefused, SmtpUnavailable, SmtpUncertain
@@ -88,7 +87,6 @@ async def deliver(
         except SmtpUncertain as exc:
             errors.append(str(exc))
             if i == 0:
-                EMAILS.labels("uncertain", account.account_id).inc()
                 return Outcome(DeliveryState.UNCERTAIN, reason=str(exc), errors=errors)
             refused_copies[", ".join(envelope.to)] = f"uncertain: {exc}"
             continue
@@ -96,10 +94,8 @@ async def deliver(
             errors.append(str(exc))
             verdict = verdict_for_reply(exc.code) if isinstance(exc, SmtpRefused) else Verdict.RETRY
             if verdict_for_attempt(verdict, delivery["attempts"], max_attempts) is Verdict.RETRY:
-                EMAILS.labels("deferred", account.account_id).inc()
                 return Outcome(DeliveryState.QUEUED, reason=str(exc), retry=True, errors=errors)
             if i == 0:
-                EMAILS.labels("failed", account.account_id).inc()
                 return Outcome(DeliveryState.FAILED, reason=str(exc), errors=errors)
             refused_copies[", ".join(envelope.to)] = str(exc)
             continue
@@ -111,8 +107,6 @@ async def deliver(
     reply = primary["reply"] + (f"; copies refused: {refused_copies}" if refused_copies else "")
     fields = outcome_fields(delivery, DeliveryState.SENT, None, content.subject, addressing, reply, primary["message_id"])
     stored = await deliveries.finish(delivery["_id"], DeliveryState.SENT, fields)
-    if stored:
-        EMAILS.labels("sent", account.account_id).inc()
     return Outcome(DeliveryState.SENT, reply=reply, message_id=primary["message_id"], errors=errors, stored=stored)
 
 

@@ -7,10 +7,11 @@ from prometheus_client import Counter, Histogram
 
 EMAILS = Counter(
     "publipost_dispatch_emails_total",
-    "Documents' e-mails handed to an account's SMTP server, by the server's answer: sent (accepted and "
-    "recorded), failed (refused for good), uncertain (taken without a confirmation: never sent again), "
-    "deferred (a temporary failure, sent again later). A document failed before any SMTP exchange (no "
-    "address, no PDF) is not an e-mail: delivery.recorded and the history count it.",
+    "E-mails handed to an account's SMTP server, one per SMTP transaction, by the server's answer: sent "
+    "(accepted), failed (refused for good, 5xx), deferred (refused for now, 4xx, or the server out of reach: "
+    "the send is tried again while it has tries left), uncertain (the message went and no answer came: never "
+    "sent again). A document failed before any SMTP exchange (no address, no PDF) is no e-mail: "
+    "delivery.recorded and the send history count it.",
     ["outcome", "account"],
 )
 SMTP_SECONDS = Histogram(

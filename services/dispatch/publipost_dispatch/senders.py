@@ -12,9 +12,9 @@ from publipost_outbound import OutboundPolicy
 from .accounts import DEFAULT_ACCOUNT_ID
 from .domain import Account, Limits
 from .limits import SendPermits
-from .metrics import SMTP_SECONDS
+from .metrics import EMAILS, SMTP_SECONDS
 from .repository import ConnectionLeaseRepository, SendCounterRepository
-from .smtp import SmtpAccepted, SmtpPool
+from .smtp import SmtpAccepted, SmtpPool, SmtpRefused, SmtpUnavailable, SmtpUncertain
 
 log = get_logger(__name__)
 
@@ -27,11 +27,23 @@ class Sender:
 
     async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
         await self.permits.take()
+        account = self.account.account_id
         started = time.perf_counter()
         try:
-            return await self.pool.send(message, self.account.from_address, recipients, required)
+            accepted = await self.pool.send(message, self.account.from_address, recipients, required)
+        except SmtpUncertain:
+            EMAILS.labels("uncertain", account).inc()
+            raise
+        except SmtpRefused as refused:
+            EMAILS.labels("failed" if refused.code >= 500 else "deferred", account).inc()
+            raise
+        except SmtpUnavailable:
+            EMAILS.labels("deferred", account).inc()
+            raise
         finally:
-            SMTP_SECONDS.labels(self.account.account_id).observe(time.perf_counter() - started)
+            SMTP_SECONDS.labels(account).observe(time.perf_counter() - started)
+        EMAILS.labels("sent", account).inc()
+        return accepted
 
 
 class Senders:
