@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 
 import httpx
 from publipost_settings import ServiceSettings
+from publipost_telemetry import traced_transport, tracer_provider
 
 from .issuer import Issuer
 
@@ -104,7 +105,8 @@ def service_client(
     (a request that reached the service is never sent twice; the caller's message then goes through the
     bus's retries). Several clients of one service can share one `credentials` (one token for all); without
     credentials configured it sends none, which the other service accepts only while its authentication is
-    off."""
+    off. With tracing on, each call is a span of the caller's trace, which the other service continues."""
     auth = credentials or service_credentials(settings)
     transport = transport or httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES)
+    transport = traced_transport(transport, tracer_provider(settings))
     return httpx.AsyncClient(base_url=base_url, timeout=timeout_s, auth=auth, transport=transport)

@@ -14,14 +14,16 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY
 from publipost_contracts import MAX_MESSAGE_BYTES, Event
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import bound_contextvars, get_logger
 from publipost_settings import ServiceSettings
+from publipost_telemetry import tracer_provider
 from pydantic import ValidationError
 
-from .metrics import MESSAGES
+from .metrics import DEAD_LETTERS, MESSAGE_AGE, MESSAGES
 from .publishers import PublisherRefused, Publishers, broker_user
 from .replies import Replies
 from .retry import PermanentFailure, RetryPolicy
@@ -98,7 +100,13 @@ class Bus:
     handler has returned and the message is marked handled.
     """
 
-    def __init__(self, settings: ServiceSettings, *, publishes: Sequence[type[Event]] = ()) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        publishes: Sequence[type[Event]] = (),
+        tracing: TracerProvider | None = None,
+    ) -> None:
         self.service = settings.service_name
         self.topology = Topology(settings.namespace, settings.delivery_limit)
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
@@ -112,9 +120,7 @@ class Bus:
             fail_fast=False,
             log_level=logging.DEBUG,
             app_id=f"publipost-{self.service}",
-            # Received, in process, handling time, published: faststream_* on /metrics (metrics.py says
-            # what Publipost counts beside).
-            middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"publipost-{self.service}")],
+            middlewares=self._middlewares(tracing or tracer_provider(settings)),
         )
         self._publishers = {
             cls: self.broker.publisher(
@@ -132,6 +138,18 @@ class Bus:
         self._replies = Replies(settings.rabbitmq_url, self.topology.events.name, self.user_id)
         self.grace_s = settings.shutdown_grace_s
         self.inbox: ProcessedMessages | None = None
+
+    def _middlewares(self, tracing: TracerProvider | None) -> list[Any]:
+        # Received, in process, handling time, published: faststream_* on /metrics (metrics.py says what
+        # Publipost counts beside).
+        middlewares: list[Any] = [RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"publipost-{self.service}")]
+        if tracing is not None:
+            from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware  # only with tracing on
+
+            # Outermost, so the consumer's span covers the whole handling; it reads the publisher's trace from
+            # the message's `traceparent` header and writes the current one into every message published.
+            middlewares.insert(0, RabbitTelemetryMiddleware(tracer_provider=tracing))
+        return middlewares
 
     # --- publishing ---------------------------------------------------------------
 
@@ -237,7 +255,14 @@ class Bus:
         of reach included, goes through the retry policy; a handler run again after its mark failed changes
         nothing twice, as its writes have deterministic keys."""
         event_id = str(event.event_id)
-        with bound_contextvars(correlation_id=event.correlation_id, event_id=event_id, event_type=event.type):
+        MESSAGE_AGE.labels(queue).observe(age_s(event))
+        with bound_contextvars(
+            correlation_id=event.correlation_id,
+            event_id=event_id,
+            event_type=event.type,
+            tenant_id=event.tenant_id,
+            **subject_ids(event),
+        ):
             try:
                 if idempotent and self.inbox and await self.inbox.already_processed(queue, event_id):
                     MESSAGES.labels(queue, "duplicate").inc()
@@ -295,13 +320,13 @@ class Bus:
         fail, the message is rejected instead and the broker dead-letters it (reason in `x-death`)."""
         attempt = self._attempt(message)
         if isinstance(error, Unreadable):
-            reason = f"unreadable: {error}"
+            kind, reason = "unreadable", f"unreadable: {error}"
         elif isinstance(error, PublisherRefused):
-            reason = f"publisher refused: {error}"
+            kind, reason = "publisher_refused", f"publisher refused: {error}"
         elif isinstance(error, PermanentFailure):
-            reason = f"permanent failure: {error}"
+            kind, reason = "permanent_failure", f"permanent failure: {error}"
         else:
-            reason = f"failed {attempt} times, last: {error!r}"
+            kind, reason = "retries_exhausted", f"failed {attempt} times, last: {error!r}"
         await self.broker.publish(
             message.body,
             exchange=self.topology.dead_letter,
@@ -320,6 +345,7 @@ class Bus:
             user_id=self.user_id,
         )
         MESSAGES.labels(queue, "dead_lettered").inc()
+        DEAD_LETTERS.labels(queue, kind).inc()
         log.error("message dead-lettered", consumer=queue, attempt=attempt, reason=reason[:REASON_MAX_CHARS])
 
     # --- lifecycle ----------------------------------------------------------------
@@ -367,6 +393,31 @@ class Bus:
             return await self.broker.ping(timeout=timeout_s)
         except Exception:  # noqa: BLE001 - readiness answers a yes/no, whatever the cause
             return False
+
+
+def age_s(event: Event) -> float:
+    """Seconds since the event occurred, as its publisher said (a time without zone is UTC; never negative
+    across clock skew)."""
+    occurred_at = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - occurred_at).total_seconds())
+
+
+SUBJECT_IDS = {
+    "mailing_id": "mailing_id",
+    "source_mailing_id": "mailing_id",  # merge.mailing_regrouped is about the mailing it replaces
+    "dispatch_id": "dispatch_id",
+    "campaign_id": "campaign_id",
+}
+
+
+def subject_ids(event: Event) -> dict[str, str]:
+    """The ids of what a message is about, when its event names them: every log line of its handling carries
+    them, so one mailing's or one dispatch's lines can be found across services."""
+    ids: dict[str, str] = {}
+    for field, key in SUBJECT_IDS.items():
+        if key not in ids and (value := getattr(event, field, None)) is not None:
+            ids[key] = str(value)
+    return ids
 
 
 def _consumer_signature(event_type: type[Event], handler: Handler) -> inspect.Signature:

@@ -18,12 +18,14 @@ from publipost_http import (
     health_router,
     json_numbers_storable,
 )
+from publipost_http.access_log import AccessLog
 from publipost_http.errors import answer_errors, declare_errors, refusal_answer
 from publipost_idempotency import ProcessedMessages
 from publipost_logging import configure_logging, get_logger
 from publipost_refusals import Refusal
 from publipost_settings import ServiceSettings
 from publipost_storage import Migrated, Repository, Schema, Storage, Upgrade
+from publipost_telemetry import TracedRequests, flush, tracer_provider
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -133,12 +135,17 @@ class Service:
         if self.authenticator is not None:
             steps.append(self.authenticator.close)  # API keys' last uses written while the database is open
         steps.append(self.storage.close)
+        steps.append(self._flush_spans)
         for step in steps:
             try:
                 await step()
             except Exception:
                 log.exception("a stop step failed", step=getattr(step, "__qualname__", repr(step)))
         log.info("service stopped")
+
+    @staticmethod
+    async def _flush_spans() -> None:
+        await asyncio.to_thread(flush)  # the exporter's HTTP call blocks
 
     def http_app(self) -> FastAPI:
         @asynccontextmanager
@@ -178,6 +185,10 @@ class Service:
         if unknown:
             raise ValueError(f"body limits given for routes the service does not have: {', '.join(unknown)}")
         app.add_middleware(BodyLimit, default_bytes=self.settings.max_body_bytes, route_bytes=self.body_limits)
+        # Outside the body limit, so its 413 is logged too; inside the request's span, so the line has its trace.
+        app.add_middleware(AccessLog)
+        if (tracing := tracer_provider(self.settings)) is not None:
+            app.add_middleware(TracedRequests, provider=tracing)
         return app
 
     def run(self) -> None:

@@ -63,6 +63,14 @@ class ServiceSettings(BaseSettings):
         "server, a conversion backend): networks (10.20.0.0/16, 127.0.0.1), host names (mail.internal.example) "
         "and domains (*.svc.cluster.local). Empty: only public addresses (see publipost_outbound).",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PUBLIPOST_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="Where traces go, by OTLP over HTTP: the collector's base address (http://otel-collector:4318; "
+        "spans are sent to <it>/v1/traces), read from PUBLIPOST_OTLP_ENDPOINT or else the standard "
+        "OTEL_EXPORTER_OTLP_ENDPOINT. Unset: no tracing at all (nothing made, nothing sent). The sampler is the "
+        "SDK's, so OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG apply (publipost_telemetry).",
+    )
     query_log: Path | None = Field(
         default=None,
         description=(

@@ -2,6 +2,7 @@ from collections.abc import Sequence
 
 import pymongo
 from publipost_settings import ServiceSettings
+from publipost_telemetry import MongoSpans, tracer_provider
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
@@ -38,6 +39,8 @@ class Storage:
         listeners: list[CommandListener] = [COMMAND_COUNTER]
         if settings.query_log:
             listeners.append(QueryLog(settings.query_log, settings.namespace))
+        if (tracing := tracer_provider(settings)) is not None:
+            listeners.append(MongoSpans(tracing))
         return cls(settings.mongodb_url, settings.database_name, settings.blob_database_name, event_listeners=listeners)
 
     async def ping(self, timeout_s: float = 0.8) -> bool:

@@ -15,6 +15,7 @@ from publipost_storage import derived_blob_id
 
 from .context import DispatchContext
 from .domain import NOT_SENT, DeliveryState, DispatchStatus
+from .metrics import PAUSES
 from .model import Dispatch, NotSending
 
 log = get_logger(__name__)
@@ -32,6 +33,7 @@ async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
         return
     if not await ctx.dispatches.move(dispatch, DispatchStatus.SENDING, "reason"):
         return
+    PAUSES.inc()
     log.warning("dispatch paused", dispatch_id=dispatch.dispatch_id, reason=reason)
     await ctx.bus.publish(
         DispatchPaused(

@@ -2,6 +2,7 @@
 while the account is unchanged and replaced when it is edited."""
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, replace
 
@@ -11,8 +12,9 @@ from publipost_outbound import OutboundPolicy
 from .accounts import DEFAULT_ACCOUNT_ID
 from .domain import Account, Limits
 from .limits import SendPermits
+from .metrics import EMAILS, SMTP_SECONDS
 from .repository import ConnectionLeaseRepository, SendCounterRepository
-from .smtp import SmtpAccepted, SmtpPool
+from .smtp import SmtpAccepted, SmtpPool, SmtpRefused, SmtpUnavailable, SmtpUncertain
 
 log = get_logger(__name__)
 
@@ -25,7 +27,23 @@ class Sender:
 
     async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
         await self.permits.take()
-        return await self.pool.send(message, self.account.from_address, recipients, required)
+        account = self.account.account_id
+        started = time.perf_counter()
+        try:
+            accepted = await self.pool.send(message, self.account.from_address, recipients, required)
+        except SmtpUncertain:
+            EMAILS.labels("uncertain", account).inc()
+            raise
+        except SmtpRefused as refused:
+            EMAILS.labels("failed" if refused.code >= 500 else "deferred", account).inc()
+            raise
+        except SmtpUnavailable:
+            EMAILS.labels("deferred", account).inc()
+            raise
+        finally:
+            SMTP_SECONDS.labels(account).observe(time.perf_counter() - started)
+        EMAILS.labels("sent", account).inc()
+        return accepted
 
 
 class Senders:
