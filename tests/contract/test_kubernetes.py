@@ -193,6 +193,11 @@ def _allows_port(rule: dict, port: int, protocol: str = "TCP") -> bool:
     return not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports)
 
 
+def _in_namespace(peer: dict, labels: dict[str, str]) -> bool:
+    """Whether a policy peer is the namespace's pods with these labels (not an ipBlock, not another namespace)."""
+    return "podSelector" in peer and "namespaceSelector" not in peer and _selects(peer["podSelector"], labels)
+
+
 def _egress_allowed(docs: list[dict], source: dict[str, str], port: int, to: dict[str, str] | None = None) -> bool:
     """Whether pods with `source` labels may open `port`: anywhere (to=None), or to pods of the namespace
     with `to` labels."""
@@ -202,19 +207,14 @@ def _egress_allowed(docs: list[dict], source: dict[str, str], port: int, to: dic
         peers = rule.get("to")
         if not peers:
             return True
-        if to is not None and any(
-            "namespaceSelector" not in peer and _selects(peer.get("podSelector", {}), to) for peer in peers
-        ):
+        if to is not None and any(_in_namespace(peer, to) for peer in peers):
             return True
     return False
 
 
 def _ingress_allowed(docs: list[dict], target: dict[str, str], port: int, source: dict[str, str]) -> bool:
     return any(
-        _allows_port(rule, port)
-        and any(
-            "namespaceSelector" not in peer and _selects(peer.get("podSelector", {}), source) for peer in rule["from"]
-        )
+        _allows_port(rule, port) and any(_in_namespace(peer, source) for peer in rule["from"])
         for rule in _policies(docs, "ingress", target)
     )
 
