@@ -56,7 +56,7 @@ def test_the_service_monitor_scrapes_every_service_metrics_port():
         doc
         for path in base.glob("*.yaml")
         for doc in yaml.safe_load_all(path.read_text())
-        if doc and doc["kind"] == "Service"
+        if isinstance(doc, dict) and doc.get("kind") == "Service"
     ]
     assert len(services) == 6
     for service in services:
