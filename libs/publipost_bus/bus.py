@@ -153,6 +153,10 @@ class Bus:
 
     # --- publishing ---------------------------------------------------------------
 
+    @property
+    def publishes(self) -> tuple[type[Event], ...]:
+        return tuple(self._publishers)
+
     def encode(self, event: Event) -> bytes:
         body = event.model_dump_json().encode()
         if len(body) > MAX_MESSAGE_BYTES:
@@ -185,6 +189,11 @@ class Bus:
     def provide(self, components: Any) -> None:
         """What every handler's `Components` parameter receives."""
         self.broker.context.set_global(COMPONENTS, components)
+
+    @property
+    def components(self) -> Any:
+        """What was provided: for work a handler starts that outlives it (a check run a moment later)."""
+        return self.broker.context.get(COMPONENTS)
 
     def consumer(self, event_type: type[E], *, idempotent: bool = True) -> Callable[[Handler], Handler]:
         """Register `handler` for `event_type` on this service's own queue.

@@ -82,7 +82,8 @@ def build(settings: DispatchSettings | None = None) -> Service:
         ),
     )
 
-    ctx.completions.check = lambda key: completion.complete_if_done(ctx, key)
+    # The check runs after the send that asked for it, with the components the bus provides (fakes in unit tests).
+    ctx.completions.check = lambda key: completion.complete_if_done(bus.components, key)
 
     bus.consumer(DispatchRequested)(fan_out.dispatch_requested)
     bus.consumer(DispatchResumed)(fan_out.dispatch_resumed)

@@ -1,0 +1,41 @@
+"""dispatch's senders in memory: each e-mail is answered as the test scripts it (taken, or refused with a
+code), and kept, so a test reads what would have reached the SMTP server."""
+
+from dataclasses import dataclass, field
+
+from publipost_dispatch.smtp import SmtpAccepted, SmtpRefused
+
+
+@dataclass
+class FakeSender:
+    account: object
+    server: "FakeSmtpServer"
+
+    async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
+        return self.server.take(message, recipients)
+
+
+@dataclass
+class FakeSmtpServer:
+    refuse_with: tuple[int, str] | None = None  # every e-mail refused with this code, when set
+    received: list[tuple[list[str], bytes]] = field(default_factory=list)
+    refused: int = 0
+
+    def take(self, message: bytes, recipients: list[str]) -> SmtpAccepted:
+        if self.refuse_with is not None:
+            self.refused += 1
+            raise SmtpRefused(*self.refuse_with)
+        self.received.append((recipients, message))
+        return SmtpAccepted(reply="250 2.0.0 queued", refused={})
+
+
+class FakeSenders:
+    """What the send path asks of publipost_dispatch.senders.Senders."""
+
+    holder = "replica-under-test"
+
+    def __init__(self, server: FakeSmtpServer) -> None:
+        self.server = server
+
+    def for_account(self, account: object) -> FakeSender:
+        return FakeSender(account, self.server)
