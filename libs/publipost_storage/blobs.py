@@ -26,12 +26,16 @@ from typing import Any
 from bson import Binary, ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket, NoFile
+from pydantic import BaseModel
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 CHUNK_SIZE = 255 * 1024  # GridFS's default
 STREAM_BATCH = 4  # chunks of a streamed blob inserted together (about 1 MB a round trip)
+
+
+NDJSON = "application/x-ndjson"
 
 
 class BlobNotFound(LookupError):
@@ -162,6 +166,17 @@ class BlobStore:
             await self._chunks.delete_many({"files_id": oid})
             raise
         return blob_id
+
+    async def put_lines(
+        self, items: AsyncIterable[BaseModel], filename: str, *, blob_id: str, **metadata: Any
+    ) -> str:
+        """An NDJSON file, one model a line, written as the items come (read back with `lines`)."""
+
+        async def encoded() -> AsyncIterator[bytes]:
+            async for item in items:
+                yield item.model_dump_json().encode() + b"\n"
+
+        return await self.put_stream(encoded(), filename, NDJSON, blob_id=blob_id, **metadata)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -96,15 +96,13 @@ async def _failures_file(ctx: DispatchContext, dispatch: Dispatch) -> str:
     it): more than an event holds. Its id is fixed by the dispatch: a completion run again replaces it."""
     key = dispatch.id
 
-    async def lines() -> AsyncIterator[bytes]:
+    async def failures() -> AsyncIterator[Failure]:
         async for d in ctx.deliveries.in_state(key, NOT_SENT):
-            failure = Failure(document_id=d.document_id, reason=d.reason or "failed")
-            yield failure.model_dump_json().encode() + b"\n"
+            yield Failure(document_id=d.document_id, reason=d.reason or "failed")
 
-    return await ctx.storage.blobs.put_stream(
-        lines(),
+    return await ctx.storage.blobs.put_lines(
+        failures(),
         f"{dispatch.dispatch_id}-not-sent.ndjson",
-        "application/x-ndjson",
         blob_id=derived_blob_id("dispatch-failures", key),
         tenant_id=dispatch.tenant_id,
     )

@@ -14,8 +14,6 @@ from publipost_storage import Storage, derived_blob_id
 from .domain import Document, Mailing
 from .repository import DocumentRepository
 
-NDJSON = "application/x-ndjson"
-
 
 def document_view(document: Document) -> DocumentView:
     return DocumentView(
@@ -36,14 +34,13 @@ def document_view(document: Document) -> DocumentView:
 
 
 async def write_documents_file(storage: Storage, documents: DocumentRepository, mailing: Mailing) -> str:
-    async def lines() -> AsyncIterator[bytes]:
+    async def views() -> AsyncIterator[DocumentView]:
         async for document in documents.in_order(mailing.id):
-            yield document_view(document).model_dump_json().encode() + b"\n"
+            yield document_view(document)
 
-    return await storage.blobs.put_stream(
-        lines(),
+    return await storage.blobs.put_lines(
+        views(),
         f"{mailing.id}-documents.ndjson",
-        NDJSON,
         blob_id=derived_blob_id("mailing-documents", mailing.id),
         tenant_id=mailing.tenant_id,
         mailing_id=mailing.id,

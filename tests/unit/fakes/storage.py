@@ -7,6 +7,7 @@ from typing import Any
 
 from bson import ObjectId
 from publipost_storage import BlobNotFound, NewBlob, belongs_to
+from pydantic import BaseModel
 
 
 class FakeBlobStore:
@@ -37,6 +38,12 @@ class FakeBlobStore:
     ) -> str:
         data = b"".join([piece async for piece in pieces])
         return await self.put(data, filename, content_type, blob_id=blob_id, **metadata)
+
+    async def put_lines(
+        self, items: AsyncIterable[BaseModel], filename: str, *, blob_id: str, **metadata: Any
+    ) -> str:
+        data = b"".join([item.model_dump_json().encode() + b"\n" async for item in items])
+        return await self.put(data, filename, "application/x-ndjson", blob_id=blob_id, **metadata)
 
     async def exists(self, blob_id: str) -> bool:
         return blob_id in self.files
