@@ -119,7 +119,9 @@ def test_compose_runs_the_six_services_beside_broker_database_and_mail_catcher()
 def test_each_service_has_a_deployment_with_truthful_probes_and_a_service(service):
     docs = {(d["kind"], d["metadata"]["name"]): d for d in _k8s_documents() if "metadata" in d}
     container = docs[("Deployment", service)]["spec"]["template"]["spec"]["containers"][0]
-    assert importlib.util.find_spec(_module_of(container["command"])) is not None
+    # args, not command: the image's entrypoint (tini) stays PID 1 and hands SIGTERM to the service.
+    assert "command" not in container
+    assert importlib.util.find_spec(_module_of(container["args"])) is not None
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert docs[("Service", service)]["spec"]["ports"][0]["targetPort"] == "http"

@@ -378,3 +378,19 @@ def test_every_pod_drains_within_its_termination_grace_period(overlay: str, rend
         if name == "render-pdf":
             # A chunk under conversion can take one LibreOffice run at most: it finishes before the kill.
             assert shutdown_grace_s >= RenderPdfSettings.model_fields["conversion_timeout_s"].default
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_schema_migration_runs_as_a_job_before_the_services_roll(overlay: str, rendered):
+    """Services no longer make indexes or upgrade data at start (docs/operations.md, "Migrations")."""
+    docs = rendered[overlay]
+    job = _objects(docs, "Job")["publipost-migrate"]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["python", "-m", "publipost", "migrate"] and "command" not in container
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert _egress_allowed(docs, labels, 27017)  # the database, under the default deny
+    for deployment in _objects(docs, "Deployment").values():
+        (service,) = _pod(deployment)["containers"]
+        assert "command" not in service, "args only: tini, the image's entrypoint, stays PID 1"
