@@ -87,6 +87,7 @@ class Dispatch:
     failed: int | None = None
     uncertain: int | None = None
     completed_at: datetime | None = None
+    failures_file_id: str | None = None  # past FAILURES_LISTED: every failure, for dispatch.completed
 
     # Not stored until they have a value: a dispatch as first written carries only what it was asked.
     SET_LATER = (
