@@ -30,6 +30,7 @@ def document_view(document: Document) -> DocumentView:
         page_count=document.page_count,
         error=document.error,
         converted_by=document.converted_by,
+        fields=document.fields,
     )
 
 
