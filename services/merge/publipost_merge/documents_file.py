@@ -8,7 +8,7 @@ so writing it again replaces it.
 
 from collections.abc import AsyncIterator
 
-from publipost_contracts.reads import DocumentView
+from publipost_contracts.reads import DocumentView, FailureView
 from publipost_storage import Storage, derived_blob_id
 
 from .domain import Document, Mailing
@@ -30,6 +30,11 @@ def document_view(document: Document) -> DocumentView:
         page_count=document.page_count,
         error=document.error,
         converted_by=document.converted_by,
+        last_failure=(
+            FailureView(reason=document.last_failure, kind=document.last_failure_kind)
+            if document.last_failure is not None
+            else None
+        ),
     )
 
 
