@@ -71,3 +71,5 @@ async def test_a_client_preferring_docx_for_invoices_gets_the_docx(flow):  # noq
         "client1@example.test": [("INV-0001.docx", docx)],
         "client2@example.test": [("INV-0002.pdf", "application/pdf")],
     }
+    history = (await flow["dispatch_http"].get("/history", headers=TENANT)).json()["items"]
+    assert sorted(entry["document"]["name"] for entry in history) == ["INV-0001.docx", "INV-0002.pdf"]

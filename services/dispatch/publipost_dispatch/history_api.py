@@ -65,7 +65,7 @@ def _entry(d: Delivery) -> HistoryEntry:
         document=AttachedDocument(
             document_id=d.document_id,
             document_number=d.document_number,
-            name=f"{d.document_number}.pdf" if d.pdf_blob_id else "",
+            name=f"{d.document_number}.{d.attached}" if d.pdf_blob_id else "",
             mailing_id=d.mailing_id,
         ),
         document_type=d.document_type,

@@ -222,6 +222,7 @@ class Delivery:
     pdf_blob_id: str | None = None
     pdf_length: int | None = None  # read at the fan-out, so the send reads the PDF in one round trip
     docx_blob_id: str | None = None  # sent instead of the PDF to a recipient who wants the document type so
+    attached: str = "pdf"  # or "docx": the file its e-mail carries
     # Its address was refused (or missing) at the last e-mailing of the document: the directory is asked first.
     prefer_directory: bool = False
     reason: str | None = None
@@ -253,7 +254,7 @@ class Delivery:
     # What an outcome writes besides its state (see `record`).
     OUTCOME = (
         "reason", "smtp_reply", "message_id", "subject", "terms", "to", "cc", "bcc", "separate_sends", "address_rule",
-        "address_failed",
+        "address_failed", "attached",
     )  # fmt: skip
 
     @classmethod

@@ -130,6 +130,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
     )
     # A recipient who wants this document type as DOCX gets the DOCX (every PDF mailing's document has one).
     as_docx = wanted_format == "docx" and delivery.docx_blob_id is not None
+    delivery.attached = "docx" if as_docx else "pdf"
     try:
         addressing = addressing.checked()
         attachment = await _attachment(ctx, delivery, as_docx)
