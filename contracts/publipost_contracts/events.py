@@ -175,6 +175,14 @@ class AddressQuestion(_Part):
     customer_number: str | None = None
     record_email: str | None = None
     correspondence_type: str | None = Field(default=None, description="Picks the contact who receives this kind.")
+    prefer_directory: bool = Field(
+        default=False,
+        description="The record's address was refused before: the directory's addresses come first, the "
+        "record's last.",
+    )
+    document_type: str | None = Field(
+        default=None, max_length=64, description="What the document is: picks the recipient's preferred format."
+    )
 
 
 class AddressAnswer(_Part):
@@ -183,6 +191,9 @@ class AddressAnswer(_Part):
     rule: Literal["record", "directory", "contact", "billing", "main"] | None
     cc: list[str] = Field(default_factory=list, description="The directory's copies for this recipient.")
     reason: str | None = None
+    format: OutputFormat | None = Field(
+        default=None, description="The form the recipient wants this document type in; none: not in the directory."
+    )
 
 
 class ResolveRecipients(Event):
@@ -243,7 +254,14 @@ class DispatchRequested(Event):
     document_type: str | None = Field(
         default=None,
         max_length=64,
-        description="What the documents are (invoice, quote...): the send history's filter.",
+        description="What the documents are (invoice, quote...): the send history's filter, and the document "
+        "type whose preferred format (PDF or DOCX) the recipient directory gives.",
+    )
+    correspondence_type: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The kind of correspondence (billing, claims...): each document goes to the recipient's "
+        "contact for it in the directory, when there is one.",
     )
     requested_by: Requester | None = Field(
         default=None,
@@ -300,6 +318,11 @@ class DeliveryRecorded(Event):
 class Failure(_Part):
     document_id: Id
     reason: str
+    kind: Literal["address"] | None = Field(
+        default=None,
+        description="address: the address was refused (5xx on RCPT), invalid or missing; a re-send asks the "
+        "directory first.",
+    )
 
 
 class DispatchCompleted(Event):

@@ -6,7 +6,7 @@ reads a mailing from merge; its documents it reads from the mailing's documents 
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +48,11 @@ class MailingView(BaseModel):
     )
 
 
+class FailureView(BaseModel):
+    reason: str
+    kind: Literal["address"] | None = Field(default=None, description="address: its address was refused or missing.")
+
+
 class DocumentView(BaseModel):
     id: str
     index: int
@@ -66,6 +71,9 @@ class DocumentView(BaseModel):
         default_factory=dict,
         description="The record's scalar values as text, `date` the document's date (the record's, else the day "
         "it was rendered): what an e-mail's subject and body may name.",
+    )
+    last_failure: FailureView | None = Field(
+        default=None, description="Why its last e-mailing failed (a not-sent mailing's documents)."
     )
 
 

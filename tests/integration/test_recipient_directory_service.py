@@ -246,7 +246,7 @@ async def test_a_batch_of_questions_gets_one_answer_each_under_its_key(directory
     assert [a.email for a in answers] == ["c0@example.test", "c1@example.test", "c2@example.test", None] * 2
 
 
-async def test_a_correspondence_type_picks_the_contact_right_after_the_record(directory, ask):
+async def test_a_correspondence_type_picks_the_contact_before_the_record(directory, ask):
     _, http = directory
     await http.put("/recipients/C100", headers=ACME, json=FULL)
 
@@ -255,8 +255,21 @@ async def test_a_correspondence_type_picks_the_contact_right_after_the_record(di
     no_such_contact = await ask(customer_number="C100", correspondence_type="newsletter")
 
     assert (reminder.email, reminder.rule, reminder.cc) == ("paul@dupont.example", "contact", FULL["cc"])
-    assert own_address.rule == "record"
+    assert (own_address.email, own_address.rule) == ("paul@dupont.example", "contact")
     assert (no_such_contact.email, no_such_contact.rule) == ("compta@dupont.example", "directory")
+
+
+async def test_a_refused_record_address_yields_to_the_directory_and_the_answer_carries_the_format(directory, ask):
+    _, http = directory
+    await http.put("/recipients/C100", headers=ACME, json={**FULL, "document_type": "invoice", "format": "docx"})
+
+    refused_before = await ask(customer_number="C100", record_email="old@example.test", prefer_directory=True)
+    invoice = await ask(customer_number="C100", record_email="own@example.test", document_type="invoice")
+    order = await ask(customer_number="C100", record_email="own@example.test", document_type="order")
+    unknown = await ask(customer_number="C999", record_email="own@example.test", document_type="invoice")
+
+    assert (refused_before.email, refused_before.rule) == ("compta@dupont.example", "directory")
+    assert [invoice.format, order.format, unknown.format] == ["docx", "pdf", None]
 
 
 async def test_the_tenant_order_decides_between_billing_and_main_addresses(directory, ask):
@@ -279,8 +292,8 @@ async def test_no_address_lists_every_rule_that_failed(directory, ask):
 
     assert answer.email is None and answer.rule is None
     assert answer.reason.split("; ") == [
-        "record: the record's e-mail 'a@@b' is not a valid address",
         "contact: customer C100 has no contact for correspondence type 'reminder'",
+        "record: the record's e-mail 'a@@b' is not a valid address",
         "directory: customer C100 has no e-mail in the recipient directory",
         "billing: customer C100 has no billing e-mail in the recipient directory",
         "main: customer C100 has no main e-mail in the recipient directory",

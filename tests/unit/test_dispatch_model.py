@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from publipost_contracts import DispatchCompleted, DispatchPaused
+from publipost_contracts.reads import DocumentView, FailureView
 from publipost_dispatch.completion import complete_if_done, pause
 from publipost_dispatch.domain import AccountInvalid, Addressing, DeliveryState, DispatchStatus, TlsMode
 from publipost_dispatch.model import (
@@ -127,6 +128,41 @@ def test_an_outcome_is_recorded_once_with_what_the_history_shows():
     assert "status=sent" in delivery.terms and "status=queued" not in delivery.terms
     with pytest.raises(AlreadyFinal):
         delivery.record(DeliveryState.FAILED, reason="a second handler")
+
+
+
+def test_an_outcome_keeps_the_rule_that_gave_the_address_and_whether_the_address_failed():
+    refused = a_delivery(1)
+    refused.claim_for("replica-a", 60, NOW)
+    refused.record(
+        DeliveryState.FAILED, reason="550 <old@reject.test>: mailbox unavailable",
+        addressing=Addressing(to=["old@reject.test"], rule="record"), address_failed=True,
+    )  # fmt: skip
+    other = a_delivery(2)
+    other.claim_for("replica-a", 60, NOW)
+    other.record(DeliveryState.FAILED, reason="PDF missing")
+
+    assert (refused.address_rule, refused.failure().kind) == ("record", "address")
+    assert other.failure().kind is None
+
+
+def test_a_document_whose_address_failed_before_asks_the_directory_first():
+    def delivery_of(last_failure: FailureView | None) -> Delivery:
+        document = DocumentView(
+            id="doc-1", index=0, record_id="r1", customer_number="C1", email="old@reject.test", document_number="INV-1",
+            recipient_name=None, status="converted", pdf_blob_id="p1", docx_blob_id="w1", page_count=1, error=None,
+            last_failure=last_failure,
+        )  # fmt: skip
+        mailing = SimpleNamespace(id="m1", name="Notices (not sent by e-mail)", created_at=NOW)
+        return Delivery.new(
+            delivery_id="acme:d2:doc-1", kind="dispatch", dispatch_key="acme:d2", dispatch_id="d2", tenant_id="acme",
+            correlation_id="c2", document_type=None, mailing=mailing, document=document, subject=None,
+        )  # fmt: skip
+
+    assert delivery_of(FailureView(reason="550 refused", kind="address")).prefer_directory
+    assert not delivery_of(FailureView(reason="the server hung up")).prefer_directory
+    assert not delivery_of(None).prefer_directory
+    assert delivery_of(None).docx_blob_id == "w1"
 
 
 def test_a_delivery_stored_by_an_older_version_loads():

@@ -2,6 +2,7 @@
 
 import inspect
 
+from publipost_contracts import Failure
 from publipost_merge.domain import Document, Mailing, MailingContents, MailingStatus, Outcome
 from publipost_merge.print_file import plan_parts
 from publipost_merge.repository import DocumentRepository, MailingRepository, TenantSettingsRepository
@@ -63,7 +64,11 @@ async def test_regrouping_moves_the_failed_documents_to_the_not_sent_mailing():
     not_sent = Mailing.regrouped(source, "d1", Outcome.NOT_SENT)
     assert await mailings.create(not_sent) and not await mailings.create(not_sent)  # a redelivery makes none
 
-    await documents.reassign(source.id, [d.id async for d in documents.in_order(source.id, after=1)], not_sent.id)
+    failures = [
+        Failure(document_id=d.id, reason="550 refused", kind="address")
+        async for d in documents.in_order(source.id, after=1)
+    ]
+    await documents.reassign_failed(source.id, failures, not_sent.id)
 
-    assert [d.record_id async for d in documents.in_order(not_sent.id)] == ["r2"]
+    assert [(d.record_id, d.last_failure_kind) async for d in documents.in_order(not_sent.id)] == [("r2", "address")]
     assert await documents.count(source.id) == 2

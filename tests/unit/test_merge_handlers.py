@@ -10,7 +10,7 @@ from publipost_contracts import (
     MergeCompleted,
     RenderResult,
 )
-from publipost_contracts.reads import DocumentView
+from publipost_contracts.reads import DocumentView, FailureView
 from publipost_merge.app import build
 from publipost_merge.domain import Document, DocumentStatus, MailingStatus, document_id_for
 from publipost_merge.settings import MergeSettings
@@ -80,7 +80,7 @@ async def test_a_dispatch_s_outcome_regroups_the_mailing_into_its_sent_and_not_s
         failed = document_id_for(mailing_id, 1)
         outcome = DispatchCompleted(
             tenant_id="acme", correlation_id="c-1", dispatch_id="d1", mailing_id=mailing_id, sent=2, failed=1,
-            failures=[Failure(document_id=failed, reason="550 mailbox unknown")],
+            failures=[Failure(document_id=failed, reason="550 mailbox unknown", kind="address")],
         )  # fmt: skip
         await merge.deliver(outcome)
 
@@ -97,3 +97,6 @@ async def test_a_dispatch_s_outcome_regroups_the_mailing_into_its_sent_and_not_s
         )
         moved = [d async for d in merge.ctx.documents.in_order(not_sent.id)]
         assert [(d.id, d.status) for d in moved] == [(failed, DocumentStatus.CONVERTED)]
+        # The documents file a re-send reads says why each failed: a re-send asks the directory first.
+        [line] = [line async for line in merge.ctx.storage.blobs.lines(not_sent.documents_file_id, tenant_id="acme")]
+        assert DocumentView.model_validate_json(line).last_failure == FailureView(reason="550 mailbox unknown", kind="address")

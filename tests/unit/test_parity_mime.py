@@ -6,9 +6,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
-from publipost_dispatch.mail import MESSAGE_BUILDERS, pdf_attachment
+from publipost_dispatch.mail import DOCX_TYPE, MESSAGE_BUILDERS, file_attachment, pdf_attachment
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 120 + b"\n%%EOF\n"
+DOCX = b"PK\x03\x04" + bytes(range(256)) * 40
 
 MESSAGES = {
     "plain ascii": {
@@ -31,12 +32,23 @@ MESSAGES = {
         "html_body": "<p>Bonjour</p>\n<p>Votre facture est jointe : <b>INV-7</b>.</p>",
         "filename": "Facture n° 7 (copie).pdf",
     },
+    "a DOCX for a client who wants the document so": {
+        "sender": "no-reply@publipost.test",
+        "to": ["a@example.test"],
+        "cc": [],
+        "reply_to": None,
+        "subject": "Invoice INV-0002",
+        "body": "Dear client,\nplease find your invoice attached.\n",
+        "html_body": None,
+        "filename": "INV-0002.docx",
+    },
 }
 
 
 def _parsed(writer: str, fields: dict[str, object]) -> EmailMessage:
     fields = dict(fields)
-    attachment = pdf_attachment(PDF, str(fields.pop("filename")))
+    filename = str(fields.pop("filename"))
+    attachment = file_attachment(DOCX, filename, DOCX_TYPE) if filename.endswith(".docx") else pdf_attachment(PDF, filename)
     raw = MESSAGE_BUILDERS[writer](**fields, attachment=attachment, message_id="<7.0@publipost.test>")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # SMTP's line limit
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
@@ -63,5 +75,6 @@ def test_the_direct_writer_and_email_message_give_the_same_message(case):
     direct, library = _parsed("direct", MESSAGES[case]), _parsed("email", MESSAGES[case])
 
     assert _seen(direct) == _seen(library)
-    assert _seen(direct)["attachments"][0][2] == PDF
+    [(filename, content_type, content)] = _seen(direct)["attachments"]
+    assert (content_type, content) == ((DOCX_TYPE, DOCX) if filename.endswith(".docx") else ("application/pdf", PDF))
     assert "Bcc" not in direct and "Bcc" not in library

@@ -70,13 +70,13 @@ def test_a_correspondence_type_picks_the_first_contact_receiving_it():
     assert resolve(DEFAULT_ORDER, ask(correspondence_type="Due_Notice"), DUPONT).email == "paul@dupont.example"
 
 
-def test_the_contact_rule_comes_right_after_the_record():
-    assert rules_in_order(DEFAULT_ORDER, "reminder") == ["record", "contact", "directory", "billing", "main"]
-    assert rules_in_order(["billing", "record", "main"], "reminder") == ["billing", "record", "contact", "main"]
-    assert rules_in_order(["directory", "main"], "reminder") == ["contact", "directory", "main"]
+def test_the_contact_for_the_correspondence_type_asked_comes_before_the_record():
+    assert rules_in_order(DEFAULT_ORDER, "reminder") == ["contact", "record", "directory", "billing", "main"]
+    assert rules_in_order(["billing", "record", "main"], "reminder") == ["contact", "billing", "record", "main"]
     assert rules_in_order(DEFAULT_ORDER, None) == list(DEFAULT_ORDER)
     assert rules_in_order(DEFAULT_ORDER, " ") == list(DEFAULT_ORDER)
-    assert resolve(DEFAULT_ORDER, ask("own@example.test", correspondence_type="reminder"), DUPONT).rule == "record"
+    resolution = resolve(DEFAULT_ORDER, ask("own@example.test", correspondence_type="reminder"), DUPONT)
+    assert (resolution.email, resolution.rule) == ("marie@dupont.example", "contact")
 
 
 def test_without_a_matching_contact_the_next_rules_apply():
@@ -94,8 +94,8 @@ def test_no_address_anywhere_lists_every_rule_and_why():
 
     assert (resolution.email, resolution.rule, resolution.cc) == (None, None, [])
     assert resolution.reason == (
-        "record: the record has no e-mail; "
         "contact: customer C1 has no contact for correspondence type 'reminder'; "
+        "record: the record has no e-mail; "
         "directory: customer C1 has no e-mail in the recipient directory; "
         "billing: customer C1 has no billing e-mail in the recipient directory; "
         "main: customer C1 has no main e-mail in the recipient directory"
@@ -129,3 +129,40 @@ def test_address_syntax():
     assert is_valid_address("first.last+tag@sub.example.test")
     for bad in ("", "a", "a@b", "a b@c.test", "<a@b.test>", "a@b.test,c@d.test"):
         assert not is_valid_address(bad), bad
+
+
+def test_after_a_refused_record_address_the_directory_comes_first_and_the_record_last():
+    refused_before = AddressRequest("old@reject.test", "C1", prefer_directory=True)
+
+    resolution = resolve(DEFAULT_ORDER, refused_before, DUPONT)
+
+    assert (resolution.email, resolution.rule) == ("compta@dupont.example", "directory")
+    assert rules_in_order(DEFAULT_ORDER, "reminder", prefer_directory=True) == [
+        "contact", "directory", "billing", "main", "record"
+    ]  # fmt: skip
+
+
+def test_a_refused_record_address_is_still_tried_when_the_directory_has_nothing():
+    refused_before = AddressRequest("old@example.test", "C9", prefer_directory=True)
+
+    resolution = resolve(DEFAULT_ORDER, refused_before, None)
+
+    assert (resolution.email, resolution.rule, resolution.format) == ("old@example.test", "record", None)
+
+
+@pytest.mark.parametrize(
+    ("preferred_type", "asked_type", "expected"),
+    [
+        ("invoice", "invoice", "docx"),
+        ("Invoice", "invoice ", "docx"),
+        ("invoice", "order", "pdf"),
+        ("invoice", None, "pdf"),
+        (None, "order", "docx"),  # a format without a document type holds for every type
+    ],
+)
+def test_the_format_a_client_wants_holds_for_its_document_type(preferred_type, asked_type, expected):
+    client = replace(DUPONT, document_type=preferred_type, format="docx")
+
+    resolution = resolve(DEFAULT_ORDER, AddressRequest(None, "C1", document_type=asked_type), client)
+
+    assert resolution.format == expected

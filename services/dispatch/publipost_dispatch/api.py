@@ -83,7 +83,12 @@ class DispatchIn(_Addressed):
     reply_to: str | None = None
     separate_sends: bool = False
     copy_to_sender: bool = False
-    document_type: str | None = Field(default=None, max_length=64)
+    document_type: str | None = Field(
+        default=None, max_length=64, description="Also picks the format each recipient wants it in (directory)."
+    )
+    correspondence_type: str | None = Field(
+        default=None, max_length=64, description="Each document goes to the recipient's contact for it (directory)."
+    )
 
 
 def _check_recipient_count(body: "DispatchIn | SendIn", limit: int) -> None:
@@ -144,6 +149,9 @@ class DeliveryView(BaseModel):
     message_id: str | None = None
     attempts: int
     finished_at: datetime | None = None
+    address_rule: str | None = Field(
+        default=None, description="The directory's rule that gave `to`: record, directory, contact, billing, main."
+    )
 
 
 class DeliveryPage(BaseModel):
@@ -181,7 +189,8 @@ async def preview_dispatch(
     copies = 1
     if body.separate_sends:
         copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
-    result = await preview(ctx, caller.tenant_id, correlation, mailing, Asked(text, body.document_type, body.to, copies))
+    asked = Asked(text, body.document_type, body.to, copies, body.correspondence_type)
+    result = await preview(ctx, caller.tenant_id, correlation, mailing, asked)
     return PreviewView(
         documents=result.documents,
         will_send=result.will_send,
@@ -348,4 +357,5 @@ def _delivery_view(delivery: Delivery) -> DeliveryView:
         message_id=delivery.message_id,
         attempts=delivery.attempts,
         finished_at=delivery.finished_at,
+        address_rule=delivery.address_rule,
     )

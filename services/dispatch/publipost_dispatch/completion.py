@@ -63,8 +63,7 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
     failed = await ctx.deliveries.count(key, NOT_SENT)
     uncertain = await ctx.deliveries.count(key, (DeliveryState.UNCERTAIN,))
     failures = [
-        Failure(document_id=d.document_id, reason=d.reason or "failed")
-        async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=DispatchCompleted.FAILURES_LISTED)
+        d.failure() async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=DispatchCompleted.FAILURES_LISTED)
     ]
     failures_file_id = await _failures_file(ctx, dispatch) if failed > len(failures) else None
     # Published before the status moves: a crash in between leaves the dispatch "sending", and the sweep
@@ -100,7 +99,7 @@ async def _failures_file(ctx: DispatchContext, dispatch: Dispatch) -> str:
 
     async def failures() -> AsyncIterator[Failure]:
         async for d in ctx.deliveries.in_state(key, NOT_SENT):
-            yield Failure(document_id=d.document_id, reason=d.reason or "failed")
+            yield d.failure()
 
     written = await ctx.storage.blobs.put_lines(
         failures(), f"{dispatch.dispatch_id}-not-sent.ndjson", tenant_id=dispatch.tenant_id

@@ -43,6 +43,7 @@ class Outcome:
     retry: bool = False  # a temporary failure with tries left
     errors: list[str] = field(default_factory=list)  # SMTP errors met; each counts toward the pause threshold
     stored: bool | None = None  # sent and stored here (True), or another handler had stored it (False)
+    address_refused: bool = False  # the server refused the document's own address for good
 
 
 async def deliver(
@@ -94,7 +95,8 @@ async def deliver(
             if verdict_for_attempt(verdict, delivery.attempts, max_attempts) is Verdict.RETRY:
                 return Outcome(DeliveryState.QUEUED, reason=str(exc), retry=True, errors=errors)
             if i == 0:
-                return Outcome(DeliveryState.FAILED, reason=str(exc), errors=errors)
+                refused = isinstance(exc, SmtpRefused) and exc.address_refused
+                return Outcome(DeliveryState.FAILED, reason=str(exc), errors=errors, address_refused=refused)
             refused_copies[", ".join(envelope.to)] = str(exc)
             continue
         refused_copies |= result.refused

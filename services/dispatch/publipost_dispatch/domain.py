@@ -157,6 +157,7 @@ class Addressing:
     bcc: list[str] = field(default_factory=list)
     sender_copy: str | None = None
     separate: bool = False
+    rule: str | None = None  # the directory's rule that gave `to` (record, directory, contact...); None: typed
 
     def checked(self) -> "Addressing":
         """Every address valid and free of line breaks, named by its field if not."""
@@ -166,6 +167,7 @@ class Addressing:
             bcc=[check_address("bcc", a) for a in self.bcc],
             sender_copy=check_address("copy to sender", self.sender_copy) if self.sender_copy else None,
             separate=self.separate,
+            rule=self.rule,
         )
 
     def envelopes(self) -> list[Envelope]:
@@ -322,9 +324,9 @@ class EmailText:
         return subject, body, html_body
 
 
-def attachment_name(document_number: str) -> str:
-    """The PDF is named after the document number; separators would make it a path in some clients."""
-    return re.sub(r'[\\/:*?"<>|]', "_", check_header("document number", document_number)).strip() + ".pdf"
+def attachment_name(document_number: str, extension: str = "pdf") -> str:
+    """The file is named after the document number; separators would make it a path in some clients."""
+    return re.sub(r'[\\/:*?"<>|]', "_", check_header("document number", document_number)).strip() + f".{extension}"
 
 
 # --- sending accounts ----------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from publipost_auth import OutcomeReader
 from publipost_http import PageNumber
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .context import Context
 from .domain import history_status, history_term, search_terms
@@ -39,6 +39,9 @@ class HistoryEntry(BaseModel):
     message_id: str | None
     smtp_reply: str | None
     attempts: int
+    address_rule: str | None = Field(
+        default=None, description="The directory's rule that gave `to`: record, directory, contact, billing, main."
+    )
 
 
 class HistoryPage(BaseModel):
@@ -62,7 +65,7 @@ def _entry(d: Delivery) -> HistoryEntry:
         document=AttachedDocument(
             document_id=d.document_id,
             document_number=d.document_number,
-            name=f"{d.document_number}.pdf" if d.pdf_blob_id else "",
+            name=f"{d.document_number}.{d.attached}" if d.pdf_blob_id else "",
             mailing_id=d.mailing_id,
         ),
         document_type=d.document_type,
@@ -70,6 +73,7 @@ def _entry(d: Delivery) -> HistoryEntry:
         message_id=d.message_id,
         smtp_reply=d.smtp_reply,
         attempts=d.attempts,
+        address_rule=d.address_rule,
     )
 
 

@@ -30,9 +30,18 @@ class Attachment:
     filename: str
     part: bytes  # the MIME part: its headers, a blank line, the base64 lines
     pdf: bytes  # the document itself, for the standard library's writer
+    content_type: str = "application/pdf"
+
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
+    return file_attachment(pdf, filename, "application/pdf")
+
+
+def file_attachment(content: bytes, filename: str, content_type: str) -> Attachment:
+    """The document as sent: its PDF, or its DOCX for a recipient who wants that document type so."""
     check_header("attachment name", filename)
     if filename.isascii():
         params = f'name="{quote(filename)}"', f'filename="{quote(filename)}"'
@@ -40,11 +49,11 @@ def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
         encoded = encode_rfc2231(filename, "utf-8")
         params = f"name*={encoded}", f"filename*={encoded}"
     head = (
-        f"Content-Type: application/pdf; {params[0]}\r\n"
+        f"Content-Type: {content_type}; {params[0]}\r\n"
         "Content-Transfer-Encoding: base64\r\n"
         f"Content-Disposition: attachment; {params[1]}\r\n\r\n"
     ).encode()
-    return Attachment(filename, head + base64.encodebytes(pdf).replace(b"\n", CRLF), pdf)
+    return Attachment(filename, head + base64.encodebytes(content).replace(b"\n", CRLF), content, content_type)
 
 
 def build_message(
@@ -115,7 +124,8 @@ def build_message_with_email_package(
     message.set_content(body, cte="quoted-printable")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", cte="quoted-printable")
-    message.add_attachment(attachment.pdf, maintype="application", subtype="pdf", filename=attachment.filename)
+    maintype, subtype = attachment.content_type.split("/")
+    message.add_attachment(attachment.pdf, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message.as_bytes()
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from publipost_contracts import DispatchRequested
+from publipost_contracts import DispatchRequested, Failure
 from publipost_contracts.reads import DocumentView, MailingView
 from publipost_refusals import Conflict
 
@@ -68,6 +68,7 @@ class Dispatch:
     created_at: datetime
     account_id: str | None = None
     document_type: str | None = None
+    correspondence_type: str | None = None  # picks the recipient's contact for it in the directory
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)
@@ -106,6 +107,7 @@ class Dispatch:
             correlation_id=event.correlation_id,
             account_id=event.account_id,
             document_type=event.document_type,
+            correspondence_type=event.correspondence_type,
             to=list(event.to),
             cc=list(event.cc),
             bcc=list(event.bcc),
@@ -223,7 +225,13 @@ class Delivery:
     pdf_blob_id: str | None = None
     pdf_length: int | None = None  # read at the fan-out, so the send reads the PDF in one round trip
     fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (DocumentFacts)
+    docx_blob_id: str | None = None  # sent instead of the PDF to a recipient who wants the document type so
+    attached: str = "pdf"  # or "docx": the file its e-mail carries
+    # Its address was refused (or missing) at the last e-mailing of the document: the directory is asked first.
+    prefer_directory: bool = False
     reason: str | None = None
+    address_rule: str | None = None  # the directory's rule that gave its address
+    address_failed: bool = False  # failed on its address: refused (5xx on RCPT), invalid or missing
     attempts: int = 0
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
@@ -245,10 +253,13 @@ class Delivery:
     # Not stored until they have a value: a record as first written has the fields `new` gives it.
     SET_LATER = (
         "pdf_length", "cc", "bcc", "separate_sends", "smtp_reply", "message_id", "holder", "lease_until", "claim",
-        "accepted", "last_error", "finish",
+        "accepted", "last_error", "finish", "docx_blob_id", "prefer_directory", "address_rule", "address_failed",
     )  # fmt: skip
     # What an outcome writes besides its state (see `record`).
-    OUTCOME = ("reason", "smtp_reply", "message_id", "subject", "terms", "to", "cc", "bcc", "separate_sends")
+    OUTCOME = (
+        "reason", "smtp_reply", "message_id", "subject", "terms", "to", "cc", "bcc", "separate_sends", "address_rule",
+        "address_failed", "attached",
+    )  # fmt: skip
 
     @classmethod
     def new(
@@ -288,6 +299,8 @@ class Delivery:
             recipient_name=document.recipient_name,
             pdf_blob_id=document.pdf_blob_id,
             fields=DocumentFacts.of(document, mailing, document_type).fields,
+            docx_blob_id=document.docx_blob_id,
+            prefer_directory=document.last_failure is not None and document.last_failure.kind == "address",
             state=DeliveryState.FAILED if failed else DeliveryState.QUEUED,
             reason=failed,
             to=to or [],
@@ -317,6 +330,13 @@ class Delivery:
         day it was recorded."""
         fields = {"date": dated(self.created_at), **self.fields}
         return DocumentFacts(self.document_number, self.document_type, self.recipient_name, self.customer_number, fields)
+
+    def failure(self) -> Failure:
+        """What dispatch.completed says of it, not sent: why, and whether its address failed (a re-send of the
+        not-sent mailing then asks the directory first)."""
+        return Failure(
+            document_id=self.document_id, reason=self.reason or "failed", kind="address" if self.address_failed else None
+        )
 
     def claim_for(self, holder: str, lease_s: float, now: datetime) -> None:
         """queued → sending, owned by `holder` until the lease ends; also a send whose owner's lease ended
@@ -355,19 +375,22 @@ class Delivery:
         addressing: Addressing | None = None,
         smtp_reply: str | None = None,
         message_id: str | None = None,
+        address_failed: bool = False,
     ) -> None:
-        """The final outcome, once, and what the history shows of it: recipients, subject (the one stored
-        when none is given), server reply, error. The repository stores it while the record is still
-        queued or being sent (`finish`)."""
+        """The final outcome, once, and what the history shows of it: recipients and the rule that gave
+        them, subject (the one stored when none is given), server reply, error, and whether the address
+        failed. The repository stores it while the record is still queued or being sent (`finish`)."""
         if self.state not in PENDING:
             raise AlreadyFinal(self)
         self.state, self.reason, self.smtp_reply, self.message_id = state, reason, smtp_reply, message_id
+        self.address_failed = address_failed
         if subject is not None:
             self.subject = subject
         if addressing is not None:
             self.to, self.cc = addressing.to, addressing.cc
             self.bcc = addressing.bcc + ([addressing.sender_copy] if addressing.sender_copy else [])
             self.separate_sends = addressing.separate
+            self.address_rule = addressing.rule
         self.terms = self.history_terms()
         self.lease_until, self.finished_at = None, datetime.now(UTC)
 

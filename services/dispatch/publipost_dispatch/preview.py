@@ -41,6 +41,7 @@ class Asked:
     document_type: str | None
     fixed_to: list[str]
     copies_per_document: int
+    correspondence_type: str | None = None
 
 
 async def preview(
@@ -71,7 +72,13 @@ async def preview(
             return
         if not asked.fixed_to:
             resolved = await ctx.resolver.resolve(
-                tenant_id, correlation_id, customer_number=document.customer_number, record_email=document.email
+                tenant_id,
+                correlation_id,
+                customer_number=document.customer_number,
+                record_email=document.email,
+                correspondence_type=asked.correspondence_type,
+                prefer_directory=document.last_failure is not None and document.last_failure.kind == "address",
+                document_type=asked.document_type,
             )
             if resolved.email is None:
                 result.unsendable.append(_unsendable(document, f"no address: {resolved.reason}"))

@@ -26,10 +26,17 @@ class RecipientResolver:
         customer_number: str | None,
         record_email: str | None,
         correspondence_type: str | None = None,
+        prefer_directory: bool = False,
+        document_type: str | None = None,
     ) -> AddressAnswer:
         """The directory's answer for one document; TimeoutError when none comes in time."""
         question = AddressQuestion(
-            key="-", customer_number=customer_number, record_email=record_email, correspondence_type=correspondence_type
+            key="-",
+            customer_number=customer_number,
+            record_email=record_email,
+            correspondence_type=correspondence_type,
+            prefer_directory=prefer_directory,
+            document_type=document_type,
         )
         return await self._questions((tenant_id, correlation_id, question))
 

@@ -29,7 +29,7 @@ from .domain import (
     dispatch_key,
 )
 from .limits import DailyCapReached
-from .mail import MESSAGE_BUILDERS, pdf_attachment
+from .mail import DOCX_TYPE, MESSAGE_BUILDERS, Attachment, file_attachment, pdf_attachment
 from .model import Delivery, Dispatch
 
 log = get_logger(__name__)
@@ -93,6 +93,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
         return
 
     cc = list(dispatch.cc)
+    rule, wanted_format = None, None
     if dispatch.to:
         to = list(dispatch.to)
     else:
@@ -101,11 +102,15 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
             event.correlation_id,
             customer_number=delivery.customer_number,
             record_email=delivery.record_email,
+            correspondence_type=dispatch.correspondence_type,
+            prefer_directory=delivery.prefer_directory,
+            document_type=dispatch.document_type,
         )
         if resolved.email is None:
-            await record(ctx, delivery, DeliveryState.FAILED, reason=f"no address: {resolved.reason}", subject=subject)
+            reason = f"no address: {resolved.reason}"
+            await record(ctx, delivery, DeliveryState.FAILED, reason=reason, subject=subject, address_failed=True)
             return
-        to = [resolved.email]
+        to, rule, wanted_format = [resolved.email], resolved.rule, resolved.format
         cc += resolved.cc
     addressing = Addressing(
         to=to,
@@ -113,18 +118,25 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
         bcc=list(dispatch.bcc),
         sender_copy=account.from_address if dispatch.copy_to_sender else None,
         separate=dispatch.separate_sends,
+        rule=rule,
     )
+    # A recipient who wants this document type as DOCX gets the DOCX (every PDF mailing's document has one).
+    as_docx = wanted_format == "docx" and delivery.docx_blob_id is not None
+    delivery.attached = "docx" if as_docx else "pdf"
     try:
         addressing = addressing.checked()
-        attachment = pdf_attachment(
-            await ctx.pdfs.get(delivery.tenant_id, delivery.pdf_blob_id, delivery.pdf_length),
-            attachment_name(delivery.document_number),
+        attachment = await _attachment(ctx, delivery, as_docx)
+    except InvalidAddress as exc:
+        await record(
+            ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing, address_failed=True
         )
-    except (UnsafeHeader, InvalidAddress) as exc:
+        return
+    except UnsafeHeader as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
         return
     except BlobNotFound as exc:
-        await record(ctx, delivery, DeliveryState.FAILED, reason=f"PDF missing: {exc}", subject=subject)
+        missing = "DOCX" if as_docx else "PDF"
+        await record(ctx, delivery, DeliveryState.FAILED, reason=f"{missing} missing: {exc}", subject=subject)
         return
 
     content = Content(subject, body, html_body, attachment, reply_to=dispatch.reply_to or account.reply_to)
@@ -155,7 +167,17 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
         smtp_reply=outcome.reply,
         message_id=outcome.message_id,
         stored=outcome.stored,
+        address_failed=outcome.address_refused,
     )
+
+
+
+async def _attachment(ctx: DispatchContext, delivery: Delivery, as_docx: bool) -> Attachment:
+    if as_docx and delivery.docx_blob_id is not None:
+        docx = await ctx.pdfs.get(delivery.tenant_id, delivery.docx_blob_id)  # the reader reads any of its files
+        return file_attachment(docx, attachment_name(delivery.document_number, "docx"), DOCX_TYPE)
+    pdf = await ctx.pdfs.get(delivery.tenant_id, delivery.pdf_blob_id, delivery.pdf_length)
+    return pdf_attachment(pdf, attachment_name(delivery.document_number))
 
 
 
@@ -179,13 +201,20 @@ async def record(
     smtp_reply: str | None = None,
     message_id: str | None = None,
     stored: bool | None = None,
+    address_failed: bool = False,
 ) -> None:
     """Store the outcome (unless `deliver` did, right after the server's answer), announce it, and
     complete the dispatch when it was the last one. Only the handler whose write moved the delivery to
     its final state goes on (a redelivered copy of its message announces it again: see send_requested)."""
     if stored is None:
         delivery.record(
-            state, reason=reason, subject=subject, addressing=addressing, smtp_reply=smtp_reply, message_id=message_id
+            state,
+            reason=reason,
+            subject=subject,
+            addressing=addressing,
+            smtp_reply=smtp_reply,
+            message_id=message_id,
+            address_failed=address_failed,
         )
         stored = await ctx.deliveries.finish(delivery)
     if not stored:

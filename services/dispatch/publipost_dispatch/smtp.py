@@ -25,12 +25,18 @@ SHARE_CHECK_S = 0.5  # how stale a replica's view of who else waits for the acco
 
 
 class SmtpRefused(Exception):
-    """The server answered with a refusal code (4xx temporary, 5xx permanent)."""
+    """The server answered with a refusal code (4xx temporary, 5xx permanent); `recipient` when it refused
+    that address (RCPT TO) rather than the message."""
 
-    def __init__(self, code: int, text: str) -> None:
+    def __init__(self, code: int, text: str, recipient: str | None = None) -> None:
         super().__init__(f"{code} {text}")
         self.code = code
         self.text = text
+        self.recipient = recipient
+
+    @property
+    def address_refused(self) -> bool:
+        return self.recipient is not None and self.code >= 500
 
 
 class SmtpHostRefused(SmtpRefused):
@@ -41,6 +47,7 @@ class SmtpHostRefused(SmtpRefused):
         Exception.__init__(self, f"the account's server is refused: {reason}")
         self.code = 554
         self.text = reason
+        self.recipient = None
 
 
 class SmtpUnavailable(Exception):
@@ -216,7 +223,7 @@ class SmtpPool:
                     await client.rcpt(recipient)
                 except aiosmtplib.SMTPRecipientRefused as exc:
                     if recipient in required:
-                        raise SmtpRefused(exc.code, f"<{recipient}>: {exc.message}") from exc
+                        raise SmtpRefused(exc.code, f"<{recipient}>: {exc.message}", recipient) from exc
                     refused[recipient] = f"{exc.code} {exc.message}"
             response = await _transmit(client, message)
         except (SmtpRefused, SmtpUncertain):

@@ -8,7 +8,7 @@ writer whose settling is stored keeps its file, the others delete theirs.
 
 from collections.abc import AsyncIterator
 
-from publipost_contracts.reads import DocumentView
+from publipost_contracts.reads import DocumentView, FailureView
 from publipost_storage import Storage
 
 from .domain import Document, Mailing
@@ -31,6 +31,11 @@ def document_view(document: Document) -> DocumentView:
         error=document.error,
         converted_by=document.converted_by,
         fields=document.fields,
+        last_failure=(
+            FailureView(reason=document.last_failure, kind=document.last_failure_kind)
+            if document.last_failure is not None
+            else None
+        ),
     )
 
 

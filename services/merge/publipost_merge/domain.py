@@ -384,6 +384,10 @@ class Document:
     error: str | None = None
     converted_by: str | None = None  # render-pdf's backend that made the PDF
     fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (record_fields)
+    # Why its last e-mailing failed, kept by the regrouping into the not-sent mailing: a re-send of that
+    # mailing asks the directory first for a document whose address failed (kind "address").
+    last_failure: str | None = None
+    last_failure_kind: str | None = None
 
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":

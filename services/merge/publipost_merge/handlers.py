@@ -413,15 +413,15 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.SENT)
     not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
     if source.status != MailingStatus.REPLACED:
-        failed_ids = [f.document_id for f in event.failures]
+        failures = list(event.failures)
         if event.failures_truncated and event.failures_file_id is not None:
-            failed_ids = [
-                Failure.model_validate_json(line).document_id
+            failures = [
+                Failure.model_validate_json(line)
                 async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
             ]
-        if failed_ids:
+        if failures:
             await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT))
-            await ctx.documents.reassign(source.id, failed_ids, not_sent_id)
+            await ctx.documents.reassign_failed(source.id, failures, not_sent_id)
         if await ctx.documents.count(source.id):
             await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
             await ctx.documents.reassign_rest(source.id, sent_id)

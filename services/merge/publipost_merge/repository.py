@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, get_args
 
-from publipost_contracts import ConverterName
+from publipost_contracts import ConverterName, Failure
 from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -183,13 +183,26 @@ class DocumentRepository(Repository):
         async for doc in cursor:
             yield PendingConversion(doc["_id"], doc["docx_blob_id"], doc["index"])
 
-    async def reassign(self, mailing_id: str, document_ids: list[str], to_mailing_id: str) -> None:
-        await self.collection.update_many(
-            {"mailing_id": mailing_id, "_id": {"$in": document_ids}}, {"$set": {"mailing_id": to_mailing_id}}
-        )
+    async def reassign_failed(self, mailing_id: str, failures: list[Failure], to_mailing_id: str) -> None:
+        """Move the documents not sent, each with why (a thousand a round trip)."""
+        for start in range(0, len(failures), 1000):
+            await self.collection.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": f.document_id, "mailing_id": mailing_id},
+                        {"$set": {"mailing_id": to_mailing_id, "last_failure": f.reason, "last_failure_kind": f.kind}},
+                    )
+                    for f in failures[start : start + 1000]
+                ],
+                ordered=False,
+            )
 
     async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
-        await self.collection.update_many({"mailing_id": mailing_id}, {"$set": {"mailing_id": to_mailing_id}})
+        """Move the documents sent: a failure before this send is no longer theirs."""
+        await self.collection.update_many(
+            {"mailing_id": mailing_id},
+            {"$set": {"mailing_id": to_mailing_id, "last_failure": None, "last_failure_kind": None}},
+        )
 
     async def blob_ids(self, mailing_id: str) -> AsyncIterator[str]:
         """Every file of the mailing's documents (DOCX and PDF)."""

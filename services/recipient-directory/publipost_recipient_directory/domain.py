@@ -133,6 +133,14 @@ class Recipient:
         wanted = correspondence_type.strip().lower()
         return next((c for c in self.contacts if wanted in c.correspondence_types and c.email), None)
 
+    def format_for(self, document_type: str | None) -> Format:
+        """The form it wants a document in: its format holds for its document type (for every type when it
+        names none); any other type comes as PDF."""
+        if self.document_type is None:
+            return self.format
+        wanted = (document_type or "").strip().lower()
+        return self.format if wanted == self.document_type.strip().lower() else "pdf"
+
 
 class RecipientNotFound(NotFound):
     def __init__(self, customer_number: str) -> None:
@@ -151,6 +159,8 @@ class AddressRequest:
     record_email: str | None
     customer_number: str | None
     correspondence_type: str | None = None
+    prefer_directory: bool = False  # the record's address was refused before
+    document_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ class Resolution:
     rule: Rule | None
     cc: list[str]
     reason: str | None = None
+    format: Format | None = None  # None: the recipient is not in the directory
 
 
 # A rule gives an address, or None and why not.
@@ -214,23 +225,31 @@ _RULES: dict[Rule, Callable[[AddressRequest, Recipient | None], Outcome]] = {
 }
 
 
-def rules_in_order(order: Sequence[OrderedRule], correspondence_type: str | None) -> list[Rule]:
-    """The tenant's order; a correspondence type slips "contact" in right after "record" (first without it)."""
+def rules_in_order(
+    order: Sequence[OrderedRule], correspondence_type: str | None, prefer_directory: bool = False
+) -> list[Rule]:
+    """The tenant's order, after "contact" when a correspondence type is asked: the send names who handles
+    that kind of correspondence, over the client's own address (the record's included). A document whose
+    record address was refused goes to the directory's addresses first: "record" comes last, since the
+    directory is where a person corrects an address."""
     rules: list[Rule] = list(order)
     if correspondence_type and correspondence_type.strip():
-        at = rules.index("record") + 1 if "record" in rules else 0
-        rules.insert(at, "contact")
+        rules.insert(0, "contact")
+    if prefer_directory and "record" in rules:
+        rules.remove("record")
+        rules.append("record")
     return rules
 
 
 def resolve(order: Sequence[OrderedRule], request: AddressRequest, recipient: Recipient | None) -> Resolution:
     """The first rule, in the tenant's order, that gives an address; else every failed rule and why."""
     cc = list(recipient.cc) if recipient else []
+    format = recipient.format_for(request.document_type) if recipient else None
     failures: dict[str, list[str]] = {}
-    for rule in rules_in_order(order, request.correspondence_type):
+    for rule in rules_in_order(order, request.correspondence_type, request.prefer_directory):
         email, why = _RULES[rule](request, recipient)
         if email:
-            return Resolution(email, rule, cc)
+            return Resolution(email, rule, cc, format=format)
         failures.setdefault(why, []).append(rule)
     # Rules failing for the same reason (say, an unknown customer) are named together.
     reason = "; ".join(f"{', '.join(rules)}: {why}" for why, rules in failures.items())
@@ -242,7 +261,7 @@ def check_order(order: Sequence[str]) -> list[OrderedRule]:
         raise ValueError("give at least one rule")
     if "contact" in order:
         raise ValueError(
-            "'contact' is not placed by hand: it comes right after 'record' when a correspondence type is asked"
+            "'contact' is not placed by hand: it comes first when a correspondence type is asked"
         )
     unknown = [rule for rule in order if rule not in DEFAULT_ORDER]
     if unknown:

@@ -14,7 +14,13 @@ async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext = C
     order = await ctx.tenant_settings.resolution_order(event.tenant_id)
     answers = []
     for question in event.questions:
-        request = AddressRequest(question.record_email, question.customer_number, question.correspondence_type)
+        request = AddressRequest(
+            question.record_email,
+            question.customer_number,
+            question.correspondence_type,
+            prefer_directory=question.prefer_directory,
+            document_type=question.document_type,
+        )
         resolution = resolve(order, request, recipients.get(question.customer_number or ""))
         answers.append(
             AddressAnswer(
@@ -23,6 +29,7 @@ async def resolve_recipients(event: ResolveRecipients, ctx: DirectoryContext = C
                 rule=resolution.rule,
                 cc=resolution.cc,
                 reason=resolution.reason,
+                format=resolution.format,
             )
         )
     return RecipientsResolved.caused_by(event, key="resolved", answers=answers)

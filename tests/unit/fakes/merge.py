@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from publipost_contracts import Failure
 from publipost_merge.domain import Document, DocumentStatus, Mailing, MailingStatus, TenantSettings
 from publipost_merge.repository import PageCount, PendingConversion
 
@@ -131,14 +132,17 @@ class FakeDocumentRepository:
             assert document.docx_blob_id is not None
             yield PendingConversion(document.id, document.docx_blob_id, document.index)
 
-    async def reassign(self, mailing_id: str, document_ids: list[str], to_mailing_id: str) -> None:
-        for document_id in document_ids:
-            if (document := self.documents.get(document_id)) is not None and document.mailing_id == mailing_id:
+    async def reassign_failed(self, mailing_id: str, failures: list[Failure], to_mailing_id: str) -> None:
+        for failure in failures:
+            document = self.documents.get(failure.document_id)
+            if document is not None and document.mailing_id == mailing_id:
                 document.mailing_id = to_mailing_id
+                document.last_failure, document.last_failure_kind = failure.reason, failure.kind
 
     async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
         for document in self._of(mailing_id):
             document.mailing_id = to_mailing_id
+            document.last_failure = document.last_failure_kind = None
 
     async def blob_ids(self, mailing_id: str) -> AsyncIterator[str]:
         for document in self._of(mailing_id):
