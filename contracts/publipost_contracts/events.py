@@ -280,6 +280,12 @@ class DispatchPaused(Event):
     errors: int
     sent: int
     failed: int
+    queued: int | None = Field(
+        default=None,
+        ge=0,
+        description="Documents left without an outcome at the pause: what resuming sends (a send already "
+        "at the server when it paused ends with its outcome).",
+    )
 
 
 class DispatchResumed(Event):

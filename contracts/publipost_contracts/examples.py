@@ -167,6 +167,7 @@ EXAMPLES: dict[type[Event], Event] = {
             errors=20,
             sent=640,
             failed=20,
+            queued=340,
         ),
         DispatchResumed(**_envelope(15), dispatch_id=_DISPATCH, mailing_id=_MAILING, resumption=1),
         DeliveryRecorded(

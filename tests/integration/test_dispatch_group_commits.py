@@ -74,6 +74,19 @@ async def test_errors_of_many_sends_are_counted_in_one_write_and_one_read(storag
     assert (await dispatches.get("acme:d2")).errors == 5
 
 
+async def test_the_sends_about_to_go_read_whether_their_dispatch_still_sends_at_once(storage):
+    """Each e-mail asks right before it goes (a pause must stop it): the sends asking together share a read."""
+    dispatches = DispatchRepository(storage.db)
+    await dispatches.create(dispatch("acme:d4"))
+    paused = dispatch("acme:d5")
+    paused.pause("paused after 2 SMTP errors")
+    await dispatches.create(paused)
+    storage.commands.seen.clear()
+    asked = await asyncio.gather(*(dispatches.takes_sends(key) for key in ["acme:d4", "acme:d5"] * 5 + ["acme:d9"]))
+    assert asked == [True, False] * 5 + [False]  # an unknown dispatch wants nothing sent
+    assert storage.commands.seen == {("find", "dispatches"): 1}
+
+
 def delivery(n: int, state: DeliveryState = DeliveryState.SENDING) -> Delivery:
     return Delivery(
         id=f"acme:d3:{n}", dispatch_key="acme:d3", dispatch_id="d3", tenant_id="acme", document_id=f"doc-{n}",
@@ -128,6 +141,22 @@ async def test_the_claims_of_the_sends_in_flight_share_their_round_trips(storage
     assert all(d.state == "sending" and d.holder == "replica-a" and d.attempts == 1 for d in claimed[:10])
     assert claimed[10] is None
     assert storage.commands.seen == {("update", "deliveries"): 1, ("find", "deliveries"): 1}
+
+
+async def test_a_send_given_back_untried_is_queued_with_its_attempt_taken_off(storage):
+    deliveries = DeliveryRepository(storage.db)
+    await deliveries.ensure_indexes()
+    await deliveries.add_many([delivery(n, DeliveryState.QUEUED) for n in (30, 31)])
+    await asyncio.gather(*(deliveries.claim_and_get(f"acme:d3:{n}", "replica-a", 60) for n in (30, 31)))
+    storage.commands.seen.clear()
+    await asyncio.gather(
+        deliveries.give_back("acme:d3:30", "replica-a"),
+        deliveries.give_back("acme:d3:31", "replica-b"),  # not its holder: nothing changes
+    )
+    assert storage.commands.seen == {("update", "deliveries"): 1}
+    given_back, held = await deliveries.get("acme:d3:30"), await deliveries.get("acme:d3:31")
+    assert (given_back.state, given_back.holder, given_back.attempts, given_back.last_error) == ("queued", None, 0, None)
+    assert (held.state, held.holder, held.attempts) == ("sending", "replica-a", 1)
 
 
 async def test_claims_and_outcomes_of_the_same_moment_are_one_group_commit(storage):

@@ -1,6 +1,7 @@
 """Dispatch as a person uses it, against the real pieces: accounts, outcomes per SMTP answer, copies,
 header injection, the error threshold, the re-send of the not-sent mailing, the history."""
 
+import asyncio
 import email
 import email.policy
 import re
@@ -193,6 +194,60 @@ async def test_too_many_errors_pause_the_dispatch_until_a_person_resumes_it(flow
     outcome = await completed(flow, request.dispatch_id)
     assert (outcome.sent, outcome.failed) == (3, 0)
     assert (await http.post(f"/dispatches/{request.dispatch_id}/resume", headers=TENANT)).status_code == 409
+
+
+async def test_the_pause_stops_the_sends_already_claimed_and_says_what_is_left(flow):  # noqa: F811
+    """Issue 16, point 2: at 1 e-mail/s the sends of a dispatch wait for their permit, claimed; once two
+    refusals pause it, none of them goes, each is given back to the queue, and resuming sends those. Five
+    documents of nine are refused, so whatever order the sends take, some are left at the first pause."""
+    http = flow["dispatch_http"]
+    slow = account(flow["mailbox"].port, pause_after_errors=2, limits={"connections": 1, "rate_per_s": 1, "daily_cap": 1000})
+    slow_id = (await http.post("/accounts", headers=TENANT, json=slow)).json()["id"]
+    refused = [record(n, f"gone{n}@reject.test") for n in range(1, 6)]
+    records = refused + [record(n, f"client{n}@example.test") for n in range(6, 10)]
+    mailing = await merge_mailing(flow, records)
+    request = await dispatch(flow, mailing.mailing_id, account_id=slow_id)
+    url = f"/dispatches/{request.dispatch_id}"
+
+    paused = await flow["tap"].next(DispatchPaused, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    at_pause = len(flow["mailbox"].messages())
+    await asyncio.sleep(4)  # at 1 e-mail/s, sends waiting for their permit at the pause would have gone
+    assert len(flow["mailbox"].messages()) == at_pause, "e-mails went out after the pause"
+    view = (await http.get(url, headers=TENANT)).json()
+    assert (view["status"], view["sending"], view["failed"]) == ("paused", 0, 2), view
+    assert view["sent"] == at_pause and view["queued"] == 9 - 2 - at_pause >= 3, view
+    assert paused.queued == view["queued"]
+    left = [d for d in await deliveries(flow, request.dispatch_id) if d["state"] == "queued"]
+    assert {d["attempts"] for d in left} == {0}  # given back, not tried
+
+    async def settled():  # paused again by the refusals left, or completed
+        shown = (await http.get(url, headers=TENANT)).json()
+        return shown if shown["status"] != "sending" and shown["sending"] == 0 else None
+
+    while view["status"] == "paused":
+        resumed = await http.post(f"{url}/resume", headers=TENANT)
+        assert resumed.status_code == 200, resumed.text
+        view = await wait_until(settled, timeout=60)
+    outcome = await completed(flow, request.dispatch_id)
+    assert (outcome.sent, outcome.failed) == (4, 5)
+    assert len(flow["mailbox"].messages()) == 4
+    regrouped = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == request.dispatch_id)
+    assert (regrouped.sent, regrouped.not_sent) == (4, 5)
+
+
+async def test_a_pause_with_nothing_left_to_send_completes_the_dispatch(flow):  # noqa: F811
+    http = flow["dispatch_http"]
+    strict = account(flow["mailbox"].port, pause_after_errors=2)
+    strict_id = (await http.post("/accounts", headers=TENANT, json=strict)).json()["id"]
+    mailing = await merge_mailing(flow, [record(1, "gone1@reject.test"), record(2, "gone2@reject.test")])
+    request = await dispatch(flow, mailing.mailing_id, account_id=strict_id)
+
+    outcome = await completed(flow, request.dispatch_id)
+    assert (outcome.sent, outcome.failed) == (0, 2)
+    regrouped = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == request.dispatch_id)
+    assert (regrouped.sent, regrouped.not_sent) == (0, 2)
+    view = (await http.get(f"/dispatches/{request.dispatch_id}", headers=TENANT)).json()
+    assert (view["status"], view["queued"]) == ("completed", 0)
 
 
 async def test_the_daily_cap_of_an_account_pauses_the_dispatch_and_says_so(flow):  # noqa: F811

@@ -2,6 +2,7 @@
 repositories, blobs and SMTP server in memory, on FastStream's TestRabbitBroker: the pause and completion
 rules run in milliseconds. tests/integration holds the same flows against the real pieces."""
 
+import asyncio
 from datetime import UTC, datetime
 
 from publipost_contracts import DispatchCompleted, DispatchPaused, DocumentSent, SendRequested
@@ -12,7 +13,7 @@ from publipost_dispatch.model import Delivery, Dispatch
 from publipost_dispatch.pdfs import PdfReader
 from publipost_dispatch.settings import DispatchSettings
 
-from tests.support import libreoffice_like_pdf
+from tests.support import libreoffice_like_pdf, wait_until
 from tests.unit.fakes.dispatch import FakeAccountRepository, FakeDeliveryRepository, FakeDispatchRepository
 from tests.unit.fakes.smtp import FakeSenders, FakeSmtpServer
 from tests.unit.fakes.storage import FakeStorage
@@ -83,7 +84,33 @@ async def test_smtp_refusals_pause_the_dispatch_once_at_its_threshold_and_the_re
         (paused,) = dispatch.published(DispatchPaused)
         assert paused.reason.startswith("paused after 2 SMTP errors; last: 550 5.1.1 mailbox unknown")
         assert server.refused == 2  # nothing was sent once paused
+        assert (paused.sent, paused.failed, paused.queued) == (0, 2, 3)
         states = [(await dispatch.ctx.deliveries.get(delivery_id_for(KEY, f"doc-{n}"))).state for n in range(5)]
         assert states == [DeliveryState.FAILED] * 2 + [DeliveryState.QUEUED] * 3
+        assert (await dispatch.ctx.dispatches.get(KEY)).status is DispatchStatus.PAUSED
+        assert dispatch.published(DispatchCompleted) == []
+
+
+async def test_a_send_claimed_before_the_pause_is_given_back_untried():
+    """Sends claimed at once wait for their permit (an account's rate): the two first are refused and pause
+    the dispatch; the third, its permit given after the pause, does not go and returns to the queue."""
+    server = FakeSmtpServer(refuse_with=(550, "5.1.1 mailbox unknown"), permits=asyncio.Semaphore(0))
+    async with await dispatch_service(4, server, pause_after_errors=2) as dispatch:
+        sends = asyncio.gather(*(dispatch.deliver(send(n)) for n in range(3)))
+        await wait_until(lambda: server.waiting == 3)  # all three claimed, waiting for a permit
+        server.permits.release()
+        await wait_until(lambda: server.refused == 1)
+        server.permits.release()
+        await wait_until(lambda: dispatch.published(DispatchPaused))
+        server.permits.release()
+        await sends
+        await dispatch.ctx.completions.wait()
+
+        assert (server.refused, server.received) == (2, [])  # nothing went after the pause
+        (paused,) = dispatch.published(DispatchPaused)
+        assert (paused.failed, paused.queued) == (2, 2)  # the one waiting for its permit, and doc-3
+        deliveries = [await dispatch.ctx.deliveries.get(delivery_id_for(KEY, f"doc-{n}")) for n in range(4)]
+        assert sorted(d.state for d in deliveries) == [DeliveryState.FAILED] * 2 + [DeliveryState.QUEUED] * 2
+        assert {d.attempts for d in deliveries if d.state is DeliveryState.QUEUED} == {0}  # untried
         assert (await dispatch.ctx.dispatches.get(KEY)).status is DispatchStatus.PAUSED
         assert dispatch.published(DispatchCompleted) == []

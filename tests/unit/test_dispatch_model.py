@@ -108,6 +108,17 @@ def test_a_delivery_is_claimed_given_back_and_claimed_again():
     assert delivery.attempts == 2
 
 
+def test_a_send_given_back_untried_is_queued_as_before_its_claim():
+    delivery = a_delivery(1)
+    delivery.claim_for("replica-a", 60, NOW)
+    with pytest.raises(NotHeld):
+        delivery.give_back("replica-b")
+    delivery.give_back("replica-a")  # its dispatch paused before its turn: not an attempt
+    assert (delivery.state, delivery.holder, delivery.lease_until, delivery.attempts) == (
+        DeliveryState.QUEUED, None, None, 0
+    )  # fmt: skip
+
+
 def test_the_send_of_a_dead_replica_is_claimed_once_its_lease_ended():
     delivery = a_delivery(1)
     delivery.claim_for("replica-a", 60, NOW)
@@ -252,4 +263,5 @@ async def test_a_pause_is_announced_once_and_only_for_a_sending_dispatch():
 
     [paused] = ctx.bus.published
     assert isinstance(paused, DispatchPaused) and (paused.reason, paused.sent) == ("paused after 3 SMTP errors", 1)
+    assert paused.queued == 1  # what resuming sends
     assert (await ctx.dispatches.get("acme:d1")).status is DispatchStatus.PAUSED

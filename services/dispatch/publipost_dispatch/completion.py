@@ -13,7 +13,7 @@ from publipost_contracts import (
 from publipost_logging import get_logger
 
 from .context import DispatchContext
-from .domain import NOT_SENT, DeliveryState, DispatchStatus
+from .domain import NOT_SENT, PENDING, DeliveryState, DispatchStatus
 from .metrics import PAUSES
 from .model import Dispatch, NotSending
 
@@ -21,8 +21,10 @@ log = get_logger(__name__)
 
 
 async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
-    """Stop starting sends: those already queued wait in the database until a person resumes. Of the
-    sends that find too many errors at once, the one whose move is stored announces the pause."""
+    """Stop sending: those queued wait in the database until a person resumes, and the sends claimed but
+    not yet at the server give theirs back (sending.py). Of the sends that find too many errors at once,
+    the one whose move is stored announces the pause, with what is left; when nothing is, the completion
+    check that follows the pausing send's outcome completes the dispatch."""
     dispatch = await ctx.dispatches.get(key)  # fresh: the one a send read may be a second old
     if dispatch is None:
         return
@@ -45,6 +47,7 @@ async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
             errors=dispatch.errors,
             sent=await ctx.deliveries.count(key, (DeliveryState.SENT,)),
             failed=await ctx.deliveries.count(key, (DeliveryState.FAILED,)),
+            queued=await ctx.deliveries.count(key, PENDING),  # the sends under way at the pause give theirs back
         )
     )
 

@@ -1,6 +1,7 @@
 """Handing one document's e-mails to the server and storing the outcome at once: shared by the
 sends of a dispatch and the immediate send over HTTP."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from publipost_contracts.reads import DocumentView, MailingView
@@ -10,6 +11,7 @@ from .domain import (
     BadTemplate,
     DeliveryState,
     DocumentFacts,
+    SendWithdrawn,
     UnknownVariable,
     UnsafeHeader,
     Verdict,
@@ -41,6 +43,7 @@ class Outcome:
     reply: str | None = None
     message_id: str | None = None
     retry: bool = False  # a temporary failure with tries left
+    withdrawn: bool = False  # not sent, nor tried: no longer wanted when its turn came (its dispatch paused)
     errors: list[str] = field(default_factory=list)  # SMTP errors met; each counts toward the pause threshold
     stored: bool | None = None  # sent and stored here (True), or another handler had stored it (False)
     address_refused: bool = False  # the server refused the document's own address for good
@@ -56,11 +59,13 @@ async def deliver(
     content: Content,
     *,
     build_message: MessageBuilder,
+    still_wanted: Callable[[], Awaitable[bool]] | None = None,
 ) -> Outcome:
     """Send each e-mail of the delivery not yet accepted (a retry skips those the server took), the
     document's own recipients first. The one write after the server accepts the last e-mail is the whole
     window in which a crash could make a later retry send the document twice (with the same Message-ID).
-    A document sent has its outcome recorded on `delivery` and stored; any other outcome is the caller's."""
+    A document sent has its outcome recorded on `delivery` and stored; any other outcome is the caller's.
+    Each e-mail asks `still_wanted` right before it goes (after its waits for a permit and a connection)."""
     account = sender.account
     envelopes = addressing.envelopes()
     accepted = dict(delivery.accepted)
@@ -82,7 +87,9 @@ async def deliver(
             message_id=message_id,
         )
         try:
-            result = await sender.send(message, envelope.recipients, envelope.required)
+            result = await sender.send(message, envelope.recipients, envelope.required, still_wanted)
+        except SendWithdrawn:
+            return Outcome(DeliveryState.QUEUED, withdrawn=True, errors=errors)
         except SmtpUncertain as exc:
             errors.append(str(exc))
             if i == 0:

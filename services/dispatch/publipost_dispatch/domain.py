@@ -42,7 +42,13 @@ class DispatchStatus(StrEnum):
     REFUSED = "refused"
 
 
+class SendWithdrawn(Exception):
+    """An e-mail not sent, nor tried: its send was no longer wanted when its turn came (its dispatch paused)."""
+
+
 UNFINISHED = (DispatchStatus.FANNING_OUT, DispatchStatus.SENDING, DispatchStatus.PAUSED)
+# Those whose sends wait: queued, and given back by the sends about to go.
+HOLDING = (DispatchStatus.PAUSED, DispatchStatus.REFUSED)
 # Those that complete once every document has its outcome (a completed one announces it again, same id).
 COMPLETABLE = (DispatchStatus.SENDING, DispatchStatus.PAUSED, DispatchStatus.COMPLETED)
 

@@ -7,9 +7,10 @@ other replicas added meanwhile; that only ever grants fewer permits, never more 
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from .domain import Limits
+from .domain import Limits, SendWithdrawn
 from .repository import SendCounterRepository
 
 
@@ -30,8 +31,11 @@ class SendPermits:
         self._second = -1
         self._stock = 0
 
-    async def take(self) -> None:
-        """Wait for a permit to send one e-mail now; DailyCapReached when the account has sent its day's worth."""
+    async def take(self, still_wanted: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Wait for a permit to send one e-mail now; DailyCapReached when the account has sent its day's worth.
+        A send that finds this second's permits spent asks `still_wanted` before asking for more, and again
+        after each wait for the next second: SendWithdrawn when it says no (its dispatch paused meanwhile),
+        so the sends queued behind the limit leave at once rather than one a second."""
         if self._rate is None and self._cap is None:
             return
         self._waiting += 1
@@ -42,6 +46,8 @@ class SendPermits:
                     if second == self._second and self._stock > 0:
                         self._stock -= 1
                         return
+                    if still_wanted is not None and not await still_wanted():
+                        raise SendWithdrawn()
                     granted = await self._grant(second, self._waiting)
                     if granted > 0:
                         self._second, self._stock = second, granted - 1

@@ -18,6 +18,7 @@ from publipost_refusals import Conflict
 from .domain import (
     COMPLETABLE,
     FINAL,
+    HOLDING,
     PASSWORD_BOUND_FIELDS,
     PENDING,
     SENDING_ROLES,
@@ -139,7 +140,7 @@ class Dispatch:
     @property
     def takes_sends(self) -> bool:
         """Whether a send of it goes now; those of a paused or refused one stay queued."""
-        return self.status not in (DispatchStatus.PAUSED, DispatchStatus.REFUSED)
+        return self.status not in HOLDING
 
     def too_many_errors(self, errors: int) -> bool:
         return self.pause_after_errors is not None and should_pause(errors, self.pause_after_errors)
@@ -352,6 +353,13 @@ class Delivery:
         """sending → queued: the send will be tried again."""
         self._check_held(holder)
         self.state, self.last_error, self.lease_until, self.holder = DeliveryState.QUEUED, error, None, None
+
+    def give_back(self, holder: str) -> None:
+        """sending → queued, as it was before its claim: its e-mail did not go, nor was it tried (its
+        dispatch paused before its turn), so the claim's attempt is taken off."""
+        self._check_held(holder)
+        self.state, self.lease_until, self.holder = DeliveryState.QUEUED, None, None
+        self.attempts -= 1
 
     def take_back(self, holder: str | None) -> None:
         """sending → queued for a send whose holder is gone: it can be claimed again."""

@@ -19,6 +19,7 @@ from .batching import Coalescer
 from .domain import (
     FINAL,
     FIRST_HISTORY_WINDOW,
+    HOLDING,
     PENDING,
     DeliveryState,
     DispatchStatus,
@@ -61,6 +62,7 @@ class DispatchRepository(Repository):
         super().__init__(db)
         self._recent: dict[str, tuple[float, Dispatch]] = {}
         self._errors = Coalescer(self._count_errors, linger_s=LINGER_S)
+        self._statuses = Coalescer(self._read_statuses)
         self._reading: dict[str, asyncio.Future[Dispatch | None]] = {}
 
     async def recent(self, key: str) -> Dispatch | None:
@@ -83,6 +85,16 @@ class DispatchRepository(Repository):
         if dispatch is not None:
             self._recent[key] = (time.monotonic(), dispatch)
         return dispatch
+
+    async def takes_sends(self, key: str) -> bool:
+        """`Dispatch.takes_sends` as stored now, not as `recent` saw it: asked by each e-mail right before
+        it goes, so none goes once a pause is stored. The e-mails about to go share one read."""
+        return await self._statuses(key)
+
+    async def _read_statuses(self, keys: list[str]) -> list[bool]:
+        cursor = self.collection.find({"_id": {"$in": list(set(keys))}}, {"status": 1})
+        statuses = {d["_id"]: DispatchStatus(d["status"]) async for d in cursor}
+        return [key in statuses and statuses[key] not in HOLDING for key in keys]
 
     async def create(self, dispatch: Dispatch) -> None:
         """Insert unless present: a dispatch.requested redelivered finds the dispatch it made."""
@@ -174,7 +186,7 @@ class _Outcome:
 class _Release:
     delivery_id: str
     holder: str
-    error: str
+    error: str | None  # None: given back untried (`Delivery.give_back`), its attempt taken off
 
 
 @dataclass(frozen=True)
@@ -296,6 +308,10 @@ class DeliveryRepository(Repository):
         """sending → queued: the send will be tried again."""
         await self._writes(_Release(delivery_id, holder, error))
 
+    async def give_back(self, delivery_id: str, holder: str) -> None:
+        """`Delivery.give_back`: sending → queued, its claim's attempt taken off."""
+        await self._writes(_Release(delivery_id, holder, None))
+
     async def accept(self, delivery_id: str, holder: str, envelope: int, accepted: AcceptedEmail) -> None:
         """One e-mail of a delivery is with the server: a retry of the delivery will skip it (so this write,
         like an outcome, waits for a database out of reach)."""
@@ -399,11 +415,14 @@ class DeliveryRepository(Repository):
             )
         for w in writes:
             if isinstance(w, _Release):
+                queued = {"state": DeliveryState.QUEUED, "lease_until": None, "holder": None}
+                release = (
+                    {"$set": {**queued, "last_error": w.error}}
+                    if w.error is not None
+                    else {"$set": queued, "$inc": {"attempts": -1}}
+                )
                 statements.append(
-                    UpdateOne(
-                        {"_id": w.delivery_id, "state": DeliveryState.SENDING, "holder": w.holder},
-                        {"$set": {"state": DeliveryState.QUEUED, "last_error": w.error, "lease_until": None, "holder": None}},
-                    )
+                    UpdateOne({"_id": w.delivery_id, "state": DeliveryState.SENDING, "holder": w.holder}, release)
                 )
             elif isinstance(w, _Accept):
                 statements.append(

@@ -4,6 +4,7 @@ while the account is unchanged and replaced when it is edited."""
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from publipost_logging import get_logger
@@ -25,12 +26,20 @@ class Sender:
     pool: SmtpPool
     permits: SendPermits
 
-    async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
-        await self.permits.take()
+    async def send(
+        self,
+        message: bytes,
+        recipients: list[str],
+        required: list[str],
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SmtpAccepted:
+        """Wait for a permit of the account's rate and one of its connections, then send, unless
+        `still_wanted` (asked while waiting for a permit, and after both waits) says no: SendWithdrawn."""
+        await self.permits.take(still_wanted)
         account = self.account.account_id
         started = time.perf_counter()
         try:
-            accepted = await self.pool.send(message, self.account.from_address, recipients, required)
+            accepted = await self.pool.send(message, self.account.from_address, recipients, required, still_wanted)
         except SmtpUncertain:
             EMAILS.labels("uncertain", account).inc()
             raise

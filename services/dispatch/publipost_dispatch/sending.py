@@ -149,26 +149,35 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
         addressing,
         content,
         build_message=MESSAGE_BUILDERS[ctx.settings.mime_writer],
+        # Read fresh (`recent` may be a second old): a send claimed before a pause, waiting for its permit
+        # or its connection, must not go once the pause is stored.
+        still_wanted=lambda: ctx.dispatches.takes_sends(dispatch.id),
     )
+    if outcome.withdrawn:  # back to the queue, untried: resuming asks for it again
+        await ctx.deliveries.give_back(delivery.id, ctx.senders.holder)
+        log.info("send given back: its dispatch is paused", document_id=delivery.document_id)
+    elif outcome.retry:
+        await ctx.deliveries.release(delivery.id, ctx.senders.holder, outcome.reason or "")
+    else:
+        await record(
+            ctx,
+            delivery,
+            outcome.state,
+            reason=outcome.reason,
+            subject=subject,
+            addressing=addressing,
+            smtp_reply=outcome.reply,
+            message_id=outcome.message_id,
+            stored=outcome.stored,
+            address_failed=outcome.address_refused,
+        )
+    # Counted once the outcome is stored, so that a pause counts what is left without this document.
     for error in outcome.errors:
         errors = await ctx.dispatches.count_error(dispatch.id)
         if dispatch.too_many_errors(errors):
             await pause(ctx, dispatch.id, f"paused after {errors} SMTP errors; last: {error}")
     if outcome.retry:
-        await ctx.deliveries.release(delivery.id, ctx.senders.holder, outcome.reason or "")
         raise SendDeferred(outcome.reason)
-    await record(
-        ctx,
-        delivery,
-        outcome.state,
-        reason=outcome.reason,
-        subject=subject,
-        addressing=addressing,
-        smtp_reply=outcome.reply,
-        message_id=outcome.message_id,
-        stored=outcome.stored,
-        address_failed=outcome.address_refused,
-    )
 
 
 

@@ -5,6 +5,7 @@ import asyncio
 import re
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -12,7 +13,7 @@ from publipost_logging import get_logger
 from publipost_outbound import HostUnresolved, OutboundPolicy, OutboundRefused
 from publipost_storage import UNREACHABLE
 
-from .domain import Account, TlsMode
+from .domain import Account, SendWithdrawn, TlsMode
 from .repository import ConnectionLeaseRepository
 
 log = get_logger(__name__)
@@ -210,12 +211,22 @@ class SmtpPool:
         except UNREACHABLE as exc:
             log.warning("connection slot not given back; its lease will lapse", error=str(exc))
 
-    async def send(self, message: bytes, sender: str, recipients: list[str], required: list[str]) -> SmtpAccepted:
+    async def send(
+        self,
+        message: bytes,
+        sender: str,
+        recipients: list[str],
+        required: list[str],
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SmtpAccepted:
         """One SMTP transaction. If the server refuses a required recipient, the transaction is abandoned
-        before DATA: the document reaches its recipient or nobody, never only its copies."""
+        before DATA: the document reaches its recipient or nobody, never only its copies. `still_wanted` is
+        asked last, once the connection is ours, right before the transaction: SendWithdrawn when it says no."""
         connection = await self._acquire()
         client = connection.client
         try:
+            if still_wanted is not None and not await still_wanted():
+                raise SendWithdrawn()
             await client.mail(sender)
             refused: dict[str, str] = {}
             for recipient in recipients:
@@ -226,6 +237,9 @@ class SmtpPool:
                         raise SmtpRefused(exc.code, f"<{recipient}>: {exc.message}", recipient) from exc
                     refused[recipient] = f"{exc.code} {exc.message}"
             response = await _transmit(client, message)
+        except SendWithdrawn:
+            await self._give_back(connection, broken=False)  # nothing was said on it
+            raise
         except (SmtpRefused, SmtpUncertain):
             await self._give_back(connection, broken=True)
             raise

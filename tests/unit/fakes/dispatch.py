@@ -40,6 +40,10 @@ class FakeDispatchRepository:
     async def recent(self, key: str) -> Dispatch | None:
         return await self.get(key)
 
+    async def takes_sends(self, key: str) -> bool:
+        stored = self.stored.get(key)
+        return stored is not None and stored.takes_sends
+
     async def find(self, tenant_id: str, dispatch_id: str) -> Dispatch | None:
         found = [d for d in self.stored.values() if (d.tenant_id, d.dispatch_id) == (tenant_id, dispatch_id)]
         return copy.deepcopy(found[0]) if found else None
@@ -134,6 +138,12 @@ class FakeDeliveryRepository:
     async def release(self, delivery_id: str, holder: str, error: str) -> None:
         try:
             self.stored[delivery_id].release(holder, error)
+        except (KeyError, NotHeld):
+            pass
+
+    async def give_back(self, delivery_id: str, holder: str) -> None:
+        try:
+            self.stored[delivery_id].give_back(holder)
         except (KeyError, NotHeld):
             pass
 

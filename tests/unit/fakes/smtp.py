@@ -1,8 +1,12 @@
 """dispatch's senders in memory: each e-mail is answered as the test scripts it (taken, or refused with a
-code), and kept, so a test reads what would have reached the SMTP server."""
+code), and kept, so a test reads what would have reached the SMTP server. A server given `permits` makes
+each e-mail wait for one first, as an account's rate does: the test hands them out."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from publipost_dispatch.domain import SendWithdrawn
 from publipost_dispatch.smtp import SmtpAccepted, SmtpRefused
 
 
@@ -11,7 +15,16 @@ class FakeSender:
     account: object
     server: "FakeSmtpServer"
 
-    async def send(self, message: bytes, recipients: list[str], required: list[str]) -> SmtpAccepted:
+    async def send(
+        self,
+        message: bytes,
+        recipients: list[str],
+        required: list[str],
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SmtpAccepted:
+        await self.server.permit()
+        if still_wanted is not None and not await still_wanted():
+            raise SendWithdrawn()
         return self.server.take(message, recipients)
 
 
@@ -20,6 +33,17 @@ class FakeSmtpServer:
     refuse_with: tuple[int, str] | None = None  # every e-mail refused with this code, when set
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
     refused: int = 0
+    permits: asyncio.Semaphore | None = None  # when set, each e-mail waits for one (the test releases them)
+    waiting: int = 0  # e-mails waiting for a permit
+
+    async def permit(self) -> None:
+        if self.permits is None:
+            return
+        self.waiting += 1
+        try:
+            await self.permits.acquire()
+        finally:
+            self.waiting -= 1
 
     def take(self, message: bytes, recipients: list[str]) -> SmtpAccepted:
         if self.refuse_with is not None:
