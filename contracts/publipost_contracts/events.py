@@ -245,6 +245,11 @@ class DispatchRequested(Event):
         description="The person or API key that asked (over HTTP, or as a campaign's author). Absent: an "
         "integrating system over the bus, which sends through the accounts shared with the integrator role.",
     )
+    regroup: bool = Field(
+        default=True,
+        description="Whether merge replaces the mailing by its sent / not-sent mailings once the dispatch is "
+        "complete. A campaign sends False: its published mailing goes again at the next occurrence.",
+    )
 
 
 class DispatchPaused(Event):
@@ -315,6 +320,17 @@ class DispatchCompleted(Event):
     failures_truncated: bool = False
     failures_file_id: Id | None = None
     uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
+    regroup: bool = Field(default=True, description="As the request said: whether merge regroups the mailing.")
+
+
+class DispatchRefused(Event):
+    """The dispatch cannot go and sent nothing (an unknown or unsendable mailing, an account not shared with
+    whoever asked...); `reason` says why. Whoever asked (a campaign's occurrence) shows it."""
+
+    type: Literal["dispatch.refused"] = "dispatch.refused"
+    dispatch_id: Id
+    mailing_id: Id
+    reason: str
 
 
 class DocumentSent(Event):
@@ -360,6 +376,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DispatchResumed,
     DeliveryRecorded,
     DispatchCompleted,
+    DispatchRefused,
     DocumentSent,
     CampaignFired,
 )

@@ -72,6 +72,7 @@ class Dispatch:
     reply_to: str | None = None
     separate_sends: bool = False
     copy_to_sender: bool = False
+    regroup: bool = True  # whether merge regroups the mailing at completion (a campaign's does not)
     total: int = 0
     errors: int = 0  # SMTP errors since the last resumption
     resumptions: int = 0
@@ -109,6 +110,7 @@ class Dispatch:
             reply_to=event.reply_to,
             separate_sends=event.separate_sends,
             copy_to_sender=event.copy_to_sender,
+            regroup=event.regroup,
             status=DispatchStatus.FANNING_OUT,
             created_at=now,
             request=event.model_dump(mode="json"),
