@@ -54,6 +54,9 @@ class TargetsOfAcme:
     async def has_segment(self, tenant_id: str, segment_id: str) -> bool:
         return tenant_id == "acme"
 
+    async def has_email_template(self, tenant_id: str, email_template_id: str) -> bool:
+        return tenant_id == "acme"
+
     async def close(self) -> None:
         return None
 

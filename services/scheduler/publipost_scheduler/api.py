@@ -19,6 +19,7 @@ from .domain import (
     CampaignTerms,
     Message,
     Occurrence,
+    OccurrenceOutcome,
     Recurrence,
     RerunMerge,
     SendDocument,
@@ -95,6 +96,12 @@ class CampaignIn(BaseModel):
     separate_sends: bool = False
     copy_to_sender: bool = False
     auto_increment_date: bool = Field(default=False, description="A re-run merge prints the occurrence's date.")
+    account_id: str | None = Field(
+        default=None, max_length=128, description="The sending account; dispatch's own SMTP server when absent."
+    )
+    email_template_id: str | None = Field(
+        default=None, max_length=128, description="An e-mail template of the tenant: replaces subject and body."
+    )
 
     @field_validator("subject")
     @classmethod
@@ -117,7 +124,17 @@ class CampaignIn(BaseModel):
             assert self.mailing_id is not None
             action = SendDocument(mailing_id=self.mailing_id)
         message = self.model_dump(
-            include={"cc", "bcc", "reply_to", "subject", "body", "separate_sends", "copy_to_sender"}
+            include={
+                "cc",
+                "bcc",
+                "reply_to",
+                "subject",
+                "body",
+                "separate_sends",
+                "copy_to_sender",
+                "account_id",
+                "email_template_id",
+            }
         )
         return CampaignTerms(
             name=self.name,
@@ -135,6 +152,9 @@ class OccurrenceView(BaseModel):
     idempotency_key: str
     announced_at: datetime | None
     dispatched_mailing_id: str | None = None
+    outcome: OccurrenceOutcome = Field(description="announced (not ended yet), sent, or refused (see error).")
+    sent: int | None = Field(default=None, description="Documents e-mailed, once its dispatch completed.")
+    failed: int | None = Field(default=None, description="Documents not e-mailed (reasons in the send history).")
     error: str | None = None
 
 
@@ -177,6 +197,9 @@ def _view(campaign: Campaign, occurrences: list[Occurrence] | None = None) -> Ca
                 idempotency_key=o.idempotency_key,
                 announced_at=o.announced_at,
                 dispatched_mailing_id=o.dispatched_mailing_id,
+                outcome=o.outcome,
+                sent=o.sent,
+                failed=o.failed,
                 error=o.error,
             )
             for o in occurrences or []
@@ -195,11 +218,19 @@ def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
 
 
 async def _targets_of_the_tenant(ctx: SchedulerContext, tenant_id: str, body: CampaignIn) -> None:
-    """The mailing, template and segment a campaign names must be the caller's tenant's: each is looked up in
-    the service that owns it, for that tenant. Another tenant's is refused as one that does not exist."""
+    """The mailing, template, e-mail template and segment a campaign names must be the caller's tenant's: each
+    is looked up in the service that owns it, for that tenant. Another tenant's is refused as one that does not
+    exist. (The sending account is dispatch's to check, against the campaign's author, at each occurrence: a
+    refusal shows on the occurrence.)"""
     try:
         if body.mailing_id is not None and not await ctx.targets.has_mailing(tenant_id, body.mailing_id):
             raise HTTPException(404, detail=f"mailing_id: no mailing {body.mailing_id!r} for this tenant")
+        if body.email_template_id is not None and not await ctx.targets.has_email_template(
+            tenant_id, body.email_template_id
+        ):
+            raise HTTPException(
+                404, detail=f"email_template_id: no e-mail template {body.email_template_id!r} for this tenant"
+            )
         if body.merge is not None:
             rerun = body.merge
             if not await ctx.targets.has_template(tenant_id, rerun.template_id, rerun.template_version):

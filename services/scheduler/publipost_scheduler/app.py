@@ -5,7 +5,15 @@ from functools import partial
 
 from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
-from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested
+from publipost_contracts import (
+    CampaignFired,
+    DispatchCompleted,
+    DispatchRefused,
+    DispatchRequested,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+)
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -25,7 +33,7 @@ def _utc_now() -> datetime:
 def build(
     settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now, targets: Targets | None = None
 ) -> Service:
-    """`targets`: what answers whether a campaign's mailing, template and segment are the tenant's (tests give
+    """`targets`: what answers whether a campaign's mailing, template, e-mail template and segment are the tenant's (tests give
     a fake; by default the services that own them, over HTTP)."""
     settings = settings or SchedulerSettings()
     storage = Storage.for_service(settings)
@@ -47,6 +55,10 @@ def build(
     )
 
     bus.consumer(MergeCompleted)(handlers.merge_completed)
+    # How each occurrence ended, for GET /campaigns/{id}.
+    bus.consumer(MergeRejected)(handlers.merge_rejected)
+    bus.consumer(DispatchRefused)(handlers.dispatch_refused)
+    bus.consumer(DispatchCompleted)(handlers.dispatch_completed)
 
     ticker = Ticker(ctx)
     return Service(

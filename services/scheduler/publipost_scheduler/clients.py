@@ -55,6 +55,9 @@ class Targets:
         params = {"version": version} if version is not None else {}
         return await self._exists(self.template_http, f"/templates/{quote(template_id, safe='')}", tenant_id, params)
 
+    async def has_email_template(self, tenant_id: str, email_template_id: str) -> bool:
+        return await self._exists(self.template_http, f"/email-templates/{quote(email_template_id, safe='')}", tenant_id)
+
     async def has_segment(self, tenant_id: str, segment_id: str) -> bool:
         return await self._exists(self.directory_http, f"/segments/{quote(segment_id, safe='')}", tenant_id)
 
