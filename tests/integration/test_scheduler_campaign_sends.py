@@ -53,12 +53,8 @@ async def test_a_weekly_campaign_sends_its_mailing_every_week_and_shows_each_out
         )
     )
     clock = Clock()
-    scheduler = await running(
-        build_scheduler(
-            make_settings(SchedulerSettings, tick_interval_s=3600, merge_url=merge_url, template_url=template_url),
-            clock=clock,
-        )
-    )
+    urls = {"merge_url": merge_url, "template_url": template_url, "dispatch_url": await serve_http(dispatch)}
+    scheduler = await running(build_scheduler(make_settings(SchedulerSettings, tick_interval_s=3600, **urls), clock=clock))
     template_http = httpx.AsyncClient(base_url=template_url, headers=TENANT)
     merge_http = httpx.AsyncClient(base_url=merge_url, headers=TENANT)
     dispatch_http = httpx.AsyncClient(transport=httpx.ASGITransport(dispatch.http_app()), base_url="http://d")
@@ -103,6 +99,15 @@ async def test_a_weekly_campaign_sends_its_mailing_every_week_and_shows_each_out
             "account_id": sending.json()["id"],
             "email_template_id": email_template.json()["id"],
         }
+        # What the campaign names is checked when it is saved, the account for the one who saves it.
+        unknown = [
+            await scheduler_http.post("/campaigns", headers=TENANT, json={**terms, name: "nope"})
+            for name in ("account_id", "email_template_id")
+        ]
+        assert [(r.status_code, r.json()["detail"].split(":")[0]) for r in unknown] == [
+            (404, "account_id"),
+            (404, "email_template_id"),
+        ]
         created = await scheduler_http.post("/campaigns", headers=TENANT, json=terms)
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
@@ -111,11 +116,12 @@ async def test_a_weekly_campaign_sends_its_mailing_every_week_and_shows_each_out
         )
         assert on_docx.status_code == 201, on_docx.text
 
-        for week in (0, 1):
+        for week, tuesday in enumerate(("20261201T090000Z", "20261208T090000Z")):
             clock.now = START + timedelta(days=7 * week, hours=1, seconds=1)
             assert await passes(scheduler) == 2
-            await tap.next(DispatchCompleted, lambda e: e.mailing_id == mailing_id, timeout=60)
-            await wait_until(lambda: len(mailbox.messages()) == 2 * (week + 1), timeout=30)
+            key = f"campaign-{campaign_id}-{tuesday}"
+            await tap.next(DispatchCompleted, lambda e, key=key: e.dispatch_id == key, timeout=60)
+            await wait_until(lambda sent=2 * (week + 1): len(mailbox.messages()) == sent, timeout=30)
     await crm.stop()
 
     # Both Tuesdays sent both documents, through the campaign's account and e-mail template.

@@ -57,6 +57,9 @@ class TargetsOfAcme:
     async def has_email_template(self, tenant_id: str, email_template_id: str) -> bool:
         return tenant_id == "acme"
 
+    async def has_account(self, tenant_id: str, account_id: str, caller_credentials: dict[str, str]) -> bool:
+        return tenant_id == "acme"
+
     async def close(self) -> None:
         return None
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from functools import partial
 
+import httpx
 from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
 from publipost_contracts import (
@@ -33,7 +34,7 @@ def _utc_now() -> datetime:
 def build(
     settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now, targets: Targets | None = None
 ) -> Service:
-    """`targets`: what answers whether a campaign's mailing, template, e-mail template and segment are the tenant's (tests give
+    """`targets`: what answers whether a campaign's mailing, template, e-mail template, account and segment are the tenant's (tests give
     a fake; by default the services that own them, over HTTP)."""
     settings = settings or SchedulerSettings()
     storage = Storage.for_service(settings)
@@ -50,7 +51,13 @@ def build(
         campaigns=CampaignRepository(storage.db),
         occurrences=OccurrenceRepository(storage.db),
         directory=DirectoryClient(directory),
-        targets=targets or Targets(client(settings.merge_url), client(settings.template_url), directory),
+        targets=targets
+        or Targets(
+            client(settings.merge_url),
+            client(settings.template_url),
+            directory,
+            httpx.AsyncClient(base_url=settings.dispatch_url, timeout=settings.http_timeout_s),
+        ),
         clock=clock,
     )
 
