@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -249,6 +249,11 @@ class DispatchRequested(Event):
         default=True,
         description="Whether merge replaces the mailing by its sent / not-sent mailings once the dispatch is "
         "complete. A campaign sends False: its published mailing goes again at the next occurrence.",
+    )
+    document_date: date | None = Field(
+        default=None,
+        description="The date the e-mail's {date} (<DATEFACT>) names: a campaign's occurrence day when it "
+        "advances the document's date; the day of sending when absent.",
     )
 
 

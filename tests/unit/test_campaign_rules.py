@@ -1,6 +1,6 @@
 """A campaign's state moves and an occurrence's outcome, without a broker or a database."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from publipost_contracts import Requester
@@ -99,6 +99,17 @@ def test_an_occurrence_is_keyed_by_campaign_and_time_and_keeps_what_the_campaign
     assert occurrence.id == Occurrence.of(campaign, at, START + timedelta(hours=1)).id
     assert (occurrence.campaign.name, occurrence.campaign.requested_by) == ("Notices", ALICE)
     assert occurrence.document_date() == "01/12/2026"
+    assert occurrence.email_date() is None  # the campaign does not advance the document's date
+
+
+def test_an_occurrence_that_advances_the_date_names_its_own_day_in_the_campaigns_zone():
+    campaign = Campaign.create("c-8", "acme", terms(auto_increment_date=True), ALICE, START)
+    late_monday_in_utc = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)  # already Tuesday in Paris
+
+    occurrence = Occurrence.of(campaign, late_monday_in_utc, START)
+
+    assert occurrence.email_date() == date(2026, 12, 8)
+    assert occurrence.document_date() == "08/12/2026"
 
 
 def test_an_occurrence_records_its_outcome_and_its_error():

@@ -116,7 +116,7 @@ def dispatch_delivery(dispatch: Dispatch, mailing: MailingView, document: Docume
     facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name, document.customer_number)
     try:  # the history shows (and searches) the subject before the send; the send renders it again
         assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
-        subject: str | None = dispatch.text.render(facts.variables(date.today()))[0]
+        subject: str | None = dispatch.text.render(facts.variables(dispatch.document_date or date.today()))[0]
     except (UnsafeHeader, UnknownVariable, BadTemplate):
         subject = None
     return Delivery.new(

@@ -8,12 +8,13 @@ method here says what the move changes, and the repository writes it under the c
 checks (see repository.py). Fields a later version added have defaults, so older records still load."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
 
 from publipost_contracts import DispatchRequested
 from publipost_contracts.reads import DocumentView, MailingView
 from publipost_refusals import Conflict
+from pydantic import PlainSerializer
 
 from .domain import (
     COMPLETABLE,
@@ -53,6 +54,10 @@ class NotCompletable(Conflict):
         super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}: it cannot complete")
 
 
+# The database keeps datetimes, not dates: a date is stored as its ISO text.
+StoredDate = Annotated[date | None, PlainSerializer(lambda day: day.isoformat() if day else None)]
+
+
 @dataclass(kw_only=True)
 class Dispatch:
     """One dispatch of a mailing; `id` is its key (domain.dispatch_key)."""
@@ -73,6 +78,7 @@ class Dispatch:
     separate_sends: bool = False
     copy_to_sender: bool = False
     regroup: bool = True  # whether merge regroups the mailing at completion (a campaign's does not)
+    document_date: StoredDate = None  # what the e-mail's {date} names; the day of sending when None
     total: int = 0
     errors: int = 0  # SMTP errors since the last resumption
     resumptions: int = 0
@@ -111,6 +117,7 @@ class Dispatch:
             separate_sends=event.separate_sends,
             copy_to_sender=event.copy_to_sender,
             regroup=event.regroup,
+            document_date=event.document_date,
             status=DispatchStatus.FANNING_OUT,
             created_at=now,
             request=event.model_dump(mode="json"),

@@ -95,7 +95,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
     )
     assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
     try:
-        subject, body, html_body = dispatch.text.render(facts.variables(date.today()))
+        subject, body, html_body = dispatch.text.render(facts.variables(dispatch.document_date or date.today()))
     except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc))
         return

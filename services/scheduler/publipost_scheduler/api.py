@@ -96,7 +96,11 @@ class CampaignIn(BaseModel):
     body: str = Field(default="Please find your document attached.\n")
     separate_sends: bool = False
     copy_to_sender: bool = False
-    auto_increment_date: bool = Field(default=False, description="A re-run merge prints the occurrence's date.")
+    auto_increment_date: bool = Field(
+        default=False,
+        description="The document's date is the occurrence's: a re-run merge prints it, and the e-mail's {date} "
+        "names it (a published mailing's too).",
+    )
     account_id: str | None = Field(
         default=None, max_length=128, description="The sending account; dispatch's own SMTP server when absent."
     )

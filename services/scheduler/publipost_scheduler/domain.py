@@ -362,4 +362,12 @@ class Occurrence:
 
     def document_date(self) -> str:
         """The date a re-run merge prints: the occurrence's own day, in the campaign's time zone."""
-        return self.at.astimezone(ZoneInfo(self.campaign.timezone)).strftime("%d/%m/%Y")
+        return self.day().strftime("%d/%m/%Y")
+
+    def email_date(self) -> date | None:
+        """The date its e-mails' {date} names: the occurrence's day when the campaign advances the document's
+        date at each send, whether it re-runs a merge or sends a published mailing; else the day of sending."""
+        return self.day() if self.campaign.auto_increment_date else None
+
+    def day(self) -> date:
+        return self.at.astimezone(ZoneInfo(self.campaign.timezone)).date()

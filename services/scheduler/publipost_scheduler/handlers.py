@@ -134,6 +134,7 @@ async def _request_dispatch(
             requested_by=occurrence.campaign.requested_by,
             document_type=occurrence.campaign.document_type,
             regroup=not occurrence.sends_its_source,
+            document_date=occurrence.email_date(),
             **asdict(occurrence.campaign.message),
             **_envelope(occurrence),
         )
