@@ -62,6 +62,11 @@ class DocumentView(BaseModel):
     page_count: int
     error: str | None
     converted_by: str | None = Field(default=None, description="The converter that made its PDF.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="The record's scalar values as text, `date` the document's date (the record's, else the day "
+        "it was rendered): what an e-mail's subject and body may name.",
+    )
 
 
 class DocumentPage(BaseModel):

@@ -8,9 +8,12 @@ from datetime import date
 import pytest
 from faststream.exceptions import SubscriberNotFound
 from publipost_contracts import DispatchCompleted, DispatchRefused, DispatchRequested, Failure, MailingRegrouped
+from publipost_contracts.reads import DocumentView, MailingView
 from publipost_dispatch.accounts import Accounts
 from publipost_dispatch.app import build
+from publipost_dispatch.delivery import dispatch_delivery
 from publipost_dispatch.domain import EmailText
+from publipost_dispatch.model import Dispatch
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.domain import MailingStatus, document_id_for
 
@@ -18,7 +21,7 @@ from tests.unit.fakes.dispatch import FakeAccountRepository, FakeDeliveryReposit
 from tests.unit.fakes.smtp import FakeSmtpServer
 from tests.unit.fakes.storage import FakeStorage
 from tests.unit.in_memory import InMemoryService
-from tests.unit.test_dispatch_handlers import KEY, dispatch_service, send
+from tests.unit.test_dispatch_handlers import KEY, NOW, dispatch_service, send
 from tests.unit.test_merge_handlers import merge_service, pdfs
 
 
@@ -38,20 +41,41 @@ async def test_a_campaigns_dispatch_leaves_its_published_mailing_ready_for_the_n
         assert (source.status, source.documents, source.replaced_by) == (MailingStatus.READY, 3, None)
 
 
-async def test_a_campaigns_dispatch_names_the_occurrences_date_and_completes_without_regrouping():
-    server = FakeSmtpServer()
-    async with await dispatch_service(2, server) as dispatch:
+async def test_a_campaigns_dispatch_completes_without_regrouping():
+    async with await dispatch_service(2, FakeSmtpServer()) as dispatch:
         stored = await dispatch.ctx.dispatches.get(KEY)
-        stored.regroup, stored.document_date = False, date(2026, 12, 8)
-        stored.text = EmailText("Staff list {document_number} of {date}", "Here it is.")
-        await dispatch.ctx.dispatches.save(stored, "regroup", "document_date", "text")
+        stored.regroup = False
+        await dispatch.ctx.dispatches.save(stored, "regroup")
         for n in range(2):
             await dispatch.deliver(send(n))
         await dispatch.ctx.completions.wait()
 
         (completed,) = dispatch.published(DispatchCompleted)
         assert (completed.sent, completed.regroup) == (2, False)
-        assert all(b"Subject: Staff list INV-" in message and b"of 08/12/2026" in message for _, message in server.received)
+
+
+def test_a_campaign_that_advances_the_date_names_the_occurrences_day_in_the_e_mail_not_the_documents():
+    request = DispatchRequested(
+        tenant_id="acme", correlation_id="c1", dispatch_id="campaign-c-20261208T090000Z", mailing_id="m1",
+        document_type="staff_list", document_date=date(2026, 12, 8), regroup=False,
+    )  # fmt: skip
+    dispatch = Dispatch.requested(KEY, request, NOW)
+    dispatch.prepare("Staff list", EmailText("Staff list {document_number} of {date}", "Here it is."), 25)
+    mailing = MailingView(
+        id="m1", name="Staff list", status="ready", sendable=True, created_at=NOW, output="pdf",
+        documents=1, rendered=1, failed=0,
+    )  # fmt: skip
+    document = DocumentView(
+        id="doc-1", index=0, record_id="r1", customer_number="C1", email="one@example.test", document_number="INV-1",
+        recipient_name="One", status="converted", pdf_blob_id="pdf-1", docx_blob_id=None, page_count=1, error=None,
+        fields={"date": "01/12/2026"},  # the day the published mailing was made
+    )  # fmt: skip
+
+    delivery = dispatch_delivery(dispatch, mailing, document)
+
+    assert delivery.subject == "Staff list INV-1 of 08/12/2026"
+    assert delivery.facts().variables()["date"] == "08/12/2026"  # what the send fills again
+    assert Dispatch.requested(KEY, request.model_copy(update={"document_date": None}), NOW).as_sent(document) == document
 
 
 class NoMailings:

@@ -209,3 +209,11 @@ def test_a_document_goes_to_its_stored_fields_and_back():
 def test_a_tenant_without_a_page_limit_of_its_own_takes_the_services():
     assert TenantSettings(id="acme").page_limit(500) == 500
     assert TenantSettings(id="acme", combined_page_limit=2).page_limit(500) == 2
+
+
+def test_a_document_lists_its_records_single_values_for_its_e_mail_dated_by_the_record_or_the_mailing():
+    record = {"id": 7, "amount_due": 120, "branch": "Lyon", "lines": [{"a": 1}], "note": "", "paid": False}
+    document = Document.rendered(a_mailing("pdf"), 0, record)
+    mailing_day = a_mailing().created_at.strftime("%d/%m/%Y")
+    assert document.fields == {"date": mailing_day, "id": "7", "amount_due": "120", "branch": "Lyon", "paid": "False"}
+    assert Document.rendered(a_mailing("pdf"), 0, {"id": 7, "date": "15/11/2026"}).fields["date"] == "15/11/2026"

@@ -349,6 +349,21 @@ class Mailing:
         return part
 
 
+# How a rendering writes the date when the record gives none (request_checks.render_context).
+DATE_FORMAT = "%d/%m/%Y"
+
+
+def record_fields(record: dict[str, Any]) -> dict[str, str]:
+    """The record's scalar values as text: what dispatch fills an e-mail's {variables} with, `date` the
+    document's (the record's own, else the day the mailing was asked for). A list (an invoice's lines) has no
+    place in a subject or a body; an empty value is no value."""
+    return {
+        name: str(value)
+        for name, value in record.items()
+        if isinstance(value, str | int | float | bool) and str(value) != ""
+    }
+
+
 @dataclass(kw_only=True)
 class Document:
     """One record's document: its DOCX, then (for a PDF mailing) its PDF, or why it failed."""
@@ -368,6 +383,7 @@ class Document:
     page_count: int = 0
     error: str | None = None
     converted_by: str | None = None  # render-pdf's backend that made the PDF
+    fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (record_fields)
 
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
@@ -400,6 +416,7 @@ class Document:
             document_number=str(number) if number is not None else record_id,
             recipient_name=record.get("name"),
             status=status,
+            fields=record_fields({"date": mailing.created_at.strftime(DATE_FORMAT), **record}),
         )
 
     def converted(self, pdf_blob_id: str, page_count: int, converted_by: str | None = None) -> bool:
