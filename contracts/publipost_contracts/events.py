@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -268,6 +268,16 @@ class DispatchRequested(Event):
         description="The person or API key that asked (over HTTP, or as a campaign's author). Absent: an "
         "integrating system over the bus, which sends through the accounts shared with the integrator role.",
     )
+    regroup: bool = Field(
+        default=True,
+        description="Whether merge replaces the mailing by its sent / not-sent mailings once the dispatch is "
+        "complete. A campaign sends False: its published mailing goes again at the next occurrence.",
+    )
+    document_date: date | None = Field(
+        default=None,
+        description="The date the e-mail's {date} (<DATEFACT>) names instead of the document's own: a "
+        "campaign's occurrence day when it advances the document's date.",
+    )
 
 
 class DispatchPaused(Event):
@@ -349,6 +359,17 @@ class DispatchCompleted(Event):
     failures_truncated: bool = False
     failures_file_id: Id | None = None
     uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
+    regroup: bool = Field(default=True, description="As the request said: whether merge regroups the mailing.")
+
+
+class DispatchRefused(Event):
+    """The dispatch cannot go and sent nothing (an unknown or unsendable mailing, an account not shared with
+    whoever asked...); `reason` says why. Whoever asked (a campaign's occurrence) shows it."""
+
+    type: Literal["dispatch.refused"] = "dispatch.refused"
+    dispatch_id: Id
+    mailing_id: Id
+    reason: str
 
 
 class DocumentSent(Event):
@@ -394,6 +415,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DispatchResumed,
     DeliveryRecorded,
     DispatchCompleted,
+    DispatchRefused,
     DocumentSent,
     CampaignFired,
 )

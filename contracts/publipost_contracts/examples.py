@@ -13,6 +13,7 @@ from .events import (
     DeliveryRecorded,
     DispatchCompleted,
     DispatchPaused,
+    DispatchRefused,
     DispatchRequested,
     DispatchResumed,
     DocumentSent,
@@ -170,6 +171,12 @@ EXAMPLES: dict[type[Event], Event] = {
             queued=340,
         ),
         DispatchResumed(**_envelope(15), dispatch_id=_DISPATCH, mailing_id=_MAILING, resumption=1),
+        DispatchRefused(
+            **_envelope(19, causation=11),
+            dispatch_id=_DISPATCH,
+            mailing_id=_MAILING,
+            reason=f"mailing {_MAILING!r} is replaced, not ready to send",
+        ),
         DeliveryRecorded(
             **_envelope(16, causation=12),
             dispatch_id=_DISPATCH,

@@ -255,6 +255,7 @@ def test_network_policies_deny_everything_then_allow_what_each_service_needs(ove
         ("scheduler", "template"),
         ("scheduler", "merge"),
         ("scheduler", "recipient-directory"),
+        ("scheduler", "dispatch"),  # whether a campaign's author may send through its account
     }
     for name, pod in labels.items():
         kube_dns = {"k8s-app": "kube-dns"}

@@ -4,7 +4,7 @@ runs itself (the timer's own passes are set an hour apart): nothing waits on wal
 import asyncio
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -52,6 +52,12 @@ class TargetsOfAcme:
         return tenant_id == "acme"
 
     async def has_segment(self, tenant_id: str, segment_id: str) -> bool:
+        return tenant_id == "acme"
+
+    async def has_email_template(self, tenant_id: str, email_template_id: str) -> bool:
+        return tenant_id == "acme"
+
+    async def has_account(self, tenant_id: str, account_id: str, caller_credentials: dict[str, str]) -> bool:
         return tenant_id == "acme"
 
     async def close(self) -> None:
@@ -289,23 +295,28 @@ async def test_a_campaign_re_runs_a_merge_on_a_segment_and_sends_the_new_mailing
         )
     campaign = {"template_id": uploaded.json()["id"], "segment_id": segment["id"]}
 
-    async with EventTap(infra.rabbitmq_url, namespace, DispatchRequested, MergeCompleted) as tap:
-        await create(scheduler, name="Statements", mailing_id=None, merge=campaign, auto_increment_date=True)
-        clock.now = START + timedelta(hours=1, seconds=1)
-        assert await passes(scheduler) == 1
-        requested = await tap.next(DispatchRequested, timeout=120)
-        completed = await tap.next(MergeCompleted, timeout=10)
-
-    assert requested.mailing_id == completed.mailing_id and completed.documents == 2
-    assert completed.name == "Statements 01/12/2026"
+    weekly = {"kind": "weekly", "weekday": 1, "time": "10:00"}  # Tuesdays
     merge_http = httpx.AsyncClient(transport=httpx.ASGITransport(merge.http_app()), base_url="http://m")
-    async with merge_http:
-        documents = (await merge_http.get(f"/mailings/{completed.mailing_id}/documents", headers=ACME)).json()
-        content = await merge_http.get(
-            f"/mailings/{completed.mailing_id}/documents/{documents['items'][1]['id']}/content", headers=ACME
+    async with EventTap(infra.rabbitmq_url, namespace, DispatchRequested, MergeCompleted) as tap, merge_http:
+        await create(
+            scheduler, name="Statements", mailing_id=None, merge=campaign, auto_increment_date=True, recurrence=weekly
         )
-    text = PdfReader(io.BytesIO(content.content)).pages[0].extract_text()
-    assert "Dear Client Segmenton2, your statement of 01/12/2026." in text
+        for week, day in enumerate(("01/12/2026", "08/12/2026")):  # each Tuesday's run prints its own date
+            clock.now = START + timedelta(days=7 * week, hours=1, seconds=1)
+            assert await passes(scheduler) == 1
+            stamp = f"202612{1 + 7 * week:02d}T090000Z"
+            requested = await tap.next(DispatchRequested, lambda e, s=stamp: e.dispatch_id.endswith(s), timeout=120)
+            completed = await tap.next(MergeCompleted, lambda e, s=stamp: e.request_id.endswith(s), timeout=10)
+
+            assert requested.mailing_id == completed.mailing_id and completed.documents == 2
+            assert completed.name == f"Statements {day}"
+            assert requested.document_date == date(2026, 12, 1 + 7 * week)  # the e-mail's {date} too
+            documents = (await merge_http.get(f"/mailings/{completed.mailing_id}/documents", headers=ACME)).json()
+            content = await merge_http.get(
+                f"/mailings/{completed.mailing_id}/documents/{documents['items'][1]['id']}/content", headers=ACME
+            )
+            text = PdfReader(io.BytesIO(content.content)).pages[0].extract_text()
+            assert f"Dear Client Segmenton2, your statement of {day}." in text
 
 
 def docx(text: str) -> bytes:

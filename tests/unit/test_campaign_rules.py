@@ -1,6 +1,6 @@
 """A campaign's state moves and an occurrence's outcome, without a broker or a database."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from publipost_contracts import Requester
@@ -11,6 +11,7 @@ from publipost_scheduler.domain import (
     CampaignTerms,
     Message,
     Occurrence,
+    OccurrenceOutcome,
     Recurrence,
     RerunMerge,
     SendDocument,
@@ -98,6 +99,17 @@ def test_an_occurrence_is_keyed_by_campaign_and_time_and_keeps_what_the_campaign
     assert occurrence.id == Occurrence.of(campaign, at, START + timedelta(hours=1)).id
     assert (occurrence.campaign.name, occurrence.campaign.requested_by) == ("Notices", ALICE)
     assert occurrence.document_date() == "01/12/2026"
+    assert occurrence.email_date() is None  # the campaign does not advance the document's date
+
+
+def test_an_occurrence_that_advances_the_date_names_its_own_day_in_the_campaigns_zone():
+    campaign = Campaign.create("c-8", "acme", terms(auto_increment_date=True), ALICE, START)
+    late_monday_in_utc = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)  # already Tuesday in Paris
+
+    occurrence = Occurrence.of(campaign, late_monday_in_utc, START)
+
+    assert occurrence.email_date() == date(2026, 12, 8)
+    assert occurrence.document_date() == "08/12/2026"
 
 
 def test_an_occurrence_records_its_outcome_and_its_error():
@@ -105,11 +117,48 @@ def test_an_occurrence_records_its_outcome_and_its_error():
     occurrence = Occurrence.of(Campaign.create("c-4", "acme", terms(action=rerun), ALICE, START), START, START)
 
     occurrence.announced(START, "no segment 's' in the recipient directory")
-    assert (occurrence.announced_at, occurrence.error) == (START, "no segment 's' in the recipient directory")
+    assert (occurrence.announced_at, occurrence.outcome) == (START, OccurrenceOutcome.REFUSED)
+    assert occurrence.error == "no segment 's' in the recipient directory"
     occurrence.rerun_failed("failed")
     assert occurrence.error == "the re-run mailing is failed"
     occurrence.rerun_ready("m-9")
-    assert (occurrence.dispatched_mailing_id, occurrence.error) == ("m-9", None)
+    assert (occurrence.dispatched_mailing_id, occurrence.outcome, occurrence.error) == (
+        "m-9",
+        OccurrenceOutcome.ANNOUNCED,
+        None,
+    )
+    occurrence.completed(sent=195, failed=5)
+    assert (occurrence.outcome, occurrence.sent, occurrence.failed, occurrence.error) == ("sent", 195, 5, None)
+
+
+def test_an_occurrence_whose_dispatch_is_refused_shows_why_and_sent_nothing():
+    occurrence = Occurrence.of(weekly(), START, START)
+    occurrence.announced(START)
+    assert (occurrence.outcome, occurrence.error) == (OccurrenceOutcome.ANNOUNCED, None)
+
+    occurrence.refused("mailing 'm-1' is replaced, not ready to send")
+
+    assert (occurrence.outcome, occurrence.sent) == (OccurrenceOutcome.REFUSED, None)
+    assert occurrence.error == "mailing 'm-1' is replaced, not ready to send"
+
+
+def test_a_published_mailing_is_sent_as_it_is_every_time_and_a_re_run_mailing_is_regrouped():
+    rerun = Campaign.create("c-6", "acme", terms(action=RerunMerge(template_id="t", segment_id="s")), ALICE, START)
+
+    assert Occurrence.of(weekly(), START, START).sends_its_source is True
+    assert Occurrence.of(rerun, START, START).sends_its_source is False
+
+
+def test_an_occurrence_keeps_the_campaigns_document_type_account_and_e_mail_template():
+    message = Message(account_id="acc-1", email_template_id="et-1")
+    campaign = Campaign.create("c-7", "acme", terms(document_type="staff_list"), ALICE, START)
+    campaign.message = message
+
+    occurrence = Occurrence.of(campaign, START, START)
+    campaign.edit(terms(document_type="invoice"), ALICE, START)
+
+    assert occurrence.campaign.document_type == "staff_list"
+    assert (occurrence.campaign.message.account_id, occurrence.campaign.message.email_template_id) == ("acc-1", "et-1")
 
 
 def test_a_campaign_is_stored_with_its_wall_time_as_text_and_loads_back():
@@ -149,3 +198,7 @@ def test_documents_stored_before_last_run_at_and_requested_by_still_load():
     assert (campaign.requested_by, campaign.last_run_at, campaign.message.cc) == (None, None, [])
     occurrence = OCCURRENCES.dump(Occurrence.of(campaign, START, START))
     assert occurrence["campaign"]["action"]["kind"] == "rerun_merge" and occurrence["announced_at"] is None
+    # An occurrence stored before outcomes were recorded loads as announced, with no document type.
+    del occurrence["outcome"], occurrence["sent"], occurrence["failed"], occurrence["campaign"]["document_type"]
+    loaded = OCCURRENCES.load(occurrence)
+    assert (loaded.outcome, loaded.sent, loaded.campaign.document_type) == (OccurrenceOutcome.ANNOUNCED, None, None)

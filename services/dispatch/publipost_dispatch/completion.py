@@ -84,6 +84,7 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
             failures_truncated=failed > len(failures),
             failures_file_id=failures_file_id,
             uncertain=uncertain,
+            regroup=dispatch.regroup,
         )
     )
     was = dispatch.status

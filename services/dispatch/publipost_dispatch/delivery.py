@@ -121,6 +121,7 @@ async def deliver(
 
 def dispatch_delivery(dispatch: Dispatch, mailing: MailingView, document: DocumentView) -> Delivery:
     """The record of one document's send in a dispatch, before it is sent (or failed at once: no PDF)."""
+    document = dispatch.as_sent(document)
     facts = DocumentFacts.of(document, mailing, dispatch.document_type)
     try:  # the history shows (and searches) the subject before the send; the send renders it again
         assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)

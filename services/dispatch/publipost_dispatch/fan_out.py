@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
+    DispatchRefused,
     DispatchRequested,
     DispatchResumed,
     Event,
@@ -48,6 +49,12 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     except Refusal as refusal:
         dispatch.refuse(str(refusal))
         await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT, "reason")
+        # Said on the bus too: whoever asked (a campaign's occurrence) shows why nothing went.
+        await ctx.bus.publish(
+            DispatchRefused.caused_by(
+                event, key="refused", dispatch_id=event.dispatch_id, mailing_id=event.mailing_id, reason=str(refusal)
+            )
+        )
         raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
     dispatch.prepare(mailing.name, text, pause_after)
     await ctx.dispatches.save(dispatch, "mailing_name", "text", "pause_after_errors")

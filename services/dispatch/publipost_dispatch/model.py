@@ -8,12 +8,13 @@ method here says what the move changes, and the repository writes it under the c
 checks (see repository.py). Fields a later version added have defaults, so older records still load."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
 
 from publipost_contracts import DispatchRequested, Failure
 from publipost_contracts.reads import DocumentView, MailingView
 from publipost_refusals import Conflict
+from pydantic import PlainSerializer
 
 from .domain import (
     COMPLETABLE,
@@ -56,6 +57,10 @@ class NotCompletable(Conflict):
         super().__init__(f"dispatch {dispatch.dispatch_id!r} is {dispatch.status}: it cannot complete")
 
 
+# The database keeps datetimes, not dates: a date is stored as its ISO text.
+StoredDate = Annotated[date | None, PlainSerializer(lambda day: day.isoformat() if day else None)]
+
+
 @dataclass(kw_only=True)
 class Dispatch:
     """One dispatch of a mailing; `id` is its key (domain.dispatch_key)."""
@@ -76,6 +81,8 @@ class Dispatch:
     reply_to: str | None = None
     separate_sends: bool = False
     copy_to_sender: bool = False
+    regroup: bool = True  # whether merge regroups the mailing at completion (a campaign's does not)
+    document_date: StoredDate = None  # what the e-mail's {date} names; the day of sending when None
     total: int = 0
     errors: int = 0  # SMTP errors since the last resumption
     resumptions: int = 0
@@ -115,11 +122,20 @@ class Dispatch:
             reply_to=event.reply_to,
             separate_sends=event.separate_sends,
             copy_to_sender=event.copy_to_sender,
+            regroup=event.regroup,
+            document_date=event.document_date,
             status=DispatchStatus.FANNING_OUT,
             created_at=now,
             request=event.model_dump(mode="json"),
             progress_at=now,
         )
+
+    def as_sent(self, document: DocumentView) -> DocumentView:
+        """The document as this dispatch e-mails it: a campaign that advances the document's date at each
+        occurrence names the occurrence's day in the e-mail's {date}, not the day the document was made."""
+        if self.document_date is None:
+            return document
+        return document.model_copy(update={"fields": {**document.fields, "date": dated(self.document_date)}})
 
     def prepare(self, mailing_name: str, text: EmailText, pause_after_errors: int) -> None:
         """What every send of the dispatch reads: checked once, before the first delivery is recorded."""

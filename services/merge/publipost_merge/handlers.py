@@ -405,7 +405,10 @@ async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
-    """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings."""
+    """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings, unless the
+    dispatch says not to: a campaign's published mailing stays ready for its next occurrence."""
+    if not event.regroup:
+        return
     source = await ctx.mailings.get(event.mailing_id)
     if source is None:
         log.warning("dispatch completed for an unknown mailing", mailing_id=event.mailing_id)

@@ -3,7 +3,7 @@ from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from publipost_addresses import control_character, invalid_addresses_message, parse_address_list
 from publipost_auth import Operator, Reader
 from publipost_http import Paging
@@ -19,6 +19,7 @@ from .domain import (
     CampaignTerms,
     Message,
     Occurrence,
+    OccurrenceOutcome,
     Recurrence,
     RerunMerge,
     SendDocument,
@@ -26,6 +27,7 @@ from .domain import (
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 UPCOMING = 5
+_CREDENTIALS = ("authorization", "x-api-key")  # the caller's, for dispatch to answer as it will at each send
 
 
 def _addresses(value: Any) -> list[str]:
@@ -94,7 +96,17 @@ class CampaignIn(BaseModel):
     body: str = Field(default="Please find your document attached.\n")
     separate_sends: bool = False
     copy_to_sender: bool = False
-    auto_increment_date: bool = Field(default=False, description="A re-run merge prints the occurrence's date.")
+    auto_increment_date: bool = Field(
+        default=False,
+        description="The document's date is the occurrence's: a re-run merge prints it, and the e-mail's {date} "
+        "names it (a published mailing's too).",
+    )
+    account_id: str | None = Field(
+        default=None, max_length=128, description="The sending account; dispatch's own SMTP server when absent."
+    )
+    email_template_id: str | None = Field(
+        default=None, max_length=128, description="An e-mail template of the tenant: replaces subject and body."
+    )
 
     @field_validator("subject")
     @classmethod
@@ -117,7 +129,17 @@ class CampaignIn(BaseModel):
             assert self.mailing_id is not None
             action = SendDocument(mailing_id=self.mailing_id)
         message = self.model_dump(
-            include={"cc", "bcc", "reply_to", "subject", "body", "separate_sends", "copy_to_sender"}
+            include={
+                "cc",
+                "bcc",
+                "reply_to",
+                "subject",
+                "body",
+                "separate_sends",
+                "copy_to_sender",
+                "account_id",
+                "email_template_id",
+            }
         )
         return CampaignTerms(
             name=self.name,
@@ -135,6 +157,9 @@ class OccurrenceView(BaseModel):
     idempotency_key: str
     announced_at: datetime | None
     dispatched_mailing_id: str | None = None
+    outcome: OccurrenceOutcome = Field(description="announced (not ended yet), sent, or refused (see error).")
+    sent: int | None = Field(default=None, description="Documents e-mailed, once its dispatch completed.")
+    failed: int | None = Field(default=None, description="Documents not e-mailed (reasons in the send history).")
     error: str | None = None
 
 
@@ -177,6 +202,9 @@ def _view(campaign: Campaign, occurrences: list[Occurrence] | None = None) -> Ca
                 idempotency_key=o.idempotency_key,
                 announced_at=o.announced_at,
                 dispatched_mailing_id=o.dispatched_mailing_id,
+                outcome=o.outcome,
+                sent=o.sent,
+                failed=o.failed,
                 error=o.error,
             )
             for o in occurrences or []
@@ -194,12 +222,22 @@ def _not_in_the_past(body: CampaignIn, now: datetime) -> None:
         )
 
 
-async def _targets_of_the_tenant(ctx: SchedulerContext, tenant_id: str, body: CampaignIn) -> None:
-    """The mailing, template and segment a campaign names must be the caller's tenant's: each is looked up in
-    the service that owns it, for that tenant. Another tenant's is refused as one that does not exist."""
+async def _targets_of_the_tenant(ctx: SchedulerContext, tenant_id: str, body: CampaignIn, request: Request) -> None:
+    """The mailing, template, e-mail template and segment a campaign names must be the caller's tenant's: each
+    is looked up in the service that owns it, for that tenant. Another tenant's is refused as one that does not
+    exist. The sending account must be one the caller may send through: dispatch answers, for the caller."""
     try:
         if body.mailing_id is not None and not await ctx.targets.has_mailing(tenant_id, body.mailing_id):
             raise HTTPException(404, detail=f"mailing_id: no mailing {body.mailing_id!r} for this tenant")
+        if body.email_template_id is not None and not await ctx.targets.has_email_template(
+            tenant_id, body.email_template_id
+        ):
+            raise HTTPException(
+                404, detail=f"email_template_id: no e-mail template {body.email_template_id!r} for this tenant"
+            )
+        credentials = {name: request.headers[name] for name in _CREDENTIALS if name in request.headers}
+        if body.account_id is not None and not await ctx.targets.has_account(tenant_id, body.account_id, credentials):
+            raise HTTPException(404, detail=f"account_id: no sending account {body.account_id!r} for you in this tenant")
         if body.merge is not None:
             rerun = body.merge
             if not await ctx.targets.has_template(tenant_id, rerun.template_id, rerun.template_version):
@@ -214,10 +252,10 @@ async def _targets_of_the_tenant(ctx: SchedulerContext, tenant_id: str, body: Ca
 
 
 @router.post("", status_code=201, response_model=CampaignView)
-async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn) -> CampaignView:
+async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn, request: Request) -> CampaignView:
     now = ctx.clock()
     _not_in_the_past(body, now)
-    await _targets_of_the_tenant(ctx, caller.tenant_id, body)
+    await _targets_of_the_tenant(ctx, caller.tenant_id, body, request)
     campaign = Campaign.create(str(uuid.uuid4()), caller.tenant_id, body.to_terms(), caller.requester(), now)
     await ctx.campaigns.add(campaign)
     return _view(campaign)
@@ -236,12 +274,14 @@ async def get_campaign(ctx: Context, caller: Reader, campaign_id: str) -> Campai
 
 
 @router.put("/{campaign_id}", response_model=CampaignView)
-async def edit_campaign(ctx: Context, caller: Operator, campaign_id: str, body: CampaignIn) -> CampaignView:
+async def edit_campaign(
+    ctx: Context, caller: Operator, campaign_id: str, body: CampaignIn, request: Request
+) -> CampaignView:
     """Replace what the campaign sends and when; its fired occurrences stay as they were."""
     campaign = await _campaign(ctx, caller.tenant_id, campaign_id)
     now = ctx.clock()
     _not_in_the_past(body, now)
-    await _targets_of_the_tenant(ctx, caller.tenant_id, body)
+    await _targets_of_the_tenant(ctx, caller.tenant_id, body, request)
     status = campaign.status
     # The campaign now sends as whoever edited it last.
     campaign.edit(body.to_terms(), caller.requester(), now)

@@ -3,9 +3,18 @@
 from datetime import UTC, datetime
 from functools import partial
 
+import httpx
 from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
-from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested
+from publipost_contracts import (
+    CampaignFired,
+    DispatchCompleted,
+    DispatchRefused,
+    DispatchRequested,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+)
 from publipost_runtime import Service
 from publipost_storage import Storage
 
@@ -25,7 +34,7 @@ def _utc_now() -> datetime:
 def build(
     settings: SchedulerSettings | None = None, *, clock: Clock = _utc_now, targets: Targets | None = None
 ) -> Service:
-    """`targets`: what answers whether a campaign's mailing, template and segment are the tenant's (tests give
+    """`targets`: what answers whether a campaign's mailing, template, e-mail template, account and segment are the tenant's (tests give
     a fake; by default the services that own them, over HTTP)."""
     settings = settings or SchedulerSettings()
     storage = Storage.for_service(settings)
@@ -42,11 +51,21 @@ def build(
         campaigns=CampaignRepository(storage.db),
         occurrences=OccurrenceRepository(storage.db),
         directory=DirectoryClient(directory),
-        targets=targets or Targets(client(settings.merge_url), client(settings.template_url), directory),
+        targets=targets
+        or Targets(
+            client(settings.merge_url),
+            client(settings.template_url),
+            directory,
+            httpx.AsyncClient(base_url=settings.dispatch_url, timeout=settings.http_timeout_s),
+        ),
         clock=clock,
     )
 
     bus.consumer(MergeCompleted)(handlers.merge_completed)
+    # How each occurrence ended, for GET /campaigns/{id}.
+    bus.consumer(MergeRejected)(handlers.merge_rejected)
+    bus.consumer(DispatchRefused)(handlers.dispatch_refused)
+    bus.consumer(DispatchCompleted)(handlers.dispatch_completed)
 
     ticker = Ticker(ctx)
     return Service(

@@ -47,6 +47,7 @@ class Targets:
     merge_http: httpx.AsyncClient
     template_http: httpx.AsyncClient
     directory_http: httpx.AsyncClient
+    dispatch_http: httpx.AsyncClient  # without the scheduler's credentials: each call carries the caller's
 
     async def has_mailing(self, tenant_id: str, mailing_id: str) -> bool:
         return await self._exists(self.merge_http, f"/mailings/{quote(mailing_id, safe='')}", tenant_id)
@@ -55,13 +56,28 @@ class Targets:
         params = {"version": version} if version is not None else {}
         return await self._exists(self.template_http, f"/templates/{quote(template_id, safe='')}", tenant_id, params)
 
+    async def has_email_template(self, tenant_id: str, email_template_id: str) -> bool:
+        return await self._exists(self.template_http, f"/email-templates/{quote(email_template_id, safe='')}", tenant_id)
+
+    async def has_account(self, tenant_id: str, account_id: str, caller_credentials: dict[str, str]) -> bool:
+        """Whether the campaign's author may send through the account: dispatch answers as it will when the
+        campaign sends as them, so the call carries the author's own credentials, not the scheduler's."""
+        path = f"/accounts/{quote(account_id, safe='')}"
+        return await self._exists(self.dispatch_http, path, tenant_id, headers=caller_credentials)
+
     async def has_segment(self, tenant_id: str, segment_id: str) -> bool:
         return await self._exists(self.directory_http, f"/segments/{quote(segment_id, safe='')}", tenant_id)
 
     @staticmethod
-    async def _exists(http: httpx.AsyncClient, path: str, tenant_id: str, params: dict[str, Any] | None = None) -> bool:
+    async def _exists(
+        http: httpx.AsyncClient,
+        path: str,
+        tenant_id: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> bool:
         try:
-            response = await http.get(path, params=params or {}, headers={TENANT: tenant_id})
+            response = await http.get(path, params=params or {}, headers={TENANT: tenant_id, **(headers or {})})
         except httpx.HTTPError as exc:
             raise TargetsUnavailable(f"{http.base_url} did not answer ({type(exc).__name__})") from exc
         if response.status_code == 404:
@@ -71,5 +87,5 @@ class Targets:
         return True
 
     async def close(self) -> None:
-        for http in (self.merge_http, self.template_http):  # the directory's is DirectoryClient's, closed there
+        for http in (self.merge_http, self.template_http, self.dispatch_http):  # the directory's is DirectoryClient's, closed there
             await http.aclose()

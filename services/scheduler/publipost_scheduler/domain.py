@@ -140,6 +140,8 @@ class Message:
     separate_sends: bool = False
     copy_to_sender: bool = False
     to: list[str] = field(default_factory=list)
+    account_id: str | None = None  # the tenant's sending account; dispatch's own SMTP server when absent
+    email_template_id: str | None = None  # an e-mail template of the template service: replaces subject and body
 
 
 @dataclass(kw_only=True)
@@ -261,6 +263,7 @@ class Campaign:
     def snapshot(self) -> "CampaignSnapshot":
         return CampaignSnapshot(
             name=self.name,
+            document_type=self.document_type,
             timezone=self.recurrence.timezone,
             action=self.action,
             message=self.message,
@@ -281,11 +284,18 @@ class CampaignSnapshot:
     """What the campaign said when an occurrence fired: an edit afterwards does not change it."""
 
     name: str
+    document_type: str | None = None  # what the documents are: the send history's filter
     timezone: str
     action: Action
     message: Message
     auto_increment_date: bool = False
     requested_by: Requester | None = None
+
+
+class OccurrenceOutcome(StrEnum):
+    ANNOUNCED = "announced"  # asked for; its dispatch has not ended yet
+    SENT = "sent"  # its dispatch completed: `sent` and `failed` count the documents
+    REFUSED = "refused"  # nothing went: `error` says why
 
 
 @dataclass(kw_only=True)
@@ -301,7 +311,12 @@ class Occurrence:
     claimed_at: datetime
     announced_at: datetime | None = None
     dispatched_mailing_id: str | None = None
+    outcome: OccurrenceOutcome = OccurrenceOutcome.ANNOUNCED
+    sent: int | None = None
+    failed: int | None = None
     error: str | None = None
+
+    OUTCOME_FIELDS = ("outcome", "sent", "failed", "error")
 
     @classmethod
     def of(cls, campaign: Campaign, at: datetime, now: datetime) -> "Occurrence":
@@ -319,16 +334,40 @@ class Occurrence:
     def announced(self, now: datetime, error: str | None = None) -> None:
         """Announced; `error` when what it asks cannot be done until the campaign is fixed."""
         self.announced_at = now
-        self.error = error
+        if error is not None:
+            self.refused(error)
 
     def rerun_ready(self, mailing_id: str) -> None:
-        """Its re-run merge's mailing is ready and sent for dispatch."""
+        """Its re-run merge's mailing is ready and sent for dispatch, whose answer is awaited."""
         self.dispatched_mailing_id = mailing_id
-        self.error = None
+        self.outcome, self.error = OccurrenceOutcome.ANNOUNCED, None
 
     def rerun_failed(self, status: str) -> None:
-        self.error = f"the re-run mailing is {status}"
+        self.refused(f"the re-run mailing is {status}")
+
+    def refused(self, reason: str) -> None:
+        """Nothing went: the merge or the dispatch was refused, `reason` says why."""
+        self.outcome, self.error = OccurrenceOutcome.REFUSED, reason
+
+    def completed(self, sent: int, failed: int) -> None:
+        """Its dispatch ended: how many documents went and how many did not (each one's reason is in the
+        dispatch's deliveries)."""
+        self.outcome, self.sent, self.failed, self.error = OccurrenceOutcome.SENT, sent, failed, None
+
+    @property
+    def sends_its_source(self) -> bool:
+        """A published mailing is sent as it is at every occurrence, so its dispatch must not regroup it; a
+        re-run merge's mailing is new each time and regroups like any other."""
+        return isinstance(self.campaign.action, SendDocument)
 
     def document_date(self) -> str:
         """The date a re-run merge prints: the occurrence's own day, in the campaign's time zone."""
-        return self.at.astimezone(ZoneInfo(self.campaign.timezone)).strftime("%d/%m/%Y")
+        return self.day().strftime("%d/%m/%Y")
+
+    def email_date(self) -> date | None:
+        """The date its e-mails' {date} names: the occurrence's day when the campaign advances the document's
+        date at each send, whether it re-runs a merge or sends a published mailing; else the day of sending."""
+        return self.day() if self.campaign.auto_increment_date else None
+
+    def day(self) -> date:
+        return self.at.astimezone(ZoneInfo(self.campaign.timezone)).date()

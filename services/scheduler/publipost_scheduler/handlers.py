@@ -1,11 +1,20 @@
 """The scheduler's work: fire due campaigns once across every replica, finish announcements cut short,
-and send the mailing of a re-run merge once it is ready."""
+send the mailing of a re-run merge once it is ready, and record how each occurrence ended."""
 
 from dataclasses import asdict
 from datetime import timedelta
 
 from publipost_bus import Components
-from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested, deterministic_id
+from publipost_contracts import (
+    CampaignFired,
+    DispatchCompleted,
+    DispatchRefused,
+    DispatchRequested,
+    MergeCompleted,
+    MergeRejected,
+    MergeRequested,
+    deterministic_id,
+)
 from publipost_logging import get_logger
 
 from .clients import SegmentNotFound
@@ -60,7 +69,8 @@ async def announce(ctx: SchedulerContext, occurrence: Occurrence) -> None:
     else:
         await _request_dispatch(ctx, occurrence, action.mailing_id, causation_id=str(fired.event_id))
     occurrence.announced(ctx.clock(), error)
-    await ctx.occurrences.save(occurrence, "announced_at", "error")
+    # The outcome only when refused here: the dispatch's own answer may already be stored.
+    await ctx.occurrences.save(occurrence, "announced_at", *(Occurrence.OUTCOME_FIELDS if error else ()))
     log.info("campaign fired", campaign_id=occurrence.campaign_id, occurrence=occurrence.idempotency_key)
 
 
@@ -97,16 +107,16 @@ async def _request_merge(
 
 async def merge_completed(event: MergeCompleted, ctx: SchedulerContext = Components) -> None:
     """A re-run merge of one of our occurrences is ready: send it as the campaign says."""
-    occurrence = await ctx.occurrences.by_idempotency_key(event.request_id)
-    if occurrence is None:
-        return  # a merge some other system asked for
+    if (occurrence := await _ours(ctx, event.tenant_id, event.request_id)) is None:
+        return
     if event.status != "ready":
         occurrence.rerun_failed(event.status)
-        await ctx.occurrences.save(occurrence, "error")
+        await ctx.occurrences.save(occurrence, *Occurrence.OUTCOME_FIELDS)
         return
-    await _request_dispatch(ctx, occurrence, event.mailing_id, causation_id=str(event.event_id))
+    # Stored before asking: the dispatch's answer, however quick, then lands on top of it.
     occurrence.rerun_ready(event.mailing_id)
-    await ctx.occurrences.save(occurrence, "dispatched_mailing_id", "error")
+    await ctx.occurrences.save(occurrence, "dispatched_mailing_id", *Occurrence.OUTCOME_FIELDS)
+    await _request_dispatch(ctx, occurrence, event.mailing_id, causation_id=str(event.event_id))
 
 
 async def _request_dispatch(
@@ -120,10 +130,43 @@ async def _request_dispatch(
             mailing_id=mailing_id,
             # The campaign's author asks: its sending account must be shared with them.
             requested_by=occurrence.campaign.requested_by,
+            document_type=occurrence.campaign.document_type,
+            regroup=not occurrence.sends_its_source,
+            document_date=occurrence.email_date(),
             **asdict(occurrence.campaign.message),
             **_envelope(occurrence),
         )
     )
+
+
+async def merge_rejected(event: MergeRejected, ctx: SchedulerContext = Components) -> None:
+    """A re-run merge of one of our occurrences was refused: the occurrence shows why."""
+    if (occurrence := await _ours(ctx, event.tenant_id, event.request_id)) is None:
+        return
+    occurrence.refused("the re-run merge was refused: " + "; ".join(p.message for p in event.problems))
+    await ctx.occurrences.save(occurrence, *Occurrence.OUTCOME_FIELDS)
+
+
+async def dispatch_refused(event: DispatchRefused, ctx: SchedulerContext = Components) -> None:
+    """The dispatch of one of our occurrences cannot go: the occurrence shows why."""
+    if (occurrence := await _ours(ctx, event.tenant_id, event.dispatch_id)) is None:
+        return
+    occurrence.refused(event.reason)
+    await ctx.occurrences.save(occurrence, *Occurrence.OUTCOME_FIELDS)
+
+
+async def dispatch_completed(event: DispatchCompleted, ctx: SchedulerContext = Components) -> None:
+    """The dispatch of one of our occurrences ended: the occurrence shows how many documents went."""
+    if (occurrence := await _ours(ctx, event.tenant_id, event.dispatch_id)) is None:
+        return
+    occurrence.completed(event.sent, event.failed)
+    await ctx.occurrences.save(occurrence, *Occurrence.OUTCOME_FIELDS)
+
+
+async def _ours(ctx: SchedulerContext, tenant_id: str, idempotency_key: str) -> Occurrence | None:
+    """The occurrence whose request this answers; None for a request some other system made."""
+    occurrence = await ctx.occurrences.by_idempotency_key(idempotency_key)
+    return occurrence if occurrence is not None and occurrence.tenant_id == tenant_id else None
 
 
 def _envelope(occurrence: Occurrence) -> dict[str, str]:

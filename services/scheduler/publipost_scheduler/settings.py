@@ -15,4 +15,7 @@ class SchedulerSettings(ServiceSettings):
     directory_url: str = Field(default="http://127.0.0.1:8102", description="The recipient directory's HTTP API.")
     merge_url: str = Field(default="http://127.0.0.1:8103", description="merge's HTTP API: a campaign's mailing.")
     template_url: str = Field(default="http://127.0.0.1:8101", description="The template service's HTTP API.")
+    dispatch_url: str = Field(
+        default="http://127.0.0.1:8105", description="dispatch's HTTP API: whether a campaign's author may use its account."
+    )
     http_timeout_s: float = Field(default=30.0, gt=0)
