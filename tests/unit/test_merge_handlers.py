@@ -4,6 +4,7 @@ tests/integration holds the same flows against the real pieces."""
 
 from publipost_contracts import (
     DispatchCompleted,
+    DocumentSent,
     DocumentsRendered,
     Failure,
     MailingRegrouped,
@@ -12,7 +13,7 @@ from publipost_contracts import (
 )
 from publipost_contracts.reads import DocumentView
 from publipost_merge.app import build
-from publipost_merge.domain import Document, DocumentStatus, MailingStatus, document_id_for
+from publipost_merge.domain import Document, DocumentStatus, EmailState, MailingStatus, document_id_for
 from publipost_merge.settings import MergeSettings
 
 from tests.unit.fakes.merge import FakeDocumentRepository, FakeMailingRepository, FakeTenantSettingsRepository
@@ -97,3 +98,45 @@ async def test_a_dispatch_s_outcome_regroups_the_mailing_into_its_sent_and_not_s
         )
         moved = [d async for d in merge.ctx.documents.in_order(not_sent.id)]
         assert [(d.id, d.status) for d in moved] == [(failed, DocumentStatus.CONVERTED)]
+
+
+def completed(mailing_id: str, dispatch_id: str, failed: list[int]) -> DispatchCompleted:
+    return DispatchCompleted(
+        tenant_id="acme", correlation_id="c-1", dispatch_id=dispatch_id, mailing_id=mailing_id, sent=0,
+        failed=len(failed), failures=[Failure(document_id=document_id_for(mailing_id, n), reason="550") for n in failed],
+    )  # fmt: skip
+
+
+async def test_a_mailing_sent_whole_is_replaced_by_its_sent_mailing_only():
+    merge, mailing_id = await merge_service(2)
+    async with merge:
+        await merge.deliver(pdfs(mailing_id, range(2)))
+        await merge.deliver(completed(mailing_id, "d1", failed=[]))
+
+        (regrouped,) = merge.published(MailingRegrouped)
+        source = await merge.ctx.mailings.get(mailing_id)
+        assert source.replaced_by == [regrouped.sent_mailing_id] and regrouped.not_sent_mailing_id is None
+
+
+async def test_documents_re_sent_join_the_sent_mailing_and_each_shows_its_e_mail_state():
+    merge, mailing_id = await merge_service(3)
+    async with merge:
+        await merge.deliver(pdfs(mailing_id, range(3)))
+        await merge.deliver(completed(mailing_id, "d1", failed=[1, 2]))
+        (first,) = merge.published(MailingRegrouped)
+        await merge.deliver(completed(first.not_sent_mailing_id, "d2", failed=[]))
+        second = merge.published(MailingRegrouped)[-1]
+        re_sent = document_id_for(mailing_id, 1)
+        await merge.deliver(
+            DocumentSent(
+                tenant_id="acme", correlation_id="c-1", dispatch_id="d2", mailing_id=first.not_sent_mailing_id,
+                document_id=re_sent, document_number="r1", recipients=["c1@example.test"],
+            )
+        )  # fmt: skip
+
+        assert (second.sent_mailing_id, second.sent, second.not_sent) == (first.sent_mailing_id, 2, 0)
+        sent = await merge.ctx.mailings.get(first.sent_mailing_id)
+        assert sent.documents == 3
+        states = {d.index: d for d in [d async for d in merge.ctx.documents.in_order(sent.id)]}
+        assert states[1].email_state is EmailState.SENT and states[1].sent_to == ["c1@example.test"]
+        assert (states[2].email_state, states[2].email_error) == (EmailState.NOT_SENT, "550")

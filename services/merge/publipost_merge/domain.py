@@ -30,6 +30,14 @@ class DocumentStatus(StrEnum):
     FAILED = "failed"
 
 
+class EmailState(StrEnum):
+    """Where a document stands with e-mail: dispatch's events move it (see handlers.document_sent)."""
+
+    NEVER_SENT = "never_sent"
+    SENT = "sent"
+    NOT_SENT = "not_sent"
+
+
 SENT_SUFFIX = " (sent by e-mail)"
 NOT_SENT_SUFFIX = " (not sent by e-mail)"
 
@@ -215,6 +223,9 @@ class Mailing:
     validation_reason: str | None = None
     replaced_by: list[str] | None = None
     converted_by: dict[str, int] = field(default_factory=dict)  # PDFs per render-pdf backend
+    # A not-sent mailing: the "(sent by e-mail)" mailing of its original, which the documents a re-send of it
+    # sends join (one per original, updated), rather than a new mailing of the same name each time.
+    sent_mailing_id: str | None = None
 
     @classmethod
     def requested(
@@ -256,8 +267,11 @@ class Mailing:
         )
 
     @classmethod
-    def regrouped(cls, source: "Mailing", dispatch_id: str, outcome: Outcome) -> "Mailing":
-        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once."""
+    def regrouped(
+        cls, source: "Mailing", dispatch_id: str, outcome: Outcome, *, sent_mailing_id: str | None = None
+    ) -> "Mailing":
+        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once. A not-sent
+        one names the sent mailing its re-sent documents will join (`sent_mailing_id`)."""
         now = datetime.now(UTC)
         suffix = SENT_SUFFIX if outcome is Outcome.SENT else NOT_SENT_SUFFIX
         return cls(
@@ -276,7 +290,15 @@ class Mailing:
             regrouped_from=RegroupedFrom(mailing_id=source.id, dispatch_id=dispatch_id, outcome=outcome),
             created_at=now,
             progress_at=now,
+            sent_mailing_id=sent_mailing_id if outcome is Outcome.NOT_SENT else None,
         )
+
+    def sent_mailing_for(self, dispatch_id: str, joinable: "Mailing | None") -> str:
+        """The id of the mailing the documents a dispatch of this one sent go to: the sent mailing of its original
+        when `joinable` (that mailing, read) can still take them, else a new "(sent by e-mail)" mailing."""
+        if joinable is not None and joinable.id == self.sent_mailing_id and joinable.sendable:
+            return joinable.id
+        return regrouped_mailing_id(self.id, dispatch_id, Outcome.SENT)
 
     @property
     def in_progress(self) -> bool:
@@ -336,7 +358,8 @@ class Mailing:
         self.validation_reason = reason
 
     def replace(self, by: list[str]) -> None:
-        """Regrouped after its dispatch: its documents, print file and documents file now belong to `by`."""
+        """Regrouped after its dispatch: its documents, print file and documents file now belong to `by` (only
+        the mailings that received some)."""
         self.status = MailingStatus.REPLACED
         self.parts = []
         self.documents_file_id = None
@@ -368,6 +391,12 @@ class Document:
     page_count: int = 0
     error: str | None = None
     converted_by: str | None = None  # render-pdf's backend that made the PDF
+    email_state: EmailState = EmailState.NEVER_SENT
+    sent_at: datetime | None = None
+    sent_to: list[str] = field(default_factory=list)
+    email_error: str | None = None  # why the last dispatch did not send it
+
+    EMAIL_FIELDS: ClassVar[tuple[str, ...]] = ("email_state", "sent_at", "sent_to", "email_error")
 
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
@@ -410,6 +439,15 @@ class Document:
         self.status, self.pdf_blob_id, self.page_count = DocumentStatus.CONVERTED, pdf_blob_id, page_count
         self.converted_by = converted_by
         return True
+
+    def sent_by_email(self, at: datetime, recipients: list[str]) -> None:
+        """A dispatch sent it: when and to whom. A later send (a re-send) replaces both."""
+        self.email_state, self.sent_at, self.sent_to, self.email_error = EmailState.SENT, at, recipients, None
+
+    def not_sent_by_email(self, reason: str) -> None:
+        """A dispatch could not send it (or could not confirm it went), for `reason`. Where it was sent to
+        before, if ever, is kept."""
+        self.email_state, self.email_error = EmailState.NOT_SENT, reason
 
     def conversion_failed(self, error: str) -> bool:
         if self.status != DocumentStatus.RENDERED:

@@ -9,6 +9,7 @@ from publipost_bus import Components
 from publipost_contracts import (
     CombinedPart,
     DispatchCompleted,
+    DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
     Failure,
@@ -404,25 +405,32 @@ async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
-    """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings."""
+    """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings. The documents a
+    re-send of a not-sent mailing sent join its original's sent mailing (updated) instead of making another."""
     source = await ctx.mailings.get(event.mailing_id)
     if source is None:
         log.warning("dispatch completed for an unknown mailing", mailing_id=event.mailing_id)
         return
-    sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.SENT)
+    joinable = await ctx.mailings.get(source.sent_mailing_id) if source.sent_mailing_id else None
+    sent_id = source.sent_mailing_for(event.dispatch_id, joinable)
     not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
     if source.status != MailingStatus.REPLACED:
-        failed_ids = [f.document_id for f in event.failures]
+        failures = event.failures
         if event.failures_truncated and event.failures_file_id is not None:
-            failed_ids = [
-                Failure.model_validate_json(line).document_id
+            failures = [
+                Failure.model_validate_json(line)
                 async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
             ]
-        if failed_ids:
-            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT))
-            await ctx.documents.reassign(source.id, failed_ids, not_sent_id)
+        if failures:
+            not_sent_mailing = Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id)
+            await ctx.mailings.create(not_sent_mailing)
+            await _not_sent(ctx, source.id, failures, not_sent_id)
         if await ctx.documents.count(source.id):
-            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
+            if sent_id == source.sent_mailing_id:
+                assert joinable is not None
+                await delete_parts(ctx.storage, joinable.parts)  # its parts are planned again with the new documents
+            else:
+                await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
             await ctx.documents.reassign_rest(source.id, sent_id)
         for mailing_id in (sent_id, not_sent_id):
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:
@@ -430,10 +438,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
                 await ctx.mailings.save(mailing, *MailingContents.FIELDS)
         await delete_parts(ctx.storage, source.parts)
         await _delete_documents_file(ctx, source)
-        source.replace([sent_id, not_sent_id])
+        not_sent = await ctx.documents.count(not_sent_id)
+        source.replace([m for m, moved in ((sent_id, source.documents - not_sent), (not_sent_id, not_sent)) if moved])
         await ctx.mailings.save(source, "status", "parts", "documents_file_id", "replaced_by")
-    sent = await ctx.documents.count(sent_id)
     not_sent = await ctx.documents.count(not_sent_id)
+    sent = source.documents - not_sent  # the sent mailing may hold the documents of earlier sends too
     await ctx.bus.publish(
         MailingRegrouped.caused_by(
             event,
@@ -446,6 +455,28 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
             not_sent=not_sent,
         )
     )
+
+
+async def _not_sent(ctx: MergeContext, source_id: str, failures: list[Failure], not_sent_id: str) -> None:
+    """Move the failed documents to the not-sent mailing, each with why it was not sent, a thousand a write."""
+    for start in range(0, len(failures), 1000):
+        reasons = {f.document_id: f.reason for f in failures[start : start + 1000]}
+        moved = [d for d in await ctx.documents.get_many(list(reasons)) if d.mailing_id in (source_id, not_sent_id)]
+        for document in moved:
+            document.not_sent_by_email(reasons[document.id])
+            document.mailing_id = not_sent_id
+        await ctx.documents.save_many(moved, "mailing_id", *Document.EMAIL_FIELDS)
+
+
+async def document_sent(event: DocumentSent, ctx: MergeContext = Components) -> None:
+    """The document shows when and to whom it was sent: one read and one write per document sent, at the pace
+    dispatch sends, rather than a pass over the mailing's documents when the dispatch completes."""
+    document = await ctx.documents.get(event.document_id)
+    if document is None or document.tenant_id != event.tenant_id:
+        log.info("sent document unknown (deleted since?)", document_id=event.document_id)
+        return
+    document.sent_by_email(event.occurred_at, event.recipients)
+    await ctx.documents.save_many([document], *Document.EMAIL_FIELDS)
 
 
 async def print_part(ctx: MergeContext, mailing: Mailing, part: PrintPart) -> PartFile:

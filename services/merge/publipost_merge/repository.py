@@ -10,7 +10,7 @@ from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .domain import Document, DocumentStatus, Mailing, MailingStatus, TenantSettings
+from .domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
 
 DUPLICATE_KEY = 11000
 MAILINGS = Entities(Mailing)
@@ -97,6 +97,7 @@ class DocumentRepository(Repository):
     indexes = (
         IndexModel([("mailing_id", ASCENDING), ("index", ASCENDING)]),
         IndexModel([("mailing_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("mailing_id", ASCENDING), ("email_state", ASCENDING), ("index", ASCENDING)]),
     )
 
     async def get(self, document_id: str) -> Document | None:
@@ -143,10 +144,16 @@ class DocumentRepository(Repository):
         return {name: count for name, count in counts.items() if count}
 
     async def in_order(
-        self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None
+        self,
+        mailing_id: str,
+        *,
+        after: int = -1,
+        limit: int = 0,
+        status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
     ) -> AsyncIterator[Document]:
         """Streamed, one document at a time: a mailing has up to 100,000."""
-        async for doc in self._in_order(mailing_id, after=after, limit=limit, status=status):
+        async for doc in self._in_order(mailing_id, after=after, limit=limit, status=status, email_state=email_state):
             yield DOCUMENTS.load(doc)
 
     async def page_counts(self, mailing_id: str) -> AsyncIterator[PageCount]:
@@ -162,11 +169,16 @@ class DocumentRepository(Repository):
         after: int = -1,
         limit: int = 0,
         status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
         projection: dict[str, int] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         query: dict[str, Any] = {"mailing_id": mailing_id, "index": {"$gt": after}}
         if status is not None:
             query["status"] = status
+        if email_state is EmailState.NEVER_SENT:
+            query["email_state"] = {"$in": [email_state, None]}  # documents stored before e-mail states have none
+        elif email_state is not None:
+            query["email_state"] = email_state
         return aiter(self.collection.find(query, projection).sort("index", ASCENDING).limit(limit))
 
     async def pending_render(self, mailing_id: str) -> AsyncIterator[PendingConversion]:

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from publipost_merge.domain import Document, DocumentStatus, Mailing, MailingStatus, TenantSettings
+from publipost_merge.domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
 from publipost_merge.repository import PageCount, PendingConversion
 
 
@@ -109,9 +109,19 @@ class FakeDocumentRepository:
         return dict(Counter(d.converted_by for d in self._of(mailing_id, None) if d.converted_by))
 
     async def in_order(
-        self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None
+        self,
+        mailing_id: str,
+        *,
+        after: int = -1,
+        limit: int = 0,
+        status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
     ) -> AsyncIterator[Document]:
-        found = [d for d in self._of(mailing_id, status) if d.index > after]
+        found = [
+            d
+            for d in self._of(mailing_id, status)
+            if d.index > after and (email_state is None or d.email_state == email_state)
+        ]
         for document in found[:limit] if limit else found:
             yield copy.deepcopy(document)
 
