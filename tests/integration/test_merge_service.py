@@ -1,4 +1,5 @@
-"""The merge service against the real broker, database and template service (DOCX output: no LibreOffice)."""
+"""The merge service against the real broker, database, template service and render-pdf (which counts the
+pages of DOCX mailings too)."""
 
 import asyncio
 import io
@@ -28,7 +29,9 @@ from publipost_contracts import (
 )
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
+from publipost_render_pdf.app import build as build_render
 from publipost_render_pdf.domain import pdf_blob_id
+from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
@@ -44,12 +47,14 @@ TENANT = credentials("acme")
 
 
 @pytest.fixture
-async def stack(make_settings, running, serve_http, infra, namespace):
+async def stack(request, make_settings, running, serve_http, infra, namespace):
     template = build_template(make_settings(TemplateSettings))
     await running(template)
     template_url = await serve_http(template)
     merge = build_merge(make_settings(MergeSettings, template_url=template_url))
     await running(merge)
+    if request.node.get_closest_marker("pdfs_answered_by_the_test") is None:
+        await running(build_render(make_settings(RenderPdfSettings)))
     system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted, DocumentsRendered, DocumentSent])
     await system.start()
     template_http = httpx.AsyncClient(base_url=template_url, headers=TENANT)
@@ -498,6 +503,7 @@ def one_page_pdf() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.pdfs_answered_by_the_test
 async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_completes_once_all_are_in(
     stack, infra, namespace, monkeypatch
 ):
@@ -682,3 +688,21 @@ async def test_re_sends_of_the_not_sent_mailing_join_the_one_sent_mailing(stack)
     assert [d["document_number"] for d in documents] == ["INV-0001", "INV-0002", "INV-0003", "INV-0004"]
     lines = await stack["merge"].storage.blobs.get(sent_mailings[0]["documents_file_id"])
     assert len(lines.splitlines()) == 4
+
+def three_page_letter() -> bytes:
+    letter = Document(io.BytesIO(SAMPLE.read_bytes()))
+    for _ in range(2):
+        letter.add_page_break()
+        letter.add_paragraph("Terms and conditions, continued.")
+    out = io.BytesIO()
+    letter.save(out)
+    return out.getvalue()
+
+
+async def test_a_word_print_file_is_split_by_real_pages(stack):
+    http = stack["http"]
+    assert (await http.put("/settings", headers=TENANT, json={"combined_page_limit": 5})).status_code == 200
+    template_id = await stack["upload"]("Three pages", docx=three_page_letter())
+    completed = await completed_for(stack, request(template_id, [record(n) for n in range(1, 4)]))
+    # Three documents of 3 pages each: no part may hold more than 5 pages, so one document a part.
+    assert [(p.documents, p.pages) for p in completed.parts] == [(1, 3), (1, 3), (1, 3)]

@@ -326,6 +326,7 @@ async def test_a_campaign_on_another_tenants_mailing_template_or_segment_is_refu
     template = await running(build_template(make_settings(TemplateSettings)))
     template_url = await serve_http(template)
     merge = await running(build_merge(make_settings(MergeSettings, template_url=template_url)))
+    await running(build_render(make_settings(RenderPdfSettings)))  # the DOCX mailing's page counts
     urls = {"directory_url": directory_url, "template_url": template_url, "merge_url": await serve_http(merge)}
     scheduler = await running(build(make_settings(SchedulerSettings, tick_interval_s=3600, **urls), clock=Clock()))
     victim = credentials("victim")

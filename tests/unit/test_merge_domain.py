@@ -69,8 +69,14 @@ def test_the_document_number_falls_back_to_the_record_id():
     assert document.id == document_id_for(a_mailing().id, 3)
 
 
-def test_a_docx_mailings_document_is_final_once_rendered_and_a_pdf_ones_waits_for_its_pdf():
-    assert Document.rendered(a_mailing("docx"), 0, {"id": 1}).status is DocumentStatus.CONVERTED
+def test_a_document_waits_for_its_pdf_or_in_a_docx_mailing_for_its_page_count():
+    counted = Document.rendered(a_mailing("docx"), 0, {"id": 1})
+    assert counted.status is DocumentStatus.RENDERED
+    assert counted.converted(None, 3) and (counted.status, counted.page_count, counted.pdf_blob_id) == (
+        DocumentStatus.CONVERTED,
+        3,
+        None,
+    )
     waiting = Document.rendered(a_mailing("pdf"), 0, {"id": 1})
     assert waiting.status is DocumentStatus.RENDERED
     assert waiting.converted("pdf-1", 2) and (waiting.status, waiting.page_count) == (DocumentStatus.CONVERTED, 2)
@@ -135,12 +141,12 @@ def test_a_mailing_completes_once_and_validation_moves_only_a_pending_mailing():
         waiting.validate(approve=True, reason=None)
 
 
-def test_a_pdf_mailing_waits_for_its_pdfs_once_rendered():
+def test_a_mailing_waits_for_its_pdfs_or_a_docx_one_for_its_page_counts_once_rendered():
     pdf, docx = a_mailing("pdf"), a_mailing("docx")
     pdf.rendering_done(3)
     docx.rendering_done(3)
-    assert (pdf.status, pdf.documents) == (MailingStatus.CONVERTING, 3)
-    assert docx.status is MailingStatus.RENDERING and docx.in_progress
+    assert (pdf.status, pdf.documents, pdf.pages_only) == (MailingStatus.CONVERTING, 3, False)
+    assert (docx.status, docx.pages_only) == (MailingStatus.CONVERTING, True)
 
 
 def test_records_need_the_template_fields_except_custom_ones_and_the_date():

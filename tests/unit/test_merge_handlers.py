@@ -13,7 +13,7 @@ from publipost_contracts import (
 )
 from publipost_contracts.reads import DocumentView
 from publipost_merge.app import build
-from publipost_merge.domain import Document, DocumentStatus, EmailState, MailingStatus, document_id_for
+from publipost_merge.domain import Document, DocumentStatus, EmailState, MailingStatus, TenantSettings, document_id_for
 from publipost_merge.settings import MergeSettings
 
 from tests.unit.fakes.merge import FakeDocumentRepository, FakeMailingRepository, FakeTenantSettingsRepository
@@ -22,10 +22,10 @@ from tests.unit.in_memory import InMemoryService
 from tests.unit.test_merge_domain import a_mailing
 
 
-async def merge_service(documents: int) -> tuple[InMemoryService, str]:
-    """merge with a PDF mailing of `documents` rendered documents waiting for their PDFs."""
+async def merge_service(documents: int, output: str = "pdf") -> tuple[InMemoryService, str]:
+    """merge with a mailing of `documents` rendered documents waiting for their PDFs (or page counts)."""
     mailings, stored = FakeMailingRepository(), FakeDocumentRepository()
-    mailing = a_mailing("pdf")
+    mailing = a_mailing(output)
     mailing.rendering_done(documents)
     await mailings.create(mailing)
     await stored.add_many(
@@ -140,3 +140,19 @@ async def test_documents_re_sent_join_the_sent_mailing_and_each_shows_its_e_mail
         states = {d.index: d for d in [d async for d in merge.ctx.documents.in_order(sent.id)]}
         assert states[1].email_state is EmailState.SENT and states[1].sent_to == ["c1@example.test"]
         assert (states[2].email_state, states[2].email_error) == (EmailState.NOT_SENT, "550")
+
+
+async def test_a_word_mailing_s_print_file_is_split_by_the_page_counts_render_pdf_gives():
+    merge, mailing_id = await merge_service(3, output="docx")
+    async with merge:
+        await merge.ctx.tenant_settings.save(TenantSettings(id="acme", combined_page_limit=5))
+        counts = DocumentsRendered(
+            tenant_id="acme", correlation_id="c-1", mailing_id=mailing_id, chunk=0,
+            results=[RenderResult(document_id=document_id_for(mailing_id, n), page_count=3) for n in range(3)],
+        )  # fmt: skip
+        await merge.deliver(counts)
+
+        (completed,) = merge.published(MergeCompleted)
+        assert [(p.documents, p.pages) for p in completed.parts] == [(1, 3), (1, 3), (1, 3)]
+        documents = [d async for d in merge.ctx.documents.in_order(mailing_id)]
+        assert {(d.status, d.pdf_blob_id) for d in documents} == {(DocumentStatus.CONVERTED, None)}

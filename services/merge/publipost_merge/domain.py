@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 class MailingStatus(StrEnum):
     RENDERING = "rendering"  # DOCX being produced, record by record
-    CONVERTING = "converting"  # waiting for render-pdf
+    CONVERTING = "converting"  # waiting for render-pdf: the PDFs, or a DOCX mailing's page counts
     READY = "ready"
     PENDING_VALIDATION = "pending_validation"
     FAILED = "failed"  # no document could be produced
@@ -25,8 +25,8 @@ class MailingStatus(StrEnum):
 
 
 class DocumentStatus(StrEnum):
-    RENDERED = "rendered"  # DOCX stored; PDF pending when asked for
-    CONVERTED = "converted"  # final form stored: the PDF, or the DOCX when no PDF was asked for
+    RENDERED = "rendered"  # DOCX stored; its PDF (or, with no PDF asked for, its page count) pending
+    CONVERTED = "converted"  # final: its PDF stored, or its DOCX counted when no PDF was asked for
     FAILED = "failed"
 
 
@@ -319,10 +319,15 @@ class Mailing:
         return self.sendable and self.template_type != "standard" and not self.side_effects_published
 
     def rendering_done(self, documents: int) -> None:
-        """Every record is rendered: a PDF mailing waits for its PDFs, a DOCX one completes next."""
+        """Every record is rendered: a PDF mailing waits for its PDFs, a DOCX one for its page counts
+        (LibreOffice's: its print file is split by real pages)."""
         self.documents = documents
-        if self.output == "pdf":
-            self.status = MailingStatus.CONVERTING
+        self.status = MailingStatus.CONVERTING
+
+    @property
+    def pages_only(self) -> bool:
+        """A DOCX mailing asks render-pdf only for its documents' page counts."""
+        return self.output != "pdf"
 
     def resume(self) -> int:
         """A stalled conversion is asked for again: the how-many-th time."""
@@ -401,9 +406,8 @@ class Document:
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
         """Its DOCX is stored under an id fixed by the document: rendering it again after a crash replaces it.
-        A PDF mailing's document waits for its PDF; a DOCX mailing's is final."""
-        status = DocumentStatus.RENDERED if mailing.output == "pdf" else DocumentStatus.CONVERTED
-        document = cls._of_record(mailing, index, record, status)
+        It waits for its PDF, or for its page count in a DOCX mailing."""
+        document = cls._of_record(mailing, index, record, DocumentStatus.RENDERED)
         document.docx_blob_id = derived_blob_id("docx", document.id)
         return document
 
@@ -431,8 +435,8 @@ class Document:
             status=status,
         )
 
-    def converted(self, pdf_blob_id: str, page_count: int, converted_by: str | None = None) -> bool:
-        """Its PDF is in. Only a rendered document moves: a copy of the answer, or a late answer to a resumed
+    def converted(self, pdf_blob_id: str | None, page_count: int, converted_by: str | None = None) -> bool:
+        """Its PDF is in (or only its page count, for a DOCX mailing). Only a rendered document moves: a copy of the answer, or a late answer to a resumed
         request, leaves the first outcome (which the mailing's counts are made of). Whether it moved."""
         if self.status != DocumentStatus.RENDERED:
             return False

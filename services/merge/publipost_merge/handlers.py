@@ -97,10 +97,9 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
         )
         await ctx.mailings.create(mailing)
 
-    if mailing.output == "pdf":
-        # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
-        # render-pdf reuses the PDFs it stored already.
-        await _request_pdfs(event, ctx, mailing_id)
+    # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
+    # render-pdf reuses the PDFs it stored already.
+    await _request_pdfs(event, ctx, mailing)
     if mailing.status == MailingStatus.RENDERING:
         template_docx = await ctx.storage.blobs.get(template.blob_id, tenant_id=event.tenant_id)
         mailing.rendering_done(await _render_documents(event, ctx, mailing, template_docx))
@@ -191,8 +190,8 @@ async def _validate_records(
 
 async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes) -> int:
     """Render each record not rendered yet (a redelivered request resumes where it stopped), storing them
-    a chunk at a time: its DOCX and documents in a few writes, then, for a PDF mailing, the chunk goes to
-    render-pdf at once, so conversion runs beside the rendering of the next chunks."""
+    a chunk at a time: its DOCX and documents in a few writes, then the chunk goes to render-pdf at once (for
+    its PDFs, or a DOCX mailing's page counts), so conversion runs beside the rendering of the next chunks."""
     done = await ctx.documents.existing_ids(mailing.id)
     today = date.today()
     total = 0
@@ -218,9 +217,9 @@ async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: M
             chunk.blobs.append(NewBlob(document.docx_blob_id, docx, f"{document.document_number}.docx", metadata))
         chunk.documents.append(document)
         if len(chunk.documents) == ctx.settings.render_chunk_size:
-            await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
+            await _store_chunk(event, ctx, mailing, chunk, rendered=total)
             chunk = RenderedChunk()
-    await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
+    await _store_chunk(event, ctx, mailing, chunk, rendered=total)
     return total
 
 
@@ -231,9 +230,9 @@ class RenderedChunk:
 
 
 async def _store_chunk(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, chunk: RenderedChunk, *, rendered: int
+    event: MergeRequested, ctx: MergeContext, mailing: Mailing, chunk: RenderedChunk, *, rendered: int
 ) -> None:
-    """Files before the documents that name them; then the chunk's PDFs are asked for."""
+    """Files before the documents that name them; then the chunk's PDFs (or page counts) are asked for."""
     await ctx.storage.blobs.put_many(chunk.blobs)
     await ctx.documents.add_many(chunk.documents)
     to_convert = [
@@ -242,14 +241,14 @@ async def _store_chunk(
         if d.status == DocumentStatus.RENDERED and d.docx_blob_id is not None
     ]
     if to_convert:
-        await _publish_render_request(event, ctx, mailing_id, to_convert)
-    await ctx.mailings.progressed(mailing_id, rendered=rendered)
+        await _publish_render_request(event, ctx, mailing, to_convert)
+    await ctx.mailings.progressed(mailing.id, rendered=rendered)
 
 
-async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: str) -> None:
-    pending = ctx.documents.pending_render(mailing_id)
+async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing: Mailing) -> None:
+    pending = ctx.documents.pending_render(mailing.id)
     async for chunk in chunked(pending, ctx.settings.render_chunk_size):
-        await _publish_render_request(event, ctx, mailing_id, chunk)
+        await _publish_render_request(event, ctx, mailing, chunk)
 
 
 async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
@@ -269,6 +268,7 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
                 mailing_id=mailing.id,
                 chunk=chunk[0].index // ctx.settings.render_chunk_size,
                 documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in chunk],
+                count_only=mailing.pages_only,
             )
         )
     log.warning("stalled conversion resumed", mailing_id=mailing.id, documents=asked, resumption=resumption)
@@ -276,15 +276,16 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
 
 
 async def _publish_render_request(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, documents: list[PendingConversion]
+    event: MergeRequested, ctx: MergeContext, mailing: Mailing, documents: list[PendingConversion]
 ) -> None:
     await ctx.bus.publish(
         RenderRequested.caused_by(
             event,
             key=documents[0].id,
-            mailing_id=mailing_id,
+            mailing_id=mailing.id,
             chunk=documents[0].index // ctx.settings.render_chunk_size,
             documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in documents],
+            count_only=mailing.pages_only,
         )
     )
 
@@ -301,9 +302,7 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Compo
         if result.error:
             if document.conversion_failed(result.error):
                 moved.append(document)
-        elif result.pdf_blob_id is not None and document.converted(
-            result.pdf_blob_id, result.page_count, result.backend
-        ):
+        elif document.converted(result.pdf_blob_id, result.page_count, result.backend):
             moved.append(document)
     await ctx.documents.save_many(moved, "status", "pdf_blob_id", "page_count", "error", "converted_by")
     await ctx.mailings.progressed(event.mailing_id)
