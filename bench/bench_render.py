@@ -32,6 +32,7 @@ from pathlib import Path
 
 from publipost_contracts import RenderItem, RenderRequested
 from publipost_localstack.processes import free_port, start_secantus
+from publipost_localstack.records import letter_record
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf import handlers
 from publipost_render_pdf.app import build
@@ -47,17 +48,7 @@ LIBREOFFICE_PROGRAM = "/usr/lib/libreoffice/program"
 
 def record(n: int) -> dict[str, object]:
     return {
-        "name": f"Client Benchmark{n}",
-        "customer_number": f"C{n:05d}",
-        "document_number": f"INV-{n:05d}",
-        "address": f"{n} rue de la Paix",
-        "postal_code": f"{75000 + n % 20:05d}",
-        "city": "Paris",
-        "contract": f"CT-{n}",
-        "premium": 100 + n,
-        "tax": 20,
-        "amount_due": 120 + n,
-        "branch": "Lyon",
+        **letter_record(n, record_id=f"r{n}", document_number=f"INV-{n:05d}", email=None),
         "signatory": "The customer service",
         "date": "25/11/2026",
     }

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from publipost_dispatch.mail import MESSAGE_BUILDERS, pdf_attachment
+from publipost_localstack.records import letter_record
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.combine import COMBINERS
 from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
@@ -44,17 +45,7 @@ RUN = 100
 
 def record(n: int) -> dict[str, object]:
     return {
-        "name": f"Client Benchmark{n}",
-        "customer_number": f"C{n:05d}",
-        "document_number": f"INV-{n:05d}",
-        "address": f"{n} rue de la Paix",
-        "postal_code": f"{75000 + n % 20:05d}",
-        "city": "Paris",
-        "contract": f"CT-{n}",
-        "premium": 100 + n,
-        "tax": 20,
-        "amount_due": 120 + n,
-        "branch": "Lyon",
+        **letter_record(n, record_id=f"r{n}", document_number=f"INV-{n:05d}", email=None),
     }
 
 

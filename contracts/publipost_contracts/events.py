@@ -224,7 +224,12 @@ class DispatchRequested(Event):
     type: Literal["dispatch.requested"] = "dispatch.requested"
     dispatch_id: Id = Field(min_length=1, max_length=128, description="Idempotency key: one dispatch per id.")
     mailing_id: Id
-    subject: str = Field(default="{document_name}", max_length=998)
+    subject: str = Field(
+        default="",
+        max_length=998,
+        description="Empty: the e-mail template's subject, else the preset of the document type (\"Your invoice "
+        "{document_number}\"), else \"Your document {document_number}\"; never the mailing's name.",
+    )
     body: str = Field(default="Please find your document attached.\n")
     cc: list[str] = Field(default_factory=list)
     bcc: list[str] = Field(default_factory=list)

@@ -70,6 +70,11 @@ class DocumentView(BaseModel):
     sent_at: datetime | None = Field(default=None, description="When it was last sent by e-mail.")
     sent_to: list[str] = Field(default_factory=list, description="The addresses it was last sent to.")
     email_error: str | None = Field(default=None, description="Why the last dispatch did not send it.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="The record's scalar values as text, `date` the document's date (the record's, else the day "
+        "it was rendered): what an e-mail's subject and body may name.",
+    )
 
 
 class DocumentPage(BaseModel):

@@ -4,6 +4,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pymongo
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
@@ -28,23 +29,11 @@ from publipost_storage import Migrated, Repository, Schema, Storage, Upgrade
 from publipost_telemetry import TracedRequests, flush, tracer_provider
 
 Hook = Callable[[], Awaitable[None]]
+PROBE_TIMEOUT_S = 0.8  # as Storage.ping: within a Kubernetes probe's 1 s
 
 
 class Timer(Protocol):
     async def start(self) -> None: ...
-    async def _schema_migrated(self, poll_s: float = 2.0) -> None:
-        """Work only on the schema this code knows: wait, not ready, while the store is older."""
-        if await self.schema.current():
-            return
-        log.warning(
-            "the stored schema is older than this code's: waiting for `python -m publipost migrate`",
-            stored=await self.schema.stored(),
-            needed=self.schema.version,
-        )
-        while not await self.schema.current():
-            await asyncio.sleep(poll_s)
-        log.info("the stored schema is current", version=await self.schema.stored())
-
     async def stop(self) -> None: ...
 
 
@@ -87,6 +76,7 @@ class Service:
     # The stored schema this code needs (publipost_storage.schema): a new index or data upgrade is a new version.
     schema_version: int = 1
     upgrades: Sequence[Upgrade] = ()
+    _schema_current: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.authenticator is None:
@@ -129,6 +119,14 @@ class Service:
             await asyncio.sleep(poll_s)
         log.info("the stored schema is current", version=await self.schema.stored())
 
+    async def _schema_ready(self) -> bool:
+        """Readiness: asked as briefly as the database's own check (a probe waits 1 s), and remembered once
+        true, as a stored schema only moves forward."""
+        if not self._schema_current:
+            with pymongo.timeout(PROBE_TIMEOUT_S):
+                self._schema_current = await self.schema.current()
+        return self._schema_current
+
     async def stop(self) -> None:
         """Every step runs even if one fails: with the broker gone, LibreOffice and the database still close."""
         steps = [*(timer.stop for timer in self.timers), self.bus.stop, *reversed(self.on_stop)]
@@ -166,7 +164,7 @@ class Service:
         checks = {
             "database": CachedCheck(self.storage.ping),
             "broker": CachedCheck(self.bus.ping),
-            "schema": CachedCheck(self.schema.current),
+            "schema": CachedCheck(self._schema_ready),
             **self.readiness,
         }
         app.include_router(health_router(checks))

@@ -141,13 +141,12 @@ class BlobStore:
             await self._chunks.insert_many(chunks)
         await self._files.insert_many(files)
 
-    async def put_stream(
-        self, pieces: AsyncIterable[bytes], filename: str, content_type: str, *, blob_id: str, **metadata: Any
-    ) -> str:
-        """Store a blob written piece by piece (never whole in memory); a failed write leaves nothing."""
+    async def put_stream(self, pieces: AsyncIterable[bytes], filename: str, content_type: str, **metadata: Any) -> str:
+        """Store a blob written piece by piece (never whole in memory), under a new id; a failed write leaves
+        nothing. Never under a given id: two writers of one id (two handlers settling the same mailing) would
+        delete each other's chunks half way and leave a file entry without its chunks."""
         await self._before_write()
-        oid = _object_id(blob_id)
-        await self.delete(blob_id)
+        oid = ObjectId()
         pending, written, length = b"", 0, 0
         try:
             async for piece in pieces:
@@ -165,18 +164,16 @@ class BlobStore:
         except BaseException:
             await self._chunks.delete_many({"files_id": oid})
             raise
-        return blob_id
+        return str(oid)
 
-    async def put_lines(
-        self, items: AsyncIterable[BaseModel], filename: str, *, blob_id: str, **metadata: Any
-    ) -> str:
-        """An NDJSON file, one model a line, written as the items come (read back with `lines`)."""
+    async def put_lines(self, items: AsyncIterable[BaseModel], filename: str, **metadata: Any) -> str:
+        """An NDJSON file, one model a line, written as the items come (read back with `lines`), under a new id."""
 
         async def encoded() -> AsyncIterator[bytes]:
             async for item in items:
                 yield item.model_dump_json().encode() + b"\n"
 
-        return await self.put_stream(encoded(), filename, NDJSON, blob_id=blob_id, **metadata)
+        return await self.put_stream(encoded(), filename, NDJSON, **metadata)
 
     # --- reading --------------------------------------------------------------------------
 

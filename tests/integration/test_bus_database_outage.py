@@ -191,7 +191,9 @@ async def test_readiness_names_the_database_while_it_is_down_and_answers_within_
 
         await asyncio.to_thread(database.restart)
         await wait_until(lambda: _ready(readyz), timeout=30)
-        assert (await readyz()).json() == {"ready": True, "checks": {"database": True, "broker": True}, "down": []}
+        assert (await readyz()).json() == {
+            "ready": True, "checks": {"database": True, "broker": True, "schema": True}, "down": []
+        }
 
 
 async def _ready(readyz) -> bool:

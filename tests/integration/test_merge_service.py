@@ -28,6 +28,8 @@ from publipost_contracts import (
     RenderResult,
 )
 from publipost_merge.app import build as build_merge
+from publipost_merge.domain import Document as MergeDocument
+from publipost_merge.handlers import complete_if_done
 from publipost_merge.settings import MergeSettings
 from publipost_render_pdf.app import build as build_render
 from publipost_render_pdf.domain import pdf_blob_id
@@ -40,6 +42,7 @@ from pypdf import PdfReader, PdfWriter
 from tests.credentials import credentials
 from tests.support import EventTap, wait_until
 from tests.support import sample_record as record
+from tests.unit.test_merge_domain import a_mailing
 from tests.unit.test_template_inspection import docx_with
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "letter.docx"
@@ -689,6 +692,7 @@ async def test_re_sends_of_the_not_sent_mailing_join_the_one_sent_mailing(stack)
     lines = await stack["merge"].storage.blobs.get(sent_mailings[0]["documents_file_id"])
     assert len(lines.splitlines()) == 4
 
+
 def three_page_letter() -> bytes:
     letter = Document(io.BytesIO(SAMPLE.read_bytes()))
     for _ in range(2):
@@ -706,3 +710,28 @@ async def test_a_word_print_file_is_split_by_real_pages(stack):
     completed = await completed_for(stack, request(template_id, [record(n) for n in range(1, 4)]))
     # Three documents of 3 pages each: no part may hold more than 5 pages, so one document a part.
     assert [(p.documents, p.pages) for p in completed.parts] == [(1, 3), (1, 3), (1, 3)]
+
+
+async def test_handlers_settling_one_mailing_at_once_leave_it_one_whole_documents_file(make_settings, running):
+    """The last PDFs of a mailing arriving in several chunks at once: each handler settled the mailing and
+    wrote its documents file under the one id fixed by the mailing, deleting the other's chunks half way.
+    Dispatch then read a file without its chunks (CorruptGridFile: no chunk #0) and the mailing never went."""
+    merge = await running(build_merge(make_settings(MergeSettings)))
+    ctx = merge.components
+    mailing = a_mailing("pdf")
+    mailing.rendering_done(3000)
+    await ctx.mailings.create(mailing)
+    documents = [MergeDocument.rendered(mailing, n, record(n)) for n in range(3000)]
+    for document in documents:
+        document.converted(f"pdf-{document.index}", 1)
+    await ctx.documents.add_many(documents)
+
+    await asyncio.gather(
+        *(complete_if_done(ctx, mailing.id, causation_id=None, rendering_done=False) for _ in range(4))
+    )
+
+    settled = await ctx.mailings.get(mailing.id)
+    lines = [line async for line in ctx.storage.blobs.lines(settled.documents_file_id, tenant_id="acme")]
+    assert len(lines) == 3000
+    files = ctx.storage.client[merge.settings.blob_database_name]["fs.files"]
+    assert await files.count_documents({"metadata.mailing_id": mailing.id}) == 1  # the losers' files are gone

@@ -26,7 +26,7 @@ PEOPLE = {
         "type": "customer",
         "document_type": "invoice",
         "last_visit_date": "2024-06-01",
-        "attributes": {"sector": "retail"},
+        "attributes": {"sector": "retail", "mileage": "120000", "first_registration": "2014-03-01", "make": "Renault"},
     },
     "C2": {
         "email": "bob@example.test",
@@ -39,7 +39,7 @@ PEOPLE = {
         "type": "prospect",
         "document_type": "quote",
         "last_visit_date": "2023-12-31",
-        "attributes": {"sector": "food"},
+        "attributes": {"sector": "food", "mileage": "9500", "first_registration": "2021-09-15", "make": "Peugeot"},
     },
     "C3": {
         "name": "Chloé",
@@ -52,7 +52,7 @@ PEOPLE = {
         "type": "customer",
         "document_type": "invoice",
     },
-    "C4": {"email": "dan@example.test", "name": "Dan"},
+    "C4": {"email": "dan@example.test", "name": "Dan", "attributes": {"mileage": "unknown", "make": "renault"}},
 }
 
 
@@ -100,6 +100,23 @@ async def segment(http: httpx.AsyncClient, **definition: object) -> str:
         ({"locality": ["Genève"]}, ["C3"]),
         ({"document_type": ["quote"]}, ["C2"]),
         ({"attributes": {"sector": "retail"}}, ["C1"]),
+        # Issue 16: a garage selects its clients by their vehicles' custom attributes, not only by equality.
+        ({"criteria": [{"attribute": "mileage", "op": "gt", "value": 100000}]}, ["C1"]),
+        ({"criteria": [{"attribute": "mileage", "op": "lte", "value": 10000}]}, ["C2"]),
+        ({"criteria": [{"attribute": "first_registration", "op": "lt", "value": "2015-01-01"}]}, ["C1"]),
+        ({"criteria": [{"attribute": "make", "op": "contains", "value": "RENAULT"}]}, ["C1", "C4"]),
+        ({"criteria": [{"attribute": "make", "op": "in", "value": ["Peugeot", "Citroën"]}]}, ["C2"]),
+        ({"criteria": [{"attribute": "mileage", "op": "absent"}]}, ["C3"]),
+        ({"criteria": [{"attribute": "make", "op": "ne", "value": "Peugeot"}]}, ["C1", "C3", "C4"]),
+        (
+            {
+                "criteria": [
+                    {"attribute": "mileage", "op": "gte", "value": 5000},
+                    {"attribute": "first_registration", "op": "gte", "value": "2020-01-01"},
+                ]
+            },
+            ["C2"],
+        ),
         ({"opted_in": True, "has_email": True, "family": ["company"]}, ["C1"]),
         ({"has_phone": True, "has_postal_address": False, "not_visited_since": "2024-01-01"}, ["C3"]),
         ({"country_in": ["FR"], "opted_in": False}, []),
@@ -120,7 +137,7 @@ async def test_segment_recipients_are_merge_records(directory):
     [ann] = await members(directory, segment_id)
 
     assert (ann["id"], ann["customer_number"], ann["email"], ann["name"]) == ("C1", "C1", "ann@example.test", "Ann")
-    assert (ann["locality"], ann["last_visit_date"], ann["attributes"]) == ("Paris", "2024-06-01", {"sector": "retail"})
+    assert (ann["locality"], ann["last_visit_date"], ann["attributes"]) == ("Paris", "2024-06-01", PEOPLE["C1"]["attributes"])
     assert "tenant_id" not in ann and "_id" not in ann
 
 
@@ -176,6 +193,16 @@ async def test_a_segment_name_is_unique_per_tenant(directory):
         ({"filter": {"visited_since": "last year"}}, ["body", "filter", "visited_since"], "date"),
         ({"filter": {"colour": "red"}}, ["body", "filter", "colour"], "Extra inputs are not permitted"),
         ({"filter": {"attributes": {"a.b": "x"}}}, ["body", "filter", "attributes"], "attribute names"),
+        (
+            {"filter": {"criteria": [{"attribute": "mileage", "op": "in", "value": "x"}]}},
+            ["body", "filter", "criteria", 0],
+            "'in' takes a list of texts",
+        ),
+        (
+            {"filter": {"criteria": [{"attribute": "mileage", "op": "between", "value": 1}]}},
+            ["body", "filter", "criteria", 0, "op"],
+            "Input should be",
+        ),
         ({"customer_numbers": ["C 1"]}, ["body", "customer_numbers", 0], "pattern"),
         ({"filter": {}, "customer_numbers": ["C1"]}, ["body"], "exactly one of filter or customer_numbers"),
         ({}, ["body"], "exactly one of filter or customer_numbers"),

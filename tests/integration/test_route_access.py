@@ -151,6 +151,7 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
         ("PUT", "/settings"): {"json": {"combined_page_limit": 100}},
         ("PUT", "/quotas/{tenant_id}"): {"json": {"yearly_limit": 0}},
         ("PUT", "/backends/{tenant_id}"): {"json": {"backend": None}},
+        ("PUT", "/backends/{tenant_id}/overflow"): {"json": {"backend": None}},
         ("POST", "/dispatches"): {"json": {"mailing_id": ids["mailing"]}},
         ("POST", "/dispatches/preview"): {"json": {"mailing_id": ids["mailing"]}},
         ("POST", "/sends"): {

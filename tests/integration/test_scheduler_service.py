@@ -255,7 +255,7 @@ async def test_readiness_reports_the_ticker(scheduler):
     service = await start()
     async with http(service) as client:
         ready = await client.get("/readyz")
-    assert ready.json()["checks"] == {"database": True, "broker": True, "ticker": True}
+    assert ready.json()["checks"] == {"database": True, "broker": True, "schema": True, "ticker": True}
 
 
 @pytest.mark.slow

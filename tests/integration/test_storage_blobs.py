@@ -1,6 +1,7 @@
 """Blobs written by the one writer (BlobStore) are ordinary GridFS blobs to any reader, cost the same
 few round trips whatever is stored already, and replace what an earlier or crashed write left."""
 
+import asyncio
 import os
 
 import pytest
@@ -92,9 +93,7 @@ async def test_a_blob_costs_two_writes_and_never_asks_whether_the_store_is_empty
         listener.seen.clear()
 
         blob_id = await watched.blobs.put(b"a letter", "letter.docx", "application/octet-stream", tenant_id="acme")
-        streamed = await watched.blobs.put_stream(
-            _pieces(os.urandom(1_200_000)), "records.ndjson", "application/x-ndjson", blob_id=str(ObjectId())
-        )
+        streamed = await watched.blobs.put_stream(_pieces(os.urandom(1_200_000)), "records.ndjson", "application/x-ndjson")
 
         writes = [(name, command) for name, command in listener.seen if name != "endSessions"]
         assert [name for name, _ in writes[:2]] == ["insert", "insert"]  # chunks, then the file entry
@@ -109,20 +108,34 @@ async def test_a_blob_costs_two_writes_and_never_asks_whether_the_store_is_empty
 
 async def test_a_streamed_write_that_fails_leaves_nothing(infra, namespace):
     storage = Storage(infra.mongodb_url, f"{namespace}_merge", f"{namespace}_blobs")
-    blob_id = str(ObjectId())
 
     async def broken():
         yield os.urandom(1_100_000)
         raise OSError("the upload was cut")
 
     try:
-        try:
-            await storage.blobs.put_stream(broken(), "records.ndjson", "application/x-ndjson", blob_id=blob_id)
-        except OSError:
-            pass
-        assert not await storage.blobs.exists(blob_id)
-        chunks = storage.client[f"{namespace}_blobs"]["fs.chunks"]
-        assert await chunks.count_documents({"files_id": ObjectId(blob_id)}) == 0
+        with pytest.raises(OSError):
+            await storage.blobs.put_stream(broken(), "records.ndjson", "application/x-ndjson")
+        database = storage.client[f"{namespace}_blobs"]
+        assert await database["fs.files"].count_documents({}) == 0
+        assert await database["fs.chunks"].count_documents({}) == 0
+    finally:
+        await storage.client.drop_database(f"{namespace}_blobs")
+        await storage.close()
+
+
+async def test_writers_of_the_same_file_at_once_each_leave_a_whole_file(infra, namespace):
+    """Two handlers settling one mailing wrote its documents file under one id at once: each deleted the
+    other's chunks half way, and a file entry without its chunks was left (CorruptGridFile: no chunk #0)."""
+    storage = Storage(infra.mongodb_url, f"{namespace}_merge", f"{namespace}_blobs")
+    content = os.urandom(2_500_000)
+    try:
+        written = await asyncio.gather(
+            *(storage.blobs.put_stream(_pieces(content), "documents.ndjson", "application/x-ndjson") for _ in range(4))
+        )
+        assert len(set(written)) == 4
+        for blob_id in written:
+            assert await storage.blobs.get(blob_id) == content
     finally:
         await storage.client.drop_database(f"{namespace}_blobs")
         await storage.close()

@@ -378,9 +378,9 @@ async def test_readiness_tells_the_truth(make_settings, running):
     service = build(make_settings(TemplateSettings))
     async with running(service), client(service) as http:
         ready = await http.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True, "schema": True}
     down = build(make_settings(TemplateSettings, mongodb_url="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"))
     async with client(down) as http:
         response = await http.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["checks"] == {"database": False, "broker": False}
+        assert response.json()["checks"] == {"database": False, "broker": False, "schema": False}

@@ -7,6 +7,7 @@ import pytest
 from publipost_dispatch.domain import (
     AccountInvalid,
     Addressing,
+    DocumentFacts,
     EmailText,
     InvalidAddress,
     TlsMode,
@@ -16,6 +17,7 @@ from publipost_dispatch.domain import (
     attachment_name,
     check_header,
     check_tls,
+    document_kind,
     fill,
     search_terms,
     should_pause,
@@ -52,7 +54,7 @@ def test_variables_are_filled_and_an_unknown_one_is_named():
     assert fill("subject", "Invoice {document_number} - {client_name}", {"document_number": "7", "client_name": "A"}) == (
         "Invoice 7 - A"
     )
-    with pytest.raises(UnknownVariable, match=r"subject: unknown variable \{amount\}"):
+    with pytest.raises(UnknownVariable, match=r"subject: no value for \{amount\} in this document.s record"):
         fill("subject", "Pay {amount}", {})
 
 
@@ -222,3 +224,21 @@ def test_to_cc_and_bcc_together_are_capped_naming_the_field_that_passes_the_cap(
     assert field == "bcc"
     assert message == "to, cc and bcc name 4 addresses (1, 1, 2); at most 3 per send (PUBLIPOST_MAX_RECIPIENTS_PER_SEND)"
     assert too_many_recipients([f"{n}@x.test" for n in range(5)], [], [], 3)[0] == "to"
+
+
+def test_a_subject_left_empty_is_the_document_types_preset_never_the_mailings_name():
+    facts = DocumentFacts("F-7", "Staff list", "Ann", "C1", {"date": "15/11/2026"})
+    assert EmailText.given("", "Hi", "staff-list").render(facts.variables())[0] == "Staff list F-7"
+    assert EmailText.given("", "Hi", "invoice").subject == "Your invoice {document_number}"
+    assert EmailText.given("", "Hi", None).subject == EmailText.given("", "Hi", "memo").subject
+    assert EmailText.given("", "Hi", None).subject == "Your document {document_number}"
+    assert EmailText.given("Hello {client_name}", "Hi", "invoice").subject == "Hello {client_name}"
+    assert document_kind(None)[0] == "Document" and document_kind("Credit note")[0] == "Credit note"
+
+
+def test_the_records_fields_fill_the_text_and_date_is_the_documents():
+    facts = DocumentFacts("F-7", "invoice", "Ann", "C1", {"date": "15/11/2026", "amount_due": "120", "document_number": "x"})
+    text = EmailText(subject="{document_name} <NUMFACT> of <DATEFACT>", body="Due: {amount_due}")
+    assert text.render(facts.variables())[:2] == ("Invoice F-7 of 15/11/2026", "Due: 120")
+    with pytest.raises(UnknownVariable, match=r"body: no value for \{branch\}"):
+        EmailText(subject="s", body="{branch}").render(facts.variables())

@@ -257,3 +257,11 @@ def test_a_re_send_of_a_not_sent_mailing_joins_its_original_s_sent_mailing_while
     assert not_sent.sent_mailing_for("d2", None) == regrouped_mailing_id(not_sent.id, "d2", Outcome.SENT)
     sent.replace([])
     assert not_sent.sent_mailing_for("d2", sent) == regrouped_mailing_id(not_sent.id, "d2", Outcome.SENT)
+
+
+def test_a_document_lists_its_records_single_values_for_its_e_mail_dated_by_the_record_or_the_mailing():
+    record = {"id": 7, "amount_due": 120, "branch": "Lyon", "lines": [{"a": 1}], "note": "", "paid": False}
+    document = Document.rendered(a_mailing("pdf"), 0, record)
+    mailing_day = a_mailing().created_at.strftime("%d/%m/%Y")
+    assert document.fields == {"date": mailing_day, "id": "7", "amount_due": "120", "branch": "Lyon", "paid": "False"}
+    assert Document.rendered(a_mailing("pdf"), 0, {"id": 7, "date": "15/11/2026"}).fields["date"] == "15/11/2026"

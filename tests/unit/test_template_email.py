@@ -106,3 +106,12 @@ def test_an_e_mail_template_keeps_its_stored_field_names():
     assert Entities(EmailTemplate).load(stored) == template
     assert str(EmailTemplateNotFound("e-2")) == "no e-mail template 'e-2' for this tenant"
     assert isinstance(EmailTemplateNotFound("e-2"), NotFound)
+
+
+def test_a_refused_variable_is_named_with_where_it_stands_and_a_list_field_is_refused():
+    with pytest.raises(TemplateRejected) as refused:
+        check(body_text="Dear {name},\n{{lines}} are: {lines}", entity_type="invoice")
+    [problem] = refused.value.problems
+    assert problem.field == "body_text" and problem.context["names"] == ["lines"]
+    assert problem.message.startswith("variables dispatch cannot fill: {lines} at line 2, column 16;")
+    assert "amount_due" in allowed_variables("invoice") and "lines" not in allowed_variables("invoice")

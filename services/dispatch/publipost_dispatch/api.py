@@ -30,9 +30,13 @@ from .domain import (
 )
 from .fan_out import what_it_sends
 from .model import Delivery, Dispatch, NotPaused
-from .preview import preview
+from .preview import Asked, preview
 
 router = APIRouter(tags=["dispatches"])
+SUBJECT = (
+    "Empty: the e-mail template's, else the document type's preset (\"Your invoice {document_number}\"), else "
+    "\"Your document {document_number}\"; never the mailing's name."
+)
 CorrelationId = Annotated[str, Depends(correlation_id)]
 
 
@@ -71,7 +75,7 @@ class DispatchIn(_Addressed):
     mailing_id: str
     account_id: str | None = None
     email_template_id: str | None = None
-    subject: str = Field(default="{document_name}", max_length=998)
+    subject: str = Field(default="", max_length=998, description=SUBJECT)
     body: str = "Please find your document attached.\n"
     to: list[str] = Field(default_factory=list, description="Fixed recipients instead of each document's own.")
     cc: list[str] = Field(default_factory=list)
@@ -102,7 +106,9 @@ class UnsendableView(BaseModel):
 class PreviewView(BaseModel):
     documents: int
     will_send: int
-    without_address: int = Field(description="Documents that would fail: no address, or no PDF.")
+    without_address: int = Field(
+        description="Documents that would fail: no PDF, a subject or body its record cannot fill, or no address."
+    )
     unsendable: list[UnsendableView]
     attachments_bytes: int = Field(description="The PDFs that would go, added up.")
     estimated_bytes: int = Field(description="What the e-mails would weigh on the wire, copies included.")
@@ -171,11 +177,11 @@ async def preview_dispatch(
     """What the dispatch would send, sending nothing."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(caller, correlation, body)
-    mailing, _, _ = await what_it_sends(event, ctx)
+    mailing, text, _ = await what_it_sends(event, ctx)
     copies = 1
     if body.separate_sends:
         copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
-    result = await preview(ctx, caller.tenant_id, correlation, mailing, body.to, copies)
+    result = await preview(ctx, caller.tenant_id, correlation, mailing, Asked(text, body.document_type, body.to, copies))
     return PreviewView(
         documents=result.documents,
         will_send=result.will_send,
@@ -273,7 +279,7 @@ class SendIn(_Addressed):
     to: list[str] = Field(min_length=1)
     cc: list[str] = Field(default_factory=list)
     bcc: list[str] = Field(default_factory=list)
-    subject: str = Field(default="{document_name} {document_number}", max_length=998)
+    subject: str = Field(default="", max_length=998, description=SUBJECT)
     body: str = "Please find your document attached.\n"
     copy_to_sender: bool = False
     separate_sends: bool = False
@@ -306,7 +312,7 @@ async def send_document(
                 sender_copy=account.from_address if body.copy_to_sender else None,
                 separate=body.separate_sends,
             ),
-            text=EmailText(subject=body.subject, body=body.body),
+            text=EmailText.given(body.subject, body.body, body.document_type),
             account_id=body.account_id,
             reply_to=body.reply_to,
             document_type=body.document_type,

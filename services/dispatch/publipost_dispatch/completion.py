@@ -11,7 +11,6 @@ from publipost_contracts import (
     deterministic_id,
 )
 from publipost_logging import get_logger
-from publipost_storage import derived_blob_id
 
 from .context import DispatchContext
 from .domain import NOT_SENT, DeliveryState, DispatchStatus
@@ -93,16 +92,22 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
 
 async def _failures_file(ctx: DispatchContext, dispatch: Dispatch) -> str:
     """Every document not sent, a Failure a line, for the consumers of dispatch.completed (merge regroups by
-    it): more than an event holds. Its id is fixed by the dispatch: a completion run again replaces it."""
+    it): more than an event holds. Written once per dispatch: a completion run again, or at the same time,
+    announces the file recorded first."""
     key = dispatch.id
+    if dispatch.failures_file_id:
+        return dispatch.failures_file_id
 
     async def failures() -> AsyncIterator[Failure]:
         async for d in ctx.deliveries.in_state(key, NOT_SENT):
             yield Failure(document_id=d.document_id, reason=d.reason or "failed")
 
-    return await ctx.storage.blobs.put_lines(
-        failures(),
-        f"{dispatch.dispatch_id}-not-sent.ndjson",
-        blob_id=derived_blob_id("dispatch-failures", key),
-        tenant_id=dispatch.tenant_id,
+    written = await ctx.storage.blobs.put_lines(
+        failures(), f"{dispatch.dispatch_id}-not-sent.ndjson", tenant_id=dispatch.tenant_id
     )
+    if await ctx.dispatches.set_failures_file(key, written):
+        return written
+    await ctx.storage.blobs.delete(written)
+    recorded = await ctx.dispatches.get(key)
+    assert recorded is not None and recorded.failures_file_id is not None
+    return recorded.failures_file_id

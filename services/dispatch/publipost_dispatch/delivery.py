@@ -2,7 +2,6 @@
 sends of a dispatch and the immediate send over HTTP."""
 
 from dataclasses import dataclass, field
-from datetime import date
 
 from publipost_contracts.reads import DocumentView, MailingView
 
@@ -113,10 +112,10 @@ async def deliver(
 
 def dispatch_delivery(dispatch: Dispatch, mailing: MailingView, document: DocumentView) -> Delivery:
     """The record of one document's send in a dispatch, before it is sent (or failed at once: no PDF)."""
-    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name, document.customer_number)
+    facts = DocumentFacts.of(document, mailing, dispatch.document_type)
     try:  # the history shows (and searches) the subject before the send; the send renders it again
         assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
-        subject: str | None = dispatch.text.render(facts.variables(date.today()))[0]
+        subject: str | None = dispatch.text.render(facts.variables())[0]
     except (UnsafeHeader, UnknownVariable, BadTemplate):
         subject = None
     return Delivery.new(

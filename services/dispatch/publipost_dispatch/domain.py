@@ -13,6 +13,7 @@ from typing import Any
 
 from publipost_addresses import control_character, invalid_address_message, is_valid_address
 from publipost_contracts import DispatchRequested, Requester, deterministic_id
+from publipost_contracts.reads import DocumentView, MailingView
 from publipost_refusals import Invalid
 
 
@@ -191,8 +192,10 @@ def _unique(addresses: list[str], already: list[str]) -> list[str]:
 
 
 class UnknownVariable(Invalid, KeyError):
+    """A {name} the document does not fill: neither one dispatch always knows nor a field of its record."""
+
     def __init__(self, field: str, name: str) -> None:
-        super().__init__(f"{field}: unknown variable {{{name}}}")
+        super().__init__(f"{field}: no value for {{{name}}} in this document's record")
         self.field = field
         self.name = name
 
@@ -210,23 +213,66 @@ class BadTemplate(Invalid, ValueError):
 LEGACY_PLACEHOLDERS = {"<NUMFACT>": "{document_number}", "<DATEFACT>": "{date}", "<NOMSOC>": "{client_name}"}
 
 
+# What a document type is called in a text, and the subject it gets when neither the dispatch nor its
+# e-mail template gives one (the keys are DispatchRequested.document_type, as document_kind writes them).
+DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
+    "invoice": ("Invoice", "Your invoice {document_number}"),
+    "credit_note": ("Credit note", "Your credit note {document_number}"),
+    "quote": ("Quote", "Your quote {document_number}"),
+    "order": ("Order", "Your order {document_number}"),
+    "delivery_note": ("Delivery note", "Your delivery note {document_number}"),
+    "statement": ("Statement", "Your statement {document_number}"),
+    "reminder": ("Payment reminder", "Payment reminder {document_number}"),
+    "payment_reminder": ("Payment reminder", "Payment reminder {document_number}"),
+    "due_notice": ("Due notice", "Due notice {document_number}"),
+    "unpaid_premium_reminder": ("Unpaid premium reminder", "Unpaid premium reminder {document_number}"),
+    "premium_receipt": ("Premium receipt", "Your premium receipt {document_number}"),
+    "contract": ("Contract", "Your contract {document_number}"),
+    "payslip": ("Payslip", "Your payslip {document_number}"),
+    "staff_list": ("Staff list", "Staff list {document_number}"),
+}
+ANY_DOCUMENT = ("Document", "Your document {document_number}")
+
+
+def document_kind(document_type: str | None) -> tuple[str, str]:
+    """The label and preset subject of a document type ("Staff list", "staff-list" and "staff_list" alike);
+    a type without a preset, or none, is a document. Never the mailing's name: that is an internal label
+    ("Notices (not sent by e-mail)") a client must not see."""
+    key = re.sub(r"[\s-]+", "_", (document_type or "").strip().lower())
+    return DOCUMENT_TYPES.get(key, ANY_DOCUMENT)
+
+
 @dataclass(frozen=True)
 class DocumentFacts:
-    """What a subject or a body may name about the document being sent."""
+    """What a subject or a body may name about the document being sent: a few variables dispatch always
+    fills, then its record's own fields (DocumentView.fields), `date` the document's date."""
 
     document_number: str
-    document_name: str
+    document_type: str | None
     recipient_name: str | None
     customer_number: str | None
+    fields: dict[str, str] = field(default_factory=dict)
 
-    def variables(self, today: date) -> dict[str, str]:
+    @classmethod
+    def of(cls, document: DocumentView, mailing: MailingView, document_type: str | None) -> "DocumentFacts":
+        """A document as merge lists it; one listed before documents carried their record's fields is dated
+        by its mailing, as its rendering was."""
+        fields = {"date": dated(mailing.created_at), **document.fields}
+        return cls(document.document_number, document_type, document.recipient_name, document.customer_number, fields)
+
+    def variables(self) -> dict[str, str]:
         return {
+            **self.fields,
             "document_number": self.document_number,
-            "document_name": self.document_name,
+            "document_name": document_kind(self.document_type)[0],
             "client_name": self.recipient_name or "",
             "customer_number": self.customer_number or "",
-            "date": today.strftime("%d/%m/%Y"),
         }
+
+
+def dated(moment: date) -> str:
+    """A date as merge writes it in documents (publipost_merge.domain.DATE_FORMAT)."""
+    return moment.strftime("%d/%m/%Y")
 
 
 def fill(field: str, template: str, variables: dict[str, Any], *, escape: bool = False) -> str:
@@ -258,6 +304,11 @@ class EmailText:
     body: str
     html_body: str | None = None
     signature: str = ""
+
+    @classmethod
+    def given(cls, subject: str, body: str, document_type: str | None) -> "EmailText":
+        """As a request gives it: an empty subject is the document type's preset."""
+        return cls(subject=subject or document_kind(document_type)[1], body=body)
 
     def render(self, variables: dict[str, Any]) -> tuple[str, str, str | None]:
         subject = check_header("subject", fill("subject", self.subject, variables))

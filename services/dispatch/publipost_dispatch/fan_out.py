@@ -73,7 +73,7 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
         account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
     except NoSealKey as exc:
         raise Conflict(str(exc)) from None
-    text = EmailText(subject=event.subject, body=event.body)
+    text = EmailText.given(event.subject, event.body, event.document_type)
     if event.email_template_id is not None:
         template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
         if template is None:

@@ -5,7 +5,6 @@ the same history as a dispatch's sends, announced the same way."""
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
 from publipost_logging import get_logger
 from publipost_refusals import Conflict, NotFound
@@ -60,9 +59,8 @@ async def send_soon(ctx: DispatchContext, tenant_id: str, correlation_id: str, r
         raise UnknownDocument(f"document_id: no document {request.document_id!r} in mailing {request.mailing_id!r}")
     if document.pdf_blob_id is None:
         raise NoPdf("only PDF documents can be e-mailed; this document has no PDF")
-    facts = DocumentFacts(document.document_number, mailing.name, document.recipient_name,
-                          document.customer_number)
-    subject, body, html_body = request.text.render(facts.variables(date.today()))
+    facts = DocumentFacts.of(document, mailing, request.document_type)
+    subject, body, html_body = request.text.render(facts.variables())
     filename = attachment_name(document.document_number)  # refused (422) before anything is recorded
     try:
         pdf = await ctx.storage.blobs.get(document.pdf_blob_id, tenant_id=tenant_id)

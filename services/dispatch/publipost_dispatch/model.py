@@ -25,9 +25,11 @@ from .domain import (
     Addressing,
     DeliveryState,
     DispatchStatus,
+    DocumentFacts,
     EmailText,
     Sharing,
     TlsMode,
+    dated,
     history_terms,
     should_pause,
 )
@@ -87,6 +89,7 @@ class Dispatch:
     failed: int | None = None
     uncertain: int | None = None
     completed_at: datetime | None = None
+    failures_file_id: str | None = None  # past FAILURES_LISTED: every failure, for dispatch.completed
 
     # Not stored until they have a value: a dispatch as first written carries only what it was asked.
     SET_LATER = (
@@ -219,6 +222,7 @@ class Delivery:
     recipient_name: str | None = None
     pdf_blob_id: str | None = None
     pdf_length: int | None = None  # read at the fan-out, so the send reads the PDF in one round trip
+    fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (DocumentFacts)
     reason: str | None = None
     attempts: int = 0
     to: list[str] = field(default_factory=list)
@@ -283,6 +287,7 @@ class Delivery:
             record_email=document.email,
             recipient_name=document.recipient_name,
             pdf_blob_id=document.pdf_blob_id,
+            fields=DocumentFacts.of(document, mailing, document_type).fields,
             state=DeliveryState.FAILED if failed else DeliveryState.QUEUED,
             reason=failed,
             to=to or [],
@@ -306,6 +311,12 @@ class Delivery:
     @property
     def final(self) -> bool:
         return self.state in FINAL
+
+    def facts(self) -> DocumentFacts:
+        """What its e-mail may name; one recorded before deliveries kept their document's fields is dated the
+        day it was recorded."""
+        fields = {"date": dated(self.created_at), **self.fields}
+        return DocumentFacts(self.document_number, self.document_type, self.recipient_name, self.customer_number, fields)
 
     def claim_for(self, holder: str, lease_s: float, now: datetime) -> None:
         """queued → sending, owned by `holder` until the lease ends; also a send whose owner's lease ended

@@ -1,4 +1,5 @@
-"""What a dispatch would do, without sending: how many documents go, which cannot and why, how much."""
+"""What a dispatch would do, without sending: how many documents go, which cannot and why (no PDF, a text its
+record cannot fill, no address), how much."""
 
 import asyncio
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
 from .documents import documents_of
+from .domain import BadTemplate, DocumentFacts, EmailText, UnknownVariable, UnsafeHeader
 
 # Base64 makes 4 bytes of 3, and each e-mail carries its headers and text besides the PDF.
 BASE64_GROWTH = 4 / 3
@@ -31,12 +33,21 @@ class Preview:
     estimated_bytes: int = 0
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What the dispatch would send: its text, the documents' type, the fixed recipients if any."""
+
+    text: EmailText
+    document_type: str | None
+    fixed_to: list[str]
+    copies_per_document: int
+
+
 async def preview(
-    ctx: DispatchContext, tenant_id: str, correlation_id: str, mailing: MailingView, fixed_to: list[str],
-    copies_per_document: int,
+    ctx: DispatchContext, tenant_id: str, correlation_id: str, mailing: MailingView, asked: Asked
 ) -> Preview:
-    """Each document's address is resolved as a send would resolve it, by a few workers at a time, so a
-    large mailing is never held whole in memory."""
+    """Each document's text is filled and its address resolved as a send would, by a few workers at a
+    time, so a large mailing is never held whole in memory."""
     result = Preview()
     queue: asyncio.Queue[DocumentView | None] = asyncio.Queue(maxsize=64)
 
@@ -53,7 +64,12 @@ async def preview(
         except BlobNotFound:
             result.unsendable.append(_unsendable(document, "PDF missing"))
             return
-        if not fixed_to:
+        try:
+            asked.text.render(DocumentFacts.of(document, mailing, asked.document_type).variables())
+        except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
+            result.unsendable.append(_unsendable(document, str(exc)))
+            return
+        if not asked.fixed_to:
             resolved = await ctx.resolver.resolve(
                 tenant_id, correlation_id, customer_number=document.customer_number, record_email=document.email
             )
@@ -62,7 +78,7 @@ async def preview(
                 return
         result.will_send += 1
         result.attachments_bytes += size
-        result.estimated_bytes += copies_per_document * int(size * BASE64_GROWTH + HEADERS_AND_TEXT)
+        result.estimated_bytes += asked.copies_per_document * int(size * BASE64_GROWTH + HEADERS_AND_TEXT)
 
     workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
     try:

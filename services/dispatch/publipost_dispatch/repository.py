@@ -110,6 +110,13 @@ class DispatchRepository(Repository):
         """Store the named fields, which no other replica changes."""
         await self.collection.update_one({"_id": dispatch.id}, {"$set": DISPATCHES.dump_fields(dispatch, *fields)})
 
+    async def set_failures_file(self, key: str, file_id: str) -> bool:
+        """Record the failures file of a dispatch that has none; False when another was recorded first."""
+        result = await self.collection.update_one(
+            {"_id": key, "failures_file_id": None}, {"$set": {"failures_file_id": file_id}}
+        )
+        return result.modified_count == 1
+
     async def count_error(self, key: str) -> int:
         """One more SMTP error since the last resumption; returns the count once it is stored, which may
         include the errors other sends stored meanwhile (never fewer than this one's)."""

@@ -2,7 +2,6 @@
 
 
 import asyncio
-from datetime import date
 
 from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
@@ -22,7 +21,6 @@ from .domain import (
     Addressing,
     BadTemplate,
     DeliveryState,
-    DocumentFacts,
     InvalidAddress,
     UnknownVariable,
     UnsafeHeader,
@@ -87,15 +85,9 @@ async def send_requested(event: SendRequested, ctx: DispatchContext = Components
 
 async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, delivery: Delivery) -> None:
     account = await ctx.accounts.get(dispatch.tenant_id, dispatch.account_id)
-    facts = DocumentFacts(
-        document_number=delivery.document_number,
-        document_name=delivery.mailing_name,
-        recipient_name=delivery.recipient_name,
-        customer_number=delivery.customer_number,
-    )
     assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
     try:
-        subject, body, html_body = dispatch.text.render(facts.variables(date.today()))
+        subject, body, html_body = dispatch.text.render(delivery.facts().variables())
     except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc))
         return

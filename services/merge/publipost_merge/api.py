@@ -79,9 +79,12 @@ async def list_mailings(
 async def get_mailing(ctx: Context, caller: OutcomeReader, mailing_id: str) -> MailingView:
     mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
     if mailing.sendable and not mailing.documents_file_id:
-        # Settled before documents files existed: written once, on the first read that needs it.
-        mailing.documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
-        await ctx.mailings.save(mailing, "documents_file_id")
+        # Settled before documents files existed: written on the first read that needs it (of two reads at
+        # once, the file stored first stays).
+        written = await write_documents_file(ctx.storage, ctx.documents, mailing)
+        if not await ctx.mailings.set_documents_file(mailing.id, written):
+            await ctx.storage.blobs.delete(written)
+        mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
     view = _view(mailing)
     view.converted = await ctx.documents.count(mailing_id, DocumentStatus.CONVERTED)
     return view

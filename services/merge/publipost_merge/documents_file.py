@@ -2,14 +2,14 @@
 
 Dispatch reads it to send a mailing (publipost_contracts.reads.MailingView.documents_file_id) instead of
 paging merge's HTTP API. It is written with the mailing's counts and print file plan, when the mailing settles
-and when a dispatch regroups documents into a sent and a not-sent mailing; its id is fixed by the mailing,
-so writing it again replaces it.
+and when a dispatch regroups documents into a sent and a not-sent mailing. Each writing is a new file: the
+writer whose settling is stored keeps its file, the others delete theirs.
 """
 
 from collections.abc import AsyncIterator
 
 from publipost_contracts.reads import DocumentView
-from publipost_storage import Storage, derived_blob_id
+from publipost_storage import Storage
 
 from .domain import Document, Mailing
 from .repository import DocumentRepository
@@ -34,6 +34,7 @@ def document_view(document: Document) -> DocumentView:
         sent_at=document.sent_at,
         sent_to=document.sent_to,
         email_error=document.email_error,
+        fields=document.fields,
     )
 
 
@@ -45,7 +46,6 @@ async def write_documents_file(storage: Storage, documents: DocumentRepository, 
     return await storage.blobs.put_lines(
         views(),
         f"{mailing.id}-documents.ndjson",
-        blob_id=derived_blob_id("mailing-documents", mailing.id),
         tenant_id=mailing.tenant_id,
         mailing_id=mailing.id,
     )

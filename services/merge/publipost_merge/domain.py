@@ -377,6 +377,21 @@ class Mailing:
         return part
 
 
+# How a rendering writes the date when the record gives none (request_checks.render_context).
+DATE_FORMAT = "%d/%m/%Y"
+
+
+def record_fields(record: dict[str, Any]) -> dict[str, str]:
+    """The record's scalar values as text: what dispatch fills an e-mail's {variables} with, `date` the
+    document's (the record's own, else the day the mailing was asked for). A list (an invoice's lines) has no
+    place in a subject or a body; an empty value is no value."""
+    return {
+        name: str(value)
+        for name, value in record.items()
+        if isinstance(value, str | int | float | bool) and str(value) != ""
+    }
+
+
 @dataclass(kw_only=True)
 class Document:
     """One record's document: its DOCX, then (for a PDF mailing) its PDF, or why it failed."""
@@ -402,6 +417,7 @@ class Document:
     email_error: str | None = None  # why the last dispatch did not send it
 
     EMAIL_FIELDS: ClassVar[tuple[str, ...]] = ("email_state", "sent_at", "sent_to", "email_error")
+    fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (record_fields)
 
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
@@ -433,11 +449,13 @@ class Document:
             document_number=str(number) if number is not None else record_id,
             recipient_name=record.get("name"),
             status=status,
+            fields=record_fields({"date": mailing.created_at.strftime(DATE_FORMAT), **record}),
         )
 
     def converted(self, pdf_blob_id: str | None, page_count: int, converted_by: str | None = None) -> bool:
-        """Its PDF is in (or only its page count, for a DOCX mailing). Only a rendered document moves: a copy of the answer, or a late answer to a resumed
-        request, leaves the first outcome (which the mailing's counts are made of). Whether it moved."""
+        """Its PDF is in (or only its page count, for a DOCX mailing). Only a rendered document moves: a copy
+        of the answer, or a late answer to a resumed request, leaves the first outcome (which the mailing's
+        counts are made of). Whether it moved."""
         if self.status != DocumentStatus.RENDERED:
             return False
         self.status, self.pdf_blob_id, self.page_count = DocumentStatus.CONVERTED, pdf_blob_id, page_count

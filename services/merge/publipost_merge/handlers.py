@@ -328,8 +328,9 @@ async def complete_if_done(
     if mailing.in_progress:
         was = mailing.status
         mailing.complete(await _contents(ctx, mailing))
-        # The plan and the documents file are fixed by the mailing: a handler that loses this race made the same.
+        # Handlers settling the same mailing at once each wrote a documents file: the one stored stays.
         if not await ctx.mailings.move(mailing, was, *MailingContents.FIELDS):
+            await _delete_documents_file(ctx, mailing)
             mailing = await ctx.mailings.get(mailing_id)
             assert mailing is not None
     if mailing.announced:
@@ -433,8 +434,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
             await ctx.documents.reassign_rest(source.id, sent_id)
         for mailing_id in (sent_id, not_sent_id):
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:
+                earlier = mailing.documents_file_id  # a regrouping cut short and run again wrote one already
                 mailing.hold(await _contents(ctx, mailing))
                 await ctx.mailings.save(mailing, *MailingContents.FIELDS)
+                if earlier:
+                    await ctx.storage.blobs.delete(earlier)
         await delete_parts(ctx.storage, source.parts)
         await _delete_documents_file(ctx, source)
         not_sent = await ctx.documents.count(not_sent_id)

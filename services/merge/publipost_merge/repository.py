@@ -50,6 +50,13 @@ class MailingRepository(Repository):
         result = await self.collection.update_one({"_id": mailing.id, "status": from_status}, {"$set": changes})
         return result.matched_count == 1
 
+    async def set_documents_file(self, mailing_id: str, file_id: str) -> bool:
+        """Record the documents file of a mailing that has none; False when another was recorded first."""
+        result = await self.collection.update_one(
+            {"_id": mailing_id, "documents_file_id": None}, {"$set": {"documents_file_id": file_id}}
+        )
+        return result.modified_count == 1
+
     async def progressed(self, mailing_id: str, *, rendered: int | None = None) -> None:
         """A chunk was rendered or converted: the sweep leaves it alone a while longer (see sweeper.py)."""
         changes: dict[str, Any] = {"progress_at": datetime.now(UTC)}

@@ -9,6 +9,8 @@ from typing import Any
 from publipost_addresses import control_character
 from publipost_contracts import Problem
 
+from .domain import DATE_FORMAT
+
 
 def missing_custom_fields(declared: Iterable[str], given: dict[str, str]) -> list[str]:
     """The template's custom fields the request gives no value for (an empty value counts as none)."""
@@ -59,4 +61,4 @@ def record_header_problem(index: int, record: dict[str, Any]) -> Problem | None:
 
 def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:
     """Custom fields first, then the record's own data; `date` defaults to the day of rendering."""
-    return {"date": today.strftime("%d/%m/%Y"), **custom_fields, **record}
+    return {"date": today.strftime(DATE_FORMAT), **custom_fields, **record}

@@ -255,6 +255,55 @@ def check_order(order: Sequence[str]) -> list[OrderedRule]:
 # --- segments -----------------------------------------------------------------
 
 
+CriterionOp = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "present", "absent"]
+_ORDERED = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte", "eq": "$eq", "ne": "$ne"}
+
+
+class AttributeCriterion(BaseModel):
+    """A condition on one custom attribute (a vehicle's mileage, its first registration...), stored as text.
+
+    A number compares as a number (recipients whose value is not one do not match); a text compares as text,
+    which orders ISO dates (2015-01-01) right; `in` takes texts, `contains` a text (any case), `present` and
+    `absent` none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attribute: str = Field(pattern=ATTRIBUTE_NAME)
+    op: CriterionOp
+    value: float | str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Self:
+        if self.op in ("present", "absent"):
+            if self.value is not None:
+                raise ValueError(f"{self.op!r} takes no value")
+        elif self.op == "in":
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError("'in' takes a list of texts")
+        elif self.op == "contains":
+            if not isinstance(self.value, str) or not self.value:
+                raise ValueError("'contains' takes a text")
+        elif not isinstance(self.value, float | int | str):
+            raise ValueError(f"{self.op!r} takes a number or a text")
+        return self
+
+    def clause(self) -> dict[str, Any]:
+        field = f"attributes.{self.attribute}"
+        if self.op == "present":
+            return _present(field)
+        if self.op == "absent":
+            return _absent(field)
+        if self.op == "in":
+            return {field: {"$in": self.value}}
+        if self.op == "contains":
+            return {field: {"$regex": re.escape(str(self.value)), "$options": "i"}}
+        if isinstance(self.value, float | int):
+            number = {"$convert": {"input": f"${field}", "to": "double", "onError": None, "onNull": None}}
+            # Not a number (missing, or text such as "n/a"): converted to null, which no comparison matches.
+            return {"$expr": {"$and": [{"$ne": [number, None]}, {_ORDERED[self.op]: [number, self.value]}]}}
+        return {field: {_ORDERED[self.op]: self.value}}
+
+
 class SegmentFilter(BaseModel):
     """Conditions on the recipient's attributes; a recipient is in the segment when all given conditions hold."""
 
@@ -274,6 +323,9 @@ class SegmentFilter(BaseModel):
     postal_code: list[str] | None = Field(default=None, description="One of these postal codes.")
     locality: list[str] | None = Field(default=None, description="One of these localities (exact values).")
     attributes: dict[str, str] = Field(default_factory=dict, description="Custom attributes equal to these values.")
+    criteria: list[AttributeCriterion] = Field(
+        default_factory=list, max_length=20, description="Conditions on custom attributes: comparisons, lists, text."
+    )
 
     @field_validator("country_in", "country_not_in")
     @classmethod
@@ -348,6 +400,7 @@ def segment_query(tenant_id: str, definition: SegmentDefinition) -> dict[str, An
         if values is not None:
             clauses.append({name: {"$in": values}})
     clauses.extend({f"attributes.{name}": value} for name, value in f.attributes.items())
+    clauses.extend(criterion.clause() for criterion in f.criteria)
     query: dict[str, Any] = {"tenant_id": tenant_id}
     if clauses:
         query["$and"] = clauses

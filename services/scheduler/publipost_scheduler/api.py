@@ -90,7 +90,7 @@ class CampaignIn(BaseModel):
     cc: Addresses = Field(default_factory=list)
     bcc: Addresses = Field(default_factory=list)
     reply_to: str | None = None
-    subject: str = Field(default="{document_name}", max_length=998)
+    subject: str = Field(default="", max_length=998, description="Empty: the document type's preset subject.")
     body: str = Field(default="Please find your document attached.\n")
     separate_sends: bool = False
     copy_to_sender: bool = False

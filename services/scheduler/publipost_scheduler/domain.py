@@ -135,7 +135,7 @@ class Message:
     cc: list[str] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)
     reply_to: str | None = None
-    subject: str = "{document_name}"
+    subject: str = ""  # empty: the e-mail template's or the document type's preset (dispatch)
     body: str = "Please find your document attached.\n"
     separate_sends: bool = False
     copy_to_sender: bool = False

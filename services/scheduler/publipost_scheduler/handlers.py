@@ -7,7 +7,6 @@ from datetime import timedelta
 from publipost_bus import Components
 from publipost_contracts import CampaignFired, DispatchRequested, MergeCompleted, MergeRequested, deterministic_id
 from publipost_logging import get_logger
-from publipost_storage import derived_blob_id
 
 from .clients import SegmentNotFound
 from .context import SchedulerContext
@@ -74,7 +73,6 @@ async def _request_merge(
         ctx.directory.segment_records(tenant_id, action.segment_id),
         f"{occurrence.idempotency_key}.ndjson",
         "application/x-ndjson",
-        blob_id=derived_blob_id("campaign-records", occurrence.id),
         tenant_id=tenant_id,
     )
     document_date = occurrence.document_date()

@@ -17,8 +17,14 @@ from publipost_refusals import NotFound
 
 from .domain import PREDEFINED_FIELDS, Problem, TemplateRejected, check_entity_type, stored_now
 
-# What dispatch knows about every document it sends, whatever the entity.
+# What dispatch knows about every document it sends, whatever the entity: `document_name` is what the
+# document is ("Invoice", from the dispatch's document type), never the mailing's internal name; `date` the
+# document's date (its record's, else the day it was rendered), not the day it is sent.
 DOCUMENT_VARIABLES = ("document_name", "document_number", "date", "client_name", "customer_number")
+
+# Record fields that hold a list (an invoice's lines): a document template repeats them, an e-mail cannot
+# name them, dispatch fills a record's single values only.
+LIST_FIELDS = frozenset({"lines"})
 
 # Placeholders of the products Publipost replaces, saved in the {…} form.
 LEGACY_PLACEHOLDERS = {"NUMFACT": "document_number", "DATEFACT": "date", "NOMSOC": "client_name"}
@@ -35,9 +41,11 @@ _LEGACY_HTML = re.compile(r"&lt;([A-Z][A-Z_]{2,})&gt;")  # typed in an HTML edit
 
 
 def allowed_variables(entity_type: str) -> list[str]:
-    """The document's variables, then the record's own fields for that entity type."""
+    """The document's variables, then the record's own fields for that entity type (dispatch fills them from
+    the document's record: publipost_contracts.reads.DocumentView.fields)."""
     check_entity_type(entity_type)
-    return list(dict.fromkeys((*DOCUMENT_VARIABLES, *PREDEFINED_FIELDS[entity_type])))
+    fields = [name for name in PREDEFINED_FIELDS[entity_type] if name not in LIST_FIELDS]
+    return list(dict.fromkeys((*DOCUMENT_VARIABLES, *fields)))
 
 
 @dataclass(frozen=True)
@@ -78,10 +86,11 @@ def check_email_template(content: EmailContent, *, entity_type: str, template_ty
             continue
         unknown = sorted(names - allowed)
         if unknown:
+            where = [f"{_shown(n)} at {_position(text, _shown(n))}" for n in unknown]
             problems.append(
                 Problem(
                     field,
-                    f"unknown variables: {', '.join(n if n.startswith('<') else '{' + n + '}' for n in unknown)}"
+                    f"variables dispatch cannot fill: {', '.join(where)}"
                     f"; known for {entity_type!r}: {', '.join(sorted(allowed))}",
                     {"names": unknown},
                 )
@@ -153,6 +162,20 @@ class EmailTemplate:
     def replaced_by(self, draft: EmailTemplateDraft) -> "EmailTemplate":
         """The same template (its id, tenant and creation) with what was written instead."""
         return self.checked(draft, id=self.id, tenant_id=self.tenant_id, created_at=self.created_at)
+
+
+def _shown(name: str) -> str:
+    return name if name.startswith("<") else "{" + name + "}"
+
+
+def _position(text: str, written: str) -> str:
+    """Where `written` first stands in `text` as a variable ({{name}} is literal text, not one)."""
+    escaped = re.escape(written[1:-1])
+    opening, closing = ("<|&lt;", ">|&gt;") if written.startswith("<") else (r"(?<!\{)\{", r"\}")
+    match = re.search(f"(?:{opening}){escaped}(?:{closing})", text)
+    offset = match.start() if match else 0
+    line = text.count("\n", 0, offset) + 1
+    return f"line {line}, column {offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
 
 
 def _normalise(text: str, legacy: re.Pattern[str]) -> str:

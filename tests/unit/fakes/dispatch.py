@@ -57,6 +57,13 @@ class FakeDispatchRepository:
             for name in fields:
                 setattr(stored, name, copy.deepcopy(getattr(dispatch, name)))
 
+    async def set_failures_file(self, key: str, file_id: str) -> bool:
+        stored = self.stored.get(key)
+        if stored is None or stored.failures_file_id is not None:
+            return False
+        stored.failures_file_id = file_id
+        return True
+
     async def count_error(self, key: str) -> int:
         stored = self.stored[key]
         stored.errors += 1

@@ -42,6 +42,13 @@ class FakeMailingRepository:
         await self.save(mailing, "status", *fields)
         return True
 
+    async def set_documents_file(self, mailing_id: str, file_id: str) -> bool:
+        stored = self.mailings.get(mailing_id)
+        if stored is None or stored.documents_file_id is not None:
+            return False
+        stored.documents_file_id = file_id
+        return True
+
     async def progressed(self, mailing_id: str, *, rendered: int | None = None) -> None:
         if (stored := self.mailings.get(mailing_id)) is not None:
             stored.progress_at = datetime.now(UTC)

@@ -33,17 +33,13 @@ class FakeBlobStore:
             }
             self.contents[blob.blob_id] = blob.data
 
-    async def put_stream(
-        self, pieces: AsyncIterable[bytes], filename: str, content_type: str, *, blob_id: str, **metadata: Any
-    ) -> str:
+    async def put_stream(self, pieces: AsyncIterable[bytes], filename: str, content_type: str, **metadata: Any) -> str:
         data = b"".join([piece async for piece in pieces])
-        return await self.put(data, filename, content_type, blob_id=blob_id, **metadata)
+        return await self.put(data, filename, content_type, **metadata)
 
-    async def put_lines(
-        self, items: AsyncIterable[BaseModel], filename: str, *, blob_id: str, **metadata: Any
-    ) -> str:
+    async def put_lines(self, items: AsyncIterable[BaseModel], filename: str, **metadata: Any) -> str:
         data = b"".join([item.model_dump_json().encode() + b"\n" async for item in items])
-        return await self.put(data, filename, "application/x-ndjson", blob_id=blob_id, **metadata)
+        return await self.put(data, filename, "application/x-ndjson", **metadata)
 
     async def exists(self, blob_id: str) -> bool:
         return blob_id in self.files
