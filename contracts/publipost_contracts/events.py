@@ -108,6 +108,11 @@ class RenderRequested(Event):
     mailing_id: Id
     chunk: int
     documents: list[RenderItem]
+    count_only: bool = Field(
+        default=False,
+        description="Only each document's page count (a Word mailing's print file is split by it): no PDF is "
+        "stored, and the conversion is not counted against the yearly quota.",
+    )
 
 
 class RenderResult(_Part):

@@ -46,6 +46,8 @@ class MailingView(BaseModel):
         default_factory=dict,
         description="PDFs per converter: libreoffice (the tenant's included quota), gotenberg (a paid one past it).",
     )
+    validated_at: datetime | None = Field(default=None, description="When it was approved or rejected.")
+    validation_reason: str | None = Field(default=None, description="Why it was approved or rejected, as given.")
 
 
 class FailureView(BaseModel):
@@ -67,6 +69,12 @@ class DocumentView(BaseModel):
     page_count: int
     error: str | None
     converted_by: str | None = Field(default=None, description="The converter that made its PDF.")
+    email_state: str = Field(
+        default="never_sent", description="never_sent, sent (see sent_at, sent_to) or not_sent (see email_error)."
+    )
+    sent_at: datetime | None = Field(default=None, description="When it was last sent by e-mail.")
+    sent_to: list[str] = Field(default_factory=list, description="The addresses it was last sent to.")
+    email_error: str | None = Field(default=None, description="Why the last dispatch did not send it.")
     fields: dict[str, str] = Field(
         default_factory=dict,
         description="The record's scalar values as text, `date` the document's date (the record's, else the day "

@@ -299,8 +299,10 @@ async def test_the_not_sent_mailing_is_resent_once_addresses_are_fixed(flow):  #
     assert sorted(m["To"] for m in resent) == ["fixed2@example.test", "fixed3@example.test"]
     regrouped_again = await flow["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == second)
     assert (regrouped_again.sent, regrouped_again.not_sent) == (2, 0)
+    # The re-sent documents join the first send's "(sent by e-mail)" mailing rather than making another.
+    assert regrouped_again.sent_mailing_id == regrouped.sent_mailing_id
     sent = await flow["merge_http"].get(f"/mailings/{regrouped_again.sent_mailing_id}", headers=TENANT)
-    assert sent.json()["name"] == "Notices (sent by e-mail)" and sent.json()["documents"] == 2
+    assert sent.json()["name"] == "Notices (sent by e-mail)" and sent.json()["documents"] == 3
 
     # The history of one document shows both of its sends, newest first.
     document_id = next(d["document_id"] for d in await deliveries(flow, second) if d["document_number"] == "INV-0002")

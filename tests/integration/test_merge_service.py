@@ -1,4 +1,5 @@
-"""The merge service against the real broker, database and template service (DOCX output: no LibreOffice)."""
+"""The merge service against the real broker, database, template service and render-pdf (which counts the
+pages of DOCX mailings too)."""
 
 import asyncio
 import io
@@ -15,6 +16,7 @@ from publipost_bus import Bus
 from publipost_contracts import (
     MAX_MESSAGE_BYTES,
     DispatchCompleted,
+    DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
     Failure,
@@ -29,7 +31,9 @@ from publipost_merge.app import build as build_merge
 from publipost_merge.domain import Document as MergeDocument
 from publipost_merge.handlers import complete_if_done
 from publipost_merge.settings import MergeSettings
+from publipost_render_pdf.app import build as build_render
 from publipost_render_pdf.domain import pdf_blob_id
+from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
@@ -46,13 +50,15 @@ TENANT = credentials("acme")
 
 
 @pytest.fixture
-async def stack(make_settings, running, serve_http, infra, namespace):
+async def stack(request, make_settings, running, serve_http, infra, namespace):
     template = build_template(make_settings(TemplateSettings))
     await running(template)
     template_url = await serve_http(template)
     merge = build_merge(make_settings(MergeSettings, template_url=template_url))
     await running(merge)
-    system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted, DocumentsRendered])
+    if request.node.get_closest_marker("pdfs_answered_by_the_test") is None:
+        await running(build_render(make_settings(RenderPdfSettings)))
+    system = Bus(make_settings(ServiceSettings, service_name="crm"), publishes=[MergeRequested, DispatchCompleted, DocumentsRendered, DocumentSent])
     await system.start()
     template_http = httpx.AsyncClient(base_url=template_url, headers=TENANT)
 
@@ -500,6 +506,7 @@ def one_page_pdf() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.pdfs_answered_by_the_test
 async def test_pdfs_are_asked_for_while_rendering_goes_on_and_the_mailing_completes_once_all_are_in(
     stack, infra, namespace, monkeypatch
 ):
@@ -578,6 +585,131 @@ async def test_a_request_naming_another_tenants_records_file_is_rejected_and_ren
     await stack["system"].publish(event)
     completed = await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
     assert completed.documents == 1
+
+
+async def dispatch(stack, event: MergeRequested, mailing_id: str, dispatch_id: str, failed: set[int]) -> MailingRegrouped:
+    """What dispatch tells when it sent a mailing: document.sent for each sent one (to its number's address),
+    then dispatch.completed with the failures (the documents whose number ends with one of `failed`)."""
+    http = stack["http"]
+    documents = (await http.get(f"/mailings/{mailing_id}/documents", headers=TENANT)).json()["items"]
+    failing = [d for d in documents if int(d["document_number"][-1]) in failed]
+    for document in documents:
+        if document not in failing:
+            await stack["system"].publish(
+                DocumentSent.caused_by(
+                    event,
+                    key=f"{dispatch_id}/{document['id']}",
+                    dispatch_id=dispatch_id,
+                    mailing_id=mailing_id,
+                    document_id=document["id"],
+                    document_number=document["document_number"],
+                    recipients=[f"client{document['document_number'][-1]}@example.org"],
+                )
+            )
+    failures = [Failure(document_id=d["id"], reason=f"550 no mailbox {d['document_number']}") for d in failing]
+    sent = len(documents) - len(failing)
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(
+            event, key=dispatch_id, dispatch_id=dispatch_id, mailing_id=mailing_id,
+            sent=sent, failed=len(failing), failures=failures,
+        )
+    )
+    return await stack["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == dispatch_id)
+
+
+async def documents_in_state(http: httpx.AsyncClient, mailing_id: str, state: str) -> list[dict]:
+    answer = await http.get(f"/mailings/{mailing_id}/documents", params={"email_state": state}, headers=TENANT)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]
+
+
+async def test_documents_carry_their_email_state_and_are_listed_by_it(stack):
+    event = request(stack["template_id"], [record(n) for n in range(1, 6)])
+    completed = await completed_for(stack, event)
+    http = stack["http"]
+    assert len(await documents_in_state(http, completed.mailing_id, "never_sent")) == 5
+    assert await documents_in_state(http, completed.mailing_id, "sent") == []
+
+    regrouped = await dispatch(stack, event, completed.mailing_id, "d1", failed={2, 4})
+    not_sent = await documents_in_state(http, regrouped.not_sent_mailing_id, "not_sent")
+    assert [(d["document_number"], d["email_state"], d["email_error"]) for d in not_sent] == [
+        ("INV-0002", "not_sent", "550 no mailbox INV-0002"),
+        ("INV-0004", "not_sent", "550 no mailbox INV-0004"),
+    ]
+    sent = await wait_until(
+        lambda: _all_sent(http, regrouped.sent_mailing_id, 3)
+    )
+    assert [(d["document_number"], d["sent_to"]) for d in sent] == [
+        ("INV-0001", ["client1@example.org"]),
+        ("INV-0003", ["client3@example.org"]),
+        ("INV-0005", ["client5@example.org"]),
+    ]
+    assert all(d["sent_at"] for d in sent)
+    assert await documents_in_state(http, regrouped.sent_mailing_id, "not_sent") == []
+
+
+async def _all_sent(http: httpx.AsyncClient, mailing_id: str, count: int) -> list[dict] | None:
+    sent = await documents_in_state(http, mailing_id, "sent")
+    return sent if len(sent) == count else None
+
+
+async def test_a_rejected_mailing_shows_why(stack):
+    template_id = await stack["upload"]("Checked", validation_required="true")
+    completed = await completed_for(stack, request(template_id, [record(1)]))
+    http = stack["http"]
+    await http.post(f"/mailings/{completed.mailing_id}/reject", headers=TENANT, json={"reason": "wrong amounts"})
+    shown = (await http.get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
+    assert (shown["status"], shown["validation_reason"]) == ("rejected", "wrong amounts")
+    assert shown["validated_at"] is not None
+
+
+async def test_replaced_by_names_only_the_mailings_that_exist(stack):
+    event = request(stack["template_id"], [record(1), record(2)])
+    completed = await completed_for(stack, event)
+    regrouped = await dispatch(stack, event, completed.mailing_id, "d1", failed=set())
+    http = stack["http"]
+    source = (await http.get(f"/mailings/{completed.mailing_id}", headers=TENANT)).json()
+    assert source["replaced_by"] == [regrouped.sent_mailing_id]
+    for mailing_id in source["replaced_by"]:
+        assert (await http.get(f"/mailings/{mailing_id}", headers=TENANT)).status_code == 200
+
+
+async def test_re_sends_of_the_not_sent_mailing_join_the_one_sent_mailing(stack):
+    event = request(stack["template_id"], [record(n) for n in range(1, 5)])
+    completed = await completed_for(stack, event)
+    first = await dispatch(stack, event, completed.mailing_id, "d1", failed={2, 3})
+    second = await dispatch(stack, event, first.not_sent_mailing_id, "d2", failed={3})
+    third = await dispatch(stack, event, second.not_sent_mailing_id, "d3", failed=set())
+
+    assert second.sent_mailing_id == third.sent_mailing_id == first.sent_mailing_id
+    assert (second.sent, third.sent, third.not_sent_mailing_id) == (1, 1, None)
+    http = stack["http"]
+    listing = (await http.get("/mailings", params={"name": "(sent by e-mail)"}, headers=TENANT)).json()["items"]
+    sent_mailings = [m for m in listing if m["name"] == "November notices (sent by e-mail)"]
+    assert [(m["id"], m["documents"]) for m in sent_mailings] == [(first.sent_mailing_id, 4)]
+    documents = (await http.get(f"/mailings/{first.sent_mailing_id}/documents", headers=TENANT)).json()["items"]
+    assert [d["document_number"] for d in documents] == ["INV-0001", "INV-0002", "INV-0003", "INV-0004"]
+    lines = await stack["merge"].storage.blobs.get(sent_mailings[0]["documents_file_id"])
+    assert len(lines.splitlines()) == 4
+
+
+def three_page_letter() -> bytes:
+    letter = Document(io.BytesIO(SAMPLE.read_bytes()))
+    for _ in range(2):
+        letter.add_page_break()
+        letter.add_paragraph("Terms and conditions, continued.")
+    out = io.BytesIO()
+    letter.save(out)
+    return out.getvalue()
+
+
+async def test_a_word_print_file_is_split_by_real_pages(stack):
+    http = stack["http"]
+    assert (await http.put("/settings", headers=TENANT, json={"combined_page_limit": 5})).status_code == 200
+    template_id = await stack["upload"]("Three pages", docx=three_page_letter())
+    completed = await completed_for(stack, request(template_id, [record(n) for n in range(1, 4)]))
+    # Three documents of 3 pages each: no part may hold more than 5 pages, so one document a part.
+    assert [(p.documents, p.pages) for p in completed.parts] == [(1, 3), (1, 3), (1, 3)]
 
 
 async def test_handlers_settling_one_mailing_at_once_leave_it_one_whole_documents_file(make_settings, running):

@@ -24,7 +24,7 @@ from publipost_bus import Bus
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.app import build
-from publipost_render_pdf.domain import page_count
+from publipost_render_pdf.domain import page_count, pdf_blob_id
 from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from pypdf import PdfReader
@@ -103,6 +103,7 @@ class Rendering:
         timeout: float = 120,
         tenant_id: str = "acme",
         occurred_at: datetime | None = None,
+        count_only: bool = False,
     ) -> DocumentsRendered:
         items = [
             RenderItem(
@@ -111,7 +112,7 @@ class Rendering:
             )
             for document_id, docx in documents.items()
         ]
-        return await self.publish(items, chunk, timeout, tenant_id, occurred_at)
+        return await self.publish(items, chunk, timeout, tenant_id, occurred_at, count_only)
 
     async def publish(
         self,
@@ -120,6 +121,7 @@ class Rendering:
         timeout: float = 120,
         tenant_id: str = "acme",
         occurred_at: datetime | None = None,
+        count_only: bool = False,
     ) -> DocumentsRendered:
         event = RenderRequested(
             tenant_id=tenant_id,
@@ -128,6 +130,7 @@ class Rendering:
             chunk=chunk,
             documents=items,
             occurred_at=occurred_at or datetime.now(UTC),
+            count_only=count_only,
         )
         await self.merge.publish(event)
         return await self.tap.next(DocumentsRendered, lambda e: e.causation_id == str(event.event_id), timeout)
@@ -418,6 +421,18 @@ async def test_past_its_yearly_quota_a_tenant_s_documents_are_refused_and_usage_
     assert quota["conversions"] == 3 and quota["yearly_limit"] == 3 and quota["remaining"] == 0
     assert usage == quota
     assert other["conversions"] == 0 and other["yearly_limit"] is None
+
+
+async def test_a_word_mailing_s_page_counts_store_no_pdf_and_take_nothing_from_the_quota(render):
+    async with render.http() as http:
+        await http.put("/quotas/acme", json={"yearly_limit": 1})
+        answer = await render.request({f"w{n}": letter(n) for n in range(3)}, count_only=True)
+        quota = (await http.get("/quotas/acme")).json()
+
+    assert [(r.error, r.pdf_blob_id) for r in answer.results] == [(None, None)] * 3
+    assert all(r.page_count >= 1 for r in answer.results)
+    assert quota["conversions"] == 0
+    assert not await render.blobs.exists(pdf_blob_id("w0"))
 
 
 async def test_a_tenant_with_an_external_backend_is_not_bound_by_the_included_quota(render):

@@ -239,7 +239,7 @@ async def test_bad_campaigns_are_refused_naming_the_field_and_nothing_is_stored(
     detail = response.json()["detail"][0]
     assert detail["loc"][: len(loc)] == loc
     assert message in detail["msg"]
-    assert listed == []
+    assert listed == {"items": [], "total": 0, "page": 1, "per_page": 20}
 
 
 async def test_a_deleted_campaign_stops_and_keeps_its_fired_occurrences(scheduler):
@@ -337,6 +337,7 @@ async def test_a_campaign_on_another_tenants_mailing_template_or_segment_is_refu
     template = await running(build_template(make_settings(TemplateSettings)))
     template_url = await serve_http(template)
     merge = await running(build_merge(make_settings(MergeSettings, template_url=template_url)))
+    await running(build_render(make_settings(RenderPdfSettings)))  # the DOCX mailing's page counts
     urls = {"directory_url": directory_url, "template_url": template_url, "merge_url": await serve_http(merge)}
     scheduler = await running(build(make_settings(SchedulerSettings, tick_interval_s=3600, **urls), clock=Clock()))
     victim = credentials("victim")
@@ -374,7 +375,7 @@ async def test_a_campaign_on_another_tenants_mailing_template_or_segment_is_refu
         ]
         theirs = await client.post("/campaigns", headers=victim, json=on_their_mailing)
         edited = await client.put(f"/campaigns/{theirs.json()['id']}", headers=ACME, json=on_their_mailing)
-        acme_campaigns = (await client.get("/campaigns", headers=ACME)).json()
+        acme_campaigns = (await client.get("/campaigns", headers=ACME)).json()["items"]
         # The same template with a segment of nobody's: the segment is checked too.
         no_segment = await client.post("/campaigns", headers=victim, json=on_their_template)
         their_rerun = await client.post("/campaigns", headers=victim, json=on_their_segment)
@@ -386,3 +387,14 @@ async def test_a_campaign_on_another_tenants_mailing_template_or_segment_is_refu
     assert theirs.status_code == 201, theirs.text  # the owner may
     assert no_segment.status_code == 404 and no_segment.json()["detail"].startswith("merge.segment_id")
     assert their_rerun.status_code == 201, their_rerun.text
+
+
+async def test_campaigns_are_listed_a_page_at_a_time_like_every_list(scheduler):
+    start, _, _ = scheduler
+    service = await start()
+    for name in ("first", "second", "third"):
+        await create(service, name=name)
+    async with http(service) as client:
+        pages = [(await client.get("/campaigns", headers=ACME, params={"page": n, "per_page": 2})).json() for n in (1, 2)]
+    assert [(p["total"], p["page"], p["per_page"], len(p["items"])) for p in pages] == [(3, 1, 2, 2), (3, 2, 2, 1)]
+    assert sorted(c["name"] for p in pages for c in p["items"]) == ["first", "second", "third"]

@@ -5,6 +5,7 @@ from publipost_contracts import Problem
 from publipost_merge.domain import (
     Document,
     DocumentStatus,
+    EmailState,
     Mailing,
     MailingConflict,
     MailingContents,
@@ -68,8 +69,14 @@ def test_the_document_number_falls_back_to_the_record_id():
     assert document.id == document_id_for(a_mailing().id, 3)
 
 
-def test_a_docx_mailings_document_is_final_once_rendered_and_a_pdf_ones_waits_for_its_pdf():
-    assert Document.rendered(a_mailing("docx"), 0, {"id": 1}).status is DocumentStatus.CONVERTED
+def test_a_document_waits_for_its_pdf_or_in_a_docx_mailing_for_its_page_count():
+    counted = Document.rendered(a_mailing("docx"), 0, {"id": 1})
+    assert counted.status is DocumentStatus.RENDERED
+    assert counted.converted(None, 3) and (counted.status, counted.page_count, counted.pdf_blob_id) == (
+        DocumentStatus.CONVERTED,
+        3,
+        None,
+    )
     waiting = Document.rendered(a_mailing("pdf"), 0, {"id": 1})
     assert waiting.status is DocumentStatus.RENDERED
     assert waiting.converted("pdf-1", 2) and (waiting.status, waiting.page_count) == (DocumentStatus.CONVERTED, 2)
@@ -134,12 +141,12 @@ def test_a_mailing_completes_once_and_validation_moves_only_a_pending_mailing():
         waiting.validate(approve=True, reason=None)
 
 
-def test_a_pdf_mailing_waits_for_its_pdfs_once_rendered():
+def test_a_mailing_waits_for_its_pdfs_or_a_docx_one_for_its_page_counts_once_rendered():
     pdf, docx = a_mailing("pdf"), a_mailing("docx")
     pdf.rendering_done(3)
     docx.rendering_done(3)
-    assert (pdf.status, pdf.documents) == (MailingStatus.CONVERTING, 3)
-    assert docx.status is MailingStatus.RENDERING and docx.in_progress
+    assert (pdf.status, pdf.documents, pdf.pages_only) == (MailingStatus.CONVERTING, 3, False)
+    assert (docx.status, docx.pages_only) == (MailingStatus.CONVERTING, True)
 
 
 def test_records_need_the_template_fields_except_custom_ones_and_the_date():
@@ -209,6 +216,47 @@ def test_a_document_goes_to_its_stored_fields_and_back():
 def test_a_tenant_without_a_page_limit_of_its_own_takes_the_services():
     assert TenantSettings(id="acme").page_limit(500) == 500
     assert TenantSettings(id="acme", combined_page_limit=2).page_limit(500) == 2
+
+
+def test_a_document_is_never_sent_until_a_dispatch_tells_and_shows_when_to_whom_or_why_not():
+    document = Document.rendered(a_mailing("pdf"), 0, {"id": "r1", "email": "old@example.test"})
+    stored = DOCUMENTS.dump(document)
+    for field in Document.EMAIL_FIELDS:
+        stored.pop(field)  # stored before e-mail states
+    assert DOCUMENTS.load(stored).email_state is EmailState.NEVER_SENT
+
+    document.not_sent_by_email("550 no such mailbox")
+    assert (document.email_state, document.email_error, document.sent_at) == (
+        EmailState.NOT_SENT,
+        "550 no such mailbox",
+        None,
+    )
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    document.sent_by_email(at, ["fixed@example.test"])
+    assert (document.email_state, document.sent_at, document.sent_to, document.email_error) == (
+        EmailState.SENT,
+        at,
+        ["fixed@example.test"],
+        None,
+    )
+    assert DOCUMENTS.load(DOCUMENTS.dump(document)) == document
+
+
+def test_a_re_send_of_a_not_sent_mailing_joins_its_original_s_sent_mailing_while_that_one_can_take_it():
+    original = a_mailing("pdf")
+    sent = Mailing.regrouped(original, "d1", Outcome.SENT)
+    not_sent = Mailing.regrouped(original, "d1", Outcome.NOT_SENT, sent_mailing_id=sent.id)
+    assert (sent.sent_mailing_id, not_sent.sent_mailing_id) == (None, sent.id)
+    assert original.sent_mailing_for("d1", None) == sent.id
+
+    assert not_sent.sent_mailing_for("d2", sent) == sent.id
+    again = Mailing.regrouped(not_sent, "d2", Outcome.NOT_SENT, sent_mailing_id=sent.id)
+    assert again.name == "Notices (not sent by e-mail)" and again.sent_mailing_id == sent.id
+
+    # Deleted, or itself dispatched and replaced since: the re-sent documents make a sent mailing of their own.
+    assert not_sent.sent_mailing_for("d2", None) == regrouped_mailing_id(not_sent.id, "d2", Outcome.SENT)
+    sent.replace([])
+    assert not_sent.sent_mailing_for("d2", sent) == regrouped_mailing_id(not_sent.id, "d2", Outcome.SENT)
 
 
 def test_a_document_lists_its_records_single_values_for_its_e_mail_dated_by_the_record_or_the_mailing():

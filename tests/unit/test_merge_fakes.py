@@ -2,8 +2,7 @@
 
 import inspect
 
-from publipost_contracts import Failure
-from publipost_merge.domain import Document, Mailing, MailingContents, MailingStatus, Outcome
+from publipost_merge.domain import Document, MailingContents, MailingStatus
 from publipost_merge.print_file import plan_parts
 from publipost_merge.repository import DocumentRepository, MailingRepository, TenantSettingsRepository
 
@@ -55,20 +54,3 @@ async def test_a_pdf_mailing_of_five_with_one_failed_plans_its_print_file_from_p
     assert not await mailings.move(second, MailingStatus.RENDERING, *MailingContents.FIELDS)  # lost the race
     stored = await mailings.get(mailing.id)
     assert stored is not None and (stored.status, stored.failed, stored.parts) == (MailingStatus.READY, 1, parts)
-
-
-async def test_regrouping_moves_the_failed_documents_to_the_not_sent_mailing():
-    mailings, documents = FakeMailingRepository(), FakeDocumentRepository()
-    source = a_mailing()
-    await documents.add_many([Document.rendered(source, index, {"id": f"r{index}"}) for index in range(3)])
-    not_sent = Mailing.regrouped(source, "d1", Outcome.NOT_SENT)
-    assert await mailings.create(not_sent) and not await mailings.create(not_sent)  # a redelivery makes none
-
-    failures = [
-        Failure(document_id=d.id, reason="550 refused", kind="address")
-        async for d in documents.in_order(source.id, after=1)
-    ]
-    await documents.reassign_failed(source.id, failures, not_sent.id)
-
-    assert [(d.record_id, d.last_failure_kind) async for d in documents.in_order(not_sent.id)] == [("r2", "address")]
-    assert await documents.count(source.id) == 2

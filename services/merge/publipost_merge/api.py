@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from . import handlers
 from .context import Context, MergeContext
 from .documents_file import document_view, write_documents_file
-from .domain import DocumentStatus, Mailing, MailingNotFound
+from .domain import DocumentStatus, EmailState, Mailing, MailingNotFound
 from .domain import TenantSettings as TenantChoices
 from .request_checks import header_text_problem
 
@@ -48,6 +48,8 @@ def _view(mailing: Mailing) -> MailingView:
         replaced_by=mailing.replaced_by,
         documents_file_id=mailing.documents_file_id,
         converted_by=mailing.converted_by,
+        validated_at=mailing.validated_at,
+        validation_reason=mailing.validation_reason,
     )
 
 
@@ -122,10 +124,12 @@ async def list_documents(
     mailing_id: str,
     after: IndexCursor = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    email_state: Annotated[EmailState | None, Query(description="Only documents in this e-mail state.")] = None,
 ) -> DocumentPage:
     """The mailing's documents in record order, a page at a time (keyset pagination on the index)."""
     await _mailing(ctx, caller.tenant_id, mailing_id)
-    items = [document_view(d) async for d in ctx.documents.in_order(mailing_id, after=after, limit=limit)]
+    documents = ctx.documents.in_order(mailing_id, after=after, limit=limit, email_state=email_state)
+    items = [document_view(d) async for d in documents]
     return DocumentPage(items=items, next_after=items[-1].index if len(items) == limit else None)
 
 

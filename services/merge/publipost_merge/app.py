@@ -4,6 +4,7 @@ from publipost_auth import service_client, service_credentials
 from publipost_bus import Bus
 from publipost_contracts import (
     DispatchCompleted,
+    DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
     MailingRegrouped,
@@ -54,12 +55,14 @@ def build(settings: MergeSettings | None = None) -> Service:
     bus.consumer(MergeRequested)(handlers.merge_requested)
     bus.consumer(DocumentsRendered)(handlers.documents_rendered)
     bus.consumer(DispatchCompleted)(handlers.dispatch_completed)
+    bus.consumer(DocumentSent)(handlers.document_sent)
 
     async def close_clients() -> None:
         await ctx.templates.close()
 
     return Service(
         settings=settings,
+        schema_version=2,  # 2: documents are listed by e-mail state
         bus=bus,
         storage=storage,
         components=ctx,

@@ -30,6 +30,10 @@ def document_view(document: Document) -> DocumentView:
         page_count=document.page_count,
         error=document.error,
         converted_by=document.converted_by,
+        email_state=document.email_state,
+        sent_at=document.sent_at,
+        sent_to=document.sent_to,
+        email_error=document.email_error,
         fields=document.fields,
         last_failure=(
             FailureView(reason=document.last_failure, kind=document.last_failure_kind)

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 class MailingStatus(StrEnum):
     RENDERING = "rendering"  # DOCX being produced, record by record
-    CONVERTING = "converting"  # waiting for render-pdf
+    CONVERTING = "converting"  # waiting for render-pdf: the PDFs, or a DOCX mailing's page counts
     READY = "ready"
     PENDING_VALIDATION = "pending_validation"
     FAILED = "failed"  # no document could be produced
@@ -25,9 +25,17 @@ class MailingStatus(StrEnum):
 
 
 class DocumentStatus(StrEnum):
-    RENDERED = "rendered"  # DOCX stored; PDF pending when asked for
-    CONVERTED = "converted"  # final form stored: the PDF, or the DOCX when no PDF was asked for
+    RENDERED = "rendered"  # DOCX stored; its PDF (or, with no PDF asked for, its page count) pending
+    CONVERTED = "converted"  # final: its PDF stored, or its DOCX counted when no PDF was asked for
     FAILED = "failed"
+
+
+class EmailState(StrEnum):
+    """Where a document stands with e-mail: dispatch's events move it (see handlers.document_sent)."""
+
+    NEVER_SENT = "never_sent"
+    SENT = "sent"
+    NOT_SENT = "not_sent"
 
 
 SENT_SUFFIX = " (sent by e-mail)"
@@ -215,6 +223,9 @@ class Mailing:
     validation_reason: str | None = None
     replaced_by: list[str] | None = None
     converted_by: dict[str, int] = field(default_factory=dict)  # PDFs per render-pdf backend
+    # A not-sent mailing: the "(sent by e-mail)" mailing of its original, which the documents a re-send of it
+    # sends join (one per original, updated), rather than a new mailing of the same name each time.
+    sent_mailing_id: str | None = None
 
     @classmethod
     def requested(
@@ -256,8 +267,11 @@ class Mailing:
         )
 
     @classmethod
-    def regrouped(cls, source: "Mailing", dispatch_id: str, outcome: Outcome) -> "Mailing":
-        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once."""
+    def regrouped(
+        cls, source: "Mailing", dispatch_id: str, outcome: Outcome, *, sent_mailing_id: str | None = None
+    ) -> "Mailing":
+        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once. A not-sent
+        one names the sent mailing its re-sent documents will join (`sent_mailing_id`)."""
         now = datetime.now(UTC)
         suffix = SENT_SUFFIX if outcome is Outcome.SENT else NOT_SENT_SUFFIX
         return cls(
@@ -276,7 +290,15 @@ class Mailing:
             regrouped_from=RegroupedFrom(mailing_id=source.id, dispatch_id=dispatch_id, outcome=outcome),
             created_at=now,
             progress_at=now,
+            sent_mailing_id=sent_mailing_id if outcome is Outcome.NOT_SENT else None,
         )
+
+    def sent_mailing_for(self, dispatch_id: str, joinable: "Mailing | None") -> str:
+        """The id of the mailing the documents a dispatch of this one sent go to: the sent mailing of its original
+        when `joinable` (that mailing, read) can still take them, else a new "(sent by e-mail)" mailing."""
+        if joinable is not None and joinable.id == self.sent_mailing_id and joinable.sendable:
+            return joinable.id
+        return regrouped_mailing_id(self.id, dispatch_id, Outcome.SENT)
 
     @property
     def in_progress(self) -> bool:
@@ -297,10 +319,15 @@ class Mailing:
         return self.sendable and self.template_type != "standard" and not self.side_effects_published
 
     def rendering_done(self, documents: int) -> None:
-        """Every record is rendered: a PDF mailing waits for its PDFs, a DOCX one completes next."""
+        """Every record is rendered: a PDF mailing waits for its PDFs, a DOCX one for its page counts
+        (LibreOffice's: its print file is split by real pages)."""
         self.documents = documents
-        if self.output == "pdf":
-            self.status = MailingStatus.CONVERTING
+        self.status = MailingStatus.CONVERTING
+
+    @property
+    def pages_only(self) -> bool:
+        """A DOCX mailing asks render-pdf only for its documents' page counts."""
+        return self.output != "pdf"
 
     def resume(self) -> int:
         """A stalled conversion is asked for again: the how-many-th time."""
@@ -336,7 +363,8 @@ class Mailing:
         self.validation_reason = reason
 
     def replace(self, by: list[str]) -> None:
-        """Regrouped after its dispatch: its documents, print file and documents file now belong to `by`."""
+        """Regrouped after its dispatch: its documents, print file and documents file now belong to `by` (only
+        the mailings that received some)."""
         self.status = MailingStatus.REPLACED
         self.parts = []
         self.documents_file_id = None
@@ -383,6 +411,14 @@ class Document:
     page_count: int = 0
     error: str | None = None
     converted_by: str | None = None  # render-pdf's backend that made the PDF
+    email_state: EmailState = EmailState.NEVER_SENT
+    sent_at: datetime | None = None
+    sent_to: list[str] = field(default_factory=list)
+    email_error: str | None = None  # why the last dispatch did not send it
+
+    EMAIL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "email_state", "sent_at", "sent_to", "email_error", "last_failure", "last_failure_kind"
+    )
     fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (record_fields)
     # Why its last e-mailing failed, kept by the regrouping into the not-sent mailing: a re-send of that
     # mailing asks the directory first for a document whose address failed (kind "address").
@@ -392,9 +428,8 @@ class Document:
     @classmethod
     def rendered(cls, mailing: Mailing, index: int, record: dict[str, Any]) -> "Document":
         """Its DOCX is stored under an id fixed by the document: rendering it again after a crash replaces it.
-        A PDF mailing's document waits for its PDF; a DOCX mailing's is final."""
-        status = DocumentStatus.RENDERED if mailing.output == "pdf" else DocumentStatus.CONVERTED
-        document = cls._of_record(mailing, index, record, status)
+        It waits for its PDF, or for its page count in a DOCX mailing."""
+        document = cls._of_record(mailing, index, record, DocumentStatus.RENDERED)
         document.docx_blob_id = derived_blob_id("docx", document.id)
         return document
 
@@ -423,14 +458,25 @@ class Document:
             fields=record_fields({"date": mailing.created_at.strftime(DATE_FORMAT), **record}),
         )
 
-    def converted(self, pdf_blob_id: str, page_count: int, converted_by: str | None = None) -> bool:
-        """Its PDF is in. Only a rendered document moves: a copy of the answer, or a late answer to a resumed
-        request, leaves the first outcome (which the mailing's counts are made of). Whether it moved."""
+    def converted(self, pdf_blob_id: str | None, page_count: int, converted_by: str | None = None) -> bool:
+        """Its PDF is in (or only its page count, for a DOCX mailing). Only a rendered document moves: a copy
+        of the answer, or a late answer to a resumed request, leaves the first outcome (which the mailing's
+        counts are made of). Whether it moved."""
         if self.status != DocumentStatus.RENDERED:
             return False
         self.status, self.pdf_blob_id, self.page_count = DocumentStatus.CONVERTED, pdf_blob_id, page_count
         self.converted_by = converted_by
         return True
+
+    def sent_by_email(self, at: datetime, recipients: list[str]) -> None:
+        """A dispatch sent it: when and to whom. A later send (a re-send) replaces both."""
+        self.email_state, self.sent_at, self.sent_to, self.email_error = EmailState.SENT, at, recipients, None
+
+    def not_sent_by_email(self, reason: str, kind: str | None = None) -> None:
+        """A dispatch could not send it (or could not confirm it went), for `reason` (of `kind` "address" when
+        its address failed: a re-send asks the directory first). Where it was sent to before, if ever, is kept."""
+        self.email_state, self.email_error = EmailState.NOT_SENT, reason
+        self.last_failure, self.last_failure_kind = reason, kind
 
     def conversion_failed(self, error: str) -> bool:
         if self.status != DocumentStatus.RENDERED:

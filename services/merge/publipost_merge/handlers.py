@@ -9,6 +9,7 @@ from publipost_bus import Components
 from publipost_contracts import (
     CombinedPart,
     DispatchCompleted,
+    DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
     Failure,
@@ -96,10 +97,9 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
         )
         await ctx.mailings.create(mailing)
 
-    if mailing.output == "pdf":
-        # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
-        # render-pdf reuses the PDFs it stored already.
-        await _request_pdfs(event, ctx, mailing_id)
+    # Documents rendered before a crash (or, when converting, not recorded yet) are asked for again;
+    # render-pdf reuses the PDFs it stored already.
+    await _request_pdfs(event, ctx, mailing)
     if mailing.status == MailingStatus.RENDERING:
         template_docx = await ctx.storage.blobs.get(template.blob_id, tenant_id=event.tenant_id)
         mailing.rendering_done(await _render_documents(event, ctx, mailing, template_docx))
@@ -190,8 +190,8 @@ async def _validate_records(
 
 async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes) -> int:
     """Render each record not rendered yet (a redelivered request resumes where it stopped), storing them
-    a chunk at a time: its DOCX and documents in a few writes, then, for a PDF mailing, the chunk goes to
-    render-pdf at once, so conversion runs beside the rendering of the next chunks."""
+    a chunk at a time: its DOCX and documents in a few writes, then the chunk goes to render-pdf at once (for
+    its PDFs, or a DOCX mailing's page counts), so conversion runs beside the rendering of the next chunks."""
     done = await ctx.documents.existing_ids(mailing.id)
     today = date.today()
     total = 0
@@ -217,9 +217,9 @@ async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: M
             chunk.blobs.append(NewBlob(document.docx_blob_id, docx, f"{document.document_number}.docx", metadata))
         chunk.documents.append(document)
         if len(chunk.documents) == ctx.settings.render_chunk_size:
-            await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
+            await _store_chunk(event, ctx, mailing, chunk, rendered=total)
             chunk = RenderedChunk()
-    await _store_chunk(event, ctx, mailing.id, chunk, rendered=total)
+    await _store_chunk(event, ctx, mailing, chunk, rendered=total)
     return total
 
 
@@ -230,9 +230,9 @@ class RenderedChunk:
 
 
 async def _store_chunk(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, chunk: RenderedChunk, *, rendered: int
+    event: MergeRequested, ctx: MergeContext, mailing: Mailing, chunk: RenderedChunk, *, rendered: int
 ) -> None:
-    """Files before the documents that name them; then the chunk's PDFs are asked for."""
+    """Files before the documents that name them; then the chunk's PDFs (or page counts) are asked for."""
     await ctx.storage.blobs.put_many(chunk.blobs)
     await ctx.documents.add_many(chunk.documents)
     to_convert = [
@@ -241,14 +241,14 @@ async def _store_chunk(
         if d.status == DocumentStatus.RENDERED and d.docx_blob_id is not None
     ]
     if to_convert:
-        await _publish_render_request(event, ctx, mailing_id, to_convert)
-    await ctx.mailings.progressed(mailing_id, rendered=rendered)
+        await _publish_render_request(event, ctx, mailing, to_convert)
+    await ctx.mailings.progressed(mailing.id, rendered=rendered)
 
 
-async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing_id: str) -> None:
-    pending = ctx.documents.pending_render(mailing_id)
+async def _request_pdfs(event: MergeRequested, ctx: MergeContext, mailing: Mailing) -> None:
+    pending = ctx.documents.pending_render(mailing.id)
     async for chunk in chunked(pending, ctx.settings.render_chunk_size):
-        await _publish_render_request(event, ctx, mailing_id, chunk)
+        await _publish_render_request(event, ctx, mailing, chunk)
 
 
 async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
@@ -268,6 +268,7 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
                 mailing_id=mailing.id,
                 chunk=chunk[0].index // ctx.settings.render_chunk_size,
                 documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in chunk],
+                count_only=mailing.pages_only,
             )
         )
     log.warning("stalled conversion resumed", mailing_id=mailing.id, documents=asked, resumption=resumption)
@@ -275,15 +276,16 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
 
 
 async def _publish_render_request(
-    event: MergeRequested, ctx: MergeContext, mailing_id: str, documents: list[PendingConversion]
+    event: MergeRequested, ctx: MergeContext, mailing: Mailing, documents: list[PendingConversion]
 ) -> None:
     await ctx.bus.publish(
         RenderRequested.caused_by(
             event,
             key=documents[0].id,
-            mailing_id=mailing_id,
+            mailing_id=mailing.id,
             chunk=documents[0].index // ctx.settings.render_chunk_size,
             documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in documents],
+            count_only=mailing.pages_only,
         )
     )
 
@@ -300,9 +302,7 @@ async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Compo
         if result.error:
             if document.conversion_failed(result.error):
                 moved.append(document)
-        elif result.pdf_blob_id is not None and document.converted(
-            result.pdf_blob_id, result.page_count, result.backend
-        ):
+        elif document.converted(result.pdf_blob_id, result.page_count, result.backend):
             moved.append(document)
     await ctx.documents.save_many(moved, "status", "pdf_blob_id", "page_count", "error", "converted_by")
     await ctx.mailings.progressed(event.mailing_id)
@@ -406,14 +406,16 @@ async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
 
 async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
     """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings, unless the
-    dispatch says not to: a campaign's published mailing stays ready for its next occurrence."""
+    dispatch says not to: a campaign's published mailing stays ready for its next occurrence. The documents a
+    re-send of a not-sent mailing sent join its original's sent mailing (updated) instead of making another."""
     if not event.regroup:
         return
     source = await ctx.mailings.get(event.mailing_id)
     if source is None:
         log.warning("dispatch completed for an unknown mailing", mailing_id=event.mailing_id)
         return
-    sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.SENT)
+    joinable = await ctx.mailings.get(source.sent_mailing_id) if source.sent_mailing_id else None
+    sent_id = source.sent_mailing_for(event.dispatch_id, joinable)
     not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
     if source.status != MailingStatus.REPLACED:
         failures = list(event.failures)
@@ -423,10 +425,15 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
                 async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
             ]
         if failures:
-            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT))
-            await ctx.documents.reassign_failed(source.id, failures, not_sent_id)
+            not_sent_mailing = Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id)
+            await ctx.mailings.create(not_sent_mailing)
+            await _not_sent(ctx, source.id, failures, not_sent_id)
         if await ctx.documents.count(source.id):
-            await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
+            if sent_id == source.sent_mailing_id:
+                assert joinable is not None
+                await delete_parts(ctx.storage, joinable.parts)  # its parts are planned again with the new documents
+            else:
+                await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
             await ctx.documents.reassign_rest(source.id, sent_id)
         for mailing_id in (sent_id, not_sent_id):
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:
@@ -437,10 +444,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
                     await ctx.storage.blobs.delete(earlier)
         await delete_parts(ctx.storage, source.parts)
         await _delete_documents_file(ctx, source)
-        source.replace([sent_id, not_sent_id])
+        not_sent = await ctx.documents.count(not_sent_id)
+        source.replace([m for m, moved in ((sent_id, source.documents - not_sent), (not_sent_id, not_sent)) if moved])
         await ctx.mailings.save(source, "status", "parts", "documents_file_id", "replaced_by")
-    sent = await ctx.documents.count(sent_id)
     not_sent = await ctx.documents.count(not_sent_id)
+    sent = source.documents - not_sent  # the sent mailing may hold the documents of earlier sends too
     await ctx.bus.publish(
         MailingRegrouped.caused_by(
             event,
@@ -453,6 +461,28 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
             not_sent=not_sent,
         )
     )
+
+
+async def _not_sent(ctx: MergeContext, source_id: str, failures: list[Failure], not_sent_id: str) -> None:
+    """Move the failed documents to the not-sent mailing, each with why it was not sent, a thousand a write."""
+    for start in range(0, len(failures), 1000):
+        given = {f.document_id: f for f in failures[start : start + 1000]}
+        moved = [d for d in await ctx.documents.get_many(list(given)) if d.mailing_id in (source_id, not_sent_id)]
+        for document in moved:
+            document.not_sent_by_email(given[document.id].reason, given[document.id].kind)
+            document.mailing_id = not_sent_id
+        await ctx.documents.save_many(moved, "mailing_id", *Document.EMAIL_FIELDS)
+
+
+async def document_sent(event: DocumentSent, ctx: MergeContext = Components) -> None:
+    """The document shows when and to whom it was sent: one read and one write per document sent, at the pace
+    dispatch sends, rather than a pass over the mailing's documents when the dispatch completes."""
+    document = await ctx.documents.get(event.document_id)
+    if document is None or document.tenant_id != event.tenant_id:
+        log.info("sent document unknown (deleted since?)", document_id=event.document_id)
+        return
+    document.sent_by_email(event.occurred_at, event.recipients)
+    await ctx.documents.save_many([document], *Document.EMAIL_FIELDS)
 
 
 async def print_part(ctx: MergeContext, mailing: Mailing, part: PrintPart) -> PartFile:

@@ -37,14 +37,11 @@ def combine_docx(docxs: list[bytes]) -> bytes:
 
 
 async def plan_parts(documents: DocumentRepository, mailing: Mailing, page_limit: int) -> list[PrintPart]:
-    """The parts of the mailing's print file, from its converted documents' page counts (no file is read).
-
-    A DOCX has no page count until it is laid out, so a DOCX part holds at most `page_limit` documents.
-    """
+    """The parts of the mailing's print file, from its converted documents' page counts (no file is read):
+    render-pdf's, from the PDF or, for a DOCX mailing, from laying the DOCX out."""
     plan = PrintFilePlan(mailing.id, page_limit)
-    pdf = mailing.output == "pdf"
     async for document in documents.page_counts(mailing.id):
-        plan.add(document.index, document.page_count if pdf else 1)
+        plan.add(document.index, document.page_count)
     return plan.finish()
 
 

@@ -5,12 +5,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, get_args
 
-from publipost_contracts import ConverterName, Failure
+from publipost_contracts import ConverterName
 from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .domain import Document, DocumentStatus, Mailing, MailingStatus, TenantSettings
+from .domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
 
 DUPLICATE_KEY = 11000
 MAILINGS = Entities(Mailing)
@@ -104,6 +104,7 @@ class DocumentRepository(Repository):
     indexes = (
         IndexModel([("mailing_id", ASCENDING), ("index", ASCENDING)]),
         IndexModel([("mailing_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("mailing_id", ASCENDING), ("email_state", ASCENDING), ("index", ASCENDING)]),
     )
 
     async def get(self, document_id: str) -> Document | None:
@@ -150,10 +151,16 @@ class DocumentRepository(Repository):
         return {name: count for name, count in counts.items() if count}
 
     async def in_order(
-        self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None
+        self,
+        mailing_id: str,
+        *,
+        after: int = -1,
+        limit: int = 0,
+        status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
     ) -> AsyncIterator[Document]:
         """Streamed, one document at a time: a mailing has up to 100,000."""
-        async for doc in self._in_order(mailing_id, after=after, limit=limit, status=status):
+        async for doc in self._in_order(mailing_id, after=after, limit=limit, status=status, email_state=email_state):
             yield DOCUMENTS.load(doc)
 
     async def page_counts(self, mailing_id: str) -> AsyncIterator[PageCount]:
@@ -169,11 +176,16 @@ class DocumentRepository(Repository):
         after: int = -1,
         limit: int = 0,
         status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
         projection: dict[str, int] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         query: dict[str, Any] = {"mailing_id": mailing_id, "index": {"$gt": after}}
         if status is not None:
             query["status"] = status
+        if email_state is EmailState.NEVER_SENT:
+            query["email_state"] = {"$in": [email_state, None]}  # documents stored before e-mail states have none
+        elif email_state is not None:
+            query["email_state"] = email_state
         return aiter(self.collection.find(query, projection).sort("index", ASCENDING).limit(limit))
 
     async def pending_render(self, mailing_id: str) -> AsyncIterator[PendingConversion]:
@@ -182,20 +194,6 @@ class DocumentRepository(Repository):
         ).sort("index", ASCENDING)
         async for doc in cursor:
             yield PendingConversion(doc["_id"], doc["docx_blob_id"], doc["index"])
-
-    async def reassign_failed(self, mailing_id: str, failures: list[Failure], to_mailing_id: str) -> None:
-        """Move the documents not sent, each with why (a thousand a round trip)."""
-        for start in range(0, len(failures), 1000):
-            await self.collection.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": f.document_id, "mailing_id": mailing_id},
-                        {"$set": {"mailing_id": to_mailing_id, "last_failure": f.reason, "last_failure_kind": f.kind}},
-                    )
-                    for f in failures[start : start + 1000]
-                ],
-                ordered=False,
-            )
 
     async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
         """Move the documents sent: a failure before this send is no longer theirs."""

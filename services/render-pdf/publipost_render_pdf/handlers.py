@@ -39,7 +39,12 @@ async def render_chunk(event: RenderRequested, ctx: RenderContext) -> DocumentsR
     QUEUE_WAIT_SECONDS.observe(queue_wait_s(event.occurred_at, datetime.now(UTC)))
     async with ctx.preparing:
         results, to_convert = await _load(event.tenant_id, event.documents, ctx)
-        admitted = await _admit(event, to_convert, ctx, results) if to_convert else None
+        if not to_convert:
+            admitted = None
+        elif event.count_only:
+            admitted = await _counted_only(event, to_convert, ctx)
+        else:
+            admitted = await _admit(event, to_convert, ctx, results)
     if admitted is not None:
         results.update(await _convert(event, admitted, ctx))
     return DocumentsRendered.caused_by(
@@ -145,6 +150,15 @@ async def _admit(
     return _Admitted(runs, year) if runs else None
 
 
+async def _counted_only(event: RenderRequested, documents: list[_ToConvert], ctx: RenderContext) -> _Admitted:
+    """Page counts of a Word mailing: laid out by the tenant's converter like PDFs, but no PDF is delivered, so
+    none is charged to the quota (and none refused past it)."""
+    choice = ctx.backends.choice_for(await ctx.tenants.get(event.tenant_id))
+    prepared = await prepare([d.docx for d in documents], scope=event.tenant_id)
+    run = _Run(documents, prepared, ctx.backends.runs(choice), choice.backend, charged=False)
+    return _Admitted([run], conversion_year(event.occurred_at))
+
+
 async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderContext) -> dict[str, RenderResult]:
     results: dict[str, RenderResult] = {}
     for run, converted in zip(
@@ -159,7 +173,8 @@ async def _convert(event: RenderRequested, admitted: _Admitted, ctx: RenderConte
 async def _store(
     event: RenderRequested, run: _Run, converted: list[Converted], year: int, ctx: RenderContext
 ) -> dict[str, RenderResult]:
-    """Each PDF stored with what made it; a failure gives its charge back."""
+    """Each PDF stored with what made it (only its page count when that is all that was asked); a failure
+    gives its charge back."""
     tenant_id = event.tenant_id
     results: dict[str, RenderResult] = {}
     pdfs: list[NewBlob] = []
@@ -180,10 +195,11 @@ async def _store(
             "pages": outcome.pages,
             "backend": run.backend.value,
         }
-        pdfs.append(NewBlob(pdf_blob_id(document_id), outcome.pdf, pdf_filename(document.filename), metadata))
+        if not event.count_only:
+            pdfs.append(NewBlob(pdf_blob_id(document_id), outcome.pdf, pdf_filename(document.filename), metadata))
         results[document_id] = RenderResult(
             document_id=document_id,
-            pdf_blob_id=pdf_blob_id(document_id),
+            pdf_blob_id=None if event.count_only else pdf_blob_id(document_id),
             page_count=outcome.pages,
             backend=run.backend.value,
         )

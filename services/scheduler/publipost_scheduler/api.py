@@ -261,10 +261,20 @@ async def create_campaign(ctx: Context, caller: Operator, body: CampaignIn, requ
     return _view(campaign)
 
 
-@router.get("", response_model=list[CampaignView])
-async def list_campaigns(ctx: Context, caller: Reader, paging: Paging) -> list[CampaignView]:
+class CampaignPage(BaseModel):
+    """A page of campaigns, shaped as every numbered list of the product (mailings, templates)."""
+
+    items: list[CampaignView]
+    total: int
+    page: int
+    per_page: int
+
+
+@router.get("", response_model=CampaignPage)
+async def list_campaigns(ctx: Context, caller: Reader, paging: Paging) -> CampaignPage:
     """The tenant's campaigns, newest first."""
-    return [_view(c) for c in await ctx.campaigns.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)]
+    items, total = await ctx.campaigns.page(caller.tenant_id, skip=paging.skip, limit=paging.per_page)
+    return CampaignPage(items=[_view(c) for c in items], total=total, page=paging.page, per_page=paging.per_page)
 
 
 @router.get("/{campaign_id}", response_model=CampaignView)

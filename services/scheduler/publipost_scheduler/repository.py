@@ -27,10 +27,11 @@ class CampaignRepository(Repository):
             )
         )
 
-    async def page(self, tenant_id: str, *, skip: int, limit: int) -> list[Campaign]:
+    async def page(self, tenant_id: str, *, skip: int, limit: int) -> tuple[list[Campaign], int]:
+        """Newest first, and how many there are."""
         query = {"tenant_id": tenant_id, "status": {"$ne": CampaignStatus.DELETED}}
         cursor = self.collection.find(query).sort("created_at", DESCENDING).skip(skip).limit(limit)
-        return [CAMPAIGNS.load(doc) async for doc in cursor]
+        return [CAMPAIGNS.load(doc) async for doc in cursor], await self.collection.count_documents(query)
 
     async def due(self, now: datetime, limit: int = 100) -> list[Campaign]:
         cursor = (

@@ -7,8 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from publipost_contracts import Failure
-from publipost_merge.domain import Document, DocumentStatus, Mailing, MailingStatus, TenantSettings
+from publipost_merge.domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
 from publipost_merge.repository import PageCount, PendingConversion
 
 
@@ -117,9 +116,19 @@ class FakeDocumentRepository:
         return dict(Counter(d.converted_by for d in self._of(mailing_id, None) if d.converted_by))
 
     async def in_order(
-        self, mailing_id: str, *, after: int = -1, limit: int = 0, status: DocumentStatus | None = None
+        self,
+        mailing_id: str,
+        *,
+        after: int = -1,
+        limit: int = 0,
+        status: DocumentStatus | None = None,
+        email_state: EmailState | None = None,
     ) -> AsyncIterator[Document]:
-        found = [d for d in self._of(mailing_id, status) if d.index > after]
+        found = [
+            d
+            for d in self._of(mailing_id, status)
+            if d.index > after and (email_state is None or d.email_state == email_state)
+        ]
         for document in found[:limit] if limit else found:
             yield copy.deepcopy(document)
 
@@ -131,13 +140,6 @@ class FakeDocumentRepository:
         for document in self._of(mailing_id, DocumentStatus.RENDERED):
             assert document.docx_blob_id is not None
             yield PendingConversion(document.id, document.docx_blob_id, document.index)
-
-    async def reassign_failed(self, mailing_id: str, failures: list[Failure], to_mailing_id: str) -> None:
-        for failure in failures:
-            document = self.documents.get(failure.document_id)
-            if document is not None and document.mailing_id == mailing_id:
-                document.mailing_id = to_mailing_id
-                document.last_failure, document.last_failure_kind = failure.reason, failure.kind
 
     async def reassign_rest(self, mailing_id: str, to_mailing_id: str) -> None:
         for document in self._of(mailing_id):

@@ -21,10 +21,10 @@ class FakeCampaignRepository:
             return None
         return copy.deepcopy(campaign)
 
-    async def page(self, tenant_id: str, *, skip: int, limit: int) -> list[Campaign]:
+    async def page(self, tenant_id: str, *, skip: int, limit: int) -> tuple[list[Campaign], int]:
         mine = [c for c in self.stored.values() if c.tenant_id == tenant_id and c.status != CampaignStatus.DELETED]
         mine.sort(key=lambda c: c.created_at, reverse=True)
-        return [copy.deepcopy(c) for c in mine[skip : skip + limit]]
+        return [copy.deepcopy(c) for c in mine[skip : skip + limit]], len(mine)
 
     async def due(self, now: datetime, limit: int = 100) -> list[Campaign]:
         due = [
