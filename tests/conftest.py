@@ -64,6 +64,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+async def no_task_left_running() -> AsyncIterator[None]:
+    """The session's event loop ends by cancelling what is still running and waiting for it: a task that
+    outlives its test and does not end on cancellation would hold the run for ever after its last test.
+    Those are cancelled here, given a while, and any still running is named with its stack on stderr."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    _, pending = await asyncio.wait(left, timeout=15) if left else (set(), set())
+    for task in pending:
+        frames = "".join(f"\n    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}" for frame in task.get_stack())
+        os.write(2, f"\ntask still running after cancellation: {task.get_name()} {task.get_coro()!r}{frames}\n".encode())
+
+
+@pytest.fixture(scope="session", autouse=True)
 def query_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every service of the session, in-process or a process of the local stack (they inherit os.environ),
     records the shape of its queries here, set before any settings are built; the last test explains them."""
