@@ -192,6 +192,9 @@ class Stack:
             auth_required=False,
         )
         merge = build_merge(self.merge_settings)
+        await merge.migrate()  # as before a release: the services wait, not ready, for their schema
+        migrate = [sys.executable, "-m", "publipost", "migrate", "--service", "recipient-directory", "--service", "dispatch"]
+        await asyncio.to_thread(subprocess.run, migrate, env={**os.environ, **self.env(0)}, check=True)
         app = FastAPI()
         app.include_router(merge_router)
         app.state.components = merge.components

@@ -92,18 +92,13 @@ class BlobStore:
         self._bucket = AsyncGridFSBucket(database)
         self._files = database["fs.files"]
         self._chunks = database["fs.chunks"]
-        self._indexed = False
 
     async def ensure_indexes(self) -> None:
-        """The indexes GridFS's own writers create (same keys and options, so either may come first)."""
+        """The indexes GridFS's own writers create (same keys and options, so either may come first). Made by
+        the migration (publipost_storage.schema), never by a write: the unique (files_id, n) index is what
+        tells a new blob from one to replace, so a store is migrated before anything writes to it."""
         await self._files.create_indexes([IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])])
         await self._chunks.create_indexes([IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)])
-        self._indexed = True
-
-    async def _before_write(self) -> None:
-        # The unique (files_id, n) index is what tells a new blob from one to replace: made once per store.
-        if not self._indexed:
-            await self.ensure_indexes()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -119,7 +114,6 @@ class BlobStore:
         """Store many blobs in a few round trips; each replaces an earlier blob of its id."""
         if not blobs:
             return
-        await self._before_write()
         ids = [_object_id(blob.blob_id) for blob in blobs]
         chunks = [chunk for blob_id, blob in zip(ids, blobs, strict=True) for chunk in _chunks_of(blob_id, blob.data)]
         files = [
@@ -145,7 +139,6 @@ class BlobStore:
         """Store a blob written piece by piece (never whole in memory), under a new id; a failed write leaves
         nothing. Never under a given id: two writers of one id (two handlers settling the same mailing) would
         delete each other's chunks half way and leave a file entry without its chunks."""
-        await self._before_write()
         oid = ObjectId()
         pending, written, length = b"", 0, 0
         try:

@@ -63,6 +63,7 @@ async def test_what_a_crashed_write_left_is_replaced_and_a_fresh_batch_needs_no_
     database = storage.client[f"{namespace}_blobs"]
     half = pdf_blob_id("half written")
     try:
+        await storage.blobs.ensure_indexes()  # as the migration does before any service writes
         # An earlier delivery stopped after the chunks of a three-chunk blob, before its file entry.
         await storage.blobs.put_many([NewBlob(half, os.urandom(600_000), "half.pdf")])
         await database["fs.files"].delete_one({"_id": ObjectId(half)})
