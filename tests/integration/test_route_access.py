@@ -147,6 +147,7 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
         ("POST", "/segments"): {"json": {"name": f"Mine {uuid.uuid4()}", "filter": {}}},
         ("PUT", "/segments/{segment_id}"): {"json": {"name": "Mine", "filter": {}}},
         ("PUT", "/settings/resolution"): {"json": {"order": ["record", "directory"]}},
+        ("PUT", "/settings/sending"): {"json": {"email_enabled": True}},
         ("PATCH", "/mailings/{mailing_id}"): {"json": {"name": "Mine"}},
         ("PUT", "/settings"): {"json": {"combined_page_limit": 100}},
         ("PUT", "/quotas/{tenant_id}"): {"json": {"yearly_limit": 0}},

@@ -17,7 +17,12 @@ from publipost_dispatch.model import Dispatch
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.domain import MailingStatus, document_id_for
 
-from tests.unit.fakes.dispatch import FakeAccountRepository, FakeDeliveryRepository, FakeDispatchRepository
+from tests.unit.fakes.dispatch import (
+    FakeAccountRepository,
+    FakeDeliveryRepository,
+    FakeDispatchRepository,
+    FakeTenantSendingRepository,
+)
 from tests.unit.fakes.smtp import FakeSmtpServer
 from tests.unit.fakes.storage import FakeStorage
 from tests.unit.in_memory import InMemoryService
@@ -93,6 +98,7 @@ async def test_a_dispatch_that_cannot_go_says_why_on_the_bus():
         dispatches=FakeDispatchRepository(),
         deliveries=FakeDeliveryRepository(),
         accounts=Accounts(FakeAccountRepository(), settings),
+        sending=FakeTenantSendingRepository(),
         merge=NoMailings(),
     )
     async with service as dispatch:

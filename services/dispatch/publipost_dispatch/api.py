@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from publipost_auth import OutcomeReader, Principal, Starter
+from publipost_auth import Admin, OutcomeReader, Principal, Reader, Starter
 from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
 from publipost_http import IndexCursor, correlation_id
 from publipost_refusals import NotFound
@@ -29,10 +29,11 @@ from .domain import (
     too_many_recipients,
 )
 from .fan_out import what_it_sends
-from .model import Delivery, Dispatch, NotPaused
+from .model import Delivery, Dispatch, NotPaused, TenantSending
 from .preview import Asked, preview
 
 router = APIRouter(tags=["dispatches"])
+settings_router = APIRouter(prefix="/settings/sending", tags=["settings"])
 SUBJECT = (
     "Empty: the e-mail template's, else the document type's preset (\"Your invoice {document_number}\"), else "
     "\"Your document {document_number}\"; never the mailing's name."
@@ -309,6 +310,7 @@ async def send_document(
     /sends/{send_id}` (the Location) follows it to sent with the server's reply, failed with the reason,
     or uncertain. Either way it is in the history."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
+    (await ctx.sending.get(caller.tenant_id)).check_email_enabled()
     try:
         account = await ctx.accounts.for_requester(caller.tenant_id, body.account_id, caller.requester())
         request = manual.ManualSend(
@@ -359,3 +361,26 @@ def _delivery_view(delivery: Delivery) -> DeliveryView:
         finished_at=delivery.finished_at,
         address_rule=delivery.address_rule,
     )
+
+
+# --- the tenant's sending choices ---------------------------------------------------------
+
+
+class SendingView(BaseModel):
+    email_enabled: bool = Field(
+        default=True,
+        description="Off: dispatches, previews and immediate sends are refused (409); a dispatch already "
+        "sending goes on.",
+    )
+
+
+@settings_router.get("", response_model=SendingView)
+async def get_sending(ctx: Context, caller: Reader) -> SendingView:
+    chosen = await ctx.sending.get(caller.tenant_id)
+    return SendingView(email_enabled=chosen.email_enabled)
+
+
+@settings_router.put("", response_model=SendingView)
+async def put_sending(ctx: Context, caller: Admin, body: SendingView) -> SendingView:
+    await ctx.sending.save(TenantSending(id=caller.tenant_id, email_enabled=body.email_enabled))
+    return body

@@ -32,6 +32,7 @@ from .repository import (
     DispatchRepository,
     ReplicaRepository,
     SendCounterRepository,
+    TenantSendingRepository,
 )
 from .resolver import RecipientResolver
 from .senders import Senders
@@ -67,6 +68,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         deliveries=DeliveryRepository(storage.db),
         replicas=ReplicaRepository(storage.db),
         accounts=Accounts(AccountRepository(storage.db), settings),
+        sending=TenantSendingRepository(storage.db),
         senders=Senders(
             leases,
             counters,
@@ -111,7 +113,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[api.router, accounts_api.router, history_api.router],
+        routers=[api.router, api.settings_router, accounts_api.router, history_api.router],
         repositories=[ctx.dispatches, ctx.deliveries, ctx.replicas, ctx.accounts.repository, counters, leases],
         timers=[ctx.senders, Sweeper(ctx)],
         on_start=[alive_before_consuming],

@@ -11,7 +11,7 @@ from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
 from .completions import CompletionCheck
 from .pdfs import PdfReader
-from .repository import DeliveryRepository, DispatchRepository, ReplicaRepository
+from .repository import DeliveryRepository, DispatchRepository, ReplicaRepository, TenantSendingRepository
 from .resolver import RecipientResolver
 from .senders import Senders
 from .settings import DispatchSettings
@@ -26,6 +26,7 @@ class DispatchContext:
     deliveries: DeliveryRepository
     replicas: ReplicaRepository
     accounts: Accounts
+    sending: TenantSendingRepository
     senders: Senders
     resolver: RecipientResolver
     pdfs: PdfReader

@@ -69,6 +69,7 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
 async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[MailingView, EmailText, int]:
     """The mailing, its e-mail text and the pause threshold of the dispatch; a Refusal says why it cannot go."""
     check_message(event, ctx.settings.max_recipients_per_send)
+    (await ctx.sending.get(event.tenant_id)).check_email_enabled()
     mailing = await ctx.merge.mailing(event.tenant_id, event.mailing_id)
     if mailing is None:
         raise NotFound(f"mailing_id: no mailing {event.mailing_id!r} for this tenant")

@@ -486,3 +486,21 @@ class SealedPassword:
     tenant_id: str
     account_id: str
     token: str
+
+
+class EmailTurnedOff(Conflict):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"e-mail distribution is turned off for tenant {tenant_id!r}; an admin turns it on (PUT /settings/sending)")
+
+
+@dataclass(kw_only=True)
+class TenantSending:
+    """A tenant's choices for sending (its id is the tenant's): whether it distributes by e-mail at all."""
+
+    id: str
+    email_enabled: bool = True
+
+    def check_email_enabled(self) -> None:
+        """Checked before anything goes: a dispatch already sending goes on (docs/dispatch.md)."""
+        if not self.email_enabled:
+            raise EmailTurnedOff(self.id)

@@ -26,7 +26,7 @@ from .domain import (
     history_term,
     wider_history_window,
 )
-from .model import AcceptedEmail, Delivery, Dispatch, DispatchState, SealedPassword, SendingAccount
+from .model import AcceptedEmail, Delivery, Dispatch, DispatchState, SealedPassword, SendingAccount, TenantSending
 
 DUPLICATE_KEY = 11000
 # A few milliseconds' wait lets more sends share a write: the embedded database's cost is per request,
@@ -43,6 +43,7 @@ def _now() -> datetime:
 DISPATCHES = Entities(Dispatch)
 DELIVERIES = Entities(Delivery)
 ACCOUNTS = Entities(SendingAccount)
+TENANT_SENDING = Entities(TenantSending)
 
 
 def _first_written(document: dict[str, Any], set_later: tuple[str, ...]) -> dict[str, Any]:
@@ -667,3 +668,18 @@ class ConnectionLeaseRepository(Repository):
 
     async def release(self, account_id: str, slot: int, holder: str) -> None:
         await self.collection.delete_one({"_id": f"{account_id}:{slot}", "holder": holder})
+
+
+class TenantSendingRepository(Repository):
+    """Per-tenant sending choices (one document per tenant, by its id)."""
+
+    collection_name = "tenant_sending"
+
+    async def get(self, tenant_id: str) -> TenantSending:
+        """The tenant's choices; the defaults for a tenant that made none."""
+        stored = await self.collection.find_one({"_id": tenant_id})
+        return TenantSending(id=tenant_id) if stored is None else TENANT_SENDING.load(stored)
+
+    async def save(self, choices: TenantSending) -> None:
+        changes = TENANT_SENDING.dump_fields(choices, "email_enabled")
+        await self.collection.update_one({"_id": choices.id}, {"$set": changes}, upsert=True)

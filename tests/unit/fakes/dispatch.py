@@ -17,6 +17,7 @@ from publipost_dispatch.model import (
     NotHeld,
     SealedPassword,
     SendingAccount,
+    TenantSending,
 )
 
 
@@ -255,3 +256,17 @@ class FakeAccountRepository:
             return False
         account.password_sealed = after
         return True
+
+
+class FakeTenantSendingRepository:
+    def __init__(self) -> None:
+        self.stored: dict[str, TenantSending] = {}
+
+    async def ensure_indexes(self) -> None:
+        pass
+
+    async def get(self, tenant_id: str) -> TenantSending:
+        return copy.deepcopy(self.stored.get(tenant_id, TenantSending(id=tenant_id)))
+
+    async def save(self, choices: TenantSending) -> None:
+        self.stored[choices.id] = copy.deepcopy(choices)
