@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from publipost_auth import Role
 from publipost_bus import Bus
 from publipost_contracts import (
     DeliveryRecorded,
@@ -259,3 +260,17 @@ async def test_a_docx_only_mailing_is_refused_with_a_clear_reason(flow):
     view = await wait_until(refused)
     assert "only PDF mailings can be e-mailed" in view["reason"]
     assert messages(flow) == []
+
+
+@pytest.mark.dispatch_settings(sender_domain="mail.publipost.test")
+async def test_the_default_account_sends_from_the_tenant_s_prefix_on_the_platform_s_domain(flow):
+    admin = credentials("acme", Role.ADMIN)
+    chosen = await flow["dispatch_http"].put("/settings/sending", headers=admin, json={"sender_prefix": "acme.billing"})
+    assert chosen.status_code == 200, chosen.text
+    mailing = await merge_mailing(flow, [record(1, "one@example.test")])
+    request = await dispatch(flow, mailing.mailing_id)
+
+    completed = await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=60)
+    assert completed.sent == 1
+    (sent,) = messages(flow)
+    assert sent["From"].addresses[0].addr_spec == "acme.billing@mail.publipost.test"

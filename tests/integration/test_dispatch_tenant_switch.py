@@ -66,3 +66,30 @@ async def test_turned_off_every_send_is_refused_with_409_naming_why(dispatch):
 
     refusal = await wait_until(refused, timeout=20)
     assert OFF in refusal["reason"], refusal["reason"]
+
+
+async def test_a_sender_prefix_needs_the_platform_s_sender_domain(dispatch):
+    http, _ = dispatch
+    refused = await http.put("/settings/sending", headers=ADMIN, json={"sender_prefix": "billing"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("sender_prefix: the platform has no sender domain"), refused.text
+
+
+@pytest.fixture
+async def with_domain(make_settings, running):
+    settings = make_settings(DispatchSettings, merge_url=f"http://127.0.0.1:{free_port()}", sender_domain="mail.publipost.test")
+    service = await running(build_dispatch(settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://d") as http:
+        yield http
+
+
+async def test_a_sender_prefix_is_an_e_mail_local_part(with_domain):
+    http = with_domain
+    for bad in ["bill ing", "bill@ing", "", "a" * 65, "x\r\nBcc: y"]:
+        refused = await http.put("/settings/sending", headers=ADMIN, json={"sender_prefix": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert "sender_prefix" in refused.text, refused.text
+    chosen = await http.put("/settings/sending", headers=ADMIN, json={"sender_prefix": "acme.billing"})
+    assert chosen.status_code == 200, chosen.text
+    view = (await http.get("/settings/sending", headers=ACME)).json()
+    assert view == {"email_enabled": True, "sender_prefix": "acme.billing", "sender": "acme.billing@mail.publipost.test"}

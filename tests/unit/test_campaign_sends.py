@@ -97,7 +97,7 @@ async def test_a_dispatch_that_cannot_go_says_why_on_the_bus():
         storage=FakeStorage(),
         dispatches=FakeDispatchRepository(),
         deliveries=FakeDeliveryRepository(),
-        accounts=Accounts(FakeAccountRepository(), settings),
+        accounts=Accounts(FakeAccountRepository(), FakeTenantSendingRepository(), settings),
         sending=FakeTenantSendingRepository(),
         merge=NoMailings(),
     )

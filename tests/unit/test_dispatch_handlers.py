@@ -14,7 +14,12 @@ from publipost_dispatch.pdfs import PdfReader
 from publipost_dispatch.settings import DispatchSettings
 
 from tests.support import libreoffice_like_pdf, wait_until
-from tests.unit.fakes.dispatch import FakeAccountRepository, FakeDeliveryRepository, FakeDispatchRepository
+from tests.unit.fakes.dispatch import (
+    FakeAccountRepository,
+    FakeDeliveryRepository,
+    FakeDispatchRepository,
+    FakeTenantSendingRepository,
+)
 from tests.unit.fakes.smtp import FakeSenders, FakeSmtpServer
 from tests.unit.fakes.storage import FakeStorage
 from tests.unit.in_memory import InMemoryService
@@ -50,7 +55,7 @@ async def dispatch_service(documents: int, server: FakeSmtpServer, pause_after_e
         storage=storage,
         dispatches=dispatches,
         deliveries=deliveries,
-        accounts=Accounts(FakeAccountRepository(), settings),
+        accounts=Accounts(FakeAccountRepository(), FakeTenantSendingRepository(), settings),
         senders=FakeSenders(server),
         pdfs=PdfReader(storage.blobs),
     )

@@ -7,7 +7,7 @@ from publipost_contracts import DispatchRefused, DispatchRequested
 from publipost_dispatch.accounts import Accounts
 from publipost_dispatch.app import build
 from publipost_dispatch.domain import dispatch_key
-from publipost_dispatch.model import EmailTurnedOff, TenantSending
+from publipost_dispatch.model import EmailTurnedOff, NoSenderDomain, NotALocalPart, TenantSending
 from publipost_dispatch.settings import DispatchSettings
 
 from tests.unit.fakes.dispatch import (
@@ -39,7 +39,7 @@ async def test_a_dispatch_of_a_tenant_that_turned_e_mail_off_is_refused_on_the_b
     await sending.save(TenantSending(id="acme", email_enabled=False))
     service = InMemoryService(
         build(settings), storage=FakeStorage(), dispatches=FakeDispatchRepository(),
-        deliveries=FakeDeliveryRepository(), accounts=Accounts(FakeAccountRepository(), settings),
+        deliveries=FakeDeliveryRepository(), accounts=Accounts(FakeAccountRepository(), FakeTenantSendingRepository(), settings),
         sending=sending, merge=NoMerge(),
     )  # fmt: skip
     async with service as dispatch:
@@ -51,3 +51,26 @@ async def test_a_dispatch_of_a_tenant_that_turned_e_mail_off_is_refused_on_the_b
         assert refused.reason.startswith(OFF)
         stored = await dispatch.ctx.dispatches.get(dispatch_key("acme", "d1"))
         assert (stored.status, stored.reason.startswith(OFF)) == ("refused", True)
+
+
+def test_a_sender_prefix_is_a_local_part_on_the_platform_s_domain():
+    choices = TenantSending(id="acme")
+    with pytest.raises(NoSenderDomain, match="^sender_prefix: the platform has no sender domain"):
+        choices.choose_prefix("billing", "")
+    for bad in ["bill ing", "bill@ing", "", "a" * 65]:
+        with pytest.raises(NotALocalPart, match="^sender_prefix: "):
+            choices.choose_prefix(bad, "mail.publipost.test")
+    choices.choose_prefix("acme.billing", "mail.publipost.test")
+    assert choices.sender("mail.publipost.test") == "acme.billing@mail.publipost.test"
+    assert choices.sender("") is None  # the domain removed since: the service's own sender again
+
+
+async def test_the_default_account_sends_from_the_tenant_s_prefix_and_another_tenant_from_the_service_s():
+    settings = DispatchSettings(sender="Publipost <no-reply@publipost.test>", sender_domain="mail.publipost.test")
+    choices = FakeTenantSendingRepository()
+    await choices.save(TenantSending(id="acme", sender_prefix="acme.billing"))
+    accounts = Accounts(FakeAccountRepository(), choices, settings)
+
+    acme = await accounts.get("acme", None)
+    assert (acme.from_address, acme.from_name) == ("acme.billing@mail.publipost.test", "Publipost")
+    assert (await accounts.get("globex", None)).from_address == "no-reply@publipost.test"

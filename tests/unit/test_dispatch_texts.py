@@ -15,7 +15,12 @@ from publipost_dispatch.pdfs import PdfReader
 from publipost_dispatch.settings import DispatchSettings
 
 from tests.support import libreoffice_like_pdf
-from tests.unit.fakes.dispatch import FakeAccountRepository, FakeDeliveryRepository, FakeDispatchRepository
+from tests.unit.fakes.dispatch import (
+    FakeAccountRepository,
+    FakeDeliveryRepository,
+    FakeDispatchRepository,
+    FakeTenantSendingRepository,
+)
 from tests.unit.fakes.smtp import FakeSenders, FakeSmtpServer
 from tests.unit.fakes.storage import FakeStorage
 from tests.unit.in_memory import InMemoryService
@@ -49,7 +54,7 @@ async def test_a_send_fills_its_records_fields_and_date_and_one_its_record_canno
         )  # fmt: skip
     service = InMemoryService(
         build(settings), storage=storage, dispatches=dispatches, deliveries=deliveries,
-        accounts=Accounts(FakeAccountRepository(), settings), senders=FakeSenders(server), pdfs=PdfReader(storage.blobs),
+        accounts=Accounts(FakeAccountRepository(), FakeTenantSendingRepository(), settings), senders=FakeSenders(server), pdfs=PdfReader(storage.blobs),
     )  # fmt: skip
     async with service as running:
         for n in range(2):

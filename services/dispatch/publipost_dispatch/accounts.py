@@ -1,6 +1,7 @@
 """From stored account to the `Account` a sender uses: the password unsealed only in memory, and the
 service's own SMTP server as the account of a dispatch that names none."""
 
+import dataclasses
 import time
 from email.utils import parseaddr
 
@@ -9,7 +10,7 @@ from publipost_refusals import NotFound
 
 from .domain import Account, Limits, TlsMode
 from .model import SendingAccount
-from .repository import AccountRepository
+from .repository import AccountRepository, TenantSendingRepository
 from .sealing import PasswordSeal
 from .settings import DispatchSettings
 
@@ -36,8 +37,9 @@ class NoSealKey(RuntimeError):
 class Accounts:
     RECENT_S = 1.0  # every send reads its account; an edit reaches other replicas within this
 
-    def __init__(self, repository: AccountRepository, settings: DispatchSettings) -> None:
+    def __init__(self, repository: AccountRepository, choices: TenantSendingRepository, settings: DispatchSettings) -> None:
         self.repository = repository
+        self.choices = choices
         self._recent: dict[tuple[str, str], tuple[float, Account]] = {}
         self._settings = settings
         key = settings.account_key.get_secret_value() if settings.account_key else None
@@ -95,15 +97,19 @@ class Accounts:
         )
 
     async def get(self, tenant_id: str, account_id: str | None) -> Account:
-        if account_id is None or account_id == DEFAULT_ACCOUNT_ID:
-            return self.default
+        account_id = account_id or DEFAULT_ACCOUNT_ID
         seen = self._recent.get((tenant_id, account_id))
         if seen is not None and time.monotonic() - seen[0] < self.RECENT_S:
             return seen[1]
-        stored = await self.repository.get(tenant_id, account_id)
-        if stored is None:
-            raise UnknownAccount(account_id)
-        account = self.opened(stored)
+        if account_id == DEFAULT_ACCOUNT_ID:
+            # The service's server, from the tenant's prefix on the platform's domain when it chose one.
+            sender = (await self.choices.get(tenant_id)).sender(self._settings.sender_domain)
+            account = self.default if sender is None else dataclasses.replace(self.default, from_address=sender)
+        else:
+            stored = await self.repository.get(tenant_id, account_id)
+            if stored is None:
+                raise UnknownAccount(account_id)
+            account = self.opened(stored)
         self._recent[(tenant_id, account_id)] = (time.monotonic(), account)
         return account
 

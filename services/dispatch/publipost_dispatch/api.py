@@ -13,7 +13,7 @@ from publipost_refusals import NotFound
 from pydantic import BaseModel, Field, field_validator
 
 from . import manual
-from .accounts import NoSealKey
+from .accounts import DEFAULT_ACCOUNT_ID, NoSealKey
 from .context import Context, DispatchContext
 from .domain import (
     FINAL,
@@ -366,21 +366,40 @@ def _delivery_view(delivery: Delivery) -> DeliveryView:
 # --- the tenant's sending choices ---------------------------------------------------------
 
 
-class SendingView(BaseModel):
+class SendingIn(BaseModel):
     email_enabled: bool = Field(
         default=True,
         description="Off: dispatches, previews and immediate sends are refused (409); a dispatch already "
         "sending goes on.",
     )
+    sender_prefix: str | None = Field(
+        default=None,
+        description="E-mails through the default account go from <sender_prefix>@<the platform's sender domain> "
+        "(PUBLIPOST_SENDER_DOMAIN); none: from the service's own sender.",
+    )
+
+
+class SendingView(SendingIn):
+    sender: str | None = Field(description="The default account's From address for this tenant, when it is its own.")
+
+
+def _sending_view(ctx: DispatchContext, chosen: TenantSending) -> SendingView:
+    return SendingView(
+        email_enabled=chosen.email_enabled,
+        sender_prefix=chosen.sender_prefix,
+        sender=chosen.sender(ctx.settings.sender_domain),
+    )
 
 
 @settings_router.get("", response_model=SendingView)
 async def get_sending(ctx: Context, caller: Reader) -> SendingView:
-    chosen = await ctx.sending.get(caller.tenant_id)
-    return SendingView(email_enabled=chosen.email_enabled)
+    return _sending_view(ctx, await ctx.sending.get(caller.tenant_id))
 
 
 @settings_router.put("", response_model=SendingView)
-async def put_sending(ctx: Context, caller: Admin, body: SendingView) -> SendingView:
-    await ctx.sending.save(TenantSending(id=caller.tenant_id, email_enabled=body.email_enabled))
-    return body
+async def put_sending(ctx: Context, caller: Admin, body: SendingIn) -> SendingView:
+    chosen = TenantSending(id=caller.tenant_id, email_enabled=body.email_enabled)
+    chosen.choose_prefix(body.sender_prefix, ctx.settings.sender_domain)  # Invalid: 422 naming sender_prefix
+    await ctx.sending.save(chosen)
+    ctx.accounts.forget(caller.tenant_id, DEFAULT_ACCOUNT_ID)  # this replica sends from it at once
+    return _sending_view(ctx, chosen)

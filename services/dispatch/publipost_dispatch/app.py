@@ -59,6 +59,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
     )
     leases = ConnectionLeaseRepository(storage.db)
     counters = SendCounterRepository(storage.db)
+    choices = TenantSendingRepository(storage.db)
     credentials = service_credentials(settings)  # one token of dispatch's own for every service it calls
     ctx = DispatchContext(
         settings=settings,
@@ -67,8 +68,8 @@ def build(settings: DispatchSettings | None = None) -> Service:
         dispatches=DispatchRepository(storage.db),
         deliveries=DeliveryRepository(storage.db),
         replicas=ReplicaRepository(storage.db),
-        accounts=Accounts(AccountRepository(storage.db), settings),
-        sending=TenantSendingRepository(storage.db),
+        accounts=Accounts(AccountRepository(storage.db), choices, settings),
+        sending=choices,
         senders=Senders(
             leases,
             counters,

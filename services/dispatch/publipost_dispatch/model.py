@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+from publipost_addresses import is_valid_address
 from publipost_contracts import DispatchRequested, Failure
 from publipost_contracts.reads import DocumentView, MailingView
-from publipost_refusals import Conflict
+from publipost_refusals import Conflict, Invalid
 from pydantic import PlainSerializer
 
 from .domain import (
@@ -493,12 +494,37 @@ class EmailTurnedOff(Conflict):
         super().__init__(f"e-mail distribution is turned off for tenant {tenant_id!r}; an admin turns it on (PUT /settings/sending)")
 
 
+class NoSenderDomain(Invalid):
+    def __init__(self) -> None:
+        super().__init__("sender_prefix: the platform has no sender domain to put it on (PUBLIPOST_SENDER_DOMAIN)")
+
+
+class NotALocalPart(Invalid):
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"sender_prefix: {prefix!r} is not the local part of an e-mail address (before the @)")
+
+
 @dataclass(kw_only=True)
 class TenantSending:
-    """A tenant's choices for sending (its id is the tenant's): whether it distributes by e-mail at all."""
+    """A tenant's choices for sending (its id is the tenant's): whether it distributes by e-mail at all, and
+    the prefix its e-mails through the default account go from, on the platform's sender domain."""
 
     id: str
     email_enabled: bool = True
+    sender_prefix: str | None = None
+
+    def choose_prefix(self, prefix: str | None, domain: str) -> None:
+        if prefix is not None:
+            if not domain:
+                raise NoSenderDomain()
+            # The platform's domain is valid: an address refused is a local part refused.
+            if "@" in prefix or len(prefix) > 64 or not is_valid_address(f"{prefix}@{domain}"):
+                raise NotALocalPart(prefix)
+        self.sender_prefix = prefix
+
+    def sender(self, domain: str) -> str | None:
+        """The default account's From address for this tenant; None: the service's own (PUBLIPOST_SENDER)."""
+        return f"{self.sender_prefix}@{domain}" if self.sender_prefix and domain else None
 
     def check_email_enabled(self) -> None:
         """Checked before anything goes: a dispatch already sending goes on (docs/dispatch.md)."""

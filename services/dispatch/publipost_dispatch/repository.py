@@ -681,5 +681,5 @@ class TenantSendingRepository(Repository):
         return TenantSending(id=tenant_id) if stored is None else TENANT_SENDING.load(stored)
 
     async def save(self, choices: TenantSending) -> None:
-        changes = TENANT_SENDING.dump_fields(choices, "email_enabled")
+        changes = TENANT_SENDING.dump_fields(choices, "email_enabled", "sender_prefix")
         await self.collection.update_one({"_id": choices.id}, {"$set": changes}, upsert=True)

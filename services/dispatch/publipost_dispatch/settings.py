@@ -22,6 +22,11 @@ class DispatchSettings(ServiceSettings):
     smtp_rate_per_s: int | None = Field(default=None, ge=1, description="Messages per second of the default account.")
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     sender: str = Field(default="Publipost <no-reply@publipost.test>", description="From header and envelope sender.")
+    sender_domain: str = Field(
+        default="",
+        description="The platform's fixed sending domain: a tenant that chose a sender_prefix (PUT /settings/sending) "
+        "sends through the default account from <prefix>@<this domain>. Empty: tenants cannot choose one.",
+    )
     mime_writer: Literal["direct", "email"] = Field(
         default="direct",
         description="How an e-mail is written: straight to bytes from parts the standard library encodes, the "
