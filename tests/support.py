@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 import aio_pika
 from publipost_contracts import Event
 from publipost_render_pdf.combine import marker
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
 
 E = TypeVar("E", bound=Event)
 
@@ -148,6 +148,19 @@ class TcpProxy:
         finally:
             writer.close()
             self._links.discard(writer)
+
+
+def pypdf_made_pdf(pages: int, starts: dict[int, int]) -> bytes:
+    """Blank pages made by pypdf, each document's marker a destination in a name tree (not LibreOffice's
+    plain layout): the input the splitter reads through pypdf."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=200, height=200)
+    for document, page in starts.items():
+        writer.add_named_destination(marker(document), page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def libreoffice_like_pdf(texts: list[str], starts: dict[int, int], link: tuple[int, int] | None = None) -> bytes:

@@ -1,27 +1,12 @@
 """pdf_split.py cuts LibreOffice's PDF object by object; pypdf (PUBLIPOST_PDF_SPLITTER=pypdf) must cut it into
 the same documents: the same page counts and the same text on every page."""
 
-import io
 
 import pytest
-from publipost_render_pdf.combine import marker
 from publipost_render_pdf.pdf_split import SPLITTERS
-from pypdf import PdfWriter
 
-from tests.support import libreoffice_like_pdf
+from tests.support import libreoffice_like_pdf, pypdf_made_pdf
 from tests.support import read_strictly as read
-
-
-def _pdf_by_pypdf(pages: int, starts: dict[int, int]) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=200, height=200)
-    for document, page in starts.items():
-        writer.add_named_destination(marker(document), page)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
 
 PDFS = {
     "libreoffice's layout": (
@@ -31,7 +16,7 @@ PDFS = {
         4,
     ),
     "a link between documents": (libreoffice_like_pdf(["Letter one", "Letter two"], {0: 0, 1: 1}, link=(0, 1)), 2),
-    "pypdf's layout": (_pdf_by_pypdf(6, {0: 0, 1: 2, 2: 5}), 3),
+    "pypdf's layout": (pypdf_made_pdf(6, {0: 0, 1: 2, 2: 5}), 3),
 }
 
 

@@ -5,25 +5,12 @@ import io
 
 import pytest
 from publipost_render_pdf import pdf_split
-from publipost_render_pdf.combine import marker
 from publipost_render_pdf.domain import PageMapMismatch, UnreadablePdf
 from publipost_render_pdf.pdf_split import split_pdf_by_destinations
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader
 
-from tests.support import libreoffice_like_pdf
+from tests.support import libreoffice_like_pdf, pypdf_made_pdf
 from tests.support import read_strictly as read
-
-
-def _pdf_with_destinations(pages: int, starts: dict[int, int]) -> bytes:
-    """Made by pypdf: destinations in a name tree, so not LibreOffice's plain layout."""
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=200, height=200)
-    for document, page in starts.items():
-        writer.add_named_destination(marker(document), page)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def test_libreoffice_s_pdf_is_cut_object_by_object_without_pypdf(monkeypatch):
@@ -54,7 +41,7 @@ def test_a_page_linking_to_another_document_s_page_is_cut_by_pypdf_instead():
 
 
 def test_the_pdf_is_cut_where_each_document_s_marker_points():
-    parts = split_pdf_by_destinations(_pdf_with_destinations(5, {0: 0, 1: 1, 2: 4}), documents=3)
+    parts = split_pdf_by_destinations(pypdf_made_pdf(5, {0: 0, 1: 1, 2: 4}), documents=3)
 
     assert [pages for _, pages in parts] == [1, 3, 1]
     assert [len(PdfReader(io.BytesIO(pdf)).pages) for pdf, _ in parts] == [1, 3, 1]
@@ -62,7 +49,7 @@ def test_the_pdf_is_cut_where_each_document_s_marker_points():
 
 def test_a_missing_marker_or_an_unreadable_pdf_splits_nothing():
     with pytest.raises(PageMapMismatch):
-        split_pdf_by_destinations(_pdf_with_destinations(3, {0: 0, 2: 2}), documents=3)
+        split_pdf_by_destinations(pypdf_made_pdf(3, {0: 0, 2: 2}), documents=3)
     with pytest.raises(PageMapMismatch):
         split_pdf_by_destinations(libreoffice_like_pdf(["a", "b", "c"], {0: 0, 2: 2}), documents=3)
     with pytest.raises(UnreadablePdf):
