@@ -182,8 +182,7 @@ class AddressQuestion(_Part):
     correspondence_type: str | None = Field(default=None, description="Picks the contact who receives this kind.")
     prefer_directory: bool = Field(
         default=False,
-        description="The record's address was refused before: the directory's addresses come first, the "
-        "record's last.",
+        description="The record's address was refused before: the directory's addresses come first, the record's last.",
     )
     document_type: str | None = Field(
         default=None, max_length=64, description="What the document is: picks the recipient's preferred format."
@@ -227,6 +226,11 @@ class Requester(_Part):
 
     subject: str = Field(min_length=1, max_length=256, description="The token's `sub`, or the API key's id.")
     roles: list[Literal["admin", "operator", "viewer", "integrator"]] = Field(default_factory=list)
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        description="The person's address, as their token says it: told when the dispatch they started ends or pauses.",
+    )
 
 
 class DispatchRequested(Event):
@@ -239,7 +243,7 @@ class DispatchRequested(Event):
         default="",
         max_length=998,
         description="Empty: the e-mail template's subject, else the preset of the document type (\"Your invoice "
-        "{document_number}\"), else \"Your document {document_number}\"; never the mailing's name.",
+        '{document_number}"), else "Your document {document_number}"; never the mailing\'s name.',
     )
     body: str = Field(default="Please find your document attached.\n")
     cc: list[str] = Field(default_factory=list)
@@ -283,6 +287,13 @@ class DispatchRequested(Event):
         description="The date the e-mail's {date} (<DATEFACT>) names instead of the document's own: a "
         "campaign's occurrence day when it advances the document's date.",
     )
+    document_ids: list[Id] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Only these documents of the mailing. The mailing is then left as it is, not regrouped: "
+        "each document shows its e-mail state, and the others can be sent later.",
+    )
 
 
 class DispatchPaused(Event):
@@ -300,6 +311,9 @@ class DispatchPaused(Event):
         ge=0,
         description="Documents left without an outcome at the pause: what resuming sends (a send already "
         "at the server when it paused ends with its outcome).",
+    )
+    requested_by: Requester | None = Field(
+        default=None, description="Who started the dispatch, as its request named them: they are told by e-mail."
     )
 
 
@@ -365,6 +379,9 @@ class DispatchCompleted(Event):
     failures_file_id: Id | None = None
     uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
     regroup: bool = Field(default=True, description="As the request said: whether merge regroups the mailing.")
+    requested_by: Requester | None = Field(
+        default=None, description="Who started the dispatch, as its request named them: they are told by e-mail."
+    )
 
 
 class DispatchRefused(Event):

@@ -39,6 +39,7 @@ _AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _TEMPLATE = "6a1f0c4e-2b7d-4f7e-9a51-0c3e5d1b2a10"
 _MAILING = "3d9b5f0a-8c2e-4a61-b7d4-1e0f9a6c5b21"
 _DISPATCH = "dispatch-2026-11-premiums"
+_REQUESTER = Requester(subject="c.martin", roles=["operator"], email="c.martin@acme-insurance.example")
 _DOCUMENT = "9f4e2a71-5c3b-4d8e-a0f6-7b1c2d3e4f52"
 _PDF = "674b1f2e9c0d4a5b6c7d8e9f"
 _DOCX = "674b1f2e9c0d4a5b6c7d8ea0"
@@ -149,7 +150,7 @@ EXAMPLES: dict[type[Event], Event] = {
             reply_to="service@acme-insurance.example",
             account_id="accounts-department",
             document_type="due_notice",
-            requested_by=Requester(subject="c.martin", roles=["operator"]),
+            requested_by=_REQUESTER,
         ),
         SendRequested(**_envelope(12, causation=11), dispatch_id=_DISPATCH, document_id=_DOCUMENT),
         DispatchCompleted(
@@ -159,6 +160,7 @@ EXAMPLES: dict[type[Event], Event] = {
             sent=1187,
             failed=13,
             failures=[Failure(document_id=_DOCUMENT, reason="550 5.1.1 mailbox unknown")],
+            requested_by=_REQUESTER,
         ),
         DispatchPaused(
             **_envelope(14, causation=11),
@@ -169,6 +171,7 @@ EXAMPLES: dict[type[Event], Event] = {
             sent=640,
             failed=20,
             queued=340,
+            requested_by=_REQUESTER,
         ),
         DispatchResumed(**_envelope(15), dispatch_id=_DISPATCH, mailing_id=_MAILING, resumption=1),
         DispatchRefused(
