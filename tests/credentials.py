@@ -33,12 +33,19 @@ ISSUER = DevIssuer(
 )
 
 
-def token(tenant: str, roles: Iterable[Role | str] = PEOPLE_ROLES, subject: str | None = None) -> str:
+def token(
+    tenant: str, roles: Iterable[Role | str] = PEOPLE_ROLES, subject: str | None = None, email: str | None = None
+) -> str:
     """A bearer token of a person of `tenant` holding `roles` (every role a person can have, by default)."""
     names = sorted(Role(role).value for role in roles)
-    return ISSUER.issue(subject or f"test:{tenant}:{'+'.join(names) or 'none'}", "publipost-tests", names, tenant)
+    claims = {"email": email} if email else {}
+    return ISSUER.issue(
+        subject or f"test:{tenant}:{'+'.join(names) or 'none'}", "publipost-tests", names, tenant, **claims
+    )
 
 
-def credentials(tenant: str, *roles: Role | str, subject: str | None = None) -> dict[str, str]:
+def credentials(
+    tenant: str, *roles: Role | str, subject: str | None = None, email: str | None = None
+) -> dict[str, str]:
     """The headers of a call by a person of `tenant` with `roles` (all of a person's roles when none given)."""
-    return {"Authorization": f"Bearer {token(tenant, roles or PEOPLE_ROLES, subject)}"}
+    return {"Authorization": f"Bearer {token(tenant, roles or PEOPLE_ROLES, subject, email)}"}

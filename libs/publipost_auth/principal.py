@@ -42,7 +42,7 @@ class Principal:
 
     def requester(self) -> Requester:
         """Who asked, as a dispatch request names them (a sending account's sharing is checked against it)."""
-        return Requester(subject=self.subject, roles=sorted(self.roles & PEOPLE_ROLES))
+        return Requester(subject=self.subject, roles=sorted(self.roles & PEOPLE_ROLES), email=self.email)
 
 
 def parse_roles(values: object) -> frozenset[Role]:

@@ -169,7 +169,7 @@ def test_a_campaign_is_stored_with_its_wall_time_as_text_and_loads_back():
     assert document["_id"] == "c-1"
     assert document["recurrence"]["time_of_day"] == "10:00"
     assert document["action"] == {"kind": "send_document", "mailing_id": "m-1"}
-    assert document["requested_by"] == {"subject": "alice", "roles": ["operator"]}
+    assert document["requested_by"] == {"subject": "alice", "roles": ["operator"], "email": None}
     assert CAMPAIGNS.load(document) == campaign
 
 

@@ -147,7 +147,7 @@ class DevIssuer:
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
-            "claims_supported": ["sub", "iss", "aud", "exp", "nbf", "iat", "jti", "azp", "roles", "tenant_id"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "nbf", "iat", "jti", "azp", "roles", "tenant_id", "email"],
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -169,7 +169,11 @@ class DevIssuer:
             if user is None or not _same(form.get("password"), user["password"]):
                 return _oauth_error(400, "invalid_grant", "unknown user or wrong password")
             name = form["username"]
-            token = self.issue(f"user:{name}", client_id, user["roles"], user["tenant_id"], preferred_username=name)
+            # Where the notices of what the user started go: the local stack's mail capture takes any address.
+            email = user.get("email", f"{name}@example.test")
+            token = self.issue(
+                f"user:{name}", client_id, user["roles"], user["tenant_id"], preferred_username=name, email=email
+            )
         else:
             return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}: client_credentials or password")
         body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}

@@ -36,7 +36,7 @@ router = APIRouter(tags=["dispatches"])
 settings_router = APIRouter(prefix="/settings/sending", tags=["settings"])
 SUBJECT = (
     "Empty: the e-mail template's, else the document type's preset (\"Your invoice {document_number}\"), else "
-    "\"Your document {document_number}\"; never the mailing's name."
+    '"Your document {document_number}"; never the mailing\'s name.'
 )
 CorrelationId = Annotated[str, Depends(correlation_id)]
 
@@ -89,6 +89,12 @@ class DispatchIn(_Addressed):
     )
     correspondence_type: str | None = Field(
         default=None, max_length=64, description="Each document goes to the recipient's contact for it (directory)."
+    )
+    document_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Only these documents of the mailing; the mailing is then not regrouped (the others may go later).",
     )
 
 
@@ -166,8 +172,6 @@ def _event(caller: Principal, correlation: str, body: DispatchIn) -> DispatchReq
     )
 
 
-
-
 @router.post("/dispatches", response_model=Accepted, status_code=202)
 async def start_dispatch(ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn) -> Accepted:
     """Checked now (a DOCX-only mailing, an unknown account or template is refused with the reason), then
@@ -180,9 +184,7 @@ async def start_dispatch(ctx: Context, caller: Starter, correlation: Correlation
 
 
 @router.post("/dispatches/preview", response_model=PreviewView)
-async def preview_dispatch(
-    ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn
-) -> PreviewView:
+async def preview_dispatch(ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn) -> PreviewView:
     """What the dispatch would send, sending nothing."""
     _check_recipient_count(body, ctx.settings.max_recipients_per_send)
     event = _event(caller, correlation, body)
@@ -190,7 +192,7 @@ async def preview_dispatch(
     copies = 1
     if body.separate_sends:
         copies = max(1, len(body.to)) + len(body.cc) + len(body.bcc) + int(body.copy_to_sender)
-    asked = Asked(text, body.document_type, body.to, copies, body.correspondence_type)
+    asked = Asked(text, body.document_type, body.to, copies, body.correspondence_type, body.document_ids)
     result = await preview(ctx, caller.tenant_id, correlation, mailing, asked)
     return PreviewView(
         documents=result.documents,

@@ -19,7 +19,7 @@ from publipost_outbound import OutboundPolicy
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import accounts_api, api, completion, fan_out, history_api, sending
+from . import accounts_api, api, completion, fan_out, history_api, notifications, sending
 from .accounts import Accounts
 from .clients import EmailTemplateClient, MergeClient
 from .completions import CompletionCheck
@@ -81,7 +81,9 @@ def build(settings: DispatchSettings | None = None) -> Service:
         pdfs=PdfReader(storage.blobs),
         completions=CompletionCheck(),
         resolver=RecipientResolver(bus, settings.resolve_timeout_s),
-        merge=MergeClient(service_client(settings, settings.merge_url, settings.http_timeout_s, credentials=credentials)),
+        merge=MergeClient(
+            service_client(settings, settings.merge_url, settings.http_timeout_s, credentials=credentials)
+        ),
         email_templates=EmailTemplateClient(
             service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
         ),
@@ -95,6 +97,8 @@ def build(settings: DispatchSettings | None = None) -> Service:
     # The delivery's state in the database already makes a second handling of a send do nothing (its
     # claim fails); the inbox's two extra writes per e-mail would only slow every send.
     bus.consumer(SendRequested, idempotent=False)(sending.send_requested)
+    bus.consumer(DispatchCompleted)(notifications.dispatch_completed)
+    bus.consumer(DispatchPaused)(notifications.dispatch_paused)
 
     async def alive_before_consuming() -> None:
         # Beat once before any claim, so no other replica's sweep takes this one's first sends for lost.

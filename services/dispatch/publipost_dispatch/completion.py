@@ -48,9 +48,9 @@ async def pause(ctx: DispatchContext, key: str, reason: str) -> None:
             sent=await ctx.deliveries.count(key, (DeliveryState.SENT,)),
             failed=await ctx.deliveries.count(key, (DeliveryState.FAILED,)),
             queued=await ctx.deliveries.count(key, PENDING),  # the sends under way at the pause give theirs back
+            requested_by=dispatch.requester,
         )
     )
-
 
 
 async def complete_if_done(ctx: DispatchContext, key: str) -> None:
@@ -85,6 +85,7 @@ async def complete_if_done(ctx: DispatchContext, key: str) -> None:
             failures_file_id=failures_file_id,
             uncertain=uncertain,
             regroup=dispatch.regroup,
+            requested_by=dispatch.requester,
         )
     )
     was = dispatch.status

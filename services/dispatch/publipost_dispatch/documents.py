@@ -4,7 +4,7 @@ the mailing settles): a dispatch of 100,000 documents reads them as a stream, no
 from collections.abc import AsyncIterator
 
 from publipost_contracts.reads import DocumentView, MailingView
-from publipost_refusals import Conflict
+from publipost_refusals import Conflict, Invalid
 from publipost_storage import BlobStore
 
 
@@ -21,3 +21,25 @@ async def document_of(blobs: BlobStore, tenant_id: str, mailing: MailingView, do
         if document.id == document_id:
             return document
     return None
+
+
+async def chosen_documents(
+    blobs: BlobStore, tenant_id: str, mailing: MailingView, document_ids: list[str] | None
+) -> AsyncIterator[DocumentView]:
+    """The documents a dispatch sends: every one of the mailing, or only those it names."""
+    wanted = set(document_ids) if document_ids is not None else None
+    async for document in documents_of(blobs, tenant_id, mailing):
+        if wanted is None or document.id in wanted:
+            yield document
+
+
+async def check_chosen(blobs: BlobStore, tenant_id: str, mailing: MailingView, document_ids: list[str]) -> None:
+    """Invalid, naming the first few, when some of the documents a dispatch names are not the mailing's."""
+    missing = set(document_ids)
+    async for document in documents_of(blobs, tenant_id, mailing):
+        missing.discard(document.id)
+        if not missing:
+            return
+    named = ", ".join(repr(document_id) for document_id in sorted(missing)[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    raise Invalid(f"document_ids: {named}{more} not in mailing {mailing.id!r}")

@@ -1,7 +1,6 @@
 """dispatch.requested and dispatch.resumed: check what the dispatch would send, then ask for one send per
 document (again, for a resumed one)."""
 
-
 import asyncio
 from datetime import UTC, datetime
 
@@ -21,7 +20,7 @@ from .accounts import NoSealKey
 from .completion import complete_if_done
 from .context import DispatchContext
 from .delivery import dispatch_delivery
-from .documents import documents_of
+from .documents import check_chosen, chosen_documents
 from .domain import (
     PENDING,
     DeliveryState,
@@ -65,7 +64,6 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     await complete_if_done(ctx, key)
 
 
-
 async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[MailingView, EmailText, int]:
     """The mailing, its e-mail text and the pause threshold of the dispatch; a Refusal says why it cannot go."""
     check_message(event, ctx.settings.max_recipients_per_send)
@@ -77,6 +75,8 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
         raise Conflict("only PDF mailings can be e-mailed; this mailing has DOCX documents only")
     if not mailing.sendable:
         raise Conflict(f"mailing {event.mailing_id!r} is {mailing.status}, not ready to send")
+    if event.document_ids is not None:
+        await check_chosen(ctx.storage.blobs, event.tenant_id, mailing, event.document_ids)
     try:
         account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
     except NoSealKey as exc:
@@ -88,7 +88,6 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
             raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
         text = template
     return mailing, text, account.pause_after_errors
-
 
 
 async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, mailing: MailingView) -> int:
@@ -114,7 +113,9 @@ async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, maili
         await asyncio.gather(
             *(
                 ctx.bus.publish(
-                    SendRequested.caused_by(event, key=d.document_id, dispatch_id=d.dispatch_id, document_id=d.document_id)
+                    SendRequested.caused_by(
+                        event, key=d.document_id, dispatch_id=d.dispatch_id, document_id=d.document_id
+                    )
                 )
                 for d in page
                 if d.state is DeliveryState.QUEUED
@@ -122,14 +123,13 @@ async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, maili
         )
         page.clear()
 
-    async for document in documents_of(ctx.storage.blobs, event.tenant_id, mailing):
+    async for document in chosen_documents(ctx.storage.blobs, event.tenant_id, mailing, dispatch.document_ids):
         total += 1
         page.append(dispatch_delivery(dispatch, mailing, document))
         if len(page) == 500:
             await flush()
     await flush()
     return total
-
 
 
 async def dispatch_resumed(event: DispatchResumed, ctx: DispatchContext = Components) -> None:

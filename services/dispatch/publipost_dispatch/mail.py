@@ -65,10 +65,11 @@ def build_message(
     subject: str,
     body: str,
     html_body: str | None,
-    attachment: Attachment,
+    attachment: Attachment | None,
     message_id: str,
 ) -> bytes:
-    """Bcc recipients are given to SMTP only, never written into the message. Every header value is checked
+    """Without an attachment (a notice, a plain letter) the text alone is the body. Bcc recipients are given
+    to SMTP only, never written into the message. Every header value is checked
     here once more (UnsafeHeader): whatever a caller let through, no control character reaches the wire."""
     headers = [
         _header("From", check_header("sender", sender)),
@@ -84,17 +85,20 @@ def build_message(
         b"Message-ID: " + check_header("message id", message_id).encode(),
         b"MIME-Version: 1.0",
     ]
-    boundary = _boundary()
-    parts = [_text_part(body, "plain")]
+    text = _text_part(body, "plain")
     if html_body is not None:
         inner = _boundary()
-        parts = [
-            b'Content-Type: multipart/alternative; boundary="' + inner + b'"\r\n\r\n'
+        text = (
+            b'Content-Type: multipart/alternative; boundary="'
+            + inner
+            + b'"\r\n\r\n'
             + _multipart(inner, [_text_part(body, "plain"), _text_part(html_body, "html")])
-        ]
-    parts.append(attachment.part)
+        )
+    if attachment is None:
+        return CRLF.join(headers) + CRLF + text  # the part's own headers end the message's
+    boundary = _boundary()
     headers.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"')
-    return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, parts)
+    return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, [text, attachment.part])
 
 
 def build_message_with_email_package(
@@ -106,7 +110,7 @@ def build_message_with_email_package(
     subject: str,
     body: str,
     html_body: str | None,
-    attachment: Attachment,
+    attachment: Attachment | None,
     message_id: str,
 ) -> bytes:
     """What build_message writes, built as an EmailMessage and serialised by the SMTP policy: the same
@@ -124,8 +128,9 @@ def build_message_with_email_package(
     message.set_content(body, cte="quoted-printable")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", cte="quoted-printable")
-    maintype, subtype = attachment.content_type.split("/")
-    message.add_attachment(attachment.pdf, maintype=maintype, subtype=subtype, filename=attachment.filename)
+    if attachment is not None:
+        maintype, subtype = attachment.content_type.split("/")
+        message.add_attachment(attachment.pdf, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message.as_bytes()
 
 

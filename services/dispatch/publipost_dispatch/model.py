@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from publipost_addresses import is_valid_address
-from publipost_contracts import DispatchRequested, Failure
+from publipost_contracts import DispatchRequested, Failure, Requester
 from publipost_contracts.reads import DocumentView, MailingView
 from publipost_refusals import Conflict, Invalid
 from pydantic import PlainSerializer
@@ -84,6 +84,7 @@ class Dispatch:
     copy_to_sender: bool = False
     regroup: bool = True  # whether merge regroups the mailing at completion (a campaign's does not)
     document_date: StoredDate = None  # what the e-mail's {date} names; the day of sending when None
+    document_ids: list[str] | None = None  # only these documents of the mailing; every one when None
     total: int = 0
     errors: int = 0  # SMTP errors since the last resumption
     resumptions: int = 0
@@ -123,13 +124,21 @@ class Dispatch:
             reply_to=event.reply_to,
             separate_sends=event.separate_sends,
             copy_to_sender=event.copy_to_sender,
-            regroup=event.regroup,
+            # A send of some documents leaves the mailing whole: the rest may go later.
+            regroup=event.regroup and event.document_ids is None,
             document_date=event.document_date,
+            document_ids=event.document_ids,
             status=DispatchStatus.FANNING_OUT,
             created_at=now,
             request=event.model_dump(mode="json"),
             progress_at=now,
         )
+
+    @property
+    def requester(self) -> Requester | None:
+        """Who started it, as the request named them: told when it ends or pauses."""
+        named = (self.request or {}).get("requested_by")
+        return Requester.model_validate(named) if named else None
 
     def as_sent(self, document: DocumentView) -> DocumentView:
         """The document as this dispatch e-mails it: a campaign that advances the document's date at each
@@ -347,13 +356,17 @@ class Delivery:
         """What its e-mail may name; one recorded before deliveries kept their document's fields is dated the
         day it was recorded."""
         fields = {"date": dated(self.created_at), **self.fields}
-        return DocumentFacts(self.document_number, self.document_type, self.recipient_name, self.customer_number, fields)
+        return DocumentFacts(
+            self.document_number, self.document_type, self.recipient_name, self.customer_number, fields
+        )
 
     def failure(self) -> Failure:
         """What dispatch.completed says of it, not sent: why, and whether its address failed (a re-send of the
         not-sent mailing then asks the directory first)."""
         return Failure(
-            document_id=self.document_id, reason=self.reason or "failed", kind="address" if self.address_failed else None
+            document_id=self.document_id,
+            reason=self.reason or "failed",
+            kind="address" if self.address_failed else None,
         )
 
     def claim_for(self, holder: str, lease_s: float, now: datetime) -> None:
@@ -491,7 +504,9 @@ class SealedPassword:
 
 class EmailTurnedOff(Conflict):
     def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"e-mail distribution is turned off for tenant {tenant_id!r}; an admin turns it on (PUT /settings/sending)")
+        super().__init__(
+            f"e-mail distribution is turned off for tenant {tenant_id!r}; an admin turns it on (PUT /settings/sending)"
+        )
 
 
 class NoSenderDomain(Invalid):

@@ -8,7 +8,7 @@ from publipost_contracts.reads import DocumentView, MailingView
 from publipost_storage import BlobNotFound
 
 from .context import DispatchContext
-from .documents import documents_of
+from .documents import chosen_documents
 from .domain import BadTemplate, DocumentFacts, EmailText, UnknownVariable, UnsafeHeader
 
 # Base64 makes 4 bytes of 3, and each e-mail carries its headers and text besides the PDF.
@@ -42,6 +42,7 @@ class Asked:
     fixed_to: list[str]
     copies_per_document: int
     correspondence_type: str | None = None
+    document_ids: list[str] | None = None  # only these documents of the mailing
 
 
 async def preview(
@@ -89,7 +90,7 @@ async def preview(
 
     workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
     try:
-        async for document in documents_of(ctx.storage.blobs, tenant_id, mailing):
+        async for document in chosen_documents(ctx.storage.blobs, tenant_id, mailing, asked.document_ids):
             result.documents += 1
             await queue.put(document)
         for _ in workers:

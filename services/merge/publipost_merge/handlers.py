@@ -409,6 +409,7 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     dispatch says not to: a campaign's published mailing stays ready for its next occurrence. The documents a
     re-send of a not-sent mailing sent join its original's sent mailing (updated) instead of making another."""
     if not event.regroup:
+        await _not_sent_in_place(ctx, event)
         return
     source = await ctx.mailings.get(event.mailing_id)
     if source is None:
@@ -418,12 +419,7 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     sent_id = source.sent_mailing_for(event.dispatch_id, joinable)
     not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
     if source.status != MailingStatus.REPLACED:
-        failures = list(event.failures)
-        if event.failures_truncated and event.failures_file_id is not None:
-            failures = [
-                Failure.model_validate_json(line)
-                async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
-            ]
+        failures = await _failures(ctx, event)
         if failures:
             not_sent_mailing = Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id)
             await ctx.mailings.create(not_sent_mailing)
@@ -461,6 +457,31 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
             not_sent=not_sent,
         )
     )
+
+
+async def _not_sent_in_place(ctx: MergeContext, event: DispatchCompleted) -> None:
+    """The mailing stays as it is: its documents not sent show it, and why (those sent did at each send). Its
+    documents file is written again, so the next send of them asks the directory first for a failed address."""
+    mailing = await ctx.mailings.get(event.mailing_id)
+    failures = await _failures(ctx, event)
+    if mailing is None or mailing.tenant_id != event.tenant_id or not failures:
+        return
+    await _not_sent(ctx, mailing.id, failures, mailing.id)
+    earlier = mailing.documents_file_id
+    mailing.documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
+    await ctx.mailings.save(mailing, "documents_file_id")
+    if earlier:
+        await ctx.storage.blobs.delete(earlier)
+
+
+async def _failures(ctx: MergeContext, event: DispatchCompleted) -> list[Failure]:
+    """Every document the dispatch did not send: those the event lists, or its file when they are too many."""
+    if not (event.failures_truncated and event.failures_file_id is not None):
+        return list(event.failures)
+    return [
+        Failure.model_validate_json(line)
+        async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
+    ]
 
 
 async def _not_sent(ctx: MergeContext, source_id: str, failures: list[Failure], not_sent_id: str) -> None:
