@@ -106,7 +106,7 @@ async def test_the_person_who_started_a_send_is_told_when_it_ends(flow):  # noqa
     assert message["Subject"] == "Sending of \u201cNotices\u201d complete: 1 sent, 1 not sent"
     assert not message.is_multipart() and message.get_content_type() == "text/plain"  # nothing attached
     text = message.get_content()
-    assert "Sent: 1" in text and "Not sent: 1" in text and "550" in text
+    assert "Sent: 1" in text and "Not sent: 1" in text and "- INV-0002: 550" in text
 
 
 async def wait_for(read, expected=None, timeout: float = 30):

@@ -19,10 +19,10 @@ def test_a_completion_notice_counts_and_names_the_first_failures():
         tenant_id="acme", correlation_id="c1", dispatch_id="d1", mailing_id="m1",
         sent=88, failed=12, failures=failures, uncertain=1,
     )  # fmt: skip
-    notice = completion_notice(event, "November invoices")
+    notice = completion_notice(event, "November invoices", [f"INV-{n}: {f.reason}" for n, f in enumerate(failures[:10])])
     assert notice.subject == "Sending of \u201cNovember invoices\u201d complete: 88 sent, 12 not sent"
     assert "Not sent: 12 (1 unconfirmed)" in notice.body
-    assert notice.body.count("550 5.1.1") == 10 and "and 2 more" in notice.body
+    assert notice.body.count("550 5.1.1") == 10 and "- INV-9: 550" in notice.body and "and 2 more" in notice.body
     assert "\u201cnot sent by e-mail\u201d batch" in notice.body
 
 

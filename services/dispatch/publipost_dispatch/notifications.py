@@ -13,7 +13,7 @@ from publipost_contracts import DispatchCompleted, DispatchPaused
 from publipost_logging import get_logger
 
 from .context import DispatchContext
-from .domain import dispatch_key
+from .domain import NOT_SENT, dispatch_key
 from .mail import MESSAGE_BUILDERS
 from .smtp import SmtpRefused
 
@@ -28,16 +28,17 @@ class Notice:
     body: str
 
 
-def completion_notice(event: DispatchCompleted, mailing_name: str) -> Notice:
+def completion_notice(event: DispatchCompleted, mailing_name: str, failures: list[str]) -> Notice:
+    """`failures`: the first few documents not sent, each "number: reason"."""
     subject = f"Sending of \u201c{mailing_name}\u201d complete: {event.sent} sent, {event.failed} not sent"
     lines = [f"The dispatch {event.dispatch_id} of \u201c{mailing_name}\u201d has ended.", ""]
     lines.append(f"Sent: {event.sent}")
     lines.append(f"Not sent: {event.failed}" + (f" ({event.uncertain} unconfirmed)" if event.uncertain else ""))
-    if event.failures:
+    if failures:
         lines += ["", "Not sent:"]
-        lines += [f"- document {f.document_id}: {f.reason}" for f in event.failures[:FAILURES_TOLD]]
-        if event.failed > FAILURES_TOLD:
-            lines.append(f"- and {event.failed - FAILURES_TOLD} more: see the dispatch's deliveries.")
+        lines += [f"- {failure}" for failure in failures]
+        if event.failed > len(failures):
+            lines.append(f"- and {event.failed - len(failures)} more: see the dispatch's deliveries.")
     if event.regroup and event.failed:
         lines += [
             "",
@@ -61,7 +62,11 @@ def pause_notice(event: DispatchPaused, mailing_name: str) -> Notice:
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: DispatchContext = Components) -> None:
-    await _tell(ctx, event, lambda name: completion_notice(event, name))
+    key = dispatch_key(event.tenant_id, event.dispatch_id)
+    failures = [
+        f"{d.document_number}: {d.reason}" async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=FAILURES_TOLD)
+    ]
+    await _tell(ctx, event, lambda name: completion_notice(event, name, failures))
 
 
 async def dispatch_paused(event: DispatchPaused, ctx: DispatchContext = Components) -> None:
