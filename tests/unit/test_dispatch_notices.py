@@ -54,3 +54,21 @@ async def test_the_requester_gets_the_notice_once_the_last_send_completes_the_di
         assert notice["Subject"] == "Sending of \u201cNotices\u201d complete: 2 sent, 0 not sent"
         assert notice["From"] == "Publipost <no-reply@publipost.test>"  # the platform's server speaks
         assert not notice.is_multipart() and notice.get_content_type() == "text/plain"
+
+
+async def test_the_requester_is_told_once_when_the_dispatch_pauses():
+    server = FakeSmtpServer(refuse_with=(550, "5.1.1 mailbox unknown"), takes_anyway=("jane@acme.example",))
+    async with await dispatch_service(4, server, pause_after_errors=2) as dispatch:
+        stored = await dispatch.ctx.dispatches.get(KEY)
+        stored.request = {"requested_by": JANE.model_dump(mode="json")}
+        await dispatch.ctx.dispatches.save(stored, "request")
+        for n in range(4):
+            await dispatch.deliver(send(n))
+
+        (paused,) = dispatch.published(DispatchPaused)
+        assert paused.requested_by == JANE
+        [(recipients, raw)] = server.received
+        notice = email.message_from_bytes(raw, policy=email.policy.default)
+        assert recipients == ["jane@acme.example"]
+        assert notice["Subject"].startswith("Sending of \u201cNotices\u201d paused: paused after 2 SMTP errors")
+        assert "Waiting: 2" in notice.get_content()
