@@ -219,6 +219,28 @@ async def test_a_dispatched_mailing_is_regrouped_into_sent_and_not_sent(stack):
     assert [d["document_number"] for d in not_sent] == ["INV-0002", "INV-0004"]
 
 
+async def test_a_french_tenant_s_regrouped_mailings_are_named_in_french(stack):
+    http = stack["http"]
+    chosen = await http.put("/settings", headers=TENANT, json={"combined_page_limit": 500, "language": "fr"})
+    assert chosen.status_code == 200, chosen.text
+    assert (await http.get("/settings", headers=TENANT)).json()["language"] == "fr"
+    refused = await http.put("/settings", headers=TENANT, json={"combined_page_limit": 500, "language": "de"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "language"]
+
+    event = request(stack["template_id"], [record(n) for n in range(1, 4)])
+    await stack["system"].publish(event)
+    completed = await stack["tap"].next(MergeCompleted, lambda e: e.request_id == event.request_id)
+    documents = (await http.get(f"/mailings/{completed.mailing_id}/documents", headers=TENANT)).json()["items"]
+    failures = [Failure(document_id=documents[1]["id"], reason="550 mailbox unavailable")]
+    await stack["system"].publish(
+        DispatchCompleted.caused_by(event, dispatch_id="d-fr", mailing_id=completed.mailing_id, sent=2, failed=1, failures=failures)
+    )
+    await stack["tap"].next(MailingRegrouped, lambda e: e.dispatch_id == "d-fr")
+    names = {m["name"]: m["documents"] for m in (await http.get("/mailings", headers=TENANT)).json()["items"]}
+    assert names["November notices (envoyé par email)"] == 2
+    assert names["November notices (non envoyé par email)"] == 1
+
+
 async def test_a_late_render_answer_after_regrouping_leaves_the_replaced_mailing_alone(stack):
     event = request(stack["template_id"], [record(1), record(2)])
     await stack["system"].publish(event)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from . import handlers
 from .context import Context, MergeContext
 from .documents_file import document_view, write_documents_file
-from .domain import DocumentStatus, EmailState, Mailing, MailingNotFound
+from .domain import DocumentStatus, EmailState, Language, Mailing, MailingNotFound
 from .domain import TenantSettings as TenantChoices
 from .request_checks import header_text_problem
 
@@ -192,17 +192,25 @@ async def delete_mailing(ctx: Context, caller: Operator, mailing_id: str) -> Non
 
 class TenantSettings(BaseModel):
     combined_page_limit: int = Field(ge=1, le=100_000, description="Pages per part of a print file.")
+    language: Language = Field(
+        default="en",
+        description="The language of the names merge gives: the regrouped mailings' \"(sent by e-mail)\" / "
+        "\"(envoyé par email)\". A PUT without it sets English.",
+    )
 
 
 @settings_router.get("", response_model=TenantSettings)
 async def get_settings(ctx: Context, caller: Reader) -> TenantSettings:
     chosen = await ctx.tenant_settings.get(caller.tenant_id)
-    return TenantSettings(combined_page_limit=chosen.page_limit(ctx.settings.combined_page_limit))
+    return TenantSettings(
+        combined_page_limit=chosen.page_limit(ctx.settings.combined_page_limit), language=chosen.language
+    )
 
 
 @settings_router.put("", response_model=TenantSettings)
 async def put_settings(ctx: Context, caller: Admin, body: TenantSettings) -> TenantSettings:
-    await ctx.tenant_settings.save(TenantChoices(id=caller.tenant_id, combined_page_limit=body.combined_page_limit))
+    chosen = TenantChoices(id=caller.tenant_id, combined_page_limit=body.combined_page_limit, language=body.language)
+    await ctx.tenant_settings.save(chosen)
     return body
 
 

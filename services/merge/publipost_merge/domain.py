@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from publipost_contracts import Problem, deterministic_id
 from publipost_refusals import Conflict, NotFound
@@ -38,8 +38,12 @@ class EmailState(StrEnum):
     NOT_SENT = "not_sent"
 
 
-SENT_SUFFIX = " (sent by e-mail)"
-NOT_SENT_SUFFIX = " (not sent by e-mail)"
+# The regrouped mailings' names, in the tenant's language (TenantSettings.language).
+SUFFIXES: dict[str, dict[str, str]] = {
+    "en": {"sent": " (sent by e-mail)", "not_sent": " (not sent by e-mail)"},
+    "fr": {"sent": " (envoyé par email)", "not_sent": " (non envoyé par email)"},
+}
+Language = Literal["en", "fr"]
 
 
 def mailing_id_for(tenant_id: str, request_id: str) -> str:
@@ -268,12 +272,19 @@ class Mailing:
 
     @classmethod
     def regrouped(
-        cls, source: "Mailing", dispatch_id: str, outcome: Outcome, *, sent_mailing_id: str | None = None
+        cls,
+        source: "Mailing",
+        dispatch_id: str,
+        outcome: Outcome,
+        *,
+        sent_mailing_id: str | None = None,
+        language: Language = "en",
     ) -> "Mailing":
-        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one: ready at once. A not-sent
-        one names the sent mailing its re-sent documents will join (`sent_mailing_id`)."""
+        """The "sent by e-mail" or "not sent by e-mail" mailing of a dispatched one (named in the tenant's
+        `language`): ready at once. A not-sent one names the sent mailing its re-sent documents will join
+        (`sent_mailing_id`)."""
         now = datetime.now(UTC)
-        suffix = SENT_SUFFIX if outcome is Outcome.SENT else NOT_SENT_SUFFIX
+        suffix = SUFFIXES[language][outcome.value]
         return cls(
             id=regrouped_mailing_id(source.id, dispatch_id, outcome),
             tenant_id=source.tenant_id,
@@ -491,6 +502,7 @@ class TenantSettings:
 
     id: str
     combined_page_limit: int | None = None
+    language: Language = "en"  # of the names merge gives (the regrouped mailings')
 
     def page_limit(self, default: int) -> int:
         return self.combined_page_limit or default

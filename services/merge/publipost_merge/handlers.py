@@ -420,8 +420,11 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
     not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
     if source.status != MailingStatus.REPLACED:
         failures = await _failures(ctx, event)
+        language = (await ctx.tenant_settings.get(source.tenant_id)).language
         if failures:
-            not_sent_mailing = Mailing.regrouped(source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id)
+            not_sent_mailing = Mailing.regrouped(
+                source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id, language=language
+            )
             await ctx.mailings.create(not_sent_mailing)
             await _not_sent(ctx, source.id, failures, not_sent_id)
         if await ctx.documents.count(source.id):
@@ -429,7 +432,7 @@ async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Compo
                 assert joinable is not None
                 await delete_parts(ctx.storage, joinable.parts)  # its parts are planned again with the new documents
             else:
-                await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT))
+                await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT, language=language))
             await ctx.documents.reassign_rest(source.id, sent_id)
         for mailing_id in (sent_id, not_sent_id):
             if (mailing := await ctx.mailings.get(mailing_id)) is not None:

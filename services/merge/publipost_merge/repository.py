@@ -224,5 +224,5 @@ class TenantSettingsRepository(Repository):
         return TenantSettings(id=tenant_id) if stored is None else TENANT_SETTINGS.load(stored)
 
     async def save(self, settings: TenantSettings) -> None:
-        changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit")
+        changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit", "language")
         await self.collection.update_one({"_id": settings.id}, {"$set": changes}, upsert=True)
