@@ -45,10 +45,22 @@ MESSAGES = {
 }
 
 
+# A plain e-mail to a segment's recipients (issue 16, point 10): the text alone, or text and HTML.
+PLAIN_EMAILS = {
+    "text alone": {**MESSAGES["plain ascii"], "subject": "Your car's inspection is due", "filename": None},
+    "text and html": {**MESSAGES["accents, html, long lists"], "filename": None},
+}
+
+
 def _parsed(writer: str, fields: dict[str, object]) -> EmailMessage:
     fields = dict(fields)
-    filename = str(fields.pop("filename"))
-    attachment = file_attachment(DOCX, filename, DOCX_TYPE) if filename.endswith(".docx") else pdf_attachment(PDF, filename)
+    filename = fields.pop("filename")
+    if filename is None:
+        attachment = None
+    elif str(filename).endswith(".docx"):
+        attachment = file_attachment(DOCX, str(filename), DOCX_TYPE)
+    else:
+        attachment = pdf_attachment(PDF, str(filename))
     raw = MESSAGE_BUILDERS[writer](**fields, attachment=attachment, message_id="<7.0@publipost.test>")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # SMTP's line limit
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
@@ -78,3 +90,13 @@ def test_the_direct_writer_and_email_message_give_the_same_message(case):
     [(filename, content_type, content)] = _seen(direct)["attachments"]
     assert (content_type, content) == ((DOCX_TYPE, DOCX) if filename.endswith(".docx") else ("application/pdf", PDF))
     assert "Bcc" not in direct and "Bcc" not in library
+
+
+@pytest.mark.parametrize("case", PLAIN_EMAILS)
+def test_a_plain_e_mail_carries_no_attachment_and_both_writers_agree(case):
+    direct, library = _parsed("direct", PLAIN_EMAILS[case]), _parsed("email", PLAIN_EMAILS[case])
+
+    assert _seen(direct) == _seen(library)
+    assert _seen(direct)["attachments"] == [] and _seen(direct)["defects"] == []
+    expected = "text/plain" if PLAIN_EMAILS[case]["html_body"] is None else "multipart/alternative"
+    assert direct.get_content_type() == library.get_content_type() == expected  # no multipart/mixed around it
