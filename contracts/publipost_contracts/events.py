@@ -296,12 +296,62 @@ class DispatchRequested(Event):
     )
 
 
+class EmailsRequested(Event):
+    """E-mail a plain letter, without attachment, to every recipient of a directory segment (a garage's
+    "your car's inspection is due"); once per email_id. Dispatch follows it as a dispatch of that id."""
+
+    type: Literal["emails.requested"] = "emails.requested"
+    email_id: Id = Field(
+        min_length=1,
+        max_length=128,
+        description="Idempotency key: one dispatch per id, and that dispatch's id (dispatch.completed's "
+        "dispatch_id). It shares the tenant's dispatch ids: a dispatch_id already used is that dispatch.",
+    )
+    segment_id: Id = Field(description="The recipient directory's segment, its recipients as they are when it starts.")
+    subject: str = Field(
+        default="",
+        max_length=998,
+        description="Filled from each recipient's record: {client_name}, {customer_number}, {date} (the day it "
+        "starts), and the record's fields and attributes ({inspection_due}); no {document_number}: there is no "
+        "document.",
+    )
+    body: str = Field(default="", description="The text, filled as the subject is.")
+    email_template_id: Id | None = Field(
+        default=None, description="An e-mail template of the template service; replaces subject and body when given."
+    )
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    reply_to: str | None = None
+    separate_sends: bool = Field(default=False, description="One e-mail per address instead of a shared BCC.")
+    copy_to_sender: bool = Field(default=False, description="The sender gets a copy of each e-mail.")
+    account_id: Id | None = Field(
+        default=None, description="The tenant's sending account; dispatch's own SMTP server when absent."
+    )
+    correspondence_type: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The kind of correspondence: each e-mail goes to the recipient's contact for it, when the "
+        "directory has one.",
+    )
+    requested_by: Requester | None = Field(
+        default=None,
+        description="The person or API key that asked over HTTP; absent: an integrating system over the bus.",
+    )
+
+    @model_validator(mode="after")
+    def _says_something(self) -> EmailsRequested:
+        if self.email_template_id is None and not (self.subject.strip() and self.body.strip()):
+            raise ValueError("give a subject and a body, or an email_template_id")
+        return self
+
+
 class DispatchPaused(Event):
     """Sending stopped after too many SMTP errors (or the account's daily cap); a person resumes it over HTTP."""
 
     type: Literal["dispatch.paused"] = "dispatch.paused"
     dispatch_id: Id
-    mailing_id: Id
+    mailing_id: Id | None = Field(default=None, description="The mailing sent; none for a plain e-mail.")
+    segment_id: Id | None = Field(default=None, description="The segment a plain e-mail went to (emails.requested).")
     reason: str
     errors: int
     sent: int
@@ -322,7 +372,8 @@ class DispatchResumed(Event):
 
     type: Literal["dispatch.resumed"] = "dispatch.resumed"
     dispatch_id: Id
-    mailing_id: Id
+    mailing_id: Id | None = Field(default=None, description="The mailing sent; none for a plain e-mail.")
+    segment_id: Id | None = Field(default=None, description="The segment a plain e-mail went to (emails.requested).")
     resumption: int = Field(ge=1, description="How many times this dispatch was resumed, this one included.")
 
 
@@ -331,7 +382,7 @@ class SendRequested(Event):
 
     type: Literal["send.requested"] = "send.requested"
     dispatch_id: Id
-    document_id: Id
+    document_id: Id = Field(description="The document; for a plain e-mail, the recipient's customer number.")
 
 
 # "uncertain": the server took the message but never confirmed it; it may have been delivered.
@@ -343,7 +394,7 @@ class DeliveryRecorded(Event):
 
     type: Literal["delivery.recorded"] = "delivery.recorded"
     dispatch_id: Id
-    document_id: Id
+    document_id: Id = Field(description="The document; for a plain e-mail, the recipient's customer number.")
     outcome: DeliveryOutcome
     recipients: list[str] = Field(default_factory=list)
     reason: str | None = None
@@ -351,7 +402,7 @@ class DeliveryRecorded(Event):
 
 
 class Failure(_Part):
-    document_id: Id
+    document_id: Id = Field(description="The document; for a plain e-mail, the recipient's customer number.")
     reason: str
     kind: Literal["address"] | None = Field(
         default=None,
@@ -371,14 +422,17 @@ class DispatchCompleted(Event):
 
     type: Literal["dispatch.completed"] = "dispatch.completed"
     dispatch_id: Id
-    mailing_id: Id
+    mailing_id: Id | None = Field(default=None, description="The mailing sent; none for a plain e-mail.")
+    segment_id: Id | None = Field(default=None, description="The segment a plain e-mail went to (emails.requested).")
     sent: int
     failed: int  # not sent, the uncertain ones included
     failures: list[Failure]
     failures_truncated: bool = False
     failures_file_id: Id | None = None
     uncertain: int = 0  # of `failed`: the server took the message without confirming it (maybe delivered)
-    regroup: bool = Field(default=True, description="As the request said: whether merge regroups the mailing.")
+    regroup: bool = Field(
+        default=True, description="As the request said: whether merge regroups the mailing (false for a plain e-mail)."
+    )
     requested_by: Requester | None = Field(
         default=None, description="Who started the dispatch, as its request named them: they are told by e-mail."
     )
@@ -390,7 +444,8 @@ class DispatchRefused(Event):
 
     type: Literal["dispatch.refused"] = "dispatch.refused"
     dispatch_id: Id
-    mailing_id: Id
+    mailing_id: Id | None = Field(default=None, description="The mailing sent; none for a plain e-mail.")
+    segment_id: Id | None = Field(default=None, description="The segment a plain e-mail went to (emails.requested).")
     reason: str
 
 
@@ -432,6 +487,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ResolveRecipients,
     RecipientsResolved,
     DispatchRequested,
+    EmailsRequested,
     SendRequested,
     DispatchPaused,
     DispatchResumed,

@@ -19,6 +19,7 @@ from .events import (
     DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
+    EmailsRequested,
     Failure,
     MailingRegrouped,
     MergeCompleted,
@@ -40,6 +41,7 @@ _TEMPLATE = "6a1f0c4e-2b7d-4f7e-9a51-0c3e5d1b2a10"
 _MAILING = "3d9b5f0a-8c2e-4a61-b7d4-1e0f9a6c5b21"
 _DISPATCH = "dispatch-2026-11-premiums"
 _REQUESTER = Requester(subject="c.martin", roles=["operator"], email="c.martin@acme-insurance.example")
+_SEGMENT = "0b8e6d2c-4f1a-4c3b-9d7e-5a6f7b8c9d03"
 _DOCUMENT = "9f4e2a71-5c3b-4d8e-a0f6-7b1c2d3e4f52"
 _PDF = "674b1f2e9c0d4a5b6c7d8e9f"
 _DOCX = "674b1f2e9c0d4a5b6c7d8ea0"
@@ -195,6 +197,16 @@ EXAMPLES: dict[type[Event], Event] = {
             document_id=_DOCUMENT,
             document_number="DN-2026-0042",
             recipients=["billing@garage-martin.example"],
+        ),
+        EmailsRequested(
+            **_envelope(20),
+            email_id="inspection-reminder-2026-12",
+            segment_id=_SEGMENT,
+            subject="{client_name}, your car's inspection is due",
+            body="Dear {client_name},\n\nYour vehicle {registration} is due for its inspection by {inspection_due}."
+            "\nCall us to book a slot.\n",
+            reply_to="workshop@garage-martin.example",
+            requested_by=Requester(subject="l.martin", roles=["operator"]),
         ),
         CampaignFired(
             **_envelope(18),

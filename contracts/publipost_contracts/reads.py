@@ -1,6 +1,7 @@
 """What one service reads of another over HTTP, typed on both sides: the route answers the model, the caller
 parses it (tests/contract/test_reads.py checks the route's OpenAPI schema is the model's). Today: dispatch
-reads a mailing from merge; its documents it reads from the mailing's documents file (DocumentView lines).
+reads a mailing from merge; its documents it reads from the mailing's documents file (DocumentView lines); a
+plain e-mail's recipients it reads from the recipient directory's segment (RecipientRecord lines).
 
     from publipost_contracts.reads import MailingView
 """
@@ -8,7 +9,7 @@ reads a mailing from merge; its documents it reads from the mailing's documents 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PartView(BaseModel):
@@ -88,3 +89,17 @@ class DocumentView(BaseModel):
 class DocumentPage(BaseModel):
     items: list[DocumentView]
     next_after: int | None = Field(description="Ask again with after=this for the next page; none: the last.")
+
+
+class RecipientRecord(BaseModel):
+    """One line of the recipient directory's `GET /segments/{id}/recipients`: a recipient shaped as a merge
+    record (`id` is the customer number). Its other values (postal_code, family, last_visit_date...) are kept
+    as they come: a plain e-mail may name them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    customer_number: str
+    email: str | None = None
+    name: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict, description="Custom attributes, text values.")

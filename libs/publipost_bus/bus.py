@@ -415,6 +415,7 @@ SUBJECT_IDS = {
     "mailing_id": "mailing_id",
     "source_mailing_id": "mailing_id",  # merge.mailing_regrouped is about the mailing it replaces
     "dispatch_id": "dispatch_id",
+    "email_id": "dispatch_id",  # emails.requested: the id of the dispatch it becomes
     "campaign_id": "campaign_id",
 }
 

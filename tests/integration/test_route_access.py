@@ -47,7 +47,7 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "
 ANYONE = {"/templates/predefined-fields", "/email-templates/variables", "/recipients/import/sample.csv",
           "/recipients/import/sample.xlsx", "/me"}  # reference data of no tenant, and who the caller is
 START = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/dispatches/{dispatch_id}/resume"),
-         ("POST", "/sends")}
+         ("POST", "/sends"), ("POST", "/emails")}
 OUTCOMES = ("/mailings", "/dispatches", "/sends", "/history")
 ADMIN_AREAS = ("/accounts", "/api-keys", "/users", "/settings", "/quotas", "/backends", "/workers")
 ADMIN, OPERATOR = frozenset({Role.ADMIN}), frozenset({Role.OPERATOR})
@@ -155,6 +155,7 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
         ("PUT", "/backends/{tenant_id}/overflow"): {"json": {"backend": None}},
         ("POST", "/dispatches"): {"json": {"mailing_id": ids["mailing"]}},
         ("POST", "/dispatches/preview"): {"json": {"mailing_id": ids["mailing"]}},
+        ("POST", "/emails"): {"json": {"segment_id": ids["segment"], "subject": "Hello {client_name}", "body": "Hi"}},
         ("POST", "/sends"): {
             "json": {"mailing_id": ids["mailing"], "document_id": ids["document"], "to": ["me@acme.test"]}
         },
@@ -166,7 +167,8 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
 
 
 # Routes whose body names the victim's things although their path does not: refused as unknown (404).
-BODY_NAMES_VICTIMS = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/sends"), ("POST", "/campaigns")}
+BODY_NAMES_VICTIMS = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/sends"), ("POST", "/campaigns"),
+                      ("POST", "/emails")}
 
 
 async def make_victims_things(services: dict[str, Any], urls: dict[str, str], system: Bus, tap: EventTap) -> Victim:
@@ -282,6 +284,7 @@ async def test_every_route_refuses_no_credentials_a_role_without_the_right_and_a
         DispatchSettings,
         merge_url=urls["merge_url"],
         template_url=urls["template_url"],
+        directory_url=urls["directory_url"],
         smtp_host=mailbox.host,
         smtp_port=mailbox.port,
         account_key=account_key,

@@ -42,35 +42,25 @@ MESSAGES = {
         "html_body": None,
         "filename": "INV-0002.docx",
     },
-    "a letter with nothing attached": {
-        "sender": "Garage Martin <atelier@garage-martin.test>",
-        "to": ["client@example.test"],
-        "cc": [],
-        "reply_to": None,
-        "subject": "Votre contrôle technique arrive à échéance",
-        "body": "Bonjour,\nvotre véhicule doit passer son contrôle technique avant le 15 janvier.\n",
-        "html_body": None,
-        "filename": None,
-    },
-    "a letter with nothing attached, in HTML too": {
-        "sender": "atelier@garage-martin.test",
-        "to": ["client@example.test"],
-        "cc": ["copie@example.test"],
-        "reply_to": None,
-        "subject": "Inspection due",
-        "body": "Dear client,\nyour car's inspection is due.\n",
-        "html_body": "<p>Dear client,</p><p>your car's inspection is due.</p>",
-        "filename": None,
-    },
+}
+
+
+# A plain e-mail to a segment's recipients (issue 16, point 10): the text alone, or text and HTML.
+PLAIN_EMAILS = {
+    "text alone": {**MESSAGES["plain ascii"], "subject": "Your car's inspection is due", "filename": None},
+    "text and html": {**MESSAGES["accents, html, long lists"], "filename": None},
 }
 
 
 def _parsed(writer: str, fields: dict[str, object]) -> EmailMessage:
     fields = dict(fields)
     filename = fields.pop("filename")
-    attachment = None
-    if isinstance(filename, str):
-        attachment = file_attachment(DOCX, filename, DOCX_TYPE) if filename.endswith(".docx") else pdf_attachment(PDF, filename)
+    if filename is None:
+        attachment = None
+    elif str(filename).endswith(".docx"):
+        attachment = file_attachment(DOCX, str(filename), DOCX_TYPE)
+    else:
+        attachment = pdf_attachment(PDF, str(filename))
     raw = MESSAGE_BUILDERS[writer](**fields, attachment=attachment, message_id="<7.0@publipost.test>")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # SMTP's line limit
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
@@ -82,11 +72,7 @@ def _seen(message: EmailMessage) -> dict[str, object]:
     attachments = list(message.iter_attachments())
     html = message.get_body(("html",))
     return {
-        "headers": sorted(
-            (name, str(value))
-            for name, value in message.items()
-            if name not in ("Date", "Content-Type", "Content-Transfer-Encoding")
-        ),
+        "headers": [(name, str(value)) for name, value in message.items() if name not in ("Date", "Content-Type")],
         "type": message.get_content_type(),
         # EmailMessage ends a body with a line break if it has none; nothing a reader sees.
         "plain": message.get_body(("plain",)).get_content().replace("\r\n", "\n").removesuffix("\n"),
@@ -101,9 +87,16 @@ def test_the_direct_writer_and_email_message_give_the_same_message(case):
     direct, library = _parsed("direct", MESSAGES[case]), _parsed("email", MESSAGES[case])
 
     assert _seen(direct) == _seen(library)
-    if MESSAGES[case]["filename"] is None:
-        assert _seen(direct)["attachments"] == [] and not _seen(direct)["defects"]
-        return
     [(filename, content_type, content)] = _seen(direct)["attachments"]
     assert (content_type, content) == ((DOCX_TYPE, DOCX) if filename.endswith(".docx") else ("application/pdf", PDF))
     assert "Bcc" not in direct and "Bcc" not in library
+
+
+@pytest.mark.parametrize("case", PLAIN_EMAILS)
+def test_a_plain_e_mail_carries_no_attachment_and_both_writers_agree(case):
+    direct, library = _parsed("direct", PLAIN_EMAILS[case]), _parsed("email", PLAIN_EMAILS[case])
+
+    assert _seen(direct) == _seen(library)
+    assert _seen(direct)["attachments"] == [] and _seen(direct)["defects"] == []
+    expected = "text/plain" if PLAIN_EMAILS[case]["html_body"] is None else "multipart/alternative"
+    assert direct.get_content_type() == library.get_content_type() == expected  # no multipart/mixed around it

@@ -28,7 +28,7 @@ import httpx
 
 USERS_FILE = "users.json"
 # What an integrating system publishes, and the outcomes it binds a queue of its own to.
-SYSTEM_PUBLISHES = ("merge.requested", "dispatch.requested")
+SYSTEM_PUBLISHES = ("merge.requested", "dispatch.requested", "emails.requested")
 SYSTEM_READS = ("merge.completed", "merge.rejected", "merge.mailing_regrouped", "dispatch.completed", "document.sent")
 
 

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from publipost_auth import Admin, OutcomeReader, Principal, Reader, Starter
-from publipost_contracts import DispatchRequested, DispatchResumed, deterministic_id
+from publipost_contracts import DispatchRequested, DispatchResumed, EmailsRequested, deterministic_id
 from publipost_http import IndexCursor, correlation_id
 from publipost_refusals import NotFound
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from . import manual
 from .accounts import DEFAULT_ACCOUNT_ID, NoSealKey
@@ -28,6 +28,7 @@ from .domain import (
     check_header,
     too_many_recipients,
 )
+from .emails import what_it_emails
 from .fan_out import what_it_sends
 from .model import Delivery, Dispatch, NotPaused, TenantSending
 from .preview import Asked, preview
@@ -98,8 +99,46 @@ class DispatchIn(_Addressed):
     )
 
 
-def _check_recipient_count(body: "DispatchIn | SendIn", limit: int) -> None:
-    over = too_many_recipients(body.to, body.cc, body.bcc, limit)
+class EmailsIn(_Addressed):
+    """A plain e-mail, nothing attached, to every recipient of a directory segment."""
+
+    email_id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        min_length=1,
+        max_length=128,
+        description="Idempotency key, and the id of the dispatch that follows it (GET /dispatches/{id}).",
+    )
+    segment_id: str = Field(min_length=1, max_length=128, description="The recipient directory's segment.")
+    subject: str = Field(
+        default="",
+        max_length=998,
+        description="Required unless email_template_id: {client_name}, {customer_number}, {date} and the "
+        "recipient's fields and attributes ({inspection_due}); no {document_number}, there is no document.",
+    )
+    body: str = Field(default="", description="Required unless email_template_id; filled as the subject is.")
+    email_template_id: str | None = None
+    account_id: str | None = None
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    reply_to: str | None = None
+    separate_sends: bool = False
+    copy_to_sender: bool = False
+    correspondence_type: str | None = Field(
+        default=None, max_length=64, description="Each e-mail goes to the recipient's contact for it (directory)."
+    )
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "EmailsIn":
+        if self.email_template_id is None:
+            missing = [name for name in ("subject", "body") if not getattr(self, name).strip()]
+            if missing:
+                raise ValueError(f"{missing[0]}: give a subject and a body, or an email_template_id")
+        return self
+
+
+def _check_recipient_count(body: "DispatchIn | EmailsIn | SendIn", limit: int) -> None:
+    to = [] if isinstance(body, EmailsIn) else body.to  # a plain e-mail's are the segment's recipients
+    over = too_many_recipients(to, body.cc, body.bcc, limit)
     if over is not None:
         field, message = over
         raise HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "too_many_recipients"}])
@@ -128,7 +167,8 @@ class PreviewView(BaseModel):
 
 class DispatchView(BaseModel):
     dispatch_id: str
-    mailing_id: str
+    mailing_id: str | None = Field(description="The mailing sent; none for a plain e-mail.")
+    segment_id: str | None = Field(default=None, description="The segment a plain e-mail goes to.")
     account_id: str | None = None
     status: str
     reason: str | None = None
@@ -183,6 +223,20 @@ async def start_dispatch(ctx: Context, caller: Starter, correlation: Correlation
     return Accepted(dispatch_id=event.dispatch_id)
 
 
+@router.post("/emails", response_model=Accepted, status_code=202)
+async def start_emails(ctx: Context, caller: Starter, correlation: CorrelationId, body: EmailsIn) -> Accepted:
+    """A plain e-mail to the segment's recipients, checked now (an unknown segment, account or template is a
+    404, a variable a recipient's record cannot fill a 422), then sent in the background as a dispatch of
+    id `email_id`: follow it on GET /dispatches/{dispatch_id}."""
+    _check_recipient_count(body, ctx.settings.max_recipients_per_send)
+    event = EmailsRequested(
+        tenant_id=caller.tenant_id, correlation_id=correlation, requested_by=caller.requester(), **body.model_dump()
+    )
+    await what_it_emails(event, ctx)  # a Refusal answers 404, 409 or 422 (publipost_http)
+    await ctx.bus.publish(event)
+    return Accepted(dispatch_id=event.email_id)
+
+
 @router.post("/dispatches/preview", response_model=PreviewView)
 async def preview_dispatch(ctx: Context, caller: Starter, correlation: CorrelationId, body: DispatchIn) -> PreviewView:
     """What the dispatch would send, sending nothing."""
@@ -221,6 +275,7 @@ async def _view(ctx: DispatchContext, dispatch: Dispatch) -> DispatchView:
     return DispatchView(
         dispatch_id=dispatch.dispatch_id,
         mailing_id=dispatch.mailing_id,
+        segment_id=dispatch.segment_id,
         account_id=dispatch.account_id,
         status=dispatch.status,
         reason=dispatch.reason,
@@ -253,6 +308,7 @@ async def resume_dispatch(ctx: Context, caller: Starter, dispatch_id: str) -> Di
             correlation_id=resumed.correlation_id,
             dispatch_id=dispatch_id,
             mailing_id=resumed.mailing_id,
+            segment_id=resumed.segment_id,
             resumption=resumed.resumptions,
         )
     )

@@ -12,6 +12,7 @@ from publipost_contracts import (
     DispatchRequested,
     DispatchResumed,
     DocumentSent,
+    EmailsRequested,
     ResolveRecipients,
     SendRequested,
 )
@@ -19,9 +20,9 @@ from publipost_outbound import OutboundPolicy
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import accounts_api, api, completion, fan_out, history_api, notifications, sending
+from . import accounts_api, api, completion, emails, fan_out, history_api, notifications, sending
 from .accounts import Accounts
-from .clients import EmailTemplateClient, MergeClient
+from .clients import DirectoryClient, EmailTemplateClient, MergeClient
 from .completions import CompletionCheck
 from .context import DispatchContext
 from .pdfs import PdfReader
@@ -47,6 +48,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         settings,
         publishes=[
             DispatchRequested,  # POST /dispatches, once the request is checked
+            EmailsRequested,  # POST /emails, likewise
             SendRequested,
             DeliveryRecorded,
             DocumentSent,
@@ -87,12 +89,16 @@ def build(settings: DispatchSettings | None = None) -> Service:
         email_templates=EmailTemplateClient(
             service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
         ),
+        directory=DirectoryClient(
+            service_client(settings, settings.directory_url, settings.http_timeout_s, credentials=credentials)
+        ),
     )
 
     # The check runs after the send that asked for it, with the components the bus provides (fakes in unit tests).
     ctx.completions.check = lambda key: completion.complete_if_done(bus.components, key)
 
     bus.consumer(DispatchRequested)(fan_out.dispatch_requested)
+    bus.consumer(EmailsRequested)(emails.emails_requested)
     bus.consumer(DispatchResumed)(fan_out.dispatch_resumed)
     # The delivery's state in the database already makes a second handling of a send do nothing (its
     # claim fails); the inbox's two extra writes per e-mail would only slow every send.
@@ -112,6 +118,7 @@ def build(settings: DispatchSettings | None = None) -> Service:
         await ctx.senders.close()
         await ctx.merge.close()
         await ctx.email_templates.close()
+        await ctx.directory.close()
 
     return Service(
         settings=settings,

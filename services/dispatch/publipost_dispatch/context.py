@@ -8,7 +8,7 @@ from publipost_runtime import components
 from publipost_storage import Storage
 
 from .accounts import Accounts
-from .clients import EmailTemplateClient, MergeClient
+from .clients import DirectoryClient, EmailTemplateClient, MergeClient
 from .completions import CompletionCheck
 from .pdfs import PdfReader
 from .repository import DeliveryRepository, DispatchRepository, ReplicaRepository, TenantSendingRepository
@@ -33,6 +33,7 @@ class DispatchContext:
     completions: CompletionCheck
     merge: MergeClient
     email_templates: EmailTemplateClient
+    directory: DirectoryClient
     # The deliveries this replica is sending now: the sweep renews their leases while they are here.
     held: set[str] = field(default_factory=set)
     manual_sends: set[asyncio.Task[None]] = field(default_factory=set)  # immediate sends under way

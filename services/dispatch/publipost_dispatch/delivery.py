@@ -32,7 +32,7 @@ class Content:
     subject: str
     body: str
     html_body: str | None
-    attachment: Attachment
+    attachment: Attachment | None  # None: a plain e-mail
     reply_to: str | None
 
 

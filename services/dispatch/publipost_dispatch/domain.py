@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from publipost_addresses import control_character, invalid_address_message, is_valid_address
-from publipost_contracts import DispatchRequested, Requester, deterministic_id
-from publipost_contracts.reads import DocumentView, MailingView
+from publipost_contracts import DispatchRequested, EmailsRequested, Requester, deterministic_id
+from publipost_contracts.reads import DocumentView, MailingView, RecipientRecord
 from publipost_refusals import Invalid
 
 
@@ -134,12 +134,13 @@ def too_many_recipients(to: list[str], cc: list[str], bcc: list[str], limit: int
     return where, message
 
 
-def check_message(event: DispatchRequested, max_recipients: int) -> None:
-    """What the HTTP API refuses with 422, checked again for a dispatch.requested published on the bus: the
-    number of addresses, each address, and a subject free of control characters (Invalid otherwise)."""
-    if (over := too_many_recipients(event.to, event.cc, event.bcc, max_recipients)) is not None:
+def check_message(event: DispatchRequested | EmailsRequested, max_recipients: int) -> None:
+    """What the HTTP API refuses with 422, checked again for a dispatch.requested or emails.requested published
+    on the bus: the number of addresses, each address, and a subject free of control characters (Invalid)."""
+    to = event.to if isinstance(event, DispatchRequested) else []
+    if (over := too_many_recipients(to, event.cc, event.bcc, max_recipients)) is not None:
         raise Invalid(f"{over[0]}: {over[1]}")
-    fields = {"to": event.to, "cc": event.cc, "bcc": event.bcc, "reply_to": [event.reply_to] if event.reply_to else []}
+    fields = {"to": to, "cc": event.cc, "bcc": event.bcc, "reply_to": [event.reply_to] if event.reply_to else []}
     for field_name, values in fields.items():
         for value in values:
             check_address(field_name, value)
@@ -199,11 +200,16 @@ def _unique(addresses: list[str], already: list[str]) -> list[str]:
 # --- subject and body ---------------------------------------------------------------
 
 
-class UnknownVariable(Invalid, KeyError):
-    """A {name} the document does not fill: neither one dispatch always knows nor a field of its record."""
+DOCUMENT_RECORD = "this document's record"
+RECIPIENT_RECORD = "this recipient's record"
 
-    def __init__(self, field: str, name: str) -> None:
-        super().__init__(f"{field}: no value for {{{name}}} in this document's record")
+
+class UnknownVariable(Invalid, KeyError):
+    """A {name} the document (or a plain e-mail's recipient) does not fill: neither one dispatch always knows
+    nor a field of its record."""
+
+    def __init__(self, field: str, name: str, whose: str = DOCUMENT_RECORD) -> None:
+        super().__init__(f"{field}: no value for {{{name}}} in {whose}")
         self.field = field
         self.name = name
 
@@ -283,22 +289,28 @@ def dated(moment: date) -> str:
     return moment.strftime("%d/%m/%Y")
 
 
-def fill(field: str, template: str, variables: dict[str, Any], *, escape: bool = False) -> str:
-    """Replace {name} variables ({{ and }} are literal braces, as the template service stores them);
-    a name the document does not have is an error naming it. `escape` for HTML bodies."""
+def _parsed(field: str, template: str) -> list[tuple[str, str | None]]:
+    """The text's literal pieces, each with the {name} that follows it (None at the end)."""
     for legacy, modern in LEGACY_PLACEHOLDERS.items():
         template = template.replace(legacy, modern)
-    out = []
     try:
-        parsed = list(string.Formatter().parse(template))
+        return [(literal, name) for literal, name, _spec, _conversion in string.Formatter().parse(template)]
     except ValueError as exc:
         raise BadTemplate(field, str(exc)) from exc
-    for literal, name, _spec, _conversion in parsed:
+
+
+def fill(
+    field: str, template: str, variables: dict[str, Any], *, escape: bool = False, whose: str = DOCUMENT_RECORD
+) -> str:
+    """Replace {name} variables ({{ and }} are literal braces, as the template service stores them);
+    a name the document does not have is an error naming it. `escape` for HTML bodies."""
+    out = []
+    for literal, name in _parsed(field, template):
         out.append(literal)
         if name is None:
             continue
         if name not in variables:
-            raise UnknownVariable(field, name)
+            raise UnknownVariable(field, name, whose)
         value = str(variables[name])
         out.append(html.escape(value) if escape else value)
     return "".join(out)
@@ -318,16 +330,72 @@ class EmailText:
         """As a request gives it: an empty subject is the document type's preset."""
         return cls(subject=subject or document_kind(document_type)[1], body=body)
 
-    def render(self, variables: dict[str, Any]) -> tuple[str, str, str | None]:
-        subject = check_header("subject", fill("subject", self.subject, variables))
-        body = fill("body", self.body, variables)
-        html_body = fill("html_body", self.html_body, variables, escape=True) if self.html_body else None
+    def render(self, variables: dict[str, Any], whose: str = DOCUMENT_RECORD) -> tuple[str, str, str | None]:
+        subject = check_header("subject", fill("subject", self.subject, variables, whose=whose))
+        body = fill("body", self.body, variables, whose=whose)
+        html_body = fill("html_body", self.html_body, variables, escape=True, whose=whose) if self.html_body else None
         if self.signature:
-            signature = fill("signature", self.signature, variables)
+            signature = fill("signature", self.signature, variables, whose=whose)
             body = f"{body.rstrip()}\n\n-- \n{signature}\n"
             if html_body is not None:
                 html_body += "<p>" + html.escape(signature).replace("\n", "<br>") + "</p>"
         return subject, body, html_body
+
+    def variables(self) -> dict[str, list[str]]:
+        """The {names} each of its texts uses, by field; BadTemplate for a text that cannot be filled."""
+        texts = {"subject": self.subject, "body": self.body, "html_body": self.html_body or ""}
+        texts["signature"] = self.signature
+        return {field: [name for _, name in _parsed(field, text) if name] for field, text in texts.items()}
+
+
+# --- plain e-mails ------------------------------------------------------------------
+
+NO_ATTACHMENT = "none"  # what a plain e-mail's delivery attaches (Delivery.attached)
+# What only a document has: a plain e-mail to a segment's recipients names neither.
+DOCUMENT_ONLY_VARIABLES = ("document_number", "document_name")
+
+
+class NotALetterVariable(Invalid):
+    def __init__(self, field: str, names: list[str]) -> None:
+        shown = ", ".join(f"{{{name}}}" for name in names)
+        super().__init__(
+            f"{field}: a plain e-mail has no document, so nothing fills {shown}; it names {{client_name}}, "
+            "{customer_number}, {date} and the recipient's fields and attributes ({postal_code}, {inspection_due}…)"
+        )
+        self.field = field
+
+
+def check_letter_text(text: EmailText) -> None:
+    """A plain e-mail's text names nothing a recipient's record cannot fill, whichever recipient: a document's
+    variables are refused before anything goes. A field or attribute a recipient lacks fails that e-mail alone."""
+    for where, names in text.variables().items():
+        wrong = sorted({name for name in names if name in DOCUMENT_ONLY_VARIABLES})
+        if wrong:
+            raise NotALetterVariable(where, wrong)
+
+
+@dataclass(frozen=True)
+class LetterFacts:
+    """What a plain e-mail may name about its recipient: its name ({client_name}), customer number, the day
+    the e-mail was asked for ({date}), and its record's single values and custom attributes by name."""
+
+    customer_number: str
+    recipient_name: str | None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: RecipientRecord, day: date) -> "LetterFacts":
+        """The record's own values win over an attribute of the same name; an empty value is no value."""
+        values = {**record.attributes, **(record.model_extra or {}), "email": record.email, "name": record.name}
+        fields = {name: str(value) for name, value in values.items() if _single(value)}
+        return cls(record.customer_number, record.name, {"date": dated(day), **fields})
+
+    def variables(self) -> dict[str, str]:
+        return {**self.fields, "client_name": self.recipient_name or "", "customer_number": self.customer_number}
+
+
+def _single(value: object) -> bool:
+    return isinstance(value, str | int | float | bool) and str(value) != ""
 
 
 def attachment_name(document_number: str, extension: str = "pdf") -> str:

@@ -1,8 +1,11 @@
 """dispatch.requested and dispatch.resumed: check what the dispatch would send, then ask for one send per
-document (again, for a resumed one)."""
+document (again, for a resumed one). The recording of deliveries, refusal and start are a plain e-mail's too
+(emails.py)."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from publipost_bus import Components, PermanentFailure
 from publipost_contracts import (
@@ -46,22 +49,38 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     try:
         mailing, text, pause_after = await what_it_sends(event, ctx)
     except Refusal as refusal:
-        dispatch.refuse(str(refusal))
-        await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT, "reason")
-        # Said on the bus too: whoever asked (a campaign's occurrence) shows why nothing went.
-        await ctx.bus.publish(
-            DispatchRefused.caused_by(
-                event, key="refused", dispatch_id=event.dispatch_id, mailing_id=event.mailing_id, reason=str(refusal)
-            )
-        )
-        raise PermanentFailure(f"dispatch {event.dispatch_id} refused: {refusal}") from None
+        await refuse(ctx, event, dispatch, refusal)
     dispatch.prepare(mailing.name, text, pause_after)
     await ctx.dispatches.save(dispatch, "mailing_name", "text", "pause_after_errors")
-    total = await _fan_out(event, ctx, dispatch, mailing)
+    documents = chosen_documents(ctx.storage.blobs, event.tenant_id, mailing, dispatch.document_ids)
+    deliveries = (dispatch_delivery(dispatch, mailing, document) async for document in documents)
+    await start_sending(ctx, dispatch, await record_and_ask(event, ctx, dispatch, deliveries))
+
+
+async def refuse(ctx: DispatchContext, event: Event, dispatch: Dispatch, refusal: Refusal) -> NoReturn:
+    """fanning_out → refused, stored with the reason and said on the bus: whoever asked (a campaign's
+    occurrence) shows why nothing went. The request is not tried again."""
+    dispatch.refuse(str(refusal))
+    await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT, "reason")
+    await ctx.bus.publish(
+        DispatchRefused.caused_by(
+            event,
+            key="refused",
+            dispatch_id=dispatch.dispatch_id,
+            mailing_id=dispatch.mailing_id,
+            segment_id=dispatch.segment_id,
+            reason=str(refusal),
+        )
+    )
+    raise PermanentFailure(f"dispatch {dispatch.dispatch_id} refused: {refusal}") from None
+
+
+async def start_sending(ctx: DispatchContext, dispatch: Dispatch, total: int) -> None:
+    """fanning_out → sending once every delivery is recorded (complete at once when there was none)."""
     dispatch.start_sending(total)
     await ctx.dispatches.save(dispatch, "total")
     await ctx.dispatches.move(dispatch, DispatchStatus.FANNING_OUT)
-    await complete_if_done(ctx, key)
+    await complete_if_done(ctx, dispatch.id)
 
 
 async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple[MailingView, EmailText, int]:
@@ -90,7 +109,9 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
     return mailing, text, account.pause_after_errors
 
 
-async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, mailing: MailingView) -> int:
+async def record_and_ask(
+    event: Event, ctx: DispatchContext, dispatch: Dispatch, deliveries: AsyncIterator[Delivery]
+) -> int:
     """Deliveries are written a page at a time and each send asked for right after: a fan-out that runs
     again after a crash inserts what is missing and asks again under the same event ids."""
     total = 0
@@ -123,9 +144,9 @@ async def _fan_out(event: Event, ctx: DispatchContext, dispatch: Dispatch, maili
         )
         page.clear()
 
-    async for document in chosen_documents(ctx.storage.blobs, event.tenant_id, mailing, dispatch.document_ids):
+    async for delivery in deliveries:
         total += 1
-        page.append(dispatch_delivery(dispatch, mailing, document))
+        page.append(delivery)
         if len(page) == 500:
             await flush()
     await flush()

@@ -1,4 +1,5 @@
-"""The send history over HTTP: every send, of a dispatch or typed by hand, newest first, 50 a page."""
+"""The send history over HTTP: every send, of a dispatch (a plain e-mail's too) or typed by hand, newest first,
+50 a page."""
 
 from datetime import datetime
 from typing import Annotated, Literal
@@ -33,7 +34,8 @@ class HistoryEntry(BaseModel):
     bcc: list[str]
     subject: str | None
     at: datetime
-    document: AttachedDocument
+    document: AttachedDocument | None = Field(description="None: a plain e-mail, nothing attached.")
+    customer_number: str | None = Field(default=None, description="The recipient's, when known.")
     document_type: str | None
     error: str | None
     message_id: str | None
@@ -62,12 +64,15 @@ def _entry(d: Delivery) -> HistoryEntry:
         bcc=d.bcc,
         subject=d.subject,
         at=d.finished_at or d.created_at,
-        document=AttachedDocument(
+        document=None
+        if d.is_letter
+        else AttachedDocument(
             document_id=d.document_id,
             document_number=d.document_number,
             name=f"{d.document_number}.{d.attached}" if d.pdf_blob_id else "",
             mailing_id=d.mailing_id,
         ),
+        customer_number=d.customer_number,
         document_type=d.document_type,
         error=d.reason,
         message_id=d.message_id,

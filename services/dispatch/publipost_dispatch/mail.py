@@ -1,7 +1,9 @@
-"""The e-mail itself, written straight to bytes: headers, body, and the PDF attached under the document's number.
+"""The e-mail itself, written straight to bytes: headers, body, and the PDF attached under the document's number
+(a plain e-mail to a segment's recipients attaches nothing).
 
 Building an `EmailMessage` and serialising it costs about 4 ms, and that cost, not the network, bounds
-a sender. The structure here never varies (multipart/mixed: the text, or text and HTML, then one PDF), so
+a sender. The structure here never varies (multipart/mixed: the text, or text and HTML, then one PDF; without
+an attachment, the text or the multipart/alternative alone), so
 the message is assembled from parts each encoded by the standard library's own encoders (RFC 2047
 headers, quoted-printable, base64, RFC 2231 file names), and the attachment part, base64 included, is
 encoded once per document and reused by every e-mail of that document.
@@ -85,17 +87,16 @@ def build_message(
         b"Message-ID: " + check_header("message id", message_id).encode(),
         b"MIME-Version: 1.0",
     ]
-    text = _text_part(body, "plain")
-    if html_body is not None:
+    if html_body is None:
+        text = _text_part(body, "plain")
+    else:
         inner = _boundary()
         text = (
-            b'Content-Type: multipart/alternative; boundary="'
-            + inner
-            + b'"\r\n\r\n'
+            b'Content-Type: multipart/alternative; boundary="' + inner + b'"\r\n\r\n'
             + _multipart(inner, [_text_part(body, "plain"), _text_part(html_body, "html")])
         )
-    if attachment is None:
-        return CRLF.join(headers) + CRLF + text  # the part's own headers end the message's
+    if attachment is None:  # the text part's own headers end the message's
+        return CRLF.join(headers) + CRLF + text
     boundary = _boundary()
     headers.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"')
     return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, [text, attachment.part])
@@ -114,7 +115,7 @@ def build_message_with_email_package(
     message_id: str,
 ) -> bytes:
     """What build_message writes, built as an EmailMessage and serialised by the SMTP policy: the same
-    headers, checked the same way, the same bodies and the same PDF, encoded anew for every e-mail."""
+    headers, checked the same way, the same bodies and the same PDF (if any), encoded anew for every e-mail."""
     message = EmailMessage(policy=SMTP)
     message["From"] = check_header("sender", sender)
     message["To"] = ", ".join(check_header("to", address) for address in to)
@@ -125,6 +126,7 @@ def build_message_with_email_package(
     message["Subject"] = check_header("subject", subject)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = check_header("message id", message_id)
+    message["MIME-Version"] = "1.0"  # where build_message writes it (set_content would add it last)
     message.set_content(body, cte="quoted-printable")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", cte="quoted-printable")

@@ -12,17 +12,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from publipost_addresses import is_valid_address
-from publipost_contracts import DispatchRequested, Failure, Requester
-from publipost_contracts.reads import DocumentView, MailingView
+from publipost_contracts import DispatchRequested, EmailsRequested, Failure, Requester
+from publipost_contracts.reads import DocumentView, MailingView, RecipientRecord
 from publipost_refusals import Conflict, Invalid
 from pydantic import PlainSerializer
 
 from .domain import (
     COMPLETABLE,
+    DOCUMENT_RECORD,
     FINAL,
     HOLDING,
+    NO_ATTACHMENT,
     PASSWORD_BOUND_FIELDS,
     PENDING,
+    RECIPIENT_RECORD,
     SENDING_ROLES,
     AccountInvalid,
     Addressing,
@@ -30,9 +33,11 @@ from .domain import (
     DispatchStatus,
     DocumentFacts,
     EmailText,
+    LetterFacts,
     Sharing,
     TlsMode,
     dated,
+    delivery_id_for,
     history_terms,
     should_pause,
 )
@@ -64,16 +69,18 @@ StoredDate = Annotated[date | None, PlainSerializer(lambda day: day.isoformat() 
 
 @dataclass(kw_only=True)
 class Dispatch:
-    """One dispatch of a mailing; `id` is its key (domain.dispatch_key)."""
+    """One dispatch of a mailing, or a plain e-mail to a segment's recipients; `id` is its key
+    (domain.dispatch_key)."""
 
     id: str
     tenant_id: str
     dispatch_id: str
-    mailing_id: str
+    mailing_id: str | None  # None: a plain e-mail
     correlation_id: str
     status: DispatchStatus
     created_at: datetime
     account_id: str | None = None
+    segment_id: str | None = None  # a plain e-mail's recipients: the directory's segment
     document_type: str | None = None
     correspondence_type: str | None = None  # picks the recipient's contact for it in the directory
     to: list[str] = field(default_factory=list)
@@ -140,6 +147,30 @@ class Dispatch:
         named = (self.request or {}).get("requested_by")
         return Requester.model_validate(named) if named else None
 
+    @classmethod
+    def emailed(cls, key: str, event: EmailsRequested, now: datetime) -> "Dispatch":
+        """A plain e-mail: no mailing to regroup, no document type, each recipient's own address."""
+        return cls(
+            id=key,
+            tenant_id=event.tenant_id,
+            dispatch_id=event.email_id,
+            mailing_id=None,
+            segment_id=event.segment_id,
+            correlation_id=event.correlation_id,
+            account_id=event.account_id,
+            correspondence_type=event.correspondence_type,
+            cc=list(event.cc),
+            bcc=list(event.bcc),
+            reply_to=event.reply_to,
+            separate_sends=event.separate_sends,
+            copy_to_sender=event.copy_to_sender,
+            regroup=False,
+            status=DispatchStatus.FANNING_OUT,
+            created_at=now,
+            request=event.model_dump(mode="json"),
+            progress_at=now,
+        )
+
     def as_sent(self, document: DocumentView) -> DocumentView:
         """The document as this dispatch e-mails it: a campaign that advances the document's date at each
         occurrence names the occurrence's day in the e-mail's {date}, not the day the document was made."""
@@ -147,7 +178,7 @@ class Dispatch:
             return document
         return document.model_copy(update={"fields": {**document.fields, "date": dated(self.document_date)}})
 
-    def prepare(self, mailing_name: str, text: EmailText, pause_after_errors: int) -> None:
+    def prepare(self, mailing_name: str | None, text: EmailText, pause_after_errors: int) -> None:
         """What every send of the dispatch reads: checked once, before the first delivery is recorded."""
         self.mailing_name, self.text, self.pause_after_errors = mailing_name, text, pause_after_errors
 
@@ -230,7 +261,8 @@ class AcceptedEmail:
 
 @dataclass(kw_only=True)
 class Delivery:
-    """One document's send, of a dispatch or typed by hand; also its line of the send history."""
+    """One document's send, of a dispatch or typed by hand, or a plain e-mail's to one recipient (its
+    `document_id` the customer number, nothing attached); also its line of the send history."""
 
     id: str
     tenant_id: str
@@ -253,7 +285,7 @@ class Delivery:
     pdf_length: int | None = None  # read at the fan-out, so the send reads the PDF in one round trip
     fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (DocumentFacts)
     docx_blob_id: str | None = None  # sent instead of the PDF to a recipient who wants the document type so
-    attached: str = "pdf"  # or "docx": the file its e-mail carries
+    attached: str = "pdf"  # or "docx": the file its e-mail carries; "none" (NO_ATTACHMENT): a plain e-mail
     # Its address was refused (or missing) at the last e-mailing of the document: the directory is asked first.
     prefer_directory: bool = False
     reason: str | None = None
@@ -338,6 +370,38 @@ class Delivery:
         delivery.terms = delivery.history_terms()
         return delivery
 
+    @classmethod
+    def letter(
+        cls, *, dispatch: Dispatch, index: int, recipient: RecipientRecord, facts: LetterFacts, subject: str | None
+    ) -> "Delivery":
+        """A plain e-mail's send to one recipient of its segment, queued; keyed by the customer number."""
+        delivery = cls(
+            id=delivery_id_for(dispatch.id, recipient.customer_number),
+            kind="dispatch",
+            dispatch_key=dispatch.id,
+            dispatch_id=dispatch.dispatch_id,
+            tenant_id=dispatch.tenant_id,
+            correlation_id=dispatch.correlation_id,
+            document_id=recipient.customer_number,
+            index=index,
+            document_number="",
+            customer_number=recipient.customer_number,
+            record_email=recipient.email,
+            recipient_name=recipient.name,
+            fields=facts.fields,
+            attached=NO_ATTACHMENT,
+            state=DeliveryState.QUEUED,
+            subject=subject,
+            created_at=datetime.now(UTC),
+        )
+        delivery.terms = delivery.history_terms()
+        return delivery
+
+    @property
+    def is_letter(self) -> bool:
+        """A plain e-mail's: no document behind it, nothing attached."""
+        return self.attached == NO_ATTACHMENT
+
     def history_terms(self) -> list[str]:
         return history_terms(
             mailing_name=self.mailing_name,
@@ -352,13 +416,18 @@ class Delivery:
     def final(self) -> bool:
         return self.state in FINAL
 
-    def facts(self) -> DocumentFacts:
+    def facts(self) -> DocumentFacts | LetterFacts:
         """What its e-mail may name; one recorded before deliveries kept their document's fields is dated the
         day it was recorded."""
         fields = {"date": dated(self.created_at), **self.fields}
-        return DocumentFacts(
-            self.document_number, self.document_type, self.recipient_name, self.customer_number, fields
-        )
+        if self.is_letter:
+            return LetterFacts(self.customer_number or "", self.recipient_name, fields)
+        return DocumentFacts(self.document_number, self.document_type, self.recipient_name, self.customer_number, fields)
+
+    @property
+    def whose(self) -> str:
+        """Where its variables come from, as a missing one's error says."""
+        return RECIPIENT_RECORD if self.is_letter else DOCUMENT_RECORD
 
     def failure(self) -> Failure:
         """What dispatch.completed says of it, not sent: why, and whether its address failed (a re-send of the

@@ -64,7 +64,8 @@ def pause_notice(event: DispatchPaused, mailing_name: str) -> Notice:
 async def dispatch_completed(event: DispatchCompleted, ctx: DispatchContext = Components) -> None:
     key = dispatch_key(event.tenant_id, event.dispatch_id)
     failures = [
-        f"{d.document_number}: {d.reason}" async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=FAILURES_TOLD)
+        f"{d.document_number or d.customer_number}: {d.reason}"
+        async for d in ctx.deliveries.in_state(key, NOT_SENT, limit=FAILURES_TOLD)
     ]
     await _tell(ctx, event, lambda name: completion_notice(event, name, failures))
 
@@ -82,7 +83,8 @@ async def _tell(
     if not to:
         return
     dispatch = await ctx.dispatches.get(dispatch_key(event.tenant_id, event.dispatch_id))
-    notice = notice_for(dispatch.mailing_name if dispatch and dispatch.mailing_name else event.mailing_id)
+    # A plain e-mail has no mailing: its id, which its sender chose ("inspection-reminder-2026-12"), names it.
+    notice = notice_for(dispatch.mailing_name if dispatch and dispatch.mailing_name else event.dispatch_id)
     account = await ctx.accounts.get(event.tenant_id, None)
     message = MESSAGE_BUILDERS[ctx.settings.mime_writer](
         sender=account.sender,

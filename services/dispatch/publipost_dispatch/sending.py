@@ -87,7 +87,7 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
     account = await ctx.accounts.get(dispatch.tenant_id, dispatch.account_id)
     assert dispatch.text is not None  # set before the first delivery (Dispatch.prepare)
     try:
-        subject, body, html_body = dispatch.text.render(delivery.facts().variables())
+        subject, body, html_body = dispatch.text.render(delivery.facts().variables(), delivery.whose)
     except (UnsafeHeader, UnknownVariable, BadTemplate) as exc:
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc))
         return
@@ -122,7 +122,8 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
     )
     # A recipient who wants this document type as DOCX gets the DOCX (every PDF mailing's document has one).
     as_docx = wanted_format == "docx" and delivery.docx_blob_id is not None
-    delivery.attached = "docx" if as_docx else "pdf"
+    if not delivery.is_letter:
+        delivery.attached = "docx" if as_docx else "pdf"
     try:
         addressing = addressing.checked()
         attachment = await _attachment(ctx, delivery, as_docx)
@@ -181,7 +182,9 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
 
 
 
-async def _attachment(ctx: DispatchContext, delivery: Delivery, as_docx: bool) -> Attachment:
+async def _attachment(ctx: DispatchContext, delivery: Delivery, as_docx: bool) -> Attachment | None:
+    if delivery.is_letter:
+        return None
     if as_docx and delivery.docx_blob_id is not None:
         docx = await ctx.pdfs.get(delivery.tenant_id, delivery.docx_blob_id)  # the reader reads any of its files
         return file_attachment(docx, attachment_name(delivery.document_number, "docx"), DOCX_TYPE)
@@ -256,7 +259,8 @@ async def announce(
     addressing: Addressing | None,
     message_id: str | None,
 ) -> None:
-    """delivery.recorded for every outcome, document.sent for a sent document (the owning system marks it)."""
+    """delivery.recorded for every outcome, document.sent for a sent document (the owning system marks it;
+    a plain e-mail sends none)."""
     recipients = addressing.to if addressing else []
     common = {
         "tenant_id": delivery.tenant_id,
@@ -274,7 +278,7 @@ async def announce(
             **common,
         )
     ]
-    if state is DeliveryState.SENT:
+    if state is DeliveryState.SENT and not delivery.is_letter:
         events.append(
             DocumentSent(
                 event_id=deterministic_id("document.sent", delivery.id),

@@ -12,6 +12,9 @@ class DispatchSettings(ServiceSettings):
     )
     merge_url: str = Field(default="http://127.0.0.1:8103", description="The merge service's HTTP API.")
     template_url: str = Field(default="http://127.0.0.1:8101", description="The template service (e-mail templates).")
+    directory_url: str = Field(
+        default="http://127.0.0.1:8102", description="The recipient directory (a plain e-mail's segment)."
+    )
     # The default account: used by a dispatch that names no account of its tenant.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525

@@ -6,10 +6,10 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from publipost_contracts import DispatchRequested, SendRequested, deterministic_id
+from publipost_contracts import DispatchRequested, EmailsRequested, SendRequested, deterministic_id
 from publipost_logging import get_logger
 
-from . import completion, fan_out, sending
+from . import completion, emails, fan_out, sending
 from .context import DispatchContext
 from .domain import COMPLETABLE, MANUAL_SENDS, UNFINISHED, DeliveryState, DispatchStatus
 from .model import AlreadyFinal, Delivery, DispatchState
@@ -100,7 +100,11 @@ class Sweeper:
             dispatch.progress_at = datetime.now(UTC)
             await ctx.dispatches.save(dispatch, "progress_at")
             log.warning("stalled fan-out run again", dispatch_key=dispatch.id)
-            await fan_out.dispatch_requested(DispatchRequested.model_validate(dispatch.request), ctx)
+            assert dispatch.request is not None  # stalled_fan_outs finds only those that kept it
+            if dispatch.request["type"] == EmailsRequested.routing_key:
+                await emails.emails_requested(EmailsRequested.model_validate(dispatch.request), ctx)
+            else:
+                await fan_out.dispatch_requested(DispatchRequested.model_validate(dispatch.request), ctx)
 
     async def _ask_again_for_lost_sends(self, sending: list[DispatchState], busy: set[str]) -> None:
         """A dispatch with documents queued, none being sent by any replica and no send.requested waiting

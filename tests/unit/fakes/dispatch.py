@@ -7,6 +7,9 @@ import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+from publipost_contracts import AddressAnswer
+from publipost_contracts.reads import RecipientRecord
+from publipost_dispatch.clients import UnknownSegment
 from publipost_dispatch.domain import PENDING, DeliveryState, DispatchStatus
 from publipost_dispatch.model import (
     AcceptedEmail,
@@ -270,3 +273,33 @@ class FakeTenantSendingRepository:
 
     async def save(self, choices: TenantSending) -> None:
         self.stored[choices.id] = copy.deepcopy(choices)
+
+
+class FakeDirectory:
+    """The recipient directory's segments as dispatch's DirectoryClient reads them: each tenant's, by id."""
+
+    def __init__(self, segments: dict[tuple[str, str], list[RecipientRecord]] | None = None) -> None:
+        self.segments = segments or {}
+        self.asked = 0
+
+    async def check_segment(self, tenant_id: str, segment_id: str) -> None:
+        self.asked += 1
+        if (tenant_id, segment_id) not in self.segments:
+            raise UnknownSegment(segment_id)
+
+    async def recipients(self, tenant_id: str, segment_id: str) -> AsyncIterator[RecipientRecord]:
+        await self.check_segment(tenant_id, segment_id)
+        for record in self.segments[(tenant_id, segment_id)]:
+            yield record
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeResolver:
+    """The directory's address resolution, answering the record's own address (rule `record`)."""
+
+    async def resolve(self, tenant_id: str, correlation_id: str, *, record_email: str | None, **_: object) -> AddressAnswer:
+        if record_email is None:
+            return AddressAnswer(key="-", email=None, rule=None, reason="no e-mail address in the record")
+        return AddressAnswer(key="-", email=record_email, rule="record")
