@@ -126,6 +126,7 @@ async def test_only_the_segment_s_clients_get_the_letter_filled_from_their_recor
 
     [notice] = await wait_until(told, timeout=30)
     assert notice["Subject"] == "Sending of \u201cdue-dec-reminder\u201d complete: 2 sent, 0 not sent"
+    assert notice.get_content().startswith("The e-mail \u201cdue-dec-reminder\u201d to the clients of a selection has ended.")
     assert len(messages(mailbox)) == 5
 
 

@@ -31,7 +31,7 @@ class Notice:
 def completion_notice(event: DispatchCompleted, mailing_name: str, failures: list[str]) -> Notice:
     """`failures`: the first few documents not sent, each "number: reason"."""
     subject = f"Sending of \u201c{mailing_name}\u201d complete: {event.sent} sent, {event.failed} not sent"
-    lines = [f"The dispatch {event.dispatch_id} of \u201c{mailing_name}\u201d has ended.", ""]
+    lines = [f"{_what(event, mailing_name)} has ended.", ""]
     lines.append(f"Sent: {event.sent}")
     lines.append(f"Not sent: {event.failed}" + (f" ({event.uncertain} unconfirmed)" if event.uncertain else ""))
     if failures:
@@ -50,7 +50,7 @@ def completion_notice(event: DispatchCompleted, mailing_name: str, failures: lis
 def pause_notice(event: DispatchPaused, mailing_name: str) -> Notice:
     subject = f"Sending of \u201c{mailing_name}\u201d paused: {event.reason}"
     lines = [
-        f"The dispatch {event.dispatch_id} of \u201c{mailing_name}\u201d stopped: {event.reason}.",
+        f"{_what(event, mailing_name)} stopped: {event.reason}.",
         "",
         f"Sent: {event.sent}",
         f"Not sent: {event.failed}",
@@ -59,6 +59,12 @@ def pause_notice(event: DispatchPaused, mailing_name: str) -> Notice:
         lines.append(f"Waiting: {event.queued}")
     lines += ["", f"Once the cause is fixed, resume it (POST /dispatches/{event.dispatch_id}/resume)."]
     return Notice(subject, "\n".join(lines) + "\n")
+
+
+def _what(event: DispatchCompleted | DispatchPaused, name: str) -> str:
+    if event.mailing_id is None:  # a plain e-mail, named by its id
+        return f"The e-mail \u201c{name}\u201d to the clients of a selection"
+    return f"The dispatch {event.dispatch_id} of \u201c{name}\u201d"
 
 
 async def dispatch_completed(event: DispatchCompleted, ctx: DispatchContext = Components) -> None:
