@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 from publipost_bus import Components
 from publipost_contracts import EmailsRequested
-from publipost_refusals import Conflict, NotFound, Refusal
+from publipost_refusals import Refusal
 
-from .accounts import NoSealKey
 from .context import DispatchContext
 from .domain import (
     BadTemplate,
@@ -22,7 +21,7 @@ from .domain import (
     check_message,
     dispatch_key,
 )
-from .fan_out import record_and_ask, refuse, start_sending
+from .fan_out import account_and_text, record_and_ask, refuse, start_sending
 from .model import Delivery, Dispatch
 
 
@@ -51,18 +50,9 @@ async def what_it_emails(event: EmailsRequested, ctx: DispatchContext) -> tuple[
     check_message(event, ctx.settings.max_recipients_per_send)
     (await ctx.sending.get(event.tenant_id)).check_email_enabled()
     await ctx.directory.check_segment(event.tenant_id, event.segment_id)
-    try:
-        account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
-    except NoSealKey as exc:
-        raise Conflict(str(exc)) from None
-    text = EmailText(subject=event.subject, body=event.body)
-    if event.email_template_id is not None:
-        template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
-        if template is None:
-            raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
-        text = template
+    text, pause_after = await account_and_text(event, ctx, EmailText(subject=event.subject, body=event.body))
     check_letter_text(text)
-    return text, account.pause_after_errors
+    return text, pause_after
 
 
 async def _letters(ctx: DispatchContext, dispatch: Dispatch) -> AsyncIterator[Delivery]:

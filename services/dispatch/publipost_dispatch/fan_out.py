@@ -12,6 +12,7 @@ from publipost_contracts import (
     DispatchRefused,
     DispatchRequested,
     DispatchResumed,
+    EmailsRequested,
     Event,
     SendRequested,
 )
@@ -96,17 +97,27 @@ async def what_it_sends(event: DispatchRequested, ctx: DispatchContext) -> tuple
         raise Conflict(f"mailing {event.mailing_id!r} is {mailing.status}, not ready to send")
     if event.document_ids is not None:
         await check_chosen(ctx.storage.blobs, event.tenant_id, mailing, event.document_ids)
+    text, pause_after = await account_and_text(
+        event, ctx, EmailText.given(event.subject, event.body, event.document_type)
+    )
+    return mailing, text, pause_after
+
+
+async def account_and_text(
+    event: DispatchRequested | EmailsRequested, ctx: DispatchContext, given: EmailText
+) -> tuple[EmailText, int]:
+    """The e-mail's text (the e-mail template's when the request names one, else `given`) and the pause
+    threshold of the account it goes through, which must be shared with whoever asked."""
     try:
         account = await ctx.accounts.for_requester(event.tenant_id, event.account_id, event.requested_by)
     except NoSealKey as exc:
         raise Conflict(str(exc)) from None
-    text = EmailText.given(event.subject, event.body, event.document_type)
-    if event.email_template_id is not None:
-        template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
-        if template is None:
-            raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
-        text = template
-    return mailing, text, account.pause_after_errors
+    if event.email_template_id is None:
+        return given, account.pause_after_errors
+    template = await ctx.email_templates.get(event.tenant_id, event.email_template_id)
+    if template is None:
+        raise NotFound(f"email_template_id: no e-mail template {event.email_template_id!r} for this tenant")
+    return template, account.pause_after_errors
 
 
 async def record_and_ask(
