@@ -44,7 +44,8 @@ async def login(request: Request, parts: Parts, next: Annotated[str | None, Quer
         "code_challenge": s256_challenge(state.verifier),
         "code_challenge_method": "S256",
     }
-    response = RedirectResponse(f"{metadata['authorization_endpoint']}?{urlencode(query)}", status_code=303)
+    endpoint = parts.settings.auth_authorize_url or metadata["authorization_endpoint"]
+    response = RedirectResponse(f"{endpoint}?{urlencode(query)}", status_code=303)
     response.set_cookie(
         LOGIN_COOKIE,
         parts.seal.seal(state),

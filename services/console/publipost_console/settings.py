@@ -18,6 +18,12 @@ class ConsoleSettings(ServiceSettings):
         default="publipost-console",
         description="The console's public client at the issuer (authorization code flow with PKCE, no secret).",
     )
+    auth_authorize_url: str | None = Field(
+        default=None,
+        description="The issuer's authorization endpoint as browsers reach it, when not the one its discovery "
+        "document names (docker compose: the services reach the issuer as http://dev-issuer:8080, browsers as "
+        "http://localhost:8107).",
+    )
     public_url: str | None = Field(
         default=None,
         description="The console's address as browsers see it (https://publipost.example.com), for the redirect "
