@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time set-up of a fresh machine: LibreOffice, the virtual environment from the
+# One-time set-up of a fresh machine: LibreOffice, Chromium, the virtual environment from the
 # lock files, and the source paths. (RabbitMQ is found or started by `make up` and the tests.)
 # Safe to run again: each step checks what is already there.
 set -euo pipefail
@@ -27,6 +27,12 @@ fi
 if ! /sbin/ldconfig -p | grep -q libjemalloc.so.2; then
   echo "setup: installing jemalloc (libjemalloc2)"
   apt_install libjemalloc2
+fi
+# The web console's browser tests (tests/browser) drive Debian's Chromium through Playwright: Playwright's own
+# browser download is not needed (nor always reachable).
+if ! command -v chromium >/dev/null; then
+  echo "setup: installing Chromium (chromium)"
+  apt_install chromium
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

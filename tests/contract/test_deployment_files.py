@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from publipost_console.settings import ConsoleSettings
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.settings import RecipientDirectorySettings
@@ -17,7 +18,9 @@ from pydantic import AliasChoices
 
 REPO = Path(__file__).parents[2]
 SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")
+CONSOLE = "console"  # deployed like a service, without a bus, a store or a client secret of its own
 SETTINGS = (
+    ConsoleSettings,
     TemplateSettings,
     RecipientDirectorySettings,
     MergeSettings,
@@ -105,17 +108,17 @@ def test_every_variable_the_deployments_set_is_a_setting():
     assert set_by_k8s - known == {"HOME"}
 
 
-def test_compose_runs_the_six_services_beside_broker_database_and_mail_catcher():
+def test_compose_runs_the_six_services_and_the_console_beside_broker_database_and_mail_catcher():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"rabbitmq", "mongodb", "mailpit", *SERVICES} <= set(services)
-    for name in SERVICES:
+    assert {"rabbitmq", "mongodb", "mailpit", *SERVICES, CONSOLE} <= set(services)
+    for name in (*SERVICES, CONSOLE):
         module = _module_of(services[name]["command"])
         assert importlib.util.find_spec(module) is not None, module
         assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", (*SERVICES, CONSOLE))
 def test_each_service_has_a_deployment_with_truthful_probes_and_a_service(service):
     docs = {(d["kind"], d["metadata"]["name"]): d for d in _k8s_documents() if "metadata" in d}
     container = docs[("Deployment", service)]["spec"]["template"]["spec"]["containers"][0]

@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from publipost_bus.topology import Topology
+from publipost_console.settings import ConsoleSettings
 from publipost_contracts.events import RenderRequested, SendRequested
 from publipost_dispatch.settings import DispatchSettings
 from publipost_merge.settings import MergeSettings
@@ -37,6 +38,7 @@ SETTINGS = {
     "render-pdf": RenderPdfSettings,
     "dispatch": DispatchSettings,
     "scheduler": SchedulerSettings,
+    "console": ConsoleSettings,
 }
 SCALED = {"render-pdf": RenderRequested, "dispatch": SendRequested}  # the queue each one scales on
 # Custom resources: the Kubernetes schemas do not know them, so only their schema validation is skipped.
@@ -257,6 +259,8 @@ def test_network_policies_deny_everything_then_allow_what_each_service_needs(ove
         ("scheduler", "merge"),
         ("scheduler", "recipient-directory"),
         ("scheduler", "dispatch"),  # whether a campaign's author may send through its account
+        # The web console: every page calls a service with the person's token.
+        *{("console", callee) for callee in ("template", "recipient-directory", "merge", "dispatch", "scheduler")},
     }
     for name, pod in labels.items():
         kube_dns = {"k8s-app": "kube-dns"}
@@ -303,7 +307,11 @@ def test_each_overlay_provides_every_secret_the_services_and_keda_read(overlay: 
             for source in _pod(deployment)["containers"][0]["envFrom"]
             if "secretRef" in source
         ]
-        assert len(secrets) == 2 and all(secret in provided for secret in secrets), name
+        assert all(secret in provided for secret in secrets), name
+        if name == "console":  # no bus, no store, no client of its own: only the key of its session cookies
+            assert [provided[secret] for secret in secrets] == [{"PUBLIPOST_SESSION_KEY"}]
+            continue
+        assert len(secrets) == 2, name
         assert any("PUBLIPOST_AUTH_CLIENT_SECRET" in provided[secret] for secret in secrets), name
         assert any({"RABBITMQ_URL", "MONGODB_URL"} <= provided[secret] for secret in secrets), name
     # Committed values are placeholders: the example overlay's come from its .env.example files.

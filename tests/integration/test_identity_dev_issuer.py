@@ -21,6 +21,7 @@ from publipost_auth import (
     require,
     service_client,
 )
+from publipost_auth.pkce import new_verifier, s256_challenge
 from publipost_localstack import dev_issuer
 from publipost_localstack.processes import Background, free_port, wait_for_port
 from publipost_settings import ServiceSettings
@@ -154,3 +155,78 @@ async def test_one_service_calls_anothers_guarded_route_with_its_own_token_fetch
     assert answers[0].json() == {"segment": "s0", "tenant": "acme", "caller": "publipost-scheduler", "kind": "service"}
     assert http.auth.fetches == 1  # type: ignore[union-attr]
     assert anonymous.status_code == 401
+
+
+CONSOLE_BACK = "http://127.0.0.1:9999/callback"  # a loopback redirect URI: any port is the registered one's
+
+
+def authorize_form(challenge: str, redirect_uri: str = CONSOLE_BACK, **overrides: str) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": dev_issuer.CONSOLE_CLIENT,
+        "redirect_uri": redirect_uri,
+        "state": "s-123",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+
+
+async def sign_in(http: httpx.AsyncClient, issuer: RunningIssuer, verifier: str, **overrides: str) -> httpx.Response:
+    password = issuer.registry["users"]["operator"]["password"]
+    form = {**authorize_form(s256_challenge(verifier), **overrides), "username": "operator", "password": password}
+    return await http.post("/authorize", data=form)
+
+
+async def test_a_person_signs_in_on_the_form_and_the_console_exchanges_the_code_with_its_verifier(issuer):
+    verifier_ = new_verifier()
+    async with httpx.AsyncClient(base_url=issuer.url) as http:
+        form = await http.get("/authorize", params=authorize_form(s256_challenge(verifier_)))
+        signed_in = await sign_in(http, issuer, verifier_)
+        back = httpx.URL(signed_in.headers["location"])
+        exchange = {
+            "grant_type": "authorization_code",
+            "client_id": dev_issuer.CONSOLE_CLIENT,
+            "code": back.params["code"],
+            "redirect_uri": CONSOLE_BACK,
+            "code_verifier": verifier_,
+        }
+        token = await http.post("/token", data=exchange)
+        again = await http.post("/token", data=exchange)
+    assert form.status_code == 200 and '<label for="password">Password</label>' in form.text
+    assert signed_in.status_code == 303 and str(back).startswith(CONSOLE_BACK) and back.params["state"] == "s-123"
+    assert token.status_code == 200
+    checking = verifier(issuer.settings())
+    claims = await checking.verify(token.json()["access_token"])
+    assert (claims["sub"], claims["email"], claims["tenant_id"]) == ("user:operator", "operator@example.test", "demo")
+    assert again.status_code == 400 and again.json()["error_description"] == "unknown or already used code"
+
+
+async def test_a_code_is_worthless_without_its_verifier_and_the_form_refuses_strangers(issuer):
+    verifier_ = new_verifier()
+    async with httpx.AsyncClient(base_url=issuer.url) as http:
+        signed_in = await sign_in(http, issuer, verifier_)
+        code = httpx.URL(signed_in.headers["location"]).params["code"]
+        stolen = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "client_id": dev_issuer.CONSOLE_CLIENT,
+                "code": code,
+                "redirect_uri": CONSOLE_BACK,
+                "code_verifier": new_verifier(),
+            },
+        )
+        elsewhere = await http.get(
+            "/authorize", params=authorize_form(s256_challenge(verifier_), "https://evil.test/callback")
+        )
+        no_pkce = await sign_in(http, issuer, verifier_, code_challenge_method="plain")
+        wrong_password = await http.post(
+            "/authorize",
+            data={**authorize_form(s256_challenge(verifier_)), "username": "operator", "password": "guess"},
+        )
+    assert stolen.status_code == 400
+    assert stolen.json()["error_description"] == "code_verifier does not match the code_challenge"
+    assert elsewhere.status_code == 400 and "is not registered" in elsewhere.text
+    assert httpx.URL(no_pkce.headers["location"]).params["error"] == "invalid_request"
+    assert wrong_password.status_code == 401 and "Unknown user or wrong password." in wrong_password.text

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from . import dev_issuer
-from .stack import SERVICES, Stack, StackConfig
+from .stack import CONSOLE, SERVICES, Stack, StackConfig
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
     elif args.command == "status":
         return 0 if stack.status() else 1
     elif args.command == "restart":
-        names = [args.name] if args.name else list(SERVICES)
+        names = [args.name] if args.name else [*SERVICES, *((CONSOLE,) if stack.config.console else ())]
         for name in names:
             stack.stop_service(name)
             stack.start_service(name)

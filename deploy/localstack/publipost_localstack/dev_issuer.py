@@ -3,11 +3,15 @@
 It serves what Publipost needs of an issuer and nothing more:
 - `/.well-known/openid-configuration` (discovery) and `/jwks.json` (its public key);
 - `/token`: `client_credentials` for the services and integrating systems (client id and secret, HTTP Basic
-  or form fields), `password` for people (the public client `publipost-cli`, or any other client).
+  or form fields), `password` for people (the public client `publipost-cli`, or any other client), and
+  `authorization_code` with PKCE for the web console;
+- `/authorize`: the authorization code flow's login form (RFC 6749 §4.1 with RFC 7636's S256 challenge,
+  required), for public clients with registered redirect URIs (the console, `publipost-console`).
 
 Tokens are ES256 JWTs with `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `azp`, `roles` and, unless the
-caller is a service, `tenant_id`. The signing key and the clients' and users' secrets are made once per run
-folder (`make up` does it, in `.local/issuer/`) and kept, so tokens survive a restart of the issuer.
+caller is a service, `tenant_id` (a person's also `preferred_username` and `email`). The signing key and the
+clients' and users' secrets are made once per run folder (`make up` does it, in `.local/issuer/`) and kept, so
+tokens survive a restart of the issuer.
 
     python -m publipost_localstack.dev_issuer serve --port 8107 --dir .local/issuer
 """
@@ -15,21 +19,25 @@ folder (`make up` does it, in `.local/issuer/`) and kept, so tokens survive a re
 import argparse
 import base64
 import hmac
+import html
 import json
 import os
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from publipost_auth.pkce import verifier_matches
 
 KEY_FILE = "signing-key.json"
 CLIENTS_FILE = "clients.json"
@@ -38,6 +46,11 @@ DEFAULT_AUDIENCE = "publipost"
 DEFAULT_TOKEN_TTL_S = 900
 DEV_TENANT = "demo"
 PUBLIC_CLIENT = "publipost-cli"
+CONSOLE_CLIENT = "publipost-console"
+# The console wherever it runs on this machine: any port of a loopback redirect URI matches (RFC 8252 §7.3).
+CONSOLE_REDIRECT_URIS = ["http://127.0.0.1/callback", "http://localhost/callback"]
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+CODE_TTL_S = 60  # an authorization code is exchanged at once by the client it was given to (RFC 6749 §4.1.2)
 # What another service may do when it calls one: everything but administration, for the tenant it names.
 SERVICE_ROLES = ["service", "operator", "viewer", "integrator"]
 DEV_USERS = {
@@ -86,6 +99,7 @@ def prepare(directory: Path, services: Iterable[str], service_secret: str | None
         "demo-integrator", {"secret": secrets.token_urlsafe(24), "roles": ["integrator"], "tenant_id": DEV_TENANT}
     )
     clients.setdefault(PUBLIC_CLIENT, {"public": True})
+    clients.setdefault(CONSOLE_CLIENT, {"public": True, "redirect_uris": CONSOLE_REDIRECT_URIS})
     users = registry.setdefault("users", {})
     for name, roles in DEV_USERS.items():
         users.setdefault(name, {"password": secrets.token_urlsafe(12), "tenant_id": DEV_TENANT, "roles": roles})
@@ -100,6 +114,17 @@ def load_key(directory: Path) -> ECKey:
 
 def load_registry(directory: Path) -> dict[str, Any]:
     return json.loads((directory / CLIENTS_FILE).read_text())
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What an authorization code stands for until its client exchanges it."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    username: str
+    expires_at: float
 
 
 class DevIssuer:
@@ -118,6 +143,8 @@ class DevIssuer:
         self.audience = audience
         self.token_ttl_s = token_ttl_s
         self.clock = clock
+        # Codes live in this process only: the development issuer is one process, and a code lives a minute.
+        self.codes: dict[str, Authorization] = {}
 
     def issue(self, subject: str, client_id: str, roles: list[str], tenant_id: str | None, **extra: Any) -> str:
         now = int(self.clock())
@@ -142,9 +169,11 @@ class DevIssuer:
             "issuer": self.url,
             "jwks_uri": f"{self.url}/jwks.json",
             "token_endpoint": f"{self.url}/token",
-            "grant_types_supported": ["client_credentials", "password"],
+            "authorization_endpoint": f"{self.url}/authorize",
+            "grant_types_supported": ["client_credentials", "password", "authorization_code"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "response_types_supported": ["token"],
+            "response_types_supported": ["code", "token"],
+            "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "claims_supported": ["sub", "iss", "aud", "exp", "nbf", "iat", "jti", "azp", "roles", "tenant_id", "email"],
@@ -168,19 +197,88 @@ class DevIssuer:
             user = self.registry["users"].get(form.get("username", ""))
             if user is None or not _same(form.get("password"), user["password"]):
                 return _oauth_error(400, "invalid_grant", "unknown user or wrong password")
-            name = form["username"]
-            # Where the notices of what the user started go: the local stack's mail capture takes any address.
-            email = user.get("email", f"{name}@example.test")
-            token = self.issue(
-                f"user:{name}", client_id, user["roles"], user["tenant_id"], preferred_username=name, email=email
-            )
+            token = self.person_token(form["username"], client_id)
+        elif grant == "authorization_code":
+            authorization = self.codes.pop(form.get("code", ""), None)  # used once, whatever comes next
+            problem = _code_problem(authorization, client_id, form, self.clock())
+            if problem is not None:
+                return _oauth_error(400, "invalid_grant", problem)
+            assert authorization is not None  # _code_problem said so
+            token = self.person_token(authorization.username, client_id)
         else:
-            return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}: client_credentials or password")
+            return _oauth_error(
+                400,
+                "unsupported_grant_type",
+                f"grant_type {grant!r}: client_credentials, password or authorization_code",
+            )
         body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
+    def person_token(self, name: str, client_id: str) -> str:
+        user = self.registry["users"][name]
+        # Where the notices of what the user started go: the local stack's mail capture takes any address.
+        email = user.get("email", f"{name}@example.test")
+        return self.issue(
+            f"user:{name}", client_id, user["roles"], user["tenant_id"], preferred_username=name, email=email
+        )
+
+    def authorize_problem(self, query: dict[str, str]) -> str | None:
+        """Why the client or its redirect URI cannot be trusted: then the browser is not sent back to it
+        (RFC 6749 §4.1.2.1), the form shows the problem instead."""
+        client = self.registry["clients"].get(query.get("client_id", ""))
+        if client is None or not client.get("redirect_uris"):
+            return f"unknown client {query.get('client_id')!r}, or one without redirect URIs"
+        if not _redirect_registered(query.get("redirect_uri", ""), client["redirect_uris"]):
+            return f"redirect_uri {query.get('redirect_uri')!r} is not registered for {query['client_id']!r}"
+        return None
+
+    def login_form(self, query: dict[str, str], error: str | None = None, status: int = 200) -> HTMLResponse:
+        if (problem := self.authorize_problem(query)) is not None:
+            return HTMLResponse(_page("Sign-in refused", f"<p role='alert'>{html.escape(problem)}</p>"), 400)
+        kept = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(query.get(name, ""))}">'
+            for name in AUTHORIZE_PARAMS
+        )
+        alert = f'<p role="alert" class="error">{html.escape(error)}</p>' if error else ""
+        body = f"""{alert}
+<form method="post" action="/authorize">{kept}
+  <p><label for="username">User name</label><br><input id="username" name="username" autocomplete="username" required autofocus></p>
+  <p><label for="password">Password</label><br><input id="password" name="password" type="password" autocomplete="current-password" required></p>
+  <p><button type="submit">Sign in</button></p>
+</form>"""
+        return HTMLResponse(_page("Publipost development issuer: sign in", body), status)
+
+    def authorize(self, form: dict[str, str]) -> Response:
+        """The login form's answer: back to the client with a code, or the form again saying what is wrong."""
+        if self.authorize_problem(form) is not None:
+            return self.login_form(form)
+        back = form["redirect_uri"]
+        state = {"state": form["state"]} if form.get("state") else {}
+        if form.get("response_type") != "code":
+            return _redirect(back, error="unsupported_response_type", **state)
+        if form.get("code_challenge_method") != "S256" or not form.get("code_challenge"):
+            return _redirect(back, error="invalid_request", error_description="PKCE with S256 is required", **state)
+        user = self.registry["users"].get(form.get("username", ""))
+        if user is None or not _same(form.get("password"), user["password"]):
+            return self.login_form(form, "Unknown user or wrong password.", status=401)
+        code = secrets.token_urlsafe(32)
+        self.codes = {c: a for c, a in self.codes.items() if a.expires_at > self.clock()}  # the expired go
+        self.codes[code] = Authorization(
+            form["client_id"], back, form["code_challenge"], form["username"], self.clock() + CODE_TTL_S
+        )
+        return _redirect(back, code=code, **state)
+
     def app(self) -> FastAPI:
         app = FastAPI(title="Publipost development issuer", docs_url=None, redoc_url=None)
+
+        @app.get("/authorize")
+        async def authorize_form(request: Request) -> HTMLResponse:
+            return self.login_form(dict(request.query_params))
+
+        @app.post("/authorize")
+        async def authorize(request: Request) -> Response:
+            form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+            return self.authorize(form)
 
         @app.get("/.well-known/openid-configuration")
         async def discovery() -> dict[str, Any]:
@@ -210,6 +308,51 @@ def _client_of(form: dict[str, str], authorization: str | None) -> tuple[str | N
             return None, None
         return client_id, secret
     return form.get("client_id"), form.get("client_secret")
+
+
+AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method")
+
+
+def _redirect_registered(uri: str, registered: list[str]) -> bool:
+    """Exactly a registered URI, except that a loopback one matches on any port (RFC 8252 §7.3)."""
+    if uri in registered:
+        return True
+    given = urlsplit(uri)
+    if given.hostname not in LOOPBACK_HOSTS:
+        return False
+    host = f"[{given.hostname}]" if ":" in given.hostname else given.hostname
+    return given._replace(netloc=host).geturl() in registered
+
+
+def _code_problem(
+    authorization: Authorization | None, client_id: str | None, form: dict[str, str], now: float
+) -> str | None:
+    """Why a code cannot be exchanged (RFC 6749 §4.1.3, RFC 7636 §4.6), or None."""
+    if authorization is None:
+        return "unknown or already used code"
+    if authorization.expires_at <= now:
+        return "the code has expired"
+    if authorization.client_id != client_id:
+        return "the code was given to another client"
+    if authorization.redirect_uri != form.get("redirect_uri"):
+        return "redirect_uri differs from the one the code was asked with"
+    if not verifier_matches(form.get("code_verifier"), authorization.code_challenge):
+        return "code_verifier does not match the code_challenge"
+    return None
+
+
+def _redirect(uri: str, **params: str) -> RedirectResponse:
+    joiner = "&" if urlsplit(uri).query else "?"
+    return RedirectResponse(f"{uri}{joiner}{urlencode(params)}", status_code=303)
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>{html.escape(title)}</h1>
+{body}
+</main></body></html>"""
 
 
 def _same(given: str | None, expected: str | None) -> bool:

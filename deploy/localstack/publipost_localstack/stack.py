@@ -1,5 +1,5 @@
 """The local stack as background processes: RabbitMQ, SecantusDB, the SMTP capture server, the development
-issuer, the six services.
+issuer, the six services and the web console.
 
 Everything it starts leaves a pid file and a log under one run folder
 (`.local/` by default); `down` stops what `up` started and nothing else.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aio_pika
 import httpx
+from cryptography.fernet import Fernet
 
 from . import broker_users as rabbitmq_users
 from . import dev_issuer
@@ -24,6 +25,9 @@ from .processes import Background, ensure_rabbitmq, port_open, start_secantus, w
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ("template", "recipient-directory", "merge", "render-pdf", "dispatch", "scheduler")
+# The web console: no bus, no store of its own (no queue, user, client secret or migration), so not in SERVICES.
+CONSOLE = "console"
+CONSOLE_KEY_FILE = "session-key"
 # Everything runs on this machine: a tenant's SMTP account or Gotenberg URL may name loopback (publipost_outbound).
 OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]
 
@@ -39,11 +43,14 @@ class StackConfig:
     mongodb_port: int = 27117
     smtp_port: int = 2525
     smtp_capture: bool = True  # False: the services send to whatever server answers on smtp_port (a bench's sink)
-    http_port_base: int = 8100  # template on base+1 ... scheduler on base+6, the development issuer on base+7
+    http_port_base: int = (
+        8100  # template on base+1 ... scheduler on base+6, the development issuer on base+7, console base+8
+    )
     dev_issuer: bool = True  # False: the services trust the issuer PUBLIPOST_AUTH_ISSUER_URL names, if any
     # A RabbitMQ user per service and one for the demo's integrating system (rabbitmq_users.py), when the broker
     # can be administered from here; else every service connects as rabbitmq_url says.
     broker_users: bool = False
+    console: bool = False  # the web console; `make up` runs it, the tests' and benchmarks' stacks need it not
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -59,6 +66,7 @@ class StackConfig:
             http_port_base=int(env.get("PUBLIPOST_HTTP_PORT_BASE", cls.http_port_base)),
             dev_issuer=not env.get("PUBLIPOST_AUTH_ISSUER_URL") and env.get("PUBLIPOST_DEV_ISSUER", "1") != "0",
             broker_users=env.get("PUBLIPOST_BROKER_USERS", "1") != "0",
+            console=env.get("PUBLIPOST_CONSOLE", "1") != "0",
         )
 
     def port(self, service: str) -> int:
@@ -74,6 +82,14 @@ class StackConfig:
     @property
     def issuer_url(self) -> str:
         return f"http://127.0.0.1:{self.issuer_port}"
+
+    @property
+    def console_port(self) -> int:
+        return self.issuer_port + 1
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     @property
     def issuer_dir(self) -> Path:
@@ -109,13 +125,41 @@ class StackConfig:
             "MONGODB_URL": self.database_url,
             "PUBLIPOST_NAMESPACE": self.namespace,
             "PUBLIPOST_HTTP_PORT": str(self.port(service)),
-            "PUBLIPOST_TEMPLATE_URL": self.url("template"),
-            "PUBLIPOST_MERGE_URL": self.url("merge"),
-            "PUBLIPOST_DIRECTORY_URL": self.url("recipient-directory"),
-            "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
+            **self.service_urls(),
             "PUBLIPOST_SMTP_HOST": "127.0.0.1",
             "PUBLIPOST_SMTP_PORT": str(self.smtp_port),
             **self.identity_env(service),
+            **self.extra_env,
+        }
+
+    def service_urls(self) -> dict[str, str]:
+        return {
+            "PUBLIPOST_TEMPLATE_URL": self.url("template"),
+            "PUBLIPOST_DIRECTORY_URL": self.url("recipient-directory"),
+            "PUBLIPOST_MERGE_URL": self.url("merge"),
+            "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
+            "PUBLIPOST_SCHEDULER_URL": self.url("scheduler"),
+        }
+
+    def console_env(self) -> dict[str, str]:
+        """The services' addresses, the issuer people sign in at, and the key of the session cookies (made once
+        in the run folder, so a restart of the console signs nobody out)."""
+        key_file = self.run_dir / CONSOLE / CONSOLE_KEY_FILE
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(Fernet.generate_key().decode())
+        identity = (
+            {"PUBLIPOST_AUTH_ISSUER_URL": self.issuer_url, "PUBLIPOST_AUTH_DEV_ISSUER": "true"}
+            if self.dev_issuer
+            else {}
+        )
+        return {
+            "PUBLIPOST_HTTP_PORT": str(self.console_port),
+            **self.service_urls(),
+            **identity,
+            "PUBLIPOST_SESSION_KEY": key_file.read_text().strip(),
             **self.extra_env,
         }
 
@@ -191,6 +235,12 @@ class Stack:
         for service in SERVICES:
             self.wait_ready(service, timeout)
             say(f"{service:<14} {config.url(service)}  ready")
+        if config.console:
+            self.start_service(CONSOLE)
+            self.wait_ready(CONSOLE, timeout)
+            say(
+                f"{CONSOLE:<14} {config.console_url}  ready (sign in as a user of {config.issuer_dir / dev_issuer.CLIENTS_FILE})"
+            )
 
     def prepare_broker_users(self) -> None:
         config = self.config
@@ -246,7 +296,8 @@ class Stack:
 
     def start_service(self, service: str) -> int:
         module = f"publipost_{service.replace('-', '_')}.app"
-        return self.process(service).start([sys.executable, "-m", module], env=self.config.service_env(service))
+        env = self.config.console_env() if service == CONSOLE else self.config.service_env(service)
+        return self.process(service).start([sys.executable, "-m", module], env=env)
 
     def stop_service(self, service: str) -> bool:
         return self.process(service).stop()
@@ -257,7 +308,7 @@ class Stack:
             if self.process(service).pid() is None:
                 raise RuntimeError(f"{service} exited while starting:\n{self.log_tail(service)}")
             try:
-                if httpx.get(f"{self.config.url(service)}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url_of(service)}/readyz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -265,9 +316,12 @@ class Stack:
                 raise TimeoutError(f"{service} not ready after {timeout:.0f}s:\n{self.log_tail(service)}")
             time.sleep(0.3)
 
+    def url_of(self, service: str) -> str:
+        return self.config.console_url if service == CONSOLE else self.config.url(service)
+
     def down(self) -> None:
-        # Services first (they finish in-flight messages on SIGTERM), then what they depend on.
-        for name in (*reversed(SERVICES), "dev-issuer", "smtp-capture", "secantusdb"):
+        # The console and services first (they finish in-flight messages on SIGTERM), then what they depend on.
+        for name in (CONSOLE, *reversed(SERVICES), "dev-issuer", "smtp-capture", "secantusdb"):
             if self.process(name).stop():
                 say(f"{name:<14} stopped")
 
@@ -291,13 +345,14 @@ class Stack:
 
     def status(self) -> bool:
         everything_up = True
-        names = ("secantusdb", "smtp-capture", *(("dev-issuer",) if self.config.dev_issuer else ()), *SERVICES)
+        web = (CONSOLE,) if self.config.console else ()
+        names = ("secantusdb", "smtp-capture", *(("dev-issuer",) if self.config.dev_issuer else ()), *SERVICES, *web)
         for name in names:
             pid = self.process(name).pid()
             state = "stopped"
             if pid is not None:
                 state = f"running (pid {pid})"
-                if name in SERVICES:
+                if name in SERVICES or name == CONSOLE:
                     state += "  ready" if self.ready(name) else "  NOT READY"
             everything_up &= pid is not None or (name == "secantusdb" and self.config.mongodb_url is not None)
             say(f"{name:<14} {state}")
@@ -308,7 +363,7 @@ class Stack:
 
     def ready(self, service: str) -> bool:
         try:
-            return httpx.get(f"{self.config.url(service)}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url_of(service)}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -1,0 +1,1 @@
+"""The web console: the pages people use, server-rendered, calling the services' HTTP APIs with their token."""

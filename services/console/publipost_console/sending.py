@@ -1,0 +1,170 @@
+"""Send a mailing by e-mail: the account and e-mail template menus, a confirmation from dispatch's preview
+with tick boxes, the send, and its page that follows the counts until it ends."""
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from .screens import CHOOSABLE_DOCUMENTS, DISPATCH_OVER, NothingChosen, chosen_documents, dispatch_status_counts
+from .session import Session
+from .upstream import ServiceRefused
+from .web import Console, Labels, Parts, Person, render
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _menus(parts: Console, token: str) -> dict[str, Any]:
+    accounts = await parts.services.json("dispatch", "/accounts", token)
+    email_templates = await parts.services.json("template", "/email-templates", token, params={"per_page": 100})
+    return {"accounts": accounts, "email_templates": email_templates["items"]}
+
+
+@router.get("/mailings/{mailing_id}/send")
+async def send_form(request: Request, parts: Parts, person: Person, t: Labels, mailing_id: str) -> Response:
+    mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", person.access_token)
+    menus = await _menus(parts, person.access_token)
+    chosen = {"account_id": "", "email_template_id": "", "subject": "", "body": t("send.body.default")}
+    return render(request, parts, t, "send.html", mailing=mailing, chosen=chosen, **menus)
+
+
+@router.post("/mailings/{mailing_id}/send/edit")
+async def edit_form(
+    request: Request,
+    parts: Parts,
+    person: Person,
+    t: Labels,
+    mailing_id: str,
+    account_id: Annotated[str, Form()] = "",
+    email_template_id: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    """Back from the confirmation to the form, filled as it was."""
+    mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", person.access_token)
+    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
+    menus = await _menus(parts, person.access_token)
+    return render(request, parts, t, "send.html", mailing=mailing, chosen=chosen, **menus)
+
+
+def _request(mailing_id: str, chosen: dict[str, str], document_ids: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "mailing_id": mailing_id,
+        "account_id": chosen["account_id"] or None,
+        "email_template_id": chosen["email_template_id"] or None,
+        "subject": chosen["subject"],
+        "body": chosen["body"],
+    }
+    if document_ids is not None:
+        body["document_ids"] = document_ids
+    return body
+
+
+@router.post("/mailings/{mailing_id}/send/check")
+async def confirm(
+    request: Request,
+    parts: Parts,
+    person: Person,
+    t: Labels,
+    mailing_id: str,
+    account_id: Annotated[str, Form()] = "",
+    email_template_id: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    """The confirmation: how many documents go, which cannot and why, the documents to untick."""
+    token = person.access_token
+    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
+    mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", token)
+    try:
+        preview = (
+            await parts.services.call(
+                "dispatch", "POST", "/dispatches/preview", token, json=_request(mailing_id, chosen)
+            )
+        ).json()
+    except ServiceRefused as refused:
+        return await _form_again(request, parts, person, t, mailing, chosen, refused.detail)
+    documents: list[dict[str, Any]] = []
+    if mailing["documents"] <= CHOOSABLE_DOCUMENTS:
+        page = await parts.services.json(
+            "merge", f"/mailings/{quote(mailing_id)}/documents", token, params={"limit": CHOOSABLE_DOCUMENTS}
+        )
+        documents = page["items"]
+    unsendable = {u["document_id"]: u["reason"] for u in preview["unsendable"]}
+    return render(
+        request,
+        parts,
+        t,
+        "confirm.html",
+        mailing=mailing,
+        preview=preview,
+        chosen=chosen,
+        documents=documents,
+        unsendable=unsendable,
+        limit=CHOOSABLE_DOCUMENTS,
+        dispatch_id=str(uuid.uuid4()),  # made once per confirmation: a second click sends nothing twice
+    )
+
+
+async def _form_again(
+    request: Request,
+    parts: Console,
+    person: Session,
+    t: Labels,
+    mailing: dict[str, Any],
+    chosen: dict[str, str],
+    problem: str,
+) -> Response:
+    menus = await _menus(parts, person.access_token)
+    return render(request, parts, t, "send.html", 422, mailing=mailing, chosen=chosen, problem=problem, **menus)
+
+
+@router.post("/mailings/{mailing_id}/send")
+async def send(
+    request: Request,
+    parts: Parts,
+    person: Person,
+    t: Labels,
+    mailing_id: str,
+    dispatch_id: Annotated[str, Form(min_length=1, max_length=128)],
+    account_id: Annotated[str, Form()] = "",
+    email_template_id: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+    offered: Annotated[list[str] | None, Form()] = None,
+    document: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    token = person.access_token
+    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
+    try:
+        document_ids = chosen_documents(offered or [], document or [])
+        request_body = {**_request(mailing_id, chosen, document_ids), "dispatch_id": dispatch_id}
+        await parts.services.call("dispatch", "POST", "/dispatches", token, json=request_body)
+    except (ServiceRefused, NothingChosen) as refused:
+        mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", token)
+        problem = refused.detail if isinstance(refused, ServiceRefused) else str(refused)
+        return await _form_again(request, parts, person, t, mailing, chosen, problem)
+    return RedirectResponse(f"/dispatches/{quote(dispatch_id)}", status_code=303)
+
+
+async def _dispatch_view(parts: Console, token: str, dispatch_id: str) -> dict[str, Any]:
+    dispatch = await parts.services.json("dispatch", f"/dispatches/{quote(dispatch_id)}", token)
+    return {
+        "dispatch": dispatch,
+        "counts": dispatch_status_counts(dispatch),
+        "over": dispatch["status"] in DISPATCH_OVER,
+    }
+
+
+@router.get("/dispatches/{dispatch_id}")
+async def dispatch_page(request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str) -> Response:
+    view = await _dispatch_view(parts, person.access_token, dispatch_id)
+    return render(request, parts, t, "dispatch.html", **view)
+
+
+@router.get("/dispatches/{dispatch_id}/progress")
+async def dispatch_progress(request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str) -> Response:
+    view = await _dispatch_view(parts, person.access_token, dispatch_id)
+    return render(request, parts, t, "dispatch_progress.html", **view)
