@@ -58,7 +58,7 @@ def test_the_service_monitor_scrapes_every_service_metrics_port():
         for doc in yaml.safe_load_all(path.read_text())
         if isinstance(doc, dict) and doc.get("kind") == "Service"
     ]
-    assert len(services) == 6
+    assert len(services) == 7  # the six services and the console
     for service in services:
         assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "publipost"
         assert "http" in [port["name"] for port in service["spec"]["ports"]]
