@@ -11,6 +11,7 @@ import httpx
 import openpyxl
 import pytest
 from docx import Document
+from publipost_localstack.processes import free_port
 from publipost_merge.app import build as build_merge
 from publipost_merge.settings import MergeSettings
 from publipost_recipient_directory.app import build as build_directory
@@ -296,3 +297,14 @@ async def test_another_tenant_can_use_neither_the_template_nor_the_segment(stack
     assert segment_used.status_code == 404 and "no segment" in segment_used.json()["detail"]
     assert (await http.get("/mailings", headers=GLOBEX)).json()["total"] == 0
     assert await records_files(stack) == 0
+
+
+async def test_a_template_service_out_of_reach_is_answered_503_and_nothing_is_started(make_settings, running):
+    merge = await running(build_merge(make_settings(MergeSettings, template_url=f"http://127.0.0.1:{free_port()}")))
+    transport = httpx.ASGITransport(merge.http_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://s", headers=ACME) as http:
+        answer = await http.post("/mailings", json={"template_id": "t-1", "records": [sample_record(1)]})
+
+        assert answer.status_code == 503 and answer.headers["retry-after"]
+        assert "did not answer as expected (ConnectError); nothing was started" in answer.json()["detail"]
+        assert (await http.get("/mailings")).json()["total"] == 0

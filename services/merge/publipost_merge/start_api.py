@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from publipost_auth import Operator
 from publipost_contracts import OutputFormat, Problem
 from publipost_http import correlation_id
+from publipost_http.errors import RETRY_AFTER_S
 from publipost_records import UnreadableFile, records_kind
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
@@ -110,6 +112,10 @@ async def start_mailing(
             raise _invalid(("header", "content-type"), f"send {JSON} or {FORM} (with the records as `file`)")
     except RequestRefused as refused:
         raise HTTPException(422, detail=[_detail(problem) for problem in refused.problems]) from refused
+    except httpx.HTTPError as exc:  # the template service or the directory: nothing was started, try again
+        service = exc.request.url.copy_with(path="/", query=None)
+        message = f"{service} did not answer as expected ({type(exc).__name__}); nothing was started, try again shortly"
+        raise HTTPException(503, detail=message, headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
     return MailingStarted(request_id=started.request_id, mailing_id=started.mailing_id)
 
 
