@@ -1,7 +1,8 @@
 """Starting a mailing over HTTP (POST /mailings): the request is checked as merge.requested is, against the
 template its caller's tenant has; its records (given inline, uploaded as a file, or a directory segment's
 recipients) are checked one at a time as they are stored; then merge.requested is published, and merge takes
-it as any other. A refusal leaves nothing stored; a request id seen before starts nothing."""
+it as any other. A refusal leaves nothing stored; a request id seen before starts nothing (unless merge
+refused it: then it is asked again, as on the bus)."""
 
 import asyncio
 import itertools
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from publipost_contracts import MergeRequested, OutputFormat, Problem, deterministic_id
+from publipost_contracts import MergeRequested, OutputFormat, Problem
 from publipost_records import Record, RecordsKind, UnreadableFile, WorkbookLimits, read_records
 from publipost_refusals import Invalid, NotFound
 from publipost_storage.blobs import NDJSON
@@ -88,8 +89,12 @@ async def start_mailing(
     ctx: MergeContext, tenant_id: str, correlation_id: str, start: MailingStart, source: RecordsSource
 ) -> Started:
     started = Started(start.request_id, mailing_id_for(tenant_id, start.request_id))
-    if await ctx.mailings.get(started.mailing_id) or await ctx.requests.get(started.mailing_id):
+    if await ctx.mailings.get(started.mailing_id):
         return started
+    if (earlier := await ctx.requests.get(started.mailing_id)) is not None:
+        if earlier.refusal is None:
+            return started  # merge has it, or is about to
+        await ctx.requests.delete(earlier.id)  # refused by merge: the same id, corrected, is asked again
     template = await ctx.templates.get(tenant_id, start.template_id, start.template_version)
     if template is None:
         which = f"version {start.template_version} of template" if start.template_version else "template"
@@ -223,8 +228,6 @@ def _merge_requested(
     records_file_id: str | None,
 ) -> MergeRequested:
     return MergeRequested(
-        # Fixed by the mailing: a request published twice (a retried answer) is one request.
-        event_id=deterministic_id("merge.requested", tenant_id, start.request_id),
         tenant_id=tenant_id,
         correlation_id=correlation_id,
         request_id=start.request_id,
