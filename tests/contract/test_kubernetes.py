@@ -252,6 +252,7 @@ def test_network_policies_deny_everything_then_allow_what_each_service_needs(ove
     }
     assert calls == {
         ("merge", "template"),
+        ("merge", "recipient-directory"),  # a mailing started over HTTP from a segment
         ("dispatch", "template"),
         ("dispatch", "merge"),
         ("dispatch", "recipient-directory"),  # a plain e-mail's segment
