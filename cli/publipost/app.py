@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from . import login
 from .api import CommandFailed
 from .migrate import SERVICES
 from .session import Session
@@ -67,6 +68,9 @@ def migrate(
         print(f"{name:<20} schema {migrated.before} → {migrated.after}{ran}")
 
 
+app.command()(login.login)
+app.command()(login.logout)
+app.command()(login.whoami)
 
 
 def main() -> None:
