@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import login
+from . import login, mailings
 from .api import CommandFailed
+from .mailings import mailing_app
 from .migrate import SERVICES
 from .session import Session
 
@@ -71,6 +72,9 @@ def migrate(
 app.command()(login.login)
 app.command()(login.logout)
 app.command()(login.whoami)
+app.add_typer(mailing_app, name="mailing")
+app.command()(mailings.watch)
+app.command()(mailings.download)
 
 
 def main() -> None:
