@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import login, mailings
+from . import login, mailings, sending
 from .api import CommandFailed
 from .mailings import mailing_app
 from .migrate import SERVICES
@@ -75,6 +75,9 @@ app.command()(login.whoami)
 app.add_typer(mailing_app, name="mailing")
 app.command()(mailings.watch)
 app.command()(mailings.download)
+app.command()(sending.send)
+app.command("resend-unsent")(sending.resend_unsent)
+app.command()(sending.history)
 
 
 def main() -> None:
