@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 
 from . import login, mailings, sending
 from .api import CommandFailed
+from .campaigns import campaigns_app
+from .dead_letters import dlq_app
 from .mailings import mailing_app
 from .migrate import SERVICES
 from .session import Session
@@ -78,6 +80,8 @@ app.command()(mailings.download)
 app.command()(sending.send)
 app.command("resend-unsent")(sending.resend_unsent)
 app.command()(sending.history)
+app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:
