@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .api import CommandFailed, ServiceClient
-from .progress import MAILING_SETTLED, follow, mailing_stages
+from .progress import MAILING_SETTLED, follow, mailing_stages, once_recorded
 from .session import Session
 
 mailing_app = typer.Typer(help="Mailings: create one from a file of records, list them, show one.")
@@ -51,10 +51,18 @@ def summary(view: dict[str, Any]) -> str:
     return ", ".join(said)
 
 
-def watch_mailing(session: Session, merge: ServiceClient, mailing_id: str) -> dict[str, Any]:
-    """Progress bars until the mailing settles; a mailing that failed is a failure of the command."""
+def watch_mailing(
+    session: Session, merge: ServiceClient, mailing_id: str, *, just_accepted: bool = False
+) -> dict[str, Any]:
+    """Progress bars until the mailing settles; a mailing that failed is a failure of the command.
+    `just_accepted`: merge may not have recorded it yet."""
+
+    def fetch() -> dict[str, Any]:
+        seen: dict[str, Any] = merge.get(f"/mailings/{mailing_id}")
+        return seen
+
     view = follow(
-        lambda: merge.get(f"/mailings/{mailing_id}"),
+        once_recorded(fetch, {"status": "rendering"}) if just_accepted else fetch,
         mailing_stages,
         lambda seen: seen["status"] in MAILING_SETTLED,
         session.out,
@@ -102,7 +110,7 @@ def create(
         mailing_id = accepted["mailing_id"]
         session.out.print(f"mailing {mailing_id} requested (request id {accepted['request_id']})")
         if not no_wait:
-            watch_mailing(session, merge, mailing_id)
+            watch_mailing(session, merge, mailing_id, just_accepted=True)
 
 
 @mailing_app.command("list")

@@ -9,10 +9,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from .api import ApiError
+
 # merge's MailingStatus: past these, nothing moves until a person (or a dispatch) acts.
 MAILING_SETTLED = ("ready", "pending_validation", "failed", "rejected", "replaced")
 MAILING_WORKING = ("rendering", "converting")
 DISPATCH_SETTLED = ("completed", "refused", "paused")
+RECORDING_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,24 @@ def dispatch_stages(view: dict[str, Any]) -> list[Stage]:
     total = view.get("total") or 0
     final = max(total - view.get("queued", 0) - view.get("sending", 0), 0) if view["status"] != "fanning_out" else 0
     return [Stage(f"sending ({view['status'].replace('_', ' ')})", final, total)]
+
+
+def once_recorded(
+    fetch: Callable[[], dict[str, Any]], pending: dict[str, Any], window_s: float = RECORDING_WINDOW_S
+) -> Callable[[], dict[str, Any]]:
+    """`fetch` of work just accepted (202) that its service records when its consumer takes the request: a 404
+    within `window_s` is `pending`, not an unknown id."""
+    recorded_by = time.monotonic() + window_s
+
+    def fetched() -> dict[str, Any]:
+        try:
+            return fetch()
+        except ApiError as refusal:
+            if refusal.status != 404 or time.monotonic() > recorded_by:
+                raise
+            return pending
+
+    return fetched
 
 
 def follow(

@@ -1,14 +1,13 @@
 """`publipost send`, `resend-unsent` and `history`: e-mailing a mailing's documents through dispatch (POST
 /dispatches, /dispatches/preview, GET /dispatches/{id}) and reading what was sent (GET /history)."""
 
-import time
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .api import ApiError, CommandFailed, ServiceClient
-from .progress import DISPATCH_SETTLED, dispatch_stages, follow
+from .api import CommandFailed, ServiceClient
+from .progress import DISPATCH_SETTLED, dispatch_stages, follow, once_recorded
 from .session import Session
 
 Account = Annotated[str | None, typer.Option("--account", help="The sending account's id (default: the tenant's).")]
@@ -17,9 +16,6 @@ EmailTemplate = Annotated[
 ]
 Subject = Annotated[str | None, typer.Option(help="The subject, with {document_number}, {client_name}… variables.")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Return once the dispatch is accepted.")]
-# dispatch records a dispatch when its consumer takes the request, a moment after answering 202: until then
-# (this long at most) its GET answers 404.
-RECORDING_WINDOW_S = 60.0
 
 
 def dispatch_body(
@@ -51,19 +47,9 @@ def start_dispatch(session: Session, dispatch: ServiceClient, body: dict[str, An
     session.out.print(f"dispatch {dispatch_id} of mailing {body['mailing_id']} started")
     if not wait:
         return
-    recorded_by = time.monotonic() + RECORDING_WINDOW_S
-
-    def progress() -> dict[str, Any]:
-        try:
-            view: dict[str, Any] = dispatch.get(f"/dispatches/{dispatch_id}")
-        except ApiError as refusal:
-            if refusal.status != 404 or time.monotonic() > recorded_by:
-                raise
-            return {"status": "requested", "total": 0}
-        return view
-
     view = follow(
-        progress,
+        # dispatch records the dispatch when its consumer takes the request, a moment after answering 202.
+        once_recorded(lambda: dispatch.get(f"/dispatches/{dispatch_id}"), {"status": "requested", "total": 0}),
         dispatch_stages,
         lambda seen: seen["status"] in DISPATCH_SETTLED,
         session.out,

@@ -47,9 +47,11 @@ def test_a_mailing_is_created_from_a_file_and_followed_until_ready(terminal, tmp
     terminal.services.on(
         "POST", MAILINGS, httpx.Response(202, json={"request_id": "billing-2026-11", "mailing_id": "m1"})
     )
+    not_recorded_yet = httpx.Response(404, json={"detail": "no mailing 'm1' for this tenant"})
     terminal.services.on(
         "GET",
         f"{MAILINGS}/m1",
+        not_recorded_yet,
         view("rendering", rendered=2),
         view("converting", documents=4, rendered=4, converted=1),
         READY,
@@ -84,7 +86,7 @@ def test_a_mailing_is_created_from_a_file_and_followed_until_ready(terminal, tmp
     assert "mailing m1 requested (request id billing-2026-11)" in result.output
     assert "converting to PDF" in result.output and "4/4" in result.output
     assert "November notices (m1): ready, 4 documents, print file in 1 part, 4 pages" in result.output
-    assert len(terminal.services.sent("GET", f"{MAILINGS}/m1")) == 3
+    assert len(terminal.services.sent("GET", f"{MAILINGS}/m1")) == 4
 
 
 def test_a_refused_request_names_each_field_and_exits_non_zero(terminal, tmp_path):
@@ -114,6 +116,17 @@ def test_a_custom_field_without_a_value_is_a_usage_error_naming_the_option(termi
     assert result.exit_code == 2
     assert "--field" in result.output and "'signatory' is not name=value" in result.output
     assert terminal.services.requests == []
+
+
+def test_watching_an_unknown_mailing_is_merge_s_404(terminal):
+    terminal.services.on(
+        "GET", f"{MAILINGS}/m9", httpx.Response(404, json={"detail": "no mailing 'm9' for this tenant"})
+    )
+
+    result = terminal.run("watch", "m9")
+
+    assert result.exit_code == 1
+    assert "error: merge answered 404: no mailing 'm9' for this tenant" in result.output
 
 
 def test_a_mailing_that_fails_is_said_and_the_command_fails(terminal):
