@@ -115,7 +115,10 @@ class ServiceClient:
                 response.read()
                 raise _refusal(self.name, response)
             written = target or folder / filename_of(response, fallback)
-            with written.open("wb") as out:
+            # Under its own name once whole: a download cut off leaves no file that looks complete.
+            partial = written.with_name(f".{written.name}.part")
+            with partial.open("wb") as out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
+            partial.rename(written)
         return written
