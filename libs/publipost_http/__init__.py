@@ -183,8 +183,10 @@ class BodyLimit:
     or came chunked without one, so nothing past the limit is ever read into memory or spooled to disk.
 
     The limit is `default_bytes`, or that of the matched route in `route_bytes` ("POST /recipients/import"),
-    looked up when the application first reads the body (routing is done by then). A route that never reads
-    its body is not limited: it costs nothing.
+    looked up when the application first reads the body (routing is done by then); a key naming a media type
+    too ("POST /mailings multipart/form-data") is that route's limit for bodies of that type only, so a route
+    taking either a file or JSON keeps JSON, which is parsed in memory, to the default. A route that never
+    reads its body is not limited: it costs nothing.
     """
 
     def __init__(self, app: ASGIApp, default_bytes: int, route_bytes: Mapping[str, int] | None = None) -> None:
@@ -193,9 +195,9 @@ class BodyLimit:
         self.route_bytes = dict(route_bytes or {})
 
     def limit_for(self, scope: Scope) -> int:
-        route = scope.get("route")
-        path = getattr(route, "path", None)
-        return self.route_bytes.get(f"{scope['method']} {path}", self.default_bytes)
+        route = f"{scope['method']} {getattr(scope.get('route'), 'path', None)}"
+        media_type = _header(scope, b"content-type").split(";", 1)[0].strip().lower()
+        return self.route_bytes.get(f"{route} {media_type}", self.route_bytes.get(route, self.default_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -257,10 +259,15 @@ class BodyLimit:
 
 
 def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    return int(value) if value.isdigit() else None
+
+
+def _header(scope: Scope, wanted: bytes) -> str:
     for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+        if name == wanted:
+            return value.decode("latin-1")
+    return ""
 
 
 # --- downloads ----------------------------------------------------------------------

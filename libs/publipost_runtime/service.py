@@ -69,7 +69,8 @@ class Service:
     timers: list[Timer] = field(default_factory=list)
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     title: str = ""
-    # Routes whose bodies may exceed settings.max_body_bytes (uploads): "POST /recipients/import" → bytes.
+    # Routes whose bodies may exceed settings.max_body_bytes (uploads): "POST /recipients/import" → bytes, or
+    # "POST /mailings multipart/form-data" → bytes for that media type only (publipost_http.BodyLimit).
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Who calls the routes guarded by publipost_auth.require; built from the settings unless given (tests).
     authenticator: Authenticator | None = None
@@ -179,7 +180,7 @@ class Service:
         routes = {
             f"{method} {route.path}" for route in iter_route_contexts(app.routes) for method in route.methods or ()
         }
-        unknown = sorted(set(self.body_limits) - routes)
+        unknown = sorted({key for key in self.body_limits if " ".join(key.split(" ")[:2]) not in routes})
         if unknown:
             raise ValueError(f"body limits given for routes the service does not have: {', '.join(unknown)}")
         app.add_middleware(BodyLimit, default_bytes=self.settings.max_body_bytes, route_bytes=self.body_limits)

@@ -250,6 +250,7 @@ def test_network_policies_deny_everything_then_allow_what_each_service_needs(ove
     }
     assert calls == {
         ("merge", "template"),
+        ("merge", "recipient-directory"),  # a mailing started over HTTP from a segment
         ("dispatch", "template"),
         ("dispatch", "merge"),
         ("scheduler", "template"),

@@ -74,6 +74,26 @@ async def test_every_service_refuses_a_body_past_its_limit_with_413_naming_the_l
         assert body_too_large(chunked)["ctx"] == {"limit": 10_000}
 
 
+async def test_a_route_taking_a_file_or_json_keeps_json_to_the_default_limit(make_settings):
+    """POST /mailings takes a records file up to its own limit; its JSON body, read into memory, the default."""
+    service = build_merge(make_settings(MergeSettings, max_body_bytes=10_000, max_records_file_bytes=1_000_000))
+    records = [{"id": f"r{n}", "name": "x" * 100} for n in range(200)]
+    async with client(service) as http:
+        as_json = await http.post("/mailings", headers=ACME, json={"template_id": "t-1", "records": records})
+        detail = body_too_large(as_json)
+        assert detail["msg"] == "the request body is over the 10000-byte limit of POST /mailings"
+
+        as_file = await http.post(
+            "/mailings",
+            headers=ACME,
+            data={"template_id": "t-1"},
+            files={"file": ("r.txt", json.dumps(records).encode())},
+        )
+        # Past the door, read whole: the route answers for the file.
+        assert as_file.status_code == 422, as_file.text
+        assert as_file.json()["detail"][0]["msg"] == ".txt is not a records file; send .json, .ndjson, .csv or .xlsx"
+
+
 class ReadCounter:
     """An ASGI wrapper between the server and a service: how many body bytes the service asked for."""
 

@@ -149,6 +149,9 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
         ("PUT", "/settings/resolution"): {"json": {"order": ["record", "directory"]}},
         ("PUT", "/settings/sending"): {"json": {"email_enabled": True}},
         ("PATCH", "/mailings/{mailing_id}"): {"json": {"name": "Mine"}},
+        ("POST", "/mailings"): {
+            "json": {"template_id": ids["template"], "records": [sample_record(1)], "custom_fields": {"signatory": "Me"}}
+        },
         ("PUT", "/settings"): {"json": {"combined_page_limit": 100}},
         ("PUT", "/quotas/{tenant_id}"): {"json": {"yearly_limit": 0}},
         ("PUT", "/backends/{tenant_id}"): {"json": {"backend": None}},
@@ -166,7 +169,8 @@ def bodies(victim: Victim, smtp_port: int) -> dict[tuple[str, str], dict[str, An
 
 
 # Routes whose body names the victim's things although their path does not: refused as unknown (404).
-BODY_NAMES_VICTIMS = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/sends"), ("POST", "/campaigns")}
+BODY_NAMES_VICTIMS = {("POST", "/dispatches"), ("POST", "/dispatches/preview"), ("POST", "/sends"), ("POST", "/campaigns"),
+                      ("POST", "/mailings")}
 
 
 async def make_victims_things(services: dict[str, Any], urls: dict[str, str], system: Bus, tap: EventTap) -> Victim:
@@ -275,7 +279,9 @@ async def test_every_route_refuses_no_credentials_a_role_without_the_right_and_a
     urls["template_url"] = await serve_http(services["template"])
     services["recipient-directory"] = await running(build_directory(make_settings(RecipientDirectorySettings)))
     urls["directory_url"] = await serve_http(services["recipient-directory"])
-    services["merge"] = await running(build_merge(make_settings(MergeSettings, template_url=urls["template_url"])))
+    services["merge"] = await running(
+        build_merge(make_settings(MergeSettings, template_url=urls["template_url"], directory_url=urls["directory_url"]))
+    )
     urls["merge_url"] = await serve_http(services["merge"])
     services["render-pdf"] = await running(build_render(make_settings(RenderPdfSettings)))
     dispatch_settings = make_settings(

@@ -4,9 +4,19 @@ import inspect
 
 from publipost_merge.domain import Document, MailingContents, MailingStatus
 from publipost_merge.print_file import plan_parts
-from publipost_merge.repository import DocumentRepository, MailingRepository, TenantSettingsRepository
+from publipost_merge.repository import (
+    DocumentRepository,
+    MailingRepository,
+    MailingRequestRepository,
+    TenantSettingsRepository,
+)
 
-from tests.unit.fakes.merge import FakeDocumentRepository, FakeMailingRepository, FakeTenantSettingsRepository
+from tests.unit.fakes.merge import (
+    FakeDocumentRepository,
+    FakeMailingRepository,
+    FakeMailingRequestRepository,
+    FakeTenantSettingsRepository,
+)
 from tests.unit.test_merge_domain import a_mailing
 
 
@@ -23,6 +33,7 @@ def test_the_fakes_have_the_repositories_methods_with_their_signatures():
         (MailingRepository, FakeMailingRepository),
         (DocumentRepository, FakeDocumentRepository),
         (TenantSettingsRepository, FakeTenantSettingsRepository),
+        (MailingRequestRepository, FakeMailingRequestRepository),
     ]:
         fake_methods = public_methods(fake)
         for name, signature in public_methods(real).items():

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import openpyxl
 import pytest
-from publipost_recipient_directory.files import UnreadableFile, kind_of, read_rows
 from publipost_recipient_directory.importing import ImportRefused, check_file, sample_csv, sample_xlsx
+from publipost_records import UnreadableFile, kind_of, read_rows
 
 TYPES = ["invoice", "quote"]
 

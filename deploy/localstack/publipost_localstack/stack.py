@@ -111,6 +111,7 @@ class StackConfig:
             "PUBLIPOST_HTTP_PORT": str(self.port(service)),
             "PUBLIPOST_TEMPLATE_URL": self.url("template"),
             "PUBLIPOST_MERGE_URL": self.url("merge"),
+            "PUBLIPOST_DIRECTORY_URL": self.url("recipient-directory"),
             "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
             "PUBLIPOST_SMTP_HOST": "127.0.0.1",
             "PUBLIPOST_SMTP_PORT": str(self.smtp_port),

@@ -56,6 +56,9 @@ def _view(mailing: Mailing) -> MailingView:
 async def _mailing(ctx: MergeContext, tenant_id: str, mailing_id: str) -> Mailing:
     mailing = await ctx.mailings.get(mailing_id, tenant_id)
     if mailing is None:
+        # Started over HTTP: not taken by merge yet, or refused by it (and why).
+        if (request := await ctx.requests.get(mailing_id, tenant_id)) is not None:
+            raise request.not_found()
         raise MailingNotFound(f"no mailing {mailing_id!r} for this tenant")
     return mailing
 

@@ -13,23 +13,29 @@ from publipost_contracts import (
     MergeRequested,
     RenderRequested,
 )
+from publipost_http import upload_limit
 from publipost_runtime import Service
 from publipost_storage import Storage
 
 from . import handlers
 from .api import router, settings_router
-from .clients import TemplateClient
+from .clients import DirectoryClient, TemplateClient
 from .context import MergeContext
 from .render_workers import RenderLimits, RenderWorkers
-from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
+from .repository import DocumentRepository, MailingRepository, MailingRequestRepository, TenantSettingsRepository
 from .settings import MergeSettings
+from .start_api import router as start_router
 from .sweeper import StalledMailings
 
 
 def build(settings: MergeSettings | None = None) -> Service:
     settings = settings or MergeSettings()
     storage = Storage.for_service(settings)
-    bus = Bus(settings, publishes=[MergeRejected, DocumentSideEffect, RenderRequested, MergeCompleted, MailingRegrouped])
+    bus = Bus(
+        settings,
+        # merge.requested: for a mailing started over HTTP (POST /mailings), taken by merge as any other.
+        publishes=[MergeRequested, MergeRejected, DocumentSideEffect, RenderRequested, MergeCompleted, MailingRegrouped],
+    )
     credentials = service_credentials(settings)  # one token of merge's own for every service it calls
     ctx = MergeContext(
         settings=settings,
@@ -38,8 +44,12 @@ def build(settings: MergeSettings | None = None) -> Service:
         mailings=MailingRepository(storage.db),
         documents=DocumentRepository(storage.db),
         tenant_settings=TenantSettingsRepository(storage.db),
+        requests=MailingRequestRepository(storage.db),
         templates=TemplateClient(
             service_client(settings, settings.template_url, settings.http_timeout_s, credentials=credentials)
+        ),
+        directory=DirectoryClient(
+            service_client(settings, settings.directory_url, settings.http_timeout_s, credentials=credentials)
         ),
         renderer=RenderWorkers(
             settings.render_workers,
@@ -59,6 +69,7 @@ def build(settings: MergeSettings | None = None) -> Service:
 
     async def close_clients() -> None:
         await ctx.templates.close()
+        await ctx.directory.close()
 
     return Service(
         settings=settings,
@@ -66,8 +77,10 @@ def build(settings: MergeSettings | None = None) -> Service:
         bus=bus,
         storage=storage,
         components=ctx,
-        routers=[router, settings_router],
-        repositories=[ctx.mailings, ctx.documents, ctx.tenant_settings],
+        routers=[router, start_router, settings_router],
+        repositories=[ctx.mailings, ctx.documents, ctx.tenant_settings, ctx.requests],
+        # A records file goes to a temporary file as it arrives; JSON, read into memory, keeps the default limit.
+        body_limits={"POST /mailings multipart/form-data": upload_limit(settings.max_records_file_bytes)},
         timers=[StalledMailings(ctx)],
         on_stop=[ctx.renderer.close, close_clients],
     )

@@ -6,9 +6,9 @@ from publipost_bus import Bus
 from publipost_runtime import components
 from publipost_storage import Storage
 
-from .clients import TemplateClient
+from .clients import DirectoryClient, TemplateClient
 from .render_workers import RenderWorkers
-from .repository import DocumentRepository, MailingRepository, TenantSettingsRepository
+from .repository import DocumentRepository, MailingRepository, MailingRequestRepository, TenantSettingsRepository
 from .settings import MergeSettings
 
 
@@ -20,7 +20,9 @@ class MergeContext:
     mailings: MailingRepository
     documents: DocumentRepository
     tenant_settings: TenantSettingsRepository
+    requests: MailingRequestRepository
     templates: TemplateClient
+    directory: DirectoryClient
     renderer: RenderWorkers
 
 

@@ -494,3 +494,26 @@ class TenantSettings:
 
     def page_limit(self, default: int) -> int:
         return self.combined_page_limit or default
+
+
+@dataclass(kw_only=True)
+class MailingRequest:
+    """A mailing asked for over HTTP (POST /mailings), from the answer on: its id is the mailing's. It makes a
+    second POST with the same request id start nothing, keeps the records file merge made of the upload (its
+    own: deleted with the mailing), and says on GET /mailings/{id} why merge refused it, if it did."""
+
+    id: str
+    tenant_id: str
+    request_id: str
+    records_file_id: str | None = None
+    requested_at: datetime
+    refusal: list[Problem] | None = None
+
+    def not_found(self) -> MailingNotFound:
+        """What GET /mailings/{id} answers while there is no mailing: refused, or not taken by merge yet."""
+        if self.refusal is None:
+            return MailingNotFound(
+                f"mailing {self.id!r} is not started yet: merge has its request and takes it shortly; ask again"
+            )
+        reasons = "; ".join(f"{problem.field}: {problem.message}" for problem in self.refusal)
+        return MailingNotFound(f"mailing {self.id!r} will not exist: merge refused its request ({reasons})")

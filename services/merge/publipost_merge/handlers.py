@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from publipost_bus import Components
 from publipost_contracts import (
@@ -48,13 +48,12 @@ from .records import BadRecord, iter_records
 from .rendering import RenderFailed
 from .repository import PendingConversion
 from .request_checks import (
+    Findings,
     default_name,
     effective_output,
     fields_records_need,
     header_text_problem,
     missing_custom_fields,
-    missing_record_fields,
-    record_header_problem,
     render_context,
 )
 
@@ -77,6 +76,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
         await ctx.bus.publish(
             MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=findings.refusal())
         )
+        await _refuse_http_request(ctx, mailing_id, findings.refusal())
         return
     assert template is not None
 
@@ -107,33 +107,13 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
     await complete_if_done(ctx, mailing_id, causation_id=str(event.event_id), rendering_done=True)
 
 
-@dataclass
-class Findings:
-    """What validation found: problems refuse the request; warnings (fields rendered empty) go with it.
-    Each list keeps the first LISTED entries and counts the rest, so a bad 100,000-record file makes
-    a readable answer, not a message over the size limit."""
-
-    LISTED: ClassVar[int] = MergeCompleted.WARNINGS_LISTED
-    records: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    problems_count: int = 0
-    warnings: list[Problem] = field(default_factory=list)
-    warnings_count: int = 0
-
-    def problem(self, problem: Problem) -> None:
-        self.problems_count += 1
-        if len(self.problems) < self.LISTED:
-            self.problems.append(problem)
-
-    def warning(self, warning: Problem) -> None:
-        self.warnings_count += 1
-        if len(self.warnings) < self.LISTED:
-            self.warnings.append(warning)
-
-    def refusal(self) -> list[Problem]:
-        unlisted = self.problems_count - len(self.problems)
-        more = [Problem(field="records", message=f"... and {unlisted} more problems")] if unlisted else []
-        return self.problems + more
+async def _refuse_http_request(ctx: MergeContext, mailing_id: str, problems: list[Problem]) -> None:
+    """A request made over HTTP keeps why it was refused, for GET /mailings/{id}; its records file goes."""
+    request = await ctx.requests.get(mailing_id)
+    if request is not None:
+        await ctx.requests.refused(mailing_id, problems)
+        if request.records_file_id:
+            await ctx.storage.blobs.delete(request.records_file_id)
 
 
 async def _validate(event: MergeRequested, ctx: MergeContext, template: TemplateRef | None) -> Findings:
@@ -168,24 +148,11 @@ async def _validate_records(
     event: MergeRequested, ctx: MergeContext, needed: frozenset[str], findings: Findings
 ) -> None:
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
-        findings.records += 1
         if isinstance(record, BadRecord):
+            findings.records += 1
             findings.problem(Problem(field="records", message=str(record), record_index=record.index))
             continue
-        if record.get("id") is None or str(record["id"]).strip() == "":
-            findings.problem(Problem(field="records[].id", message="record has no id", record_index=index))
-        elif (problem := record_header_problem(index, record)) is not None:
-            findings.problem(problem)
-        if lacking := missing_record_fields(record, needed):
-            finding = Problem(
-                field="records[]." + ",".join(lacking),
-                message=f"record lacks field(s) the template uses: {', '.join(lacking)}",
-                record_index=index,
-            )
-            if event.missing_fields == "refuse":
-                findings.problem(finding)
-            else:
-                findings.warning(finding.model_copy(update={"message": finding.message + " (rendered empty)"}))
+        findings.check_record(index, record, needed, event.missing_fields)
 
 
 async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes) -> int:
@@ -509,6 +476,10 @@ async def delete_mailing(ctx: MergeContext, mailing: Mailing) -> None:
     await delete_parts(ctx.storage, mailing.parts)
     await _delete_documents_file(ctx, mailing)
     await ctx.documents.delete_of(mailing.id)
+    if (request := await ctx.requests.get(mailing.id)) is not None:  # started over HTTP: its records file too
+        if request.records_file_id:
+            await ctx.storage.blobs.delete(request.records_file_id)
+        await ctx.requests.delete(mailing.id)
     await ctx.mailings.delete(mailing.id)
 
 

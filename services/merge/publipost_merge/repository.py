@@ -1,21 +1,23 @@
-"""Merge's collections: mailings, documents and tenant settings, stored and loaded as domain entities."""
+"""Merge's collections: mailings, documents, tenant settings and the mailings asked for over HTTP, stored and
+loaded as domain entities."""
 
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, get_args
 
-from publipost_contracts import ConverterName
+from publipost_contracts import ConverterName, Problem
 from publipost_storage import Entities, Repository
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
+from .domain import Document, DocumentStatus, EmailState, Mailing, MailingRequest, MailingStatus, TenantSettings
 
 DUPLICATE_KEY = 11000
 MAILINGS = Entities(Mailing)
 DOCUMENTS = Entities(Document)
 TENANT_SETTINGS = Entities(TenantSettings)
+MAILING_REQUESTS = Entities(MailingRequest)
 
 
 class MailingRepository(Repository):
@@ -226,3 +228,31 @@ class TenantSettingsRepository(Repository):
     async def save(self, settings: TenantSettings) -> None:
         changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit")
         await self.collection.update_one({"_id": settings.id}, {"$set": changes}, upsert=True)
+
+
+class MailingRequestRepository(Repository):
+    """Mailings asked for over HTTP (domain.MailingRequest), by the mailing's id."""
+
+    collection_name = "mailing_requests"
+
+    async def claim(self, request: MailingRequest) -> bool:
+        """Record the request; False when one with its id (its tenant and request id) was recorded first."""
+        try:
+            await self.collection.insert_one(MAILING_REQUESTS.dump(request))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, mailing_id: str, tenant_id: str | None = None) -> MailingRequest | None:
+        query: dict[str, Any] = {"_id": mailing_id}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
+        return MAILING_REQUESTS.load_or_none(await self.collection.find_one(query))
+
+    async def refused(self, mailing_id: str, problems: list[Problem]) -> None:
+        """Merge's refusal, once: a redelivered request refused again leaves the first reasons."""
+        refusal = [problem.model_dump() for problem in problems]
+        await self.collection.update_one({"_id": mailing_id, "refusal": None}, {"$set": {"refusal": refusal}})
+
+    async def delete(self, mailing_id: str) -> None:
+        await self.collection.delete_one({"_id": mailing_id})

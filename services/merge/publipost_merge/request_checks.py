@@ -3,11 +3,12 @@
 Records are data (the CSV or NDJSON lines the template renders), not entities: they stay dicts."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from publipost_addresses import control_character
-from publipost_contracts import Problem
+from publipost_contracts import MergeCompleted, Problem
 
 from .domain import DATE_FORMAT
 
@@ -62,3 +63,68 @@ def record_header_problem(index: int, record: dict[str, Any]) -> Problem | None:
 def render_context(record: dict[str, Any], custom_fields: dict[str, str], today: date) -> dict[str, Any]:
     """Custom fields first, then the record's own data; `date` defaults to the day of rendering."""
     return {"date": today.strftime(DATE_FORMAT), **custom_fields, **record}
+
+
+MissingFields = Literal["refuse", "render_empty"]
+
+
+@dataclass
+class Findings:
+    """What validation found: problems refuse the request; warnings (fields rendered empty) go with it.
+    Each list keeps the first LISTED entries and counts the rest, so a bad 100,000-record file makes
+    a readable answer, not a message over the size limit."""
+
+    LISTED: ClassVar[int] = MergeCompleted.WARNINGS_LISTED
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problems_count: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+    warnings_count: int = 0
+
+    def problem(self, problem: Problem) -> None:
+        self.problems_count += 1
+        if len(self.problems) < self.LISTED:
+            self.problems.append(problem)
+
+    def warning(self, warning: Problem) -> None:
+        self.warnings_count += 1
+        if len(self.warnings) < self.LISTED:
+            self.warnings.append(warning)
+
+    def refusal(self) -> list[Problem]:
+        unlisted = self.problems_count - len(self.problems)
+        more = [Problem(field="records", message=f"... and {unlisted} more problems")] if unlisted else []
+        return self.problems + more
+
+    def check_record(
+        self, index: int, record: dict[str, Any], needed: frozenset[str], missing_fields: MissingFields
+    ) -> None:
+        self.records += 1
+        problems, warning = record_problems(index, record, needed, missing_fields)
+        for problem in problems:
+            self.problem(problem)
+        if warning is not None:
+            self.warning(warning)
+
+
+def record_problems(
+    index: int, record: dict[str, Any], needed: frozenset[str], missing_fields: MissingFields
+) -> tuple[list[Problem], Problem | None]:
+    """What refuses the record (no id, a control character in its number, fields the template uses that it
+    lacks), and the warning of fields it lacks when those render empty."""
+    problems = []
+    if record.get("id") is None or str(record["id"]).strip() == "":
+        problems.append(Problem(field="records[].id", message="record has no id", record_index=index))
+    elif (problem := record_header_problem(index, record)) is not None:
+        problems.append(problem)
+    if lacking := missing_record_fields(record, needed):
+        finding = Problem(
+            field="records[]." + ",".join(lacking),
+            message=f"record lacks field(s) the template uses: {', '.join(lacking)}",
+            record_index=index,
+        )
+        if missing_fields == "refuse":
+            problems.append(finding)
+        else:
+            return problems, finding.model_copy(update={"message": finding.message + " (rendered empty)"})
+    return problems, None

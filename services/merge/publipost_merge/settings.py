@@ -12,6 +12,20 @@ class MergeSettings(ServiceSettings):
     service_name: str = "merge"
     http_port: int = 8103
     template_url: str = Field(default="http://127.0.0.1:8101", description="The template service's HTTP API.")
+    directory_url: str = Field(
+        default="http://127.0.0.1:8102",
+        description="The recipient directory's HTTP API: the recipients of a segment a mailing started over HTTP names.",
+    )
+    max_records_file_bytes: int = Field(
+        default=200_000_000, gt=0, description="Largest records file POST /mailings takes (.json, .ndjson, .csv, .xlsx)."
+    )
+    inline_records_bytes: int = Field(
+        default=256_000,
+        ge=0,
+        le=500_000,
+        description="Records of a mailing started over HTTP travel in merge.requested up to this many bytes of "
+        "JSON; past it, they go to GridFS as NDJSON and the message names the file (a message stays under 1 MB).",
+    )
     render_chunk_size: int = Field(default=20, ge=1, le=500, description="Documents per render.requested message.")
     combined_page_limit: int = Field(
         default=500, ge=1, description="Pages per part of a print file, unless the tenant sets its own."

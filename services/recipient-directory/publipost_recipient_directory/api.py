@@ -11,14 +11,15 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from publipost_auth import Admin, Anyone, Operator, Reader
 from publipost_http import content_disposition
+from publipost_records import FileKind, kind_of
 from pydantic import BaseModel
 
 from .context import Context, DirectoryContext
 from .domain import CUSTOMER_NUMBER, RecipientNotFound
-from .files import XLSX_CONTENT_TYPE, FileKind, kind_of
 from .importing import ImportRefused, import_file, sample_csv, sample_xlsx
 from .models import ImportResult, RecipientIn, RecipientPage, RecipientView, ResolutionSettings
 from .repository import search_query
+from .sample_files import XLSX_CONTENT_TYPE
 
 router = APIRouter(prefix="/recipients", tags=["recipients"])
 settings_router = APIRouter(prefix="/settings", tags=["settings"])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from publipost_records import FileKind, Row, UnreadableFile, WorkbookLimits, read_rows
+
 from .domain import (
     ATTRIBUTE_NAME,
     CUSTOMER_NUMBER,
@@ -28,9 +30,9 @@ from .domain import (
     read_yes_no,
     split_list,
 )
-from .files import FileKind, Row, UnreadableFile, WorkbookLimits, csv_bytes, read_rows, xlsx_bytes
 from .models import ImportResult
 from .repository import RecipientRepository
+from .sample_files import csv_bytes, xlsx_bytes
 
 
 @dataclass(frozen=True)

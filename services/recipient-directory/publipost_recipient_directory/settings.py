@@ -1,7 +1,6 @@
+from publipost_records import WorkbookLimits
 from publipost_settings import ServiceSettings
 from pydantic import Field
-
-from .files import WorkbookLimits
 
 DOCUMENT_TYPES = (
     "invoice",

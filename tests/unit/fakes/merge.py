@@ -7,7 +7,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from publipost_merge.domain import Document, DocumentStatus, EmailState, Mailing, MailingStatus, TenantSettings
+from publipost_contracts import Problem
+from publipost_merge.domain import (
+    Document,
+    DocumentStatus,
+    EmailState,
+    Mailing,
+    MailingRequest,
+    MailingStatus,
+    TenantSettings,
+)
 from publipost_merge.repository import PageCount, PendingConversion
 
 
@@ -169,3 +178,30 @@ class FakeTenantSettingsRepository:
 
     async def save(self, settings: TenantSettings) -> None:
         self.settings[settings.id] = copy.deepcopy(settings)
+
+
+class FakeMailingRequestRepository:
+    def __init__(self) -> None:
+        self.requests: dict[str, MailingRequest] = {}
+
+    async def ensure_indexes(self) -> None:
+        pass
+
+    async def claim(self, request: MailingRequest) -> bool:
+        if request.id in self.requests:
+            return False
+        self.requests[request.id] = copy.deepcopy(request)
+        return True
+
+    async def get(self, mailing_id: str, tenant_id: str | None = None) -> MailingRequest | None:
+        request = self.requests.get(mailing_id)
+        if request is None or (tenant_id is not None and request.tenant_id != tenant_id):
+            return None
+        return copy.deepcopy(request)
+
+    async def refused(self, mailing_id: str, problems: list[Problem]) -> None:
+        if (request := self.requests.get(mailing_id)) is not None and request.refusal is None:
+            request.refusal = list(problems)
+
+    async def delete(self, mailing_id: str) -> None:
+        self.requests.pop(mailing_id, None)
