@@ -22,6 +22,8 @@ RECORDS_TYPES = {
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+FAILURES_READ = 200
+FAILURES_SHOWN = 5
 JsonOption = Annotated[bool, typer.Option("--json", help="The service's answer, as JSON (for scripts).")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Return at once instead of following progress.")]
 
@@ -68,10 +70,22 @@ def watch_mailing(
         session.out,
         session.poll_s,
     )
+    failures = failed_documents(merge, mailing_id) if view.get("failed") else []
     if view["status"] in ("failed", "rejected"):
-        raise CommandFailed(summary(view))
-    session.out.print(summary(view))
+        raise CommandFailed("\n".join([summary(view), *failures]))
+    session.out.print("\n".join([summary(view), *failures]), markup=False, highlight=False)
     return view
+
+
+def failed_documents(merge: ServiceClient, mailing_id: str) -> list[str]:
+    """Why documents failed, as merge recorded it, from the first page of documents: enough to see the cause,
+    without reading a large mailing whole."""
+    page = merge.get(f"/mailings/{mailing_id}/documents", limit=FAILURES_READ)
+    failed = [d for d in page["items"] if d["status"] == "failed"]
+    shown = [f"  {d['document_number'] or d['record_id']}: {d['error']}" for d in failed[:FAILURES_SHOWN]]
+    if len(failed) > FAILURES_SHOWN or page["next_after"] is not None:
+        shown.append(f"  … (every document: GET /mailings/{mailing_id}/documents)")
+    return shown
 
 
 @mailing_app.command("create")

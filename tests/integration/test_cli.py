@@ -153,3 +153,23 @@ async def test_a_refusal_of_a_service_is_its_reason_and_a_failed_exit(terminal):
     assert refused.code == 1
     assert refused.err.startswith("error: dispatch answered 403: ")
     assert "Traceback" not in refused.err
+
+
+async def test_a_person_starts_a_mailing_from_a_file_of_records_and_sees_it_through(flow, terminal, tmp_path):  # noqa: F811
+    await terminal("login", "--token", token("acme", ["operator"]))
+    (tmp_path / "clients.json").write_text(json.dumps([record(1, "one@example.test"), record(2, None)]))
+    start = ("mailing", "create", "--template", flow["template_id"], "--records", "clients.json")
+
+    refused = await terminal(*start)
+    created = await terminal(*start, "--name", "December notices", "--field", "signatory=Jane Manager")
+
+    assert refused.code == 1
+    assert (
+        refused.err
+        == "error: merge answered 422: custom_fields: no value for the template's custom fields: signatory\n"
+    )
+    assert created.code == 0, created.err
+    mailing_id = created.out.split()[1]
+    assert f"December notices ({mailing_id}): ready, 2 documents, print file in 1 part, 2 pages" in created.out
+    listed = json.loads((await terminal("mailing", "list", "--json")).out)
+    assert [(m["id"], m["name"]) for m in listed["items"]] == [(mailing_id, "December notices")]

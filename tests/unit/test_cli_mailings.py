@@ -130,12 +130,20 @@ def test_watching_an_unknown_mailing_is_merge_s_404(terminal):
 
 
 def test_a_mailing_that_fails_is_said_and_the_command_fails(terminal):
-    terminal.services.on("GET", f"{MAILINGS}/m1", view("failed", failed=4))
+    terminal.services.on("GET", f"{MAILINGS}/m1", view("failed", failed=2))
+    reason = "rendering failed: TypeError: '>' not supported between instances of 'str' and 'int'"
+    documents = [
+        {"document_number": f"INV-000{n}", "record_id": f"r{n}", "status": "failed", "error": reason} for n in (1, 2)
+    ]
+    terminal.services.on("GET", f"{MAILINGS}/m1/documents", {"items": documents, "next_after": None})
 
     result = terminal.run("watch", "m1")
 
     assert result.exit_code == 1
-    assert "error: November notices (m1): failed, 0 documents, 4 failed" in result.output
+    assert (
+        f"error: November notices (m1): failed, 0 documents, 2 failed\n  INV-0001: {reason}\n  INV-0002: {reason}\n"
+        in (result.output)
+    )
 
 
 def test_the_stages_of_a_mailing_fill_as_merge_counts_them():
