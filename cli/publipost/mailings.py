@@ -109,13 +109,21 @@ def create(
         str | None,
         typer.Option(help="The idempotency key: the same request id never makes a second mailing. Default: a new one."),
     ] = None,
+    file_format: Annotated[
+        str, typer.Option("--format", help="pdf (e-mailable), or docx: documents not converted.")
+    ] = "pdf",
     no_wait: NoWait = False,
 ) -> None:
     """Start a mailing, then follow it: rendering, converting to PDF, ready."""
     session: Session = ctx.obj
     fields = custom_fields(field or [])
     request_id = request_id or str(uuid.uuid4())
-    form = {"template_id": template, "request_id": request_id, "custom_fields": json.dumps(fields)}
+    form = {
+        "template_id": template,
+        "request_id": request_id,
+        "custom_fields": json.dumps(fields),
+        "output": file_format,
+    }
     if name is not None:
         form["name"] = name
     content_type = RECORDS_TYPES.get(records.suffix.lower(), "application/octet-stream")

@@ -80,6 +80,7 @@ def test_a_mailing_is_created_from_a_file_and_followed_until_ready(terminal, tmp
         "template_id": "t1",
         "request_id": "billing-2026-11",
         "custom_fields": '{"signatory": "Jane Manager", "branch": "Lyon"}',
+        "output": "pdf",
         "name": "November notices",
         "file": ("records.csv", b"id,name,email\nr1,Ann,ann@example.test\n"),
     }
