@@ -61,4 +61,13 @@ fi
 # The project's packages are plain source folders on the path: no install step to forget.
 site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 sed "s#^#$PWD/#" deploy/source-paths.txt > "$site/publipost.pth"
-echo "setup: ready ($VENV)"
+# The `publipost` command (cli/publipost), as an installed console script would be: the venv's Python by its
+# absolute path, so a link to it on PATH works from any folder.
+cat > "$VENV/bin/publipost" <<EOF
+#!$PWD/$VENV/bin/python
+import sys
+from publipost.app import main
+sys.exit(main())
+EOF
+chmod 755 "$VENV/bin/publipost"
+echo "setup: ready ($VENV; the command: $VENV/bin/publipost --help)"
