@@ -3,6 +3,7 @@ time (never the whole file in memory), each with where it is in the file. A file
 the reading with UnreadableFile naming the line and column (the sheet, row and column of a workbook)."""
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +33,54 @@ class Record:
 
 
 def read_records(path: Path, kind: RecordsKind, limits: WorkbookLimits | None = None) -> Iterator[Record]:
+    """A table's (CSV, XLSX) columns whose every value is a number are read as numbers, as a JSON record
+    carries them, so a template's `{% if amount_due > 500 %}` holds whatever file the records came in; a
+    column with one value that is not (a postal code "01000", a reference "A-12") stays text."""
     if kind == "json":
         return _json_array(path)
     if kind == "ndjson":
         return _ndjson(path)
     if kind == "csv":
-        return _table(csv_rows(path), None)
+        return _numbers_as_numbers(_table(csv_rows(path), None), _numeric_columns(_table(csv_rows(path), None)))
+    first = SheetRows(path, limits or WorkbookLimits())
+    numeric = _numeric_columns(_table(iter(first), first))
     sheet = SheetRows(path, limits or WorkbookLimits())
-    return _table(iter(sheet), sheet)
+    return _numbers_as_numbers(_table(iter(sheet), sheet), numeric)
+
+
+# What identifies a record or its recipient stays text, whatever its digits: "1042" is not a quantity.
+ALWAYS_TEXT = frozenset({"id", "customer_number", "document_number", "email", "phone", "postal_code"})
+# A plain number: no sign but minus, no leading zero ("0123" is a code), no thousands separator; a decimal
+# comma as French spreadsheets write it.
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,17})([.,][0-9]{1,12})?")
+
+
+def _numeric_columns(records: Iterator[Record]) -> frozenset[str]:
+    """A first pass over the table: the columns whose every non-empty value is a plain number."""
+    candidates: set[str] | None = None
+    seen: set[str] = set()
+    for record in records:
+        if candidates is None:
+            candidates = set(record.data) - ALWAYS_TEXT
+        for name in list(candidates):
+            value = record.data.get(name, "")
+            if value == "":
+                continue
+            if _NUMBER.fullmatch(value):
+                seen.add(name)
+            else:
+                candidates.discard(name)
+    return frozenset((candidates or set()) & seen)
+
+
+def _numbers_as_numbers(records: Iterator[Record], numeric: frozenset[str]) -> Iterator[Record]:
+    for record in records:
+        if numeric:
+            for name in numeric & record.data.keys():
+                if (value := record.data[name]) != "":
+                    text = value.replace(",", ".")
+                    record.data[name] = float(text) if "." in text else int(text)
+        yield record
 
 
 # --- JSON ---------------------------------------------------------------------

@@ -57,8 +57,7 @@ async def stack(make_settings, running, serve_http):
 
 
 async def table_template(stack) -> str:
-    """A letter whose fields a spreadsheet fills: CSV and XLSX cells come as texts (samples/letter.docx compares
-    amount_due with a number, which a text cannot be)."""
+    """A letter that prints what a spreadsheet's cells hold, as they are."""
     letter = docx_with("Dear {{ name }}, {{ city }}: {{ amount_due }} EUR. {{ signatory }}")
     uploaded = await stack["templates"].post(
         "/templates", data={"name": "Table", "custom_fields": "signatory"}, files={"file": ("table.docx", letter)}
@@ -143,6 +142,24 @@ async def test_an_uploaded_csv_with_semicolons_and_accents_makes_its_documents(s
     assert (mailing["status"], mailing["documents"]) == ("ready", 2)
     texts = await document_texts(stack, mailing["id"])
     assert texts == ["Dear Zoé Lefèvre, Orléans: 120 EUR. Jane Manager", "Dear Dupont; fils, Paris: 60 EUR. Jane Manager"]
+
+
+async def test_a_csv_fills_the_sample_letter_whose_template_compares_the_amount_with_a_number(stack):
+    """A column of numbers reads as numbers, as a JSON record carries them: `{% if amount_due > 500 %}` holds
+    for a spreadsheet's records too, and a postal code keeps its leading zero."""
+    rows = [";".join(LETTER_COLUMNS), "r1;Zoé Lefèvre;F-1;3 rue de l'Église;01000;Bourg;CT-1;500;100;600;C1;Lyon",
+            "r2;Paul Martin;F-2;1 rue A;75002;Paris;CT-2;50;10;60;C2;Lyon"]
+
+    started = await stack["http"].post(
+        "/mailings", data=form(stack), files={"file": ("clients.csv", "\r\n".join(rows).encode())}
+    )
+
+    assert started.status_code == 202, started.text
+    mailing = await ready(stack, started.json()["mailing_id"])
+    assert (mailing["status"], mailing["documents"], mailing["failed"]) == ("ready", 2, 0)
+    over, under = await document_texts(stack, mailing["id"])
+    assert "01000 Bourg" in over and "you may pay it in three instalments" in over
+    assert "75002 Paris" in under and "instalments" not in under
 
 
 async def test_an_uploaded_xlsx_makes_one_document_per_row_of_its_first_sheet(stack):

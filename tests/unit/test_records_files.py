@@ -126,6 +126,24 @@ def test_a_csv_with_semicolons_and_accents_reads_one_record_a_row(tmp_path, bom)
     ]
 
 
+def test_a_column_of_numbers_reads_as_numbers_and_codes_stay_text(tmp_path):
+    """As a JSON record carries them, so `{% if amount_due > 500 %}` holds for a CSV too; what only looks
+    like a number (a postal code with its leading zero, a customer number, a mixed column) stays text."""
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "id;customer_number;postal_code;amount_due;rate;branch;reference\n"
+        "1;1042;01000;600;5,5;12;A-1\n"
+        "2;1043;75002;;20;Lyon;17\n",
+        encoding="utf-8",
+    )
+    assert [data for _, data in records(path, "csv")] == [
+        {"id": "1", "customer_number": "1042", "postal_code": "01000", "amount_due": 600, "rate": 5.5,
+         "branch": "12", "reference": "A-1"},
+        {"id": "2", "customer_number": "1043", "postal_code": "75002", "amount_due": "", "rate": 20,
+         "branch": "Lyon", "reference": "17"},
+    ]  # fmt: skip
+
+
 def test_a_csv_with_commas_reads_too(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text('id,name\nr1,"Martin, Paul"\n')
@@ -164,8 +182,8 @@ def test_an_xlsx_reads_its_first_sheet_one_record_a_row(tmp_path):
     path = workbook(tmp_path, ["id", "name", "amount", "due"], ["r1", "Zoé", 120, date(2024, 5, 6)], ["r2", None, 3.5])
 
     assert records(path, "xlsx") == [
-        ("sheet 'Clients', row 2", {"id": "r1", "name": "Zoé", "amount": "120", "due": "2024-05-06"}),
-        ("sheet 'Clients', row 3", {"id": "r2", "name": "", "amount": "3.5", "due": ""}),
+        ("sheet 'Clients', row 2", {"id": "r1", "name": "Zoé", "amount": 120, "due": "2024-05-06"}),
+        ("sheet 'Clients', row 3", {"id": "r2", "name": "", "amount": 3.5, "due": ""}),
     ]
 
 
