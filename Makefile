@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := .venv/bin/uv
 
-.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi contracts bench-merge bench-render bench-import bench-dispatch bench-history bench-e2e bench-aged bench-parity
+.PHONY: setup up down status logs dlq demo test test-fast test-faults lint lock asyncapi contracts bench-merge bench-render bench-import bench-dispatch bench-history bench-upload bench-e2e bench-aged bench-parity
 
 setup:
 	@bash deploy/setup.sh
@@ -69,6 +69,9 @@ bench-dispatch: setup
 
 bench-history: setup
 	@$(PY) bench/bench_history.py
+
+bench-upload: setup
+	@$(PY) bench/bench_upload.py
 
 bench-e2e: setup
 	@$(PY) bench/bench_e2e.py
