@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 from aiosmtpd.controller import Controller
 from publipost_dispatch.domain import Account, Limits, TlsMode
-from publipost_dispatch.repository import ConnectionLeaseRepository
+from publipost_dispatch.repository import ConnectionLeaseRepository, SendCounterRepository
+from publipost_dispatch.senders import Senders
 from publipost_dispatch.settings import DispatchSettings
 from publipost_dispatch.smtp import SmtpPool
 from publipost_localstack.processes import free_port
@@ -187,4 +188,34 @@ async def test_a_slot_the_database_could_not_give_is_not_counted_open(mailbox):
         )
     finally:
         await pool.close()
+    assert reply.reply.startswith("250")
+
+
+async def test_a_slot_whose_release_the_database_missed_lapses_and_serves_again(make_settings, mailbox, infra):
+    """A connection closed while the database was out of reach could not give its slot back, and the
+    replica's upkeep renewed every slot it had ever held: that one never lapsed. After as many misses as
+    the account has connections, every later send of the replica waited forever (a database outage in
+    the middle of a dispatch left it sending for good, tests/integration/test_dispatch_faults.py)."""
+    async with TcpProxy(infra.mongodb_url.removeprefix("mongodb://").rstrip("/")) as database:
+        settings = make_settings(DispatchSettings, mongodb_url=f"mongodb://127.0.0.1:{database.port}/")
+        storage = Storage.for_service(settings)
+        leases = ConnectionLeaseRepository(storage.db)
+        await leases.ensure_indexes()
+        senders = Senders(
+            leases, SendCounterRepository(storage.db), timeout_s=10, lease_s=1.0, idle_s=60, trusted_account_id="shared"
+        )
+        sender = senders.for_account(replace(account(mailbox), limits=Limits(connections=1)))
+        await senders.start()
+        try:
+            await sender.pool.send(MESSAGE, "a@publipost.test", ["b@example.test"], ["b@example.test"])
+            database.cut()
+            await sender.pool.close_idle(0.0)  # the connection is closed; its slot stays taken in the database
+            database.restore()
+            reply = await asyncio.wait_for(
+                sender.pool.send(MESSAGE, "a@publipost.test", ["c@example.test"], ["c@example.test"]), timeout=10
+            )
+        finally:
+            await senders.stop()
+            await senders.close()
+            await storage.close()
     assert reply.reply.startswith("250")

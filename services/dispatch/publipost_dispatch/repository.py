@@ -639,13 +639,17 @@ class ConnectionLeaseRepository(Repository):
         query = {"account_id": account_id, "until": {"$gte": _now()}, "holder": {"$ne": holder}}
         return await self.waiting.count_documents(query)
 
+    @staticmethod
+    def slot_id(account_id: str, slot: int) -> str:
+        return f"{account_id}:{slot}"
+
     async def acquire(self, account_id: str, slots: int, holder: str, lease_s: float) -> int | None:
         """A free slot (never taken, or its holder's lease ended) for `holder`; None when all are held."""
         now = _now()
         lease = {"account_id": account_id, "holder": holder, "expires_at": now + timedelta(seconds=lease_s)}
         held = {doc["_id"]: doc async for doc in self.collection.find({"account_id": account_id})}
         for slot in range(slots):
-            slot_id = f"{account_id}:{slot}"
+            slot_id = self.slot_id(account_id, slot)
             current = held.get(slot_id)
             if current is None:
                 try:
@@ -661,13 +665,15 @@ class ConnectionLeaseRepository(Repository):
                     return slot
         return None
 
-    async def renew(self, holder: str, lease_s: float) -> None:
-        await self.collection.update_many(
-            {"holder": holder}, {"$set": {"expires_at": _now() + timedelta(seconds=lease_s)}}
-        )
+    async def renew(self, holder: str, slot_ids: list[str], lease_s: float) -> None:
+        """Extend `holder`'s leases on the slots `slot_ids` (see slot_id), those it has connections on."""
+        if slot_ids:
+            await self.collection.update_many(
+                {"_id": {"$in": slot_ids}, "holder": holder}, {"$set": {"expires_at": _now() + timedelta(seconds=lease_s)}}
+            )
 
     async def release(self, account_id: str, slot: int, holder: str) -> None:
-        await self.collection.delete_one({"_id": f"{account_id}:{slot}", "holder": holder})
+        await self.collection.delete_one({"_id": self.slot_id(account_id, slot), "holder": holder})
 
 
 class TenantSendingRepository(Repository):

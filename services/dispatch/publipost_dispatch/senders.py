@@ -78,13 +78,14 @@ class Senders:
         self.outbound = outbound or OutboundPolicy()
         self._trusted_account_id = trusted_account_id
         self._senders: dict[str, Sender] = {}
+        self._retiring: set[SmtpPool] = set()  # an edited account's old pool, finishing its sends
         self._task: asyncio.Task[None] | None = None
 
     def for_account(self, account: Account) -> Sender:
         sender = self._senders.get(account.account_id)
         if sender is None or sender.account.version != account.version:
             if sender is not None:  # edited: the old pool finishes what it holds and closes when idle
-                asyncio.get_running_loop().create_task(sender.pool.close())
+                asyncio.get_running_loop().create_task(self._retire(sender.pool))
             sender = Sender(
                 account,
                 self._pool(account, account),
@@ -92,6 +93,13 @@ class Senders:
             )
             self._senders[account.account_id] = sender
         return sender
+
+    async def _retire(self, pool: SmtpPool) -> None:
+        self._retiring.add(pool)
+        try:
+            await pool.close()
+        finally:
+            self._retiring.discard(pool)
 
     def probe_pool(self, account: Account) -> SmtpPool:
         """A pool of its own for a connection test, under a slot of its own: a test never waits for, nor
@@ -118,7 +126,11 @@ class Senders:
             try:
                 for sender in list(self._senders.values()):
                     await sender.pool.close_idle(self._idle_s)
-                await self._leases.renew(self.holder, self._lease_s)
+                pools = [*(sender.pool for sender in self._senders.values()), *self._retiring]
+                # The slots of open connections only: one whose release failed (the database out of reach)
+                # was renewed too, so it never lapsed, and after as many as the account has connections
+                # every later send waited forever.
+                await self._leases.renew(self.holder, [slot for pool in pools for slot in pool.held_slots()], self._lease_s)
             except Exception:
                 log.exception("connection upkeep failed; trying again")
 

@@ -110,10 +110,15 @@ class SmtpPool:
         self._lease_s = lease_s
         self._idle: list[_Connection] = []
         self._open = 0
+        self._slots: set[int] = set()  # the account's slots this pool has a connection on
         self._lease_retry_at = 0.0
         self._changed = asyncio.Condition()
         self._share = account.limits.connections
         self._share_checked_at = 0.0
+
+    def held_slots(self) -> list[str]:
+        """The slots to keep: this pool's open connections' (renewed by Senders)."""
+        return [self._leases.slot_id(self.account.account_id, slot) for slot in self._slots]
 
     async def _acquire(self) -> _Connection:
         while True:
@@ -174,6 +179,7 @@ class SmtpPool:
         except BaseException:  # cancelled while connecting: the slot goes back (see send)
             await asyncio.shield(self._give_back(_Connection(client, slot, 0.0), broken=True))
             raise
+        self._slots.add(slot)
         return _Connection(client, slot, time.monotonic())
 
     async def _give_back(self, connection: _Connection, *, broken: bool) -> None:
@@ -206,6 +212,7 @@ class SmtpPool:
     async def _forget(self, connection: _Connection) -> None:
         connection.client.close()
         self._open -= 1
+        self._slots.discard(connection.slot)  # no longer renewed: a release that fails now lapses on its own
         try:
             await self._leases.release(self.account.account_id, connection.slot, self._holder)
         except UNREACHABLE as exc:
