@@ -177,16 +177,11 @@ _EPSILON = timedelta(microseconds=1)
 
 
 @dataclass(kw_only=True)
-class Campaign:
+class Campaign(CampaignTerms):
+    """A campaign's terms, and where it stands."""
+
     id: str
     tenant_id: str
-    name: str
-    document_type: str | None = None
-    recurrence: Recurrence
-    catch_up: CatchUp = "latest"
-    action: Action
-    message: Message
-    auto_increment_date: bool = False
     requested_by: Requester | None = None  # whoever set the terms last: the campaign's dispatches ask as them
     status: CampaignStatus
     next_run_at: datetime | None
