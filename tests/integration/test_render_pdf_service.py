@@ -25,6 +25,7 @@ from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.app import build
 from publipost_render_pdf.domain import page_count, pdf_blob_id
+from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
 from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_settings import ServiceSettings
 from pypdf import PdfReader
@@ -525,3 +526,22 @@ async def test_a_chunk_naming_another_tenants_docx_converts_nothing_of_theirs(re
     assert [r.pdf_blob_id for r in answer.results] == [None, None]
     assert all("not found" in r.error for r in answer.results)
     assert their_pdf is not None and "Client Renderton1" in (await render.pdf(their_pdf)).pages[0].extract_text()
+
+
+async def test_a_libreoffice_killed_and_renewed_leaves_no_temporary_files_behind(tmp_path, monkeypatch):
+    """Each soffice killed (hung, crashed, or renewed after N conversions by a kill) left its temporary
+    folder (lu*.tmp) in the system's: a hundred after a day of tests, and a service's whole life of them
+    in a pod's /tmp."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pool = LibreOfficePool(1, WorkerConfig.from_settings(RenderPdfSettings()))
+    await pool.start()
+    try:
+        for n in range(3):
+            await pool.convert(letter(n))
+            os.kill(pool.describe()[0]["soffice_pid"], signal.SIGKILL)  # the next conversion renews it
+        pdf = await pool.convert(letter(3))
+    finally:
+        await pool.stop()
+    assert page_count(pdf) == 1
+    assert list(tmp_path.iterdir()) == []

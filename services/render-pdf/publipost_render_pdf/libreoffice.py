@@ -97,6 +97,11 @@ class LibreOfficeWorker:
         self._dir.mkdir(parents=True, exist_ok=True)
         profile = self._dir / "profile"
         shutil.rmtree(profile, ignore_errors=True)  # a crashed soffice can leave a profile it refuses to reuse
+        # soffice's temporary files in the worker's folder: a soffice killed (hung, or renewed) leaves its
+        # own behind, and in the system's folder they piled up over a service's life.
+        scratch = self._dir / "tmp"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self.config.uno_python,
@@ -107,6 +112,7 @@ class LibreOfficeWorker:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=sys.stderr,
+                env={**os.environ, "TMPDIR": str(scratch)},
                 start_new_session=True,
                 preexec_fn=killed_with_parent(),  # the bridge, and so its soffice.bin, dies with the service
             )
