@@ -1,6 +1,6 @@
 """The console's wiring: settings, the issuer, the services' clients, the pages, the errors as pages."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -16,6 +16,7 @@ from publipost_logging import configure_logging
 
 from . import login, mailings, recipients, sending
 from .catalog import Catalog
+from .origin import comes_from_the_console
 from .session import SESSION_COOKIE, Seal
 from .settings import ConsoleSettings
 from .upstream import ServiceRefused, Services, ServiceUnreachable, SignedOut
@@ -78,6 +79,14 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         t = Catalog.for_request(request.headers.get("accept-language"))
         service = exc.service if isinstance(exc, ServiceUnreachable) else "identity"
         return render(request, parts, t, "error.html", 503, problem=t("error.unreachable", service=service))
+
+    @app.middleware("http")
+    async def same_origin_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        console_url = settings.public_url or str(request.base_url)
+        if not comes_from_the_console(request.method, dict(request.headers), console_url):
+            t = Catalog.for_request(request.headers.get("accept-language"))
+            return render(request, parts, t, "error.html", 403, problem=t("error.cross_origin"))
+        return await call_next(request)
 
     app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)

@@ -20,6 +20,8 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "error.service": "The {service} service answered: {detail}",
         "error.unreachable": "The {service} service cannot be reached right now; please try again in a moment.",
         "error.back": "Back to the mailings",
+        "error.cross_origin": "This form was not sent from a page of Publipost, so nothing was done. Open the "
+        "page again here and send it from there.",
         "mailings.title": "Mailings",
         "mailings.empty": "No mailing yet.",
         "mailings.count": "{total} mailings",
@@ -118,6 +120,8 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "error.service": "Le service {service} a répondu : {detail}",
         "error.unreachable": "Le service {service} ne répond pas pour le moment ; réessayez dans un instant.",
         "error.back": "Retour aux publipostages",
+        "error.cross_origin": "Ce formulaire n'a pas été envoyé depuis une page de Publipost : rien n'a été fait. "
+        "Rouvrez la page ici et envoyez-le depuis celle-ci.",
         "mailings.title": "Publipostages",
         "mailings.empty": "Aucun publipostage pour l'instant.",
         "mailings.count": "{total} publipostages",
