@@ -8,6 +8,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from publipost_console.app import build
+from publipost_console.campaigns import BadForm, form_of, request_of
 from publipost_console.session import SESSION_COOKIE, Seal, Session
 from publipost_console.settings import ConsoleSettings
 
@@ -102,3 +103,80 @@ async def test_a_failed_email_is_sent_again_to_the_same_addresses(console, servi
     assert answer.status_code == 303 and answer.headers["location"] == "/history?retried=s-2"
     sent = json.loads(services.sent("dispatch", "POST", "/sends").content)
     assert sent["to"] == ["a@example.test", "b@example.test"] and sent["document_id"] == "doc-3"
+
+
+def stored_campaign(**overrides) -> dict:
+    return {
+        "id": "c-1",
+        "name": "Monthly notices",
+        "document_type": "notice",
+        "recurrence": {
+            "kind": "monthly",
+            "timezone": "Europe/Paris",
+            "at": None,
+            "weekday": None,
+            "day": 5,
+            "time_of_day": "09:30",
+        },
+        "catch_up": "latest",
+        "action": {"kind": "send_document", "mailing_id": "m-1"},
+        "message": {
+            "cc": ["boss@example.test"],
+            "bcc": [],
+            "reply_to": "desk@example.test",
+            "subject": "S",
+            "body": "B",
+            "separate_sends": True,
+            "copy_to_sender": False,
+            "to": [],
+            "account_id": None,
+            "email_template_id": "e-1",
+        },
+        "auto_increment_date": True,
+        "status": "active",
+        "next_run_at": "2027-01-05T08:30:00Z",
+        "next_occurrences": ["2027-01-05T09:30:00+01:00", "2027-02-05T09:30:00+01:00"],
+        "created_at": "2026-12-01T00:00:00Z",
+        "occurrences": [],
+        **overrides,
+    }
+
+
+def test_a_campaign_edited_in_the_form_keeps_what_the_form_does_not_show():
+    form = form_of(stored_campaign())
+    assert form["kind"] == "monthly" and form["day"] == "5" and form["time"] == "09:30"
+    form |= {"kind": "weekly", "weekday": "2", "time": "08:00"}
+    body = request_of(form, stored_campaign())
+    assert body["recurrence"] == {"kind": "weekly", "timezone": "Europe/Paris", "weekday": 2, "time": "08:00"}
+    assert body["cc"] == ["boss@example.test"] and body["reply_to"] == "desk@example.test"
+    assert body["separate_sends"] is True and body["auto_increment_date"] is True
+    assert body["mailing_id"] == "m-1" and body["email_template_id"] == "e-1"
+
+
+def test_a_merge_rerun_campaign_keeps_its_merge_when_edited():
+    rerun = {
+        "kind": "rerun_merge",
+        "template_id": "t-1",
+        "template_version": None,
+        "segment_id": "s-1",
+        "custom_fields": {},
+    }
+    body = request_of(form_of(stored_campaign(action=rerun)), stored_campaign(action=rerun))
+    assert body["merge"] == {"template_id": "t-1", "template_version": None, "segment_id": "s-1", "custom_fields": {}}
+    assert "mailing_id" not in body
+
+
+def test_a_one_off_campaigns_time_is_given_in_its_zone_with_its_offset():
+    form = form_of(None) | {"name": "Once", "kind": "once", "at": "2027-07-01T10:00", "mailing_id": "m-1"}
+    assert request_of(form, None)["recurrence"]["at"] == "2027-07-01T10:00:00+02:00"
+    with pytest.raises(BadForm, match="recurrence.at"):
+        request_of(form | {"at": "tomorrow"}, None)
+
+
+async def test_the_campaigns_list_shows_each_ones_next_occurrences(console, services):
+    page = {"items": [stored_campaign()], "total": 1, "page": 1, "per_page": 20}
+    services.answer("scheduler", "GET", "/campaigns", page)
+    sign_in(console, ["operator"])
+    shown = await console.get("/campaigns", headers={"Accept-Language": "fr"})
+    assert "Chaque mois le 5 à 09:30 (Europe/Paris)" in shown.text
+    assert "2027-01-05 09:30" in shown.text and "2027-02-05 09:30" in shown.text

@@ -14,7 +14,7 @@ from publipost_http import BodyLimit, CachedCheck, health_router
 from publipost_http.access_log import AccessLog
 from publipost_logging import configure_logging
 
-from . import history, login, mailings, recipients, sending
+from . import campaigns, history, login, mailings, recipients, sending
 from .catalog import Catalog
 from .origin import comes_from_the_console
 from .session import SESSION_COOKIE, Seal
@@ -47,7 +47,7 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         return bool(await parts.issuer.metadata())
 
     app.include_router(health_router({"issuer": CachedCheck(issuer_answers)}))
-    for router in (login.router, mailings.router, sending.router, recipients.router, history.router):
+    for router in (login.router, mailings.router, sending.router, recipients.router, history.router, campaigns.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
