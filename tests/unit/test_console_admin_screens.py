@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from publipost_console.admin import account_form, account_request
 from publipost_console.app import build
 from publipost_console.campaigns import BadForm, form_of, request_of
 from publipost_console.session import SESSION_COOKIE, Seal, Session
@@ -180,3 +181,65 @@ async def test_the_campaigns_list_shows_each_ones_next_occurrences(console, serv
     shown = await console.get("/campaigns", headers={"Accept-Language": "fr"})
     assert "Chaque mois le 5 à 09:30 (Europe/Paris)" in shown.text
     assert "2027-01-05 09:30" in shown.text and "2027-02-05 09:30" in shown.text
+
+
+@pytest.mark.parametrize("roles", [["operator"], ["viewer"], ["integrator"]])
+async def test_settings_are_neither_linked_nor_shown_to_anyone_but_an_admin(console, services, roles):
+    services.answer("merge", "GET", "/mailings", {"items": [], "total": 0, "page": 1, "per_page": 20})
+    sign_in(console, roles)
+    assert 'href="/settings"' not in (await console.get("/mailings")).text
+    refused = await console.get("/settings")
+    assert refused.status_code == 403 and "Settings are for the tenant&#39;s admins." in refused.text
+    assert not [r for r in services.asked if r.url.path in ("/accounts", "/settings", "/api-keys")]
+
+
+async def test_the_tenants_settings_are_put_back_whole_changed_where_the_form_says(console, services):
+    services.answer("merge", "GET", "/settings", {"combined_page_limit": 500, "language": "en", "later_field": 7})
+    services.answer("merge", "PUT", "/settings", {})
+    services.answer(
+        "dispatch", "GET", "/settings/sending", {"email_enabled": True, "sender_prefix": "acme", "sender": "x"}
+    )
+    services.answer("dispatch", "PUT", "/settings/sending", {})
+    sign_in(console, ["admin"])
+    answer = await console.post(
+        "/settings/tenant", data={"language": "fr", "combined_page_limit": "", "sender_prefix": "acme"}
+    )
+    assert answer.status_code == 303
+    assert json.loads(services.sent("merge", "PUT", "/settings").content) == {
+        "combined_page_limit": 500,
+        "language": "fr",
+        "later_field": 7,
+    }
+    assert json.loads(services.sent("dispatch", "PUT", "/settings/sending").content) == {
+        "email_enabled": False,  # its box was left unticked
+        "sender_prefix": "acme",
+    }
+
+
+def test_an_edited_account_keeps_its_password_and_what_the_form_does_not_show():
+    stored = {
+        "name": "Office",
+        "host": "smtp.example.test",
+        "port": 587,
+        "tls": "starttls",
+        "verify_certificate": True,
+        "login": "me",
+        "password_set": True,
+        "from_address": "office@example.test",
+        "from_name": None,
+        "reply_to": None,
+        "limits": {"rate_per_s": None, "connections": 4, "daily_cap": 1000},
+        "pause_after_errors": 5,
+        "personal": False,
+        "shared_with_users": ["u-1"],
+        "shared_with_roles": ["operator"],
+    }
+    body = account_request(account_form(stored) | {"name": "Office 2"}, stored)
+    assert "password" not in body
+    assert body["name"] == "Office 2" and body["limits"] == {
+        "rate_per_s": None,
+        "connections": "4",
+        "daily_cap": "1000",
+    }
+    assert body["shared_with_users"] == ["u-1"] and body["pause_after_errors"] == 5
+    assert account_request(account_form(stored) | {"password": "new"}, stored)["password"] == "new"

@@ -14,7 +14,7 @@ from publipost_http import BodyLimit, CachedCheck, health_router
 from publipost_http.access_log import AccessLog
 from publipost_logging import configure_logging
 
-from . import campaigns, history, login, mailings, recipients, sending
+from . import admin, campaigns, history, login, mailings, recipients, sending
 from .catalog import Catalog
 from .origin import comes_from_the_console
 from .session import SESSION_COOKIE, Seal
@@ -47,7 +47,15 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         return bool(await parts.issuer.metadata())
 
     app.include_router(health_router({"issuer": CachedCheck(issuer_answers)}))
-    for router in (login.router, mailings.router, sending.router, recipients.router, history.router, campaigns.router):
+    for router in (
+        login.router,
+        mailings.router,
+        sending.router,
+        recipients.router,
+        history.router,
+        campaigns.router,
+        admin.router,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -62,6 +70,11 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _: NotSignedIn) -> Response:
         return sign_in_again(request)
+
+    @app.exception_handler(admin.NotAdmin)
+    async def not_admin(request: Request, _: admin.NotAdmin) -> Response:
+        t = Catalog.for_request(request.headers.get("accept-language"))
+        return render(request, parts, t, "error.html", 403, problem=t("error.admins_only"))
 
     @app.exception_handler(SignedOut)
     async def signed_out(request: Request, _: SignedOut) -> Response:
