@@ -147,7 +147,8 @@ async def campaigns(
 @router.get("/campaigns/new")
 async def new_campaign(request: Request, parts: Parts, person: Person, t: Labels) -> Response:
     menus = await _menus(parts, person.access_token)
-    return render(request, parts, t, "campaign.html", campaign=None, form=form_of(None), **menus)
+    form = form_of(None) | {"body": t("send.body.default")}
+    return render(request, parts, t, "campaign.html", campaign=None, form=form, **menus)
 
 
 @router.get("/campaigns/{campaign_id}")

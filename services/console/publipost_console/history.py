@@ -1,6 +1,6 @@
 """The send history (dispatch's): every e-mail sent or not, filtered by document type, status and words, 50 a
 page as dispatch gives them; each entry's details with its error, and what dispatch offers to try again: a
-failed e-mail sent anew (POST /sends), a paused dispatch resumed."""
+failed e-mail sent anew (POST /sends), a paused dispatch resumed (from its page)."""
 
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -85,7 +85,7 @@ async def retry_send(
     return RedirectResponse(f"/history{query}{separator}retried={quote(sent['send_id'])}", status_code=303)
 
 
-@router.post("/history/dispatches/{dispatch_id}/resume")
+@router.post("/dispatches/{dispatch_id}/resume")
 async def resume_dispatch(parts: Parts, person: Person, dispatch_id: str) -> Response:
     """A paused dispatch goes on with its documents still pending (dispatch refuses one that is not paused)."""
     await parts.services.call("dispatch", "POST", f"/dispatches/{quote(dispatch_id)}/resume", person.access_token)
