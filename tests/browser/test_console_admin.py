@@ -5,6 +5,8 @@ changes, pauses, resumes and deletes a campaign; a viewer and an operator see no
 
 Screenshots of each screen go to .local/screenshots/admin-*.png for review."""
 
+import re
+
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 from publipost_localstack import dev_issuer
@@ -64,6 +66,10 @@ async def test_an_admin_sets_up_an_account_finds_a_failed_send_and_runs_a_campai
         await page.get_by_role("button", name="Revoke CRM").click()
         await expect(page.get_by_text("The API key is revoked.")).to_be_visible()
         await expect(page.get_by_role("cell", name="Revoked")).to_be_visible()
+        await page.get_by_label("Yearly quota of LibreOffice conversions").fill("1000")
+        await page.get_by_role("button", name="Save the conversion settings").click()
+        await expect(page.get_by_text("The conversion settings are saved.")).to_be_visible()
+        await expect(page.get_by_text(re.compile(r"Yearly quota: 1000, \d+ left\."))).to_be_visible()
 
         # The mailing, once ready, sent through the new account: one document the server refuses.
         await page.get_by_role("link", name="Mailings").click()

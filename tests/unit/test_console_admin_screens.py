@@ -53,6 +53,7 @@ async def console(services):
         session_key=KEY,
         public_url=CONSOLE,
         **{f"{name}_url": f"http://{name}" for name in ("template", "directory", "merge", "dispatch", "scheduler")},
+        render_url="http://render-pdf",
     )
     app = build(settings, httpx.MockTransport(services))
     transport = httpx.ASGITransport(app=app)
@@ -243,3 +244,17 @@ def test_an_edited_account_keeps_its_password_and_what_the_form_does_not_show():
     }
     assert body["shared_with_users"] == ["u-1"] and body["pause_after_errors"] == 5
     assert account_request(account_form(stored) | {"password": "new"}, stored)["password"] == "new"
+
+
+async def test_an_empty_quota_is_no_limit_and_the_backend_the_services_default(console, services):
+    services.answer("render-pdf", "GET", "/usage", {"tenant_id": "demo"})
+    for path in ("/quotas/demo", "/backends/demo", "/backends/demo/overflow"):
+        services.answer("render-pdf", "PUT", path, {})
+    sign_in(console, ["admin"])
+    answer = await console.post("/settings/conversion", data={"yearly_limit": "", "backend": "", "overflow": ""})
+    assert answer.status_code == 303 and answer.headers["location"] == "/settings?saved=conversion"
+    assert json.loads(services.sent("render-pdf", "PUT", "/quotas/demo").content) == {"yearly_limit": None}
+    assert json.loads(services.sent("render-pdf", "PUT", "/backends/demo").content) == {
+        "backend": None,
+        "gotenberg_url": None,
+    }

@@ -16,6 +16,7 @@ router = APIRouter(include_in_schema=False)
 TLS_MODES = ("starttls", "tls", "none")
 SHARED_ROLES = ("operator", "integrator")
 ROLES = ("admin", "operator", "viewer", "integrator")
+BACKENDS = ("libreoffice", "gotenberg")
 # What the account form shows; the rest of an account (people it is shared with, pause after errors) is kept.
 ACCOUNT_FIELDS = ("name", "host", "port", "tls", "login", "password", "from_address", "from_name", "reply_to")
 LIMIT_FIELDS = ("rate_per_s", "connections", "daily_cap")
@@ -48,9 +49,17 @@ async def _page(
         "tenant": await parts.services.json("merge", "/settings", token),
         "users": await parts.services.json("template", "/users", token, params={"per_page": 100}),
         "api_keys": await parts.services.json("template", "/api-keys", token, params={"per_page": 100}),
+        **await _conversion(parts, token),
         "roles": ROLES,
     }
     return render(request, parts, t, "settings.html", status, **values, **shown)
+
+
+async def _conversion(parts: Console, token: str) -> dict[str, Any]:
+    """render-pdf's quota and usage of the tenant this year, and the backend its documents go to."""
+    usage = await parts.services.json("render-pdf", "/usage", token)
+    backend = await parts.services.json("render-pdf", f"/backends/{quote(usage['tenant_id'])}", token)
+    return {"usage": usage, "backend": backend, "backends": BACKENDS}
 
 
 @router.get("/settings")
@@ -248,3 +257,35 @@ async def create_api_key(
 async def revoke_api_key(parts: Parts, person: AdminPerson, key_id: str) -> Response:
     await parts.services.call("template", "DELETE", f"/api-keys/{quote(key_id)}", person.access_token)
     return RedirectResponse("/settings?saved=api_key_revoked", status_code=303)
+
+
+@router.post("/settings/conversion")
+async def save_conversion(
+    request: Request,
+    parts: Parts,
+    person: AdminPerson,
+    t: Labels,
+    yearly_limit: Annotated[str, Form()] = "",
+    backend: Annotated[str, Form()] = "",
+    gotenberg_url: Annotated[str, Form()] = "",
+    overflow: Annotated[str, Form()] = "",
+    overflow_url: Annotated[str, Form()] = "",
+) -> Response:
+    """The tenant's yearly quota of LibreOffice conversions, its backend and the paid converter past the quota
+    (render-pdf). An empty quota is no limit; an empty backend, the service's default."""
+    token = person.access_token
+    tenant = (await parts.services.json("render-pdf", "/usage", token))["tenant_id"]
+    try:
+        limit = int(yearly_limit) if yearly_limit.strip() else None
+    except ValueError:
+        return await _page(request, parts, person, t, 422, problem=f"yearly_limit: {yearly_limit!r} is not a number")
+    try:
+        await parts.services.call("render-pdf", "PUT", f"/quotas/{quote(tenant)}", token, json={"yearly_limit": limit})
+        chosen = {"backend": backend or None, "gotenberg_url": gotenberg_url.strip() or None}
+        await parts.services.call("render-pdf", "PUT", f"/backends/{quote(tenant)}", token, json=chosen)
+        past = {"backend": overflow or None, "gotenberg_url": overflow_url.strip() or None}
+        await parts.services.call("render-pdf", "PUT", f"/backends/{quote(tenant)}/overflow", token, json=past)
+    except ServiceRefused as refused:
+        problem = t("error.service", service=refused.service, detail=refused.detail)
+        return await _page(request, parts, person, t, 422, problem=problem)
+    return RedirectResponse("/settings?saved=conversion", status_code=303)
