@@ -84,7 +84,7 @@ async def stack(issuer, make_settings, running, serve_http, mailbox):
     template_url = await serve_http(template)
     merge = await running(build_merge(settings(MergeSettings, template_url=template_url, render_chunk_size=4)))
     merge_url = await serve_http(merge)
-    await running(build_render(settings(RenderPdfSettings)))
+    render_url = await serve_http(await running(build_render(settings(RenderPdfSettings))))
     dispatch = await running(
         build_dispatch(
             settings(
@@ -119,6 +119,7 @@ async def stack(issuer, make_settings, running, serve_http, mailbox):
         dispatch_url=dispatch_url,
         directory_url=directory_url,
         scheduler_url=scheduler_url,
+        render_url=render_url,
         session_key=Fernet.generate_key().decode(),
         poll_interval_s=0.5,
     )

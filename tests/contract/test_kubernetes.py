@@ -261,7 +261,10 @@ def test_network_policies_deny_everything_then_allow_what_each_service_needs(ove
         ("scheduler", "recipient-directory"),
         ("scheduler", "dispatch"),  # whether a campaign's author may send through its account
         # The web console: every page calls a service with the person's token.
-        *{("console", callee) for callee in ("template", "recipient-directory", "merge", "dispatch", "scheduler")},
+        *{
+            ("console", callee)
+            for callee in ("template", "recipient-directory", "merge", "dispatch", "scheduler", "render-pdf")
+        },
     }
     for name, pod in labels.items():
         kube_dns = {"k8s-app": "kube-dns"}

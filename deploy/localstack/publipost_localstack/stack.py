@@ -139,6 +139,7 @@ class StackConfig:
             "PUBLIPOST_MERGE_URL": self.url("merge"),
             "PUBLIPOST_DISPATCH_URL": self.url("dispatch"),
             "PUBLIPOST_SCHEDULER_URL": self.url("scheduler"),
+            "PUBLIPOST_RENDER_URL": self.url("render-pdf"),
         }
 
     def console_env(self) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The console's wiring: settings, the issuer, the services' clients, the pages, the errors as pages."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -14,8 +14,9 @@ from publipost_http import BodyLimit, CachedCheck, health_router
 from publipost_http.access_log import AccessLog
 from publipost_logging import configure_logging
 
-from . import login, mailings, recipients, sending
+from . import admin, campaigns, history, login, mailings, recipients, sending
 from .catalog import Catalog
+from .origin import comes_from_the_console
 from .session import SESSION_COOKIE, Seal
 from .settings import ConsoleSettings
 from .upstream import ServiceRefused, Services, ServiceUnreachable, SignedOut
@@ -46,7 +47,15 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         return bool(await parts.issuer.metadata())
 
     app.include_router(health_router({"issuer": CachedCheck(issuer_answers)}))
-    for router in (login.router, mailings.router, sending.router, recipients.router):
+    for router in (
+        login.router,
+        mailings.router,
+        sending.router,
+        recipients.router,
+        history.router,
+        campaigns.router,
+        admin.router,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -61,6 +70,11 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _: NotSignedIn) -> Response:
         return sign_in_again(request)
+
+    @app.exception_handler(admin.NotAdmin)
+    async def not_admin(request: Request, _: admin.NotAdmin) -> Response:
+        t = Catalog.for_request(request.headers.get("accept-language"))
+        return render(request, parts, t, "error.html", 403, problem=t("error.admins_only"))
 
     @app.exception_handler(SignedOut)
     async def signed_out(request: Request, _: SignedOut) -> Response:
@@ -78,6 +92,14 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         t = Catalog.for_request(request.headers.get("accept-language"))
         service = exc.service if isinstance(exc, ServiceUnreachable) else "identity"
         return render(request, parts, t, "error.html", 503, problem=t("error.unreachable", service=service))
+
+    @app.middleware("http")
+    async def same_origin_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        console_url = settings.public_url or str(request.base_url)
+        if not comes_from_the_console(request.method, dict(request.headers), console_url):
+            t = Catalog.for_request(request.headers.get("accept-language"))
+            return render(request, parts, t, "error.html", 403, problem=t("error.cross_origin"))
+        return await call_next(request)
 
     app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)

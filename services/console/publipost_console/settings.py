@@ -13,6 +13,9 @@ class ConsoleSettings(ServiceSettings):
     merge_url: str = Field(default="http://127.0.0.1:8103", description="merge's HTTP API.")
     dispatch_url: str = Field(default="http://127.0.0.1:8105", description="dispatch's HTTP API.")
     scheduler_url: str = Field(default="http://127.0.0.1:8106", description="The scheduler's HTTP API.")
+    render_url: str = Field(
+        default="http://127.0.0.1:8104", description="render-pdf's HTTP API: conversion quota, usage and backend."
+    )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of each call to a service.")
     console_client_id: str = Field(
         default="publipost-console",

@@ -58,6 +58,7 @@ class Services:
             "merge": settings.merge_url,
             "dispatch": settings.dispatch_url,
             "scheduler": settings.scheduler_url,
+            "render-pdf": settings.render_url,
         }
         self._clients = {
             name: httpx.AsyncClient(base_url=url, timeout=settings.http_timeout_s, transport=transport)
