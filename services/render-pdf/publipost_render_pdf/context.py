@@ -22,6 +22,7 @@ class RenderContext:
     backends: Backends
     tenants: TenantSettingsRepository
     usage: UsageRepository
+
     @property
     def blobs(self) -> BlobStore:
         return self.storage.blobs
