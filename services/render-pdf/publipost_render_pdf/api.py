@@ -124,9 +124,7 @@ async def _gotenberg_url(ctx: RenderContext, backend: Backend | None, given: Any
         try:
             await ctx.backends.outbound.check_url(url)
         except OutboundRefused as exc:
-            raise RequestValidationError(
-                [{"loc": ("body", "gotenberg_url"), "msg": str(exc), "type": "value_error"}]
-            ) from exc
+            raise RequestValidationError([{"loc": ("body", "gotenberg_url"), "msg": str(exc), "type": "value_error"}]) from exc
     if backend is Backend.GOTENBERG and not (url or ctx.settings.gotenberg_url):
         raise HTTPException(
             422, "the gotenberg backend needs gotenberg_url: the service has no PUBLIPOST_GOTENBERG_URL"

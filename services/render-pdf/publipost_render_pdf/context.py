@@ -22,7 +22,6 @@ class RenderContext:
     backends: Backends
     tenants: TenantSettingsRepository
     usage: UsageRepository
-
     @property
     def blobs(self) -> BlobStore:
         return self.storage.blobs
