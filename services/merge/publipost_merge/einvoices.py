@@ -52,13 +52,13 @@ class EInvoicing:
             return [Problem(field=p.field, message=p.message, record_index=index) for p in refused.problems]
         return []
 
-    def files(self, record: dict[str, Any], document_id: str, number: str, metadata: dict[str, Any]) -> list[NewBlob]:
+    def files(self, record: dict[str, Any], docx_blob_id: str, number: str, metadata: dict[str, Any]) -> list[NewBlob]:
         """The record's CII and UBL XML (checked against their XSDs when built)."""
         invoice = self._invoice(record)
         xml = {"content_type": "application/xml", **metadata}
         return [
-            NewBlob(cii_blob_id(document_id), build_cii(invoice, self.profile), f"{number}.factur-x.xml", xml),
-            NewBlob(ubl_blob_id(document_id), build_ubl(invoice), f"{number}.xml", xml),
+            NewBlob(cii_blob_id(docx_blob_id), build_cii(invoice, self.profile), f"{number}.factur-x.xml", xml),
+            NewBlob(ubl_blob_id(docx_blob_id), build_ubl(invoice), f"{number}.xml", xml),
         ]
 
     def _invoice(self, record: dict[str, Any]) -> Invoice:

@@ -207,7 +207,7 @@ async def _render_documents(
             chunk.blobs.append(NewBlob(document.docx_blob_id, docx, f"{document.document_number}.docx", metadata))
             if einvoicing is not None:
                 try:
-                    chunk.blobs += einvoicing.files(record, document.id, document.document_number, metadata)
+                    chunk.blobs += einvoicing.files(record, document.docx_blob_id, document.document_number, metadata)
                 except InvalidEInvoice as exc:
                     document = Document.failed_rendering(mailing, index, record, f"e-invoice refused: {exc}")
                     chunk.blobs.pop()

@@ -66,7 +66,7 @@ async def _load(
     request's tenant's files count: a DOCX of another tenant is not found, and its PDF is neither reused nor
     overwritten (the conversion fails as for a missing DOCX)."""
     pdf_ids = {item.document_id: pdf_blob_id(item.document_id) for item in items}
-    facturx_ids = [facturx_blob_id(item.document_id) for item in items if item.facturx_level]
+    facturx_ids = [facturx_blob_id(item.docx_blob_id) for item in items if item.facturx_level]
     # GridFS writes a file entry after its chunks: a PDF whose entry exists is whole.
     found = await ctx.blobs.infos([*pdf_ids.values(), *facturx_ids, *(item.docx_blob_id for item in items)])
     files = {blob_id: info for blob_id, info in found.items() if belongs_to(info.get("metadata"), tenant_id)}
@@ -78,7 +78,7 @@ async def _load(
     to_convert: list[_ToConvert] = []
     for item in items:
         stored = files.get(pdf_ids[item.document_id])
-        if item.facturx_level and facturx_blob_id(item.document_id) not in files:
+        if item.facturx_level and facturx_blob_id(item.docx_blob_id) not in files:
             stored = None  # its Factur-X PDF is still to be made, from a fresh PDF/A-3
         if stored is not None:
             DOCUMENTS.labels("reused").inc()
@@ -229,7 +229,7 @@ async def _facturx(event: RenderRequested, run: _Run, document: _ToConvert, ctx:
     item = document.item
     assert item.facturx_level is not None
     try:
-        xml = await ctx.blobs.get(cii_blob_id(item.document_id), tenant_id=event.tenant_id)
+        xml = await ctx.blobs.get(cii_blob_id(item.docx_blob_id), tenant_id=event.tenant_id)
         pdfa = await run.runs.converter.convert(document.docx, retry=True, pdfa=True)
         facturx = await asyncio.to_thread(embed_facturx, pdfa, xml, Profile(item.facturx_level))
     except (BlobNotFound, ConversionFailed, InvalidEInvoice) as exc:
@@ -243,6 +243,6 @@ async def _facturx(event: RenderRequested, run: _Run, document: _ToConvert, ctx:
         "facturx_level": item.facturx_level,
     }
     await ctx.blobs.put_many(
-        [NewBlob(facturx_blob_id(item.document_id), facturx, pdf_filename(document.filename), metadata)]
+        [NewBlob(facturx_blob_id(item.docx_blob_id), facturx, pdf_filename(document.filename), metadata)]
     )
     return None
