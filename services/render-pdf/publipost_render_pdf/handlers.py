@@ -213,8 +213,10 @@ async def _store(
     DOCUMENTS.labels("converted").inc(len(pdfs))
     if not event.count_only:
         invoices = [d for d in run.documents if d.item.facturx_level and results[d.item.document_id].pdf_blob_id]
-        for document in invoices:
-            if (error := await _facturx(event, run, document, ctx)) is not None:
+        # Side by side, so every LibreOffice worker of the pool takes a share of the PDF/A conversions.
+        errors = await asyncio.gather(*(_facturx(event, run, document, ctx) for document in invoices))
+        for document, error in zip(invoices, errors, strict=True):
+            if error is not None:
                 results[document.item.document_id] = RenderResult(document_id=document.item.document_id, error=error)
                 failed.append(document.item.document_id)
     if run.charged:
