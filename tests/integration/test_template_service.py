@@ -193,7 +193,8 @@ async def test_an_invoice_template_keeps_its_invoice_mapping_and_a_new_version_k
         assert (await new_version(http, template_id, docx_with("{{ amount_due }}"))).status_code == 201
         assert (await http.get(f"/templates/{template_id}", headers=ACME)).json()["invoice_mapping"] == expected
 
-        detail = refused(await upload(http, docx_with("{{ name }}"), entity_type="invoice", invoice_mapping='{"no": "x"}'))
+        unknown = await upload(http, docx_with("{{ name }}"), entity_type="invoice", invoice_mapping='{"no": "x"}')
+        detail = refused(unknown)
         assert detail["loc"] == ["body", "invoice_mapping"] and "unknown invoice field 'no'" in detail["msg"]
         detail = refused(await upload(http, docx_with("{{ name }}"), invoice_mapping='{"number": "n"}'))
         assert detail["msg"] == "only templates of entity type invoice or credit_note take one"
