@@ -12,12 +12,13 @@ from publipost_einvoice.mapping import (
     read_invoice,
     read_invoices,
 )
-from publipost_einvoice.model import Invoice, Profile
+from publipost_einvoice.model import INVOICE_ENTITY_TYPES, Invoice, Profile
 from publipost_einvoice.ubl import build_ubl
 
 __all__ = [
     "DEFAULT_MAPPING",
     "FACTURX_FILENAME",
+    "INVOICE_ENTITY_TYPES",
     "INVOICE_FIELDS",
     "InvalidEInvoice",
     "Invoice",

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 CENT = Decimal("0.01")
+# The entity types whose records are invoices (a template's entity_type): they may go as e-invoices.
+INVOICE_ENTITY_TYPES = ("invoice", "credit_note")
 
 
 def cents(amount: Decimal) -> Decimal:

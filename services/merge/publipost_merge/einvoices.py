@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from publipost_contracts.events import Problem
-from publipost_einvoice import Invoice, InvoiceRefused, Profile, build_cii, build_ubl, read_invoice
+from publipost_einvoice import (
+    INVOICE_ENTITY_TYPES,
+    Invoice,
+    InvoiceRefused,
+    Profile,
+    build_cii,
+    build_ubl,
+    read_invoice,
+)
 from publipost_einvoice.blobs import cii_blob_id, ubl_blob_id
 from publipost_storage import NewBlob
 
 from .clients import TemplateRef
-
-INVOICE_ENTITY_TYPES = ("invoice", "credit_note")
 
 
 def format_problem(requested: str, template: TemplateRef, output: str) -> Problem | None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publipost_contracts.events import TemplateType
-from publipost_einvoice import check_mapping
+from publipost_einvoice import INVOICE_ENTITY_TYPES, check_mapping
 from publipost_refusals import Conflict, Invalid, NotFound
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -51,8 +51,6 @@ PREDEFINED_FIELDS: dict[str, tuple[str, ...]] = {
     "invoice": _INVOICE,
     "credit_note": _INVOICE,
 }
-# Entity types whose records are invoices: their template may map record keys to invoice fields (e-invoices).
-INVOICE_ENTITY_TYPES = ("invoice", "credit_note")
 
 
 ENTITY_TYPES = tuple(PREDEFINED_FIELDS)
