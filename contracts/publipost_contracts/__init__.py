@@ -2,7 +2,7 @@
 
 # The package's version (contracts/CHANGELOG.md): a new message or optional field is a minor version, a
 # new schema_version of a message a major one.
-__version__ = "1.7.0"
+__version__ = "1.8.0"
 
 from .envelope import MAX_MESSAGE_BYTES, Event, deterministic_id
 from .events import *

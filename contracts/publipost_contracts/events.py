@@ -11,6 +11,11 @@ from .envelope import Event
 
 Id = str
 OutputFormat = Literal["docx", "pdf"]
+# How an invoice goes by e-mail: the PDF, a Factur-X PDF (CII XML inside), or the PDF with a UBL 2.1 XML beside it.
+EInvoiceFormat = Literal["pdf", "facturx", "ubl"]
+# What a recipient asks for per document type (the recipient directory's format).
+RecipientFormat = Literal["docx", "pdf", "facturx", "ubl"]
+FacturxLevel = Literal["minimum", "basicwl", "basic", "en16931"]
 # render-pdf's converters: its LibreOffice pool (the tenant's included quota) or a Gotenberg server.
 ConverterName = Literal["libreoffice", "gotenberg"]
 # A non-standard type makes merge announce each document to the owning system (document.side_effect).
@@ -58,6 +63,11 @@ class MergeRequested(Event):
     records_file_id: Id | None = None
     custom_fields: dict[str, str] = Field(default_factory=dict)
     output: OutputFormat = "pdf"
+    format: EInvoiceFormat = Field(
+        default="pdf",
+        description="For an invoice or credit note template: how its documents go by e-mail unless the recipient "
+        "directory says otherwise (pdf, facturx: the Factur-X PDF, ubl: the PDF and a UBL 2.1 XML).",
+    )
     missing_fields: Literal["refuse", "render_empty"] = Field(
         default="refuse",
         description="Records lacking a field the template uses: refuse the request, or render those fields "
@@ -99,6 +109,11 @@ class DocumentSideEffect(Event):
 class RenderItem(_Part):
     document_id: Id
     docx_blob_id: Id
+    facturx_level: FacturxLevel | None = Field(
+        default=None,
+        description="An invoice whose CII XML merge stored: render-pdf also makes its Factur-X PDF (PDF/A-3 with "
+        "the XML embedded) at this profile.",
+    )
 
 
 class RenderRequested(Event):
@@ -195,7 +210,7 @@ class AddressAnswer(_Part):
     rule: Literal["record", "directory", "contact", "billing", "main"] | None
     cc: list[str] = Field(default_factory=list, description="The directory's copies for this recipient.")
     reason: str | None = None
-    format: OutputFormat | None = Field(
+    format: RecipientFormat | None = Field(
         default=None, description="The form the recipient wants this document type in; none: not in the directory."
     )
 

@@ -49,6 +49,12 @@ class MailingView(BaseModel):
     )
     validated_at: datetime | None = Field(default=None, description="When it was approved or rejected.")
     validation_reason: str | None = Field(default=None, description="Why it was approved or rejected, as given.")
+    format: str = Field(
+        default="pdf",
+        description="How its documents go by e-mail unless the recipient directory says otherwise: pdf, facturx "
+        "(the Factur-X PDF) or ubl (the PDF and a UBL 2.1 XML); facturx and ubl only for invoice templates.",
+    )
+    einvoices: bool = Field(default=False, description="An invoice template's: each document has its e-invoice files.")
 
 
 class FailureView(BaseModel):

@@ -134,7 +134,7 @@ async def test_a_new_recipient_gets_the_defaults_and_blank_text_is_no_value(dire
         ({"contacts": [{"email": "a@@x"}]}, ["body", "contacts", 0, "email"], "not a valid e-mail address"),
         ({"country": "France"}, ["body", "country"], "two-letter country code"),
         ({"phone": "call me"}, ["body", "phone"], "not a phone number"),
-        ({"format": "odt"}, ["body", "format"], "'pdf' or 'docx'"),
+        ({"format": "odt"}, ["body", "format"], "'pdf', 'docx', 'facturx' or 'ubl'"),
         ({"last_visit_date": "yesterday"}, ["body", "last_visit_date"], "date"),
         ({"attributes": {"a b": "x"}}, ["body", "attributes", "a b", "[key]"], "pattern"),
         ({"document_type": "invoce"}, ["body", "document_type"], "unknown document type 'invoce'"),

@@ -182,6 +182,24 @@ async def test_a_template_for_another_entity_type_uses_that_types_fields(service
         ]
 
 
+async def test_an_invoice_template_keeps_its_invoice_mapping_and_a_new_version_keeps_it_too(service):
+    mapping = '{"number": "facture.numero", "seller.name": "emetteur.nom"}'
+    async with client(service) as http:
+        uploaded = await upload(http, docx_with("{{ invoice_number }}"), entity_type="invoice", invoice_mapping=mapping)
+        assert uploaded.status_code == 201, uploaded.text
+        expected = {"number": "facture.numero", "seller.name": "emetteur.nom"}
+        assert uploaded.json()["invoice_mapping"] == expected
+        template_id = uploaded.json()["id"]
+        assert (await new_version(http, template_id, docx_with("{{ amount_due }}"))).status_code == 201
+        assert (await http.get(f"/templates/{template_id}", headers=ACME)).json()["invoice_mapping"] == expected
+
+        unknown = await upload(http, docx_with("{{ name }}"), entity_type="invoice", invoice_mapping='{"no": "x"}')
+        detail = refused(unknown)
+        assert detail["loc"] == ["body", "invoice_mapping"] and "unknown invoice field 'no'" in detail["msg"]
+        detail = refused(await upload(http, docx_with("{{ name }}"), invoice_mapping='{"number": "n"}'))
+        assert detail["msg"] == "only templates of entity type invoice or credit_note take one"
+
+
 async def test_fields_neither_predefined_nor_declared_are_refused_with_their_names(service):
     async with client(service) as http:
         detail = refused(await upload(http, SAMPLE.read_bytes()))

@@ -164,7 +164,9 @@ def test_a_document_whose_address_failed_before_asks_the_directory_first():
             recipient_name=None, status="converted", pdf_blob_id="p1", docx_blob_id="w1", page_count=1, error=None,
             last_failure=last_failure,
         )  # fmt: skip
-        mailing = SimpleNamespace(id="m1", name="Notices (not sent by e-mail)", created_at=NOW)
+        mailing = SimpleNamespace(
+            id="m1", name="Notices (not sent by e-mail)", created_at=NOW, format="pdf", einvoices=False
+        )
         return Delivery.new(
             delivery_id="acme:d2:doc-1", kind="dispatch", dispatch_key="acme:d2", dispatch_id="d2", tenant_id="acme",
             correlation_id="c2", document_type=None, mailing=mailing, document=document, subject=None,

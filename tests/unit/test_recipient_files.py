@@ -128,3 +128,17 @@ def test_a_quote_never_closed_is_reported_where_it_opens_not_swallowing_the_file
     assert [(p.line, p.message) for p in refused.value.problems] == [
         (2, "a quoted field opened on this line is never closed")
     ]
+
+
+def test_an_invoice_recipient_may_ask_for_factur_x_or_ubl_and_an_unknown_format_names_the_known_ones(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("customer_number,document_type,email,format\nC1,invoice,a@x.fr,facturx\nC2,invoice,b@x.fr,UBL\n")
+    assert check_file(read_rows(good, "csv"), TYPES) == ("invoice", 2)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_number,document_type,email,format\nC1,invoice,a@x.fr,zugferd\n")
+    with pytest.raises(ImportRefused) as refused:
+        check_file(read_rows(bad, "csv"), TYPES)
+    assert [(p.line, p.column, p.message) for p in refused.value.problems] == [
+        (2, "format", "'zugferd' is not a format (pdf, docx, facturx, ubl)")
+    ]

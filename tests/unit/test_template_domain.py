@@ -17,6 +17,7 @@ from publipost_template.domain import (
     TemplateRejected,
     TemplateVersion,
     VersionConflict,
+    check_invoice_mapping,
     parse_custom_fields,
     safe_identifier,
     split_fields,
@@ -154,8 +155,10 @@ def test_a_version_is_stored_with_the_field_names_and_word_pairs_it_always_had()
     assert set(stored) == {
         "tenant_id", "template_id", "version", "blob_id", "original_blob_id", "filename", "fields",
         "predefined_fields", "custom_fields", "template_type", "auto_pdf", "validation_required", "entity_type",
-        "field_mapping", "conversion_notes", "created_at",
+        "field_mapping", "conversion_notes", "invoice_mapping", "created_at",
     }
+    assert versions.load({"_id": "t-1:2", **stored}) == version(2, converted=True)
+    del stored["invoice_mapping"]  # a version stored before e-invoices
     assert versions.load({"_id": "t-1:2", **stored}) == version(2, converted=True)
 
 
@@ -190,3 +193,14 @@ def test_refusals_are_named_by_kind():
     conflict = VersionConflict()
     assert isinstance(conflict, Conflict)
     assert str(conflict) == "other versions were being added at the same time; send it again"
+
+
+def test_an_invoice_template_maps_record_keys_to_invoice_fields_and_other_templates_take_no_mapping():
+    assert check_invoice_mapping("invoice", '{"number": "facture.numero"}') == [("number", "facture.numero")]
+    assert check_invoice_mapping("client", "") == []
+    with pytest.raises(TemplateRejected, match="invoice_mapping: only templates of entity type invoice or credit_note"):
+        check_invoice_mapping("client", '{"number": "n"}')
+    with pytest.raises(TemplateRejected, match="invoice_mapping: unknown invoice field 'numero'"):
+        check_invoice_mapping("credit_note", '{"numero": "n"}')
+    with pytest.raises(TemplateRejected, match="invoice_mapping: not JSON: .* line 1 column"):
+        check_invoice_mapping("invoice", "{number: n}")

@@ -34,6 +34,7 @@ class Content:
     html_body: str | None
     attachment: Attachment | None  # None: a plain e-mail
     reply_to: str | None
+    also_attached: tuple[Attachment, ...] = ()  # after the document: an invoice's UBL XML
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ async def deliver(
             html_body=content.html_body,
             attachment=content.attachment,
             message_id=message_id,
+            also_attached=content.also_attached,
         )
         try:
             result = await sender.send(message, envelope.recipients, envelope.required, still_wanted)

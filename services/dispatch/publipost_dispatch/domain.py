@@ -398,6 +398,17 @@ def _single(value: object) -> bool:
     return isinstance(value, str | int | float | bool) and str(value) != ""
 
 
+EINVOICE_FORMATS = ("pdf", "facturx", "ubl")
+
+
+def einvoice_format(mailing_format: str | None, wanted: str | None) -> str | None:
+    """How an invoice goes to a recipient: the directory's format for them wins over the mailing's; None when the
+    mailing's documents are no e-invoices (or the recipient wants the DOCX)."""
+    if mailing_format is None or wanted == "docx":
+        return None
+    return wanted if wanted in EINVOICE_FORMATS else mailing_format
+
+
 def attachment_name(document_number: str, extension: str = "pdf") -> str:
     """The file is named after the document number; separators would make it a path in some clients."""
     return re.sub(r'[\\/:*?"<>|]', "_", check_header("document number", document_number)).strip() + f".{extension}"

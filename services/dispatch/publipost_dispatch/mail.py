@@ -15,7 +15,7 @@ encoded once per document and reused by every e-mail of that document.
 import base64
 import binascii
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
@@ -43,7 +43,8 @@ def pdf_attachment(pdf: bytes, filename: str) -> Attachment:
 
 
 def file_attachment(content: bytes, filename: str, content_type: str) -> Attachment:
-    """The document as sent: its PDF, or its DOCX for a recipient who wants that document type so."""
+    """The document as sent: its PDF, or its DOCX for a recipient who wants that document type so (or an
+    invoice's UBL XML beside its PDF)."""
     check_header("attachment name", filename)
     if filename.isascii():
         params = f'name="{quote(filename)}"', f'filename="{quote(filename)}"'
@@ -69,6 +70,7 @@ def build_message(
     html_body: str | None,
     attachment: Attachment | None,
     message_id: str,
+    also_attached: Sequence[Attachment] = (),
 ) -> bytes:
     """Without an attachment (a notice, a plain letter) the text alone is the body. Bcc recipients are given
     to SMTP only, never written into the message. Every header value is checked
@@ -99,7 +101,8 @@ def build_message(
         return CRLF.join(headers) + CRLF + text
     boundary = _boundary()
     headers.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"')
-    return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, [text, attachment.part])
+    parts = [text, attachment.part, *(attached.part for attached in also_attached)]
+    return CRLF.join(headers) + CRLF + CRLF + _multipart(boundary, parts)
 
 
 def build_message_with_email_package(
@@ -113,6 +116,7 @@ def build_message_with_email_package(
     html_body: str | None,
     attachment: Attachment | None,
     message_id: str,
+    also_attached: Sequence[Attachment] = (),
 ) -> bytes:
     """What build_message writes, built as an EmailMessage and serialised by the SMTP policy: the same
     headers, checked the same way, the same bodies and the same PDF (if any), encoded anew for every e-mail."""
@@ -130,9 +134,9 @@ def build_message_with_email_package(
     message.set_content(body, cte="quoted-printable")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", cte="quoted-printable")
-    if attachment is not None:
-        maintype, subtype = attachment.content_type.split("/")
-        message.add_attachment(attachment.pdf, maintype=maintype, subtype=subtype, filename=attachment.filename)
+    for attached in [attachment, *also_attached] if attachment is not None else []:
+        maintype, subtype = attached.content_type.split("/")
+        message.add_attachment(attached.pdf, maintype=maintype, subtype=subtype, filename=attached.filename)
     return message.as_bytes()
 
 

@@ -286,6 +286,8 @@ class Delivery:
     fields: dict[str, str] = field(default_factory=dict)  # what its e-mail may name (DocumentFacts)
     docx_blob_id: str | None = None  # sent instead of the PDF to a recipient who wants the document type so
     attached: str = "pdf"  # or "docx": the file its e-mail carries; "none" (NO_ATTACHMENT): a plain e-mail
+    # An invoice template's mailing: how it goes unless the directory says otherwise (pdf, facturx, ubl).
+    einvoice_format: str | None = None
     # Its address was refused (or missing) at the last e-mailing of the document: the directory is asked first.
     prefer_directory: bool = False
     reason: str | None = None
@@ -313,6 +315,7 @@ class Delivery:
     SET_LATER = (
         "pdf_length", "cc", "bcc", "separate_sends", "smtp_reply", "message_id", "holder", "lease_until", "claim",
         "accepted", "last_error", "finish", "docx_blob_id", "prefer_directory", "address_rule", "address_failed",
+        "einvoice_format",
     )  # fmt: skip
     # What an outcome writes besides its state (see `record`).
     OUTCOME = (
@@ -359,6 +362,7 @@ class Delivery:
             pdf_blob_id=document.pdf_blob_id,
             fields=DocumentFacts.of(document, mailing, document_type).fields,
             docx_blob_id=document.docx_blob_id,
+            einvoice_format=mailing.format if mailing.einvoices else None,
             prefer_directory=document.last_failure is not None and document.last_failure.kind == "address",
             state=DeliveryState.FAILED if failed else DeliveryState.QUEUED,
             reason=failed,

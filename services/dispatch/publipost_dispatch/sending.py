@@ -11,6 +11,7 @@ from publipost_contracts import (
     SendRequested,
     deterministic_id,
 )
+from publipost_einvoice.blobs import facturx_blob_id, ubl_blob_id
 from publipost_logging import get_logger
 from publipost_storage import BlobNotFound
 
@@ -27,9 +28,12 @@ from .domain import (
     attachment_name,
     delivery_id_for,
     dispatch_key,
+    einvoice_format,
 )
 from .limits import DailyCapReached
 from .mail import DOCX_TYPE, MESSAGE_BUILDERS, Attachment, file_attachment, pdf_attachment
+
+XML_TYPE = "application/xml"
 from .model import Delivery, Dispatch
 
 log = get_logger(__name__)
@@ -122,11 +126,13 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
     )
     # A recipient who wants this document type as DOCX gets the DOCX (every PDF mailing's document has one).
     as_docx = wanted_format == "docx" and delivery.docx_blob_id is not None
+    einvoice = einvoice_format(delivery.einvoice_format, wanted_format)
     if not delivery.is_letter:
         delivery.attached = "docx" if as_docx else "pdf"
     try:
         addressing = addressing.checked()
-        attachment = await _attachment(ctx, delivery, as_docx)
+        attachment = await _attachment(ctx, delivery, as_docx, einvoice)
+        also_attached = await _einvoice_xml(ctx, delivery, einvoice)
     except InvalidAddress as exc:
         await record(
             ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing, address_failed=True
@@ -136,11 +142,12 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
         await record(ctx, delivery, DeliveryState.FAILED, reason=str(exc), subject=subject, addressing=addressing)
         return
     except BlobNotFound as exc:
-        missing = "DOCX" if as_docx else "PDF"
+        missing = "DOCX" if as_docx else {"facturx": "Factur-X PDF", "ubl": "PDF or UBL XML"}.get(einvoice or "", "PDF")
         await record(ctx, delivery, DeliveryState.FAILED, reason=f"{missing} missing: {exc}", subject=subject)
         return
 
-    content = Content(subject, body, html_body, attachment, reply_to=dispatch.reply_to or account.reply_to)
+    reply_to = dispatch.reply_to or account.reply_to
+    content = Content(subject, body, html_body, attachment, reply_to=reply_to, also_attached=also_attached)
     outcome = await deliver(
         ctx.deliveries,
         ctx.senders.holder,
@@ -182,15 +189,28 @@ async def _send(event: SendRequested, ctx: DispatchContext, dispatch: Dispatch, 
 
 
 
-async def _attachment(ctx: DispatchContext, delivery: Delivery, as_docx: bool) -> Attachment | None:
+async def _attachment(
+    ctx: DispatchContext, delivery: Delivery, as_docx: bool, einvoice: str | None
+) -> Attachment | None:
     if delivery.is_letter:
         return None
     if as_docx and delivery.docx_blob_id is not None:
         docx = await ctx.pdfs.get(delivery.tenant_id, delivery.docx_blob_id)  # the reader reads any of its files
         return file_attachment(docx, attachment_name(delivery.document_number, "docx"), DOCX_TYPE)
+    if einvoice == "facturx" and delivery.docx_blob_id is not None:  # the Factur-X PDF goes instead of the plain one
+        facturx = await ctx.pdfs.get(delivery.tenant_id, facturx_blob_id(delivery.docx_blob_id))
+        return pdf_attachment(facturx, attachment_name(delivery.document_number))
     pdf = await ctx.pdfs.get(delivery.tenant_id, delivery.pdf_blob_id, delivery.pdf_length)
     return pdf_attachment(pdf, attachment_name(delivery.document_number))
 
+
+
+async def _einvoice_xml(ctx: DispatchContext, delivery: Delivery, einvoice: str | None) -> tuple[Attachment, ...]:
+    """The UBL 2.1 XML beside the PDF, named after the document number as the PDF is."""
+    if einvoice != "ubl" or delivery.docx_blob_id is None or delivery.is_letter:
+        return ()
+    xml = await ctx.pdfs.get(delivery.tenant_id, ubl_blob_id(delivery.docx_blob_id))
+    return (file_attachment(xml, attachment_name(delivery.document_number, "xml"), XML_TYPE),)
 
 
 async def _retry_or_fail(ctx: DispatchContext, delivery: Delivery, reason: str) -> None:

@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 from publipost_auth import Admin, Operator, OutcomeReader, Reader
+from publipost_contracts.events import FacturxLevel
 from publipost_contracts.reads import DocumentPage, MailingView, PartView
 from publipost_http import IndexCursor, Paging, content_disposition
 from publipost_storage import BlobNotFound
@@ -50,6 +51,8 @@ def _view(mailing: Mailing) -> MailingView:
         converted_by=mailing.converted_by,
         validated_at=mailing.validated_at,
         validation_reason=mailing.validation_reason,
+        format=mailing.format,
+        einvoices=mailing.facturx_level is not None,
     )
 
 
@@ -200,19 +203,31 @@ class TenantSettings(BaseModel):
         description="The language of the names merge gives: the regrouped mailings' \"(sent by e-mail)\" / "
         "\"(envoyé par email)\". A PUT without it sets English.",
     )
+    facturx_profile: FacturxLevel = Field(
+        default="en16931",
+        description="The Factur-X profile of the tenant's invoices: minimum, basicwl (BASIC WL), basic, en16931 "
+        "(EN 16931). A PUT without it sets en16931.",
+    )
 
 
 @settings_router.get("", response_model=TenantSettings)
 async def get_settings(ctx: Context, caller: Reader) -> TenantSettings:
     chosen = await ctx.tenant_settings.get(caller.tenant_id)
     return TenantSettings(
-        combined_page_limit=chosen.page_limit(ctx.settings.combined_page_limit), language=chosen.language
+        combined_page_limit=chosen.page_limit(ctx.settings.combined_page_limit),
+        language=chosen.language,
+        facturx_profile=chosen.facturx_profile,
     )
 
 
 @settings_router.put("", response_model=TenantSettings)
 async def put_settings(ctx: Context, caller: Admin, body: TenantSettings) -> TenantSettings:
-    chosen = TenantChoices(id=caller.tenant_id, combined_page_limit=body.combined_page_limit, language=body.language)
+    chosen = TenantChoices(
+        id=caller.tenant_id,
+        combined_page_limit=body.combined_page_limit,
+        language=body.language,
+        facturx_profile=body.facturx_profile,
+    )
     await ctx.tenant_settings.save(chosen)
     return body
 

@@ -2,7 +2,7 @@
 outcomes come as a file: dispatch.completed)."""
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +22,8 @@ class TemplateRef:
     template_type: str
     auto_pdf: bool
     validation_required: bool
+    entity_type: str = "client"
+    invoice_mapping: dict[str, str] = field(default_factory=dict)
 
 
 class TemplateClient:
@@ -47,6 +49,8 @@ class TemplateClient:
             template_type=body.get("template_type", "standard"),
             auto_pdf=body.get("auto_pdf", True),
             validation_required=body.get("validation_required", False),
+            entity_type=body.get("entity_type", "client"),
+            invoice_mapping=body.get("invoice_mapping", {}),
         )
 
     async def close(self) -> None:

@@ -230,6 +230,10 @@ class Mailing:
     # A not-sent mailing: the "(sent by e-mail)" mailing of its original, which the documents a re-send of it
     # sends join (one per original, updated), rather than a new mailing of the same name each time.
     sent_mailing_id: str | None = None
+    # An invoice template's mailing: how its documents go by e-mail (pdf, facturx, ubl) unless the directory
+    # says otherwise, and the Factur-X profile its documents were made at (None: no e-invoice files).
+    format: str = "pdf"
+    facturx_level: str | None = None
 
     @classmethod
     def requested(
@@ -247,6 +251,8 @@ class Mailing:
         validation_required: bool,
         warnings: list[Problem],
         warnings_count: int,
+        format: str = "pdf",
+        facturx_level: str | None = None,
     ) -> "Mailing":
         """A mailing being rendered, named by its request (see mailing_id_for)."""
         now = datetime.now(UTC)
@@ -268,6 +274,8 @@ class Mailing:
             warnings_count=warnings_count,
             created_at=now,
             progress_at=now,
+            format=format,
+            facturx_level=facturx_level,
         )
 
     @classmethod
@@ -302,6 +310,8 @@ class Mailing:
             created_at=now,
             progress_at=now,
             sent_mailing_id=sent_mailing_id if outcome is Outcome.NOT_SENT else None,
+            format=source.format,
+            facturx_level=source.facturx_level,
         )
 
     def sent_mailing_for(self, dispatch_id: str, joinable: "Mailing | None") -> str:
@@ -503,6 +513,7 @@ class TenantSettings:
     id: str
     combined_page_limit: int | None = None
     language: Language = "en"  # of the names merge gives (the regrouped mailings')
+    facturx_profile: str = "en16931"  # the Factur-X profile of its invoices (publipost_einvoice.Profile)
 
     def page_limit(self, default: int) -> int:
         return self.combined_page_limit or default

@@ -22,6 +22,7 @@ from publipost_contracts import (
     RenderRequested,
     deterministic_id,
 )
+from publipost_einvoice import InvalidEInvoice
 from publipost_logging import get_logger
 from publipost_storage import BlobNotFound, NewBlob
 
@@ -43,6 +44,7 @@ from .domain import (
     mailing_id_for,
     regrouped_mailing_id,
 )
+from .einvoices import EInvoicing, format_problem
 from .print_file import PartFile, build_part, delete_parts, plan_parts
 from .records import BadRecord, iter_records
 from .rendering import RenderFailed
@@ -71,7 +73,12 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
         return
 
     template = await ctx.templates.get(event.tenant_id, event.template_id, event.template_version)
-    findings = await _validate(event, ctx, template)
+    einvoicing = None
+    if template is not None:
+        output = effective_output(event.output, template.auto_pdf)
+        profile = (await ctx.tenant_settings.get(event.tenant_id)).facturx_profile
+        einvoicing = EInvoicing.of(template, output, profile)
+    findings = await _validate(event, ctx, template, einvoicing)
     if findings.problems:
         await ctx.bus.publish(
             MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=findings.refusal())
@@ -94,6 +101,8 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
             validation_required=template.validation_required,
             warnings=findings.warnings,
             warnings_count=findings.warnings_count,
+            format=event.format,
+            facturx_level=einvoicing.profile.value if einvoicing else None,
         )
         await ctx.mailings.create(mailing)
 
@@ -102,7 +111,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
     await _request_pdfs(event, ctx, mailing)
     if mailing.status == MailingStatus.RENDERING:
         template_docx = await ctx.storage.blobs.get(template.blob_id, tenant_id=event.tenant_id)
-        mailing.rendering_done(await _render_documents(event, ctx, mailing, template_docx))
+        mailing.rendering_done(await _render_documents(event, ctx, mailing, template_docx, einvoicing))
         await ctx.mailings.move(mailing, MailingStatus.RENDERING, "documents")
     await complete_if_done(ctx, mailing_id, causation_id=str(event.event_id), rendering_done=True)
 
@@ -116,7 +125,9 @@ async def _refuse_http_request(ctx: MergeContext, mailing_id: str, problems: lis
             await ctx.storage.blobs.delete(request.records_file_id)
 
 
-async def _validate(event: MergeRequested, ctx: MergeContext, template: TemplateRef | None) -> Findings:
+async def _validate(
+    event: MergeRequested, ctx: MergeContext, template: TemplateRef | None, einvoicing: EInvoicing | None
+) -> Findings:
     findings = Findings()
     if template is None:
         which = f"version {event.template_version} of template" if event.template_version else "template"
@@ -127,10 +138,13 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
             message = f"no value for the template's custom fields: {', '.join(missing)}"
             findings.problem(Problem(field="custom_fields", message=message))
         needed = fields_records_need(template.fields, template.custom_fields)
+        output = effective_output(event.output, template.auto_pdf)
+        if (problem := format_problem(event.format, template, output)) is not None:
+            findings.problem(problem)
     if event.name is not None and (problem := header_text_problem("name", event.name)) is not None:
         findings.problem(problem)
     try:
-        await _validate_records(event, ctx, needed, findings)
+        await _validate_records(event, ctx, needed, findings, einvoicing)
     except BlobNotFound:
         # It will not appear by retrying: the requester hears it now, rather than never.
         message = (
@@ -145,7 +159,11 @@ async def _validate(event: MergeRequested, ctx: MergeContext, template: Template
 
 
 async def _validate_records(
-    event: MergeRequested, ctx: MergeContext, needed: frozenset[str], findings: Findings
+    event: MergeRequested,
+    ctx: MergeContext,
+    needed: frozenset[str],
+    findings: Findings,
+    einvoicing: EInvoicing | None,
 ) -> None:
     async for index, record in _enumerate(iter_records(event, ctx.storage.blobs)):
         if isinstance(record, BadRecord):
@@ -153,9 +171,14 @@ async def _validate_records(
             findings.problem(Problem(field="records", message=str(record), record_index=record.index))
             continue
         findings.check_record(index, record, needed, event.missing_fields)
+        if einvoicing is not None:
+            for problem in einvoicing.problems(index, record):
+                findings.problem(problem)
 
 
-async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes) -> int:
+async def _render_documents(
+    event: MergeRequested, ctx: MergeContext, mailing: Mailing, template: bytes, einvoicing: EInvoicing | None
+) -> int:
     """Render each record not rendered yet (a redelivered request resumes where it stopped), storing them
     a chunk at a time: its DOCX and documents in a few writes, then the chunk goes to render-pdf at once (for
     its PDFs, or a DOCX mailing's page counts), so conversion runs beside the rendering of the next chunks."""
@@ -182,6 +205,12 @@ async def _render_documents(event: MergeRequested, ctx: MergeContext, mailing: M
                 "document_id": document.id,
             }
             chunk.blobs.append(NewBlob(document.docx_blob_id, docx, f"{document.document_number}.docx", metadata))
+            if einvoicing is not None:
+                try:
+                    chunk.blobs += einvoicing.files(record, document.docx_blob_id, document.document_number, metadata)
+                except InvalidEInvoice as exc:
+                    document = Document.failed_rendering(mailing, index, record, f"e-invoice refused: {exc}")
+                    chunk.blobs.pop()
         chunk.documents.append(document)
         if len(chunk.documents) == ctx.settings.render_chunk_size:
             await _store_chunk(event, ctx, mailing, chunk, rendered=total)
@@ -234,7 +263,10 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
                 correlation_id=mailing.correlation_id,
                 mailing_id=mailing.id,
                 chunk=chunk[0].index // ctx.settings.render_chunk_size,
-                documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in chunk],
+                documents=[
+                    RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id, facturx_level=mailing.facturx_level)
+                    for d in chunk
+                ],
                 count_only=mailing.pages_only,
             )
         )
@@ -251,7 +283,10 @@ async def _publish_render_request(
             key=documents[0].id,
             mailing_id=mailing.id,
             chunk=documents[0].index // ctx.settings.render_chunk_size,
-            documents=[RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id) for d in documents],
+            documents=[
+                RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id, facturx_level=mailing.facturx_level)
+                for d in documents
+            ],
             count_only=mailing.pages_only,
         )
     )

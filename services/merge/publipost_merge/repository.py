@@ -226,7 +226,7 @@ class TenantSettingsRepository(Repository):
         return TenantSettings(id=tenant_id) if stored is None else TENANT_SETTINGS.load(stored)
 
     async def save(self, settings: TenantSettings) -> None:
-        changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit", "language")
+        changes = TENANT_SETTINGS.dump_fields(settings, "combined_page_limit", "language", "facturx_profile")
         await self.collection.update_one({"_id": settings.id}, {"$set": changes}, upsert=True)
 
 

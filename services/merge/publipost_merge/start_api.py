@@ -13,7 +13,7 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from publipost_auth import Operator
-from publipost_contracts import OutputFormat, Problem
+from publipost_contracts import EInvoiceFormat, OutputFormat, Problem
 from publipost_http import correlation_id
 from publipost_http.errors import RETRY_AFTER_S
 from publipost_records import UnreadableFile, records_kind
@@ -47,6 +47,11 @@ class StartMailing(BaseModel):
     name: str | None = Field(default=None, max_length=200, description="The template's name and the date when absent.")
     custom_fields: dict[str, str] = Field(default_factory=dict, description="Values of the template's custom fields.")
     output: OutputFormat = "pdf"
+    format: EInvoiceFormat = Field(
+        default="pdf",
+        description="Invoice and credit note templates: how documents go by e-mail unless the recipient directory "
+        "says otherwise: pdf, facturx (the Factur-X PDF) or ubl (the PDF and a UBL 2.1 XML).",
+    )
     missing_fields: Literal["refuse", "render_empty"] = Field(
         default="refuse",
         description="Records lacking a field the template uses: refuse the request, or render those fields empty "

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from publipost_contracts import MergeRequested, OutputFormat, Problem
+from publipost_contracts import EInvoiceFormat, MergeRequested, OutputFormat, Problem
 from publipost_records import Record, RecordsKind, UnreadableFile, WorkbookLimits, read_records
 from publipost_refusals import Invalid, NotFound
 from publipost_storage.blobs import NDJSON
@@ -46,6 +46,7 @@ class MailingStart:
     output: OutputFormat
     missing_fields: MissingFields
     entity_type: str
+    format: EInvoiceFormat = "pdf"
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def _merge_requested(
         records_file_id=records_file_id,
         custom_fields=start.custom_fields,
         output=start.output,
+        format=start.format,
         missing_fields=start.missing_fields,
     )
 

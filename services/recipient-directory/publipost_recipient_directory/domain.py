@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, Self, cast, get_args
 
 from publipost_addresses import (
     address_problem,
@@ -28,7 +28,9 @@ _LIST_SEPARATORS = re.compile(r"[,;\s]+")
 _YES = {"yes", "y", "true", "1", "oui", "o", "x"}
 _NO = {"no", "n", "false", "0", "non", ""}
 
-Format = Literal["pdf", "docx"]
+# pdf, docx, or for invoices a structured format: facturx (the Factur-X PDF), ubl (the PDF and a UBL 2.1 XML).
+Format = Literal["pdf", "docx", "facturx", "ubl"]
+FORMATS: tuple[str, ...] = get_args(Format)
 
 
 def read_address(text: str) -> str:

@@ -21,6 +21,7 @@ from publipost_records import FileKind, Row, UnreadableFile, WorkbookLimits, rea
 from .domain import (
     ATTRIBUTE_NAME,
     CUSTOMER_NUMBER,
+    FORMATS,
     day_start,
     read_address,
     read_addresses,
@@ -89,8 +90,8 @@ def _optional(read: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _format(text: str) -> str:
     value = text.lower() or "pdf"
-    if value not in ("pdf", "docx"):
-        raise ValueError(f"{text!r} is not a format (pdf or docx)")
+    if value not in FORMATS:
+        raise ValueError(f"{text!r} is not a format ({', '.join(FORMATS)})")
     return value
 
 

@@ -18,8 +18,8 @@ class ConverterUnavailable(Exception):
 class Converter(Protocol):
     name: str
 
-    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
-        """The PDF of `docx`, its bookmarks exported as named destinations.
+    async def convert(self, docx: bytes, *, retry: bool = True, pdfa: bool = False) -> bytes:
+        """The PDF of `docx`, its bookmarks exported as named destinations (a PDF/A-3b with `pdfa`).
 
         `retry`: after a crash or a hang, try once more on a fresh process. A
         combined chunk does not, since converting its documents one by one is

@@ -31,13 +31,13 @@ class GotenbergConverter:
         else:
             self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
 
-    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+    async def convert(self, docx: bytes, *, retry: bool = True, pdfa: bool = False) -> bytes:
         # `retry` is Gotenberg's business: it renews its own LibreOffice.
         try:
             response = await self._client.post(
                 ROUTE,
                 files={"files": ("document.docx", docx, DOCX)},
-                data={"exportBookmarksToPdfDestination": "true"},
+                data={"exportBookmarksToPdfDestination": "true", **({"pdfa": "PDF/A-3b"} if pdfa else {})},
             )
         except httpx.HTTPError as exc:
             if (refusal := refusal_message(exc)) is not None:

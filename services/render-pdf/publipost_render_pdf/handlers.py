@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 
 from publipost_bus import Components
 from publipost_contracts import DocumentsRendered, RenderItem, RenderRequested, RenderResult
+from publipost_einvoice import InvalidEInvoice, Profile, embed_facturx
+from publipost_einvoice.blobs import cii_blob_id, facturx_blob_id
 from publipost_logging import get_logger
-from publipost_storage import NewBlob, belongs_to
+from publipost_storage import BlobNotFound, NewBlob, belongs_to
 
 from .batch import CombinedRuns, Converted, Prepared, convert_documents, prepare
 from .context import RenderContext
+from .converter import ConversionFailed
 from .domain import Backend, conversion_year, pdf_blob_id, pdf_filename, queue_wait_s, quota_refusal
 from .metrics import DOCUMENTS, QUEUE_WAIT_SECONDS
 
@@ -63,8 +66,9 @@ async def _load(
     request's tenant's files count: a DOCX of another tenant is not found, and its PDF is neither reused nor
     overwritten (the conversion fails as for a missing DOCX)."""
     pdf_ids = {item.document_id: pdf_blob_id(item.document_id) for item in items}
+    facturx_ids = [facturx_blob_id(item.docx_blob_id) for item in items if item.facturx_level]
     # GridFS writes a file entry after its chunks: a PDF whose entry exists is whole.
-    found = await ctx.blobs.infos([*pdf_ids.values(), *(item.docx_blob_id for item in items)])
+    found = await ctx.blobs.infos([*pdf_ids.values(), *facturx_ids, *(item.docx_blob_id for item in items)])
     files = {blob_id: info for blob_id, info in found.items() if belongs_to(info.get("metadata"), tenant_id)}
     for item in items:
         if pdf_ids[item.document_id] in found and pdf_ids[item.document_id] not in files:
@@ -74,6 +78,8 @@ async def _load(
     to_convert: list[_ToConvert] = []
     for item in items:
         stored = files.get(pdf_ids[item.document_id])
+        if item.facturx_level and facturx_blob_id(item.docx_blob_id) not in files:
+            stored = None  # its Factur-X PDF is still to be made, from a fresh PDF/A-3
         if stored is not None:
             DOCUMENTS.labels("reused").inc()
             pages = stored["metadata"]["pages"]
@@ -205,6 +211,40 @@ async def _store(
         )
     await ctx.blobs.put_many(pdfs)
     DOCUMENTS.labels("converted").inc(len(pdfs))
+    if not event.count_only:
+        invoices = [d for d in run.documents if d.item.facturx_level and results[d.item.document_id].pdf_blob_id]
+        # Side by side, so every LibreOffice worker of the pool takes a share of the PDF/A conversions.
+        errors = await asyncio.gather(*(_facturx(event, run, document, ctx) for document in invoices))
+        for document, error in zip(invoices, errors, strict=True):
+            if error is not None:
+                results[document.item.document_id] = RenderResult(document_id=document.item.document_id, error=error)
+                failed.append(document.item.document_id)
     if run.charged:
         await ctx.usage.refund(tenant_id, year, failed)
     return results
+
+
+async def _facturx(event: RenderRequested, run: _Run, document: _ToConvert, ctx: RenderContext) -> str | None:
+    """The document's Factur-X PDF: its DOCX converted alone to PDF/A-3 (a combined run's pages, cut out, would
+    not be one), the CII XML merge stored embedded by the factur-x library, which checks it against the
+    profile's XSD. The plain PDF stays what the print file uses. Returns why it could not be made."""
+    item = document.item
+    assert item.facturx_level is not None
+    try:
+        xml = await ctx.blobs.get(cii_blob_id(item.docx_blob_id), tenant_id=event.tenant_id)
+        pdfa = await run.runs.converter.convert(document.docx, retry=True, pdfa=True)
+        facturx = await asyncio.to_thread(embed_facturx, pdfa, xml, Profile(item.facturx_level))
+    except (BlobNotFound, ConversionFailed, InvalidEInvoice) as exc:
+        log.warning("Factur-X not made", document_id=item.document_id, error=str(exc))
+        return f"Factur-X not made: {exc}"
+    metadata = {
+        "content_type": "application/pdf",
+        "tenant_id": event.tenant_id,
+        "mailing_id": event.mailing_id,
+        "document_id": item.document_id,
+        "facturx_level": item.facturx_level,
+    }
+    await ctx.blobs.put_many(
+        [NewBlob(facturx_blob_id(item.docx_blob_id), facturx, pdf_filename(document.filename), metadata)]
+    )
+    return None

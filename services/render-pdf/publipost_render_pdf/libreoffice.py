@@ -148,7 +148,7 @@ class LibreOfficeWorker:
         LIBREOFFICE_RESTARTS.labels(reason).inc()
         await self.start()
 
-    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+    async def convert(self, docx: bytes, *, retry: bool = True, pdfa: bool = False) -> bytes:
         """Convert one document; a crash or timeout renews the worker and, with `retry`, tries once more."""
         self.busy = True
         try:
@@ -157,7 +157,7 @@ class LibreOfficeWorker:
                 if not self.alive:
                     await self.restart("not_running", "not running")
                 try:
-                    pdf = await self._convert_once(docx)
+                    pdf = await self._convert_once(docx, pdfa)
                 except _WorkerBroken as exc:
                     await self.restart(exc.reason, str(exc))
                     if attempt == attempts:
@@ -175,13 +175,13 @@ class LibreOfficeWorker:
         finally:
             self.busy = False
 
-    async def _convert_once(self, docx: bytes) -> bytes:
+    async def _convert_once(self, docx: bytes, pdfa: bool) -> bytes:
         name = uuid.uuid4().hex
         source, target = self._dir / f"{name}.docx", self._dir / f"{name}.pdf"
         source.write_bytes(docx)
         try:
             assert self._process is not None and self._process.stdin is not None
-            request = json.dumps({"source": str(source), "target": str(target)}) + "\n"
+            request = json.dumps({"source": str(source), "target": str(target), "pdfa": pdfa}) + "\n"
             try:
                 self._process.stdin.write(request.encode())
                 await self._process.stdin.drain()
@@ -237,10 +237,10 @@ class LibreOfficePool:
             await worker.stop()
             worker.close()
 
-    async def convert(self, docx: bytes, *, retry: bool = True) -> bytes:
+    async def convert(self, docx: bytes, *, retry: bool = True, pdfa: bool = False) -> bytes:
         worker = await self._idle.get()
         try:
-            return await worker.convert(docx, retry=retry)
+            return await worker.convert(docx, retry=retry, pdfa=pdfa)
         finally:
             self._idle.put_nowait(worker)
 

@@ -6,7 +6,7 @@ It starts one headless soffice with a private profile (and PRELOAD, an
 allocator library, in its LD_PRELOAD), connects over a pipe, then converts
 one file per request, for as long as it lives:
 
-    stdin:  {"source": "/tmp/x.docx", "target": "/tmp/x.pdf"}
+    stdin:  {"source": "/tmp/x.docx", "target": "/tmp/x.pdf"[, "pdfa": true]}  (pdfa: a PDF/A-3b)
     stdout: {"ok": true} | {"ok": false, "error": "..."}
 
 The first line it writes is {"ready": true, "pid": <soffice.bin pid>}. PDFs
@@ -53,6 +53,10 @@ def _props(**values):
 
 
 PDF_OPTIONS = uno.Any("[]com.sun.star.beans.PropertyValue", _props(ExportBookmarksToPDFDestination=True))
+# PDF/A-3b (SelectPdfVersion=3), the base of a Factur-X invoice: fonts embedded, XMP and an output intent written.
+PDFA3_OPTIONS = uno.Any(
+    "[]com.sun.star.beans.PropertyValue", _props(ExportBookmarksToPDFDestination=True, SelectPdfVersion=3)
+)
 
 
 def _office_program(soffice):
@@ -162,7 +166,7 @@ def _lock_down(context):
         access.commitChanges()
 
 
-def _convert(desktop, source, target):
+def _convert(desktop, source, target, pdfa=False):
     document = desktop.loadComponentFromURL(
         uno.systemPathToFileUrl(source), "_blank", 0, _props(Hidden=True, ReadOnly=True, UpdateDocMode=0)
     )
@@ -170,7 +174,8 @@ def _convert(desktop, source, target):
         raise RuntimeError("LibreOffice could not open the document")
     try:
         document.storeToURL(
-            uno.systemPathToFileUrl(target), _props(FilterName="writer_pdf_Export", FilterData=PDF_OPTIONS)
+            uno.systemPathToFileUrl(target),
+            _props(FilterName="writer_pdf_Export", FilterData=PDFA3_OPTIONS if pdfa else PDF_OPTIONS),
         )
     finally:
         document.close(True)
@@ -197,7 +202,7 @@ def main():
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            _convert(desktop, request["source"], request["target"])
+            _convert(desktop, request["source"], request["target"], request.get("pdfa", False))
             reply = {"ok": True}
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the service
             if process.poll() is not None or not _running(office_pid):

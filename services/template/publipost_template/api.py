@@ -43,6 +43,11 @@ class TemplateView(BaseModel):
     created_at: datetime = Field(description="When this version was uploaded.")
     original_blob_id: str | None = Field(description="The upload as sent, when Word merge fields were converted.")
     field_mapping: dict[str, str] = Field(description="Word merge field name → template variable.")
+    invoice_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Invoice and credit note templates: invoice field → record key path, over the defaults "
+        "(docs/e-invoices.md).",
+    )
     conversion_notes: list[str]
     filename: str
 
@@ -70,6 +75,7 @@ def _view(name: str, version: TemplateVersion) -> TemplateView:
         created_at=version.created_at,
         original_blob_id=version.original_blob_id,
         field_mapping=dict(version.field_mapping),
+        invoice_mapping=dict(version.invoice_mapping),
         conversion_notes=version.conversion_notes,
         filename=version.filename,
     )
@@ -97,8 +103,11 @@ async def upload_template(
     auto_pdf: Annotated[bool, Form()] = True,
     validation_required: Annotated[bool, Form()] = False,
     entity_type: Annotated[str, Form(max_length=64)] = "client",
+    invoice_mapping: Annotated[
+        str, Form(max_length=8000, description="Invoice and credit note templates: a JSON object.")
+    ] = "",
 ) -> TemplateView:
-    options = TemplateOptions(template_type, auto_pdf, validation_required, entity_type, custom_fields)
+    options = TemplateOptions(template_type, auto_pdf, validation_required, entity_type, custom_fields, invoice_mapping)
     try:
         version = await handlers.register_template(
             ctx,
@@ -165,6 +174,7 @@ async def add_version(
     auto_pdf: Annotated[bool | None, Form()] = None,
     validation_required: Annotated[bool | None, Form()] = None,
     entity_type: Annotated[str | None, Form(max_length=64)] = None,
+    invoice_mapping: Annotated[str | None, Form(max_length=8000)] = None,
 ) -> TemplateView:
     """A new version; each option left out keeps the latest version's value. 409 when other versions kept
     being added at the same time."""
@@ -174,6 +184,7 @@ async def add_version(
         validation_required=validation_required,
         entity_type=entity_type,
         custom_fields=custom_fields,
+        invoice_mapping=invoice_mapping,
     )
     try:
         version = await handlers.add_version(

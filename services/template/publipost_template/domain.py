@@ -2,6 +2,7 @@
 how a Word field name becomes a template variable, how a refusal names what it is about, and the stored
 template and its versions."""
 
+import json
 import keyword
 import re
 import unicodedata
@@ -11,12 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publipost_contracts.events import TemplateType
+from publipost_einvoice import INVOICE_ENTITY_TYPES, check_mapping
 from publipost_refusals import Conflict, Invalid, NotFound
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 # Every record carries these, whatever its entity type; merge fills `date` itself when the record has none.
 _COMMON = ("name", "email", "phone", "address", "postal_code", "city", "country", "document_number", "date")
+
+_INVOICE = (
+    *_COMMON, "customer_number", "invoice_number", "lines", "amount", "tax", "total", "amount_due", "due_date",
+    "iban", "seller", "payment_terms", "currency", "vat_number", "vat_breakdown",
+)  # fmt: skip
 
 # The record's own data per entity type ("predefined fields"): what the owning system sends in each record.
 PREDEFINED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -41,10 +48,10 @@ PREDEFINED_FIELDS: dict[str, tuple[str, ...]] = {
         *_COMMON, "customer_number", "contract", "receipt_number", "period_start", "period_end",
         "premium", "tax", "amount_due", "due_date", "branch",
     ),
-    "invoice": (
-        *_COMMON, "customer_number", "invoice_number", "lines", "amount", "tax", "amount_due", "due_date", "iban",
-    ),
+    "invoice": _INVOICE,
+    "credit_note": _INVOICE,
 }
+
 
 ENTITY_TYPES = tuple(PREDEFINED_FIELDS)
 
@@ -88,6 +95,30 @@ def check_entity_type(entity_type: str) -> tuple[str, ...]:
             "entity_type", f"unknown entity type {entity_type!r}; known: {', '.join(ENTITY_TYPES)}", known=ENTITY_TYPES
         )
     return PREDEFINED_FIELDS[entity_type]
+
+
+def check_invoice_mapping(entity_type: str, text: str) -> list[tuple[str, str]]:
+    """The template's `invoice_mapping` (a JSON object: invoice field → record key path) as stored pairs (a key
+    path holds dots, which a stored key may not); only invoice and credit note templates take one."""
+    if not text.strip():
+        return []
+    if entity_type not in INVOICE_ENTITY_TYPES:
+        raise TemplateRejected(
+            "invoice_mapping", f"only templates of entity type {' or '.join(INVOICE_ENTITY_TYPES)} take one"
+        )
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateRejected(
+            "invoice_mapping", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(mapping, dict):
+        raise TemplateRejected("invoice_mapping", "must be a JSON object: invoice field → record key path")
+    try:
+        check_mapping(mapping)
+    except ValueError as exc:
+        raise TemplateRejected("invoice_mapping", str(exc)) from exc
+    return sorted(mapping.items())
 
 
 def safe_identifier(word_name: str) -> str:
@@ -201,6 +232,7 @@ class TemplateOptions:
     validation_required: bool = False
     entity_type: str = "client"
     custom_fields: str = ""  # as typed: "signatory, reason"
+    invoice_mapping: str = ""  # as typed: a JSON object, invoice field → record key path
 
     def changed(self, changes: "OptionChanges") -> "TemplateOptions":
         """These options, except those a new version is given."""
@@ -217,6 +249,7 @@ class OptionChanges:
     validation_required: bool | None = None
     entity_type: str | None = None
     custom_fields: str | None = None
+    invoice_mapping: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -240,6 +273,8 @@ class TemplateVersion:
     # pairs, not a mapping: a Word field name may hold dots or $, which a stored key may not
     field_mapping: list[tuple[str, str]] = field(default_factory=list)
     conversion_notes: list[str] = field(default_factory=list)
+    # invoice field → record key path, over publipost_einvoice's defaults; pairs for the same reason
+    invoice_mapping: list[tuple[str, str]] = field(default_factory=list)
     created_at: datetime
 
     @classmethod
@@ -274,6 +309,7 @@ class TemplateVersion:
             entity_type=options.entity_type,
             field_mapping=list(field_mapping.items()),
             conversion_notes=conversion_notes,
+            invoice_mapping=check_invoice_mapping(options.entity_type, options.invoice_mapping),
             created_at=created_at,
         )
 
@@ -294,6 +330,7 @@ class TemplateVersion:
             validation_required=self.validation_required,
             entity_type=self.entity_type,
             custom_fields=", ".join(self.custom_fields),
+            invoice_mapping=json.dumps(dict(self.invoice_mapping)) if self.invoice_mapping else "",
         )
 
 

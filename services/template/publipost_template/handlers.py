@@ -19,6 +19,7 @@ from .domain import (
     TemplateOptions,
     TemplateVersion,
     VersionConflict,
+    check_invoice_mapping,
     stored_now,
 )
 from .inspection import Inspection, inspect_upload
@@ -99,6 +100,7 @@ async def upgrade_stored_templates(ctx: TemplateContext) -> None:
 
 
 async def _inspect(ctx: TemplateContext, upload: Upload, options: TemplateOptions) -> Inspection:
+    check_invoice_mapping(options.entity_type, options.invoice_mapping)  # refused before the file is read
     settings = ctx.settings
     limits = PackageLimits(
         max_bytes=settings.max_template_bytes,
