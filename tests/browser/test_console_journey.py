@@ -188,9 +188,13 @@ async def test_a_person_imports_the_directory_starts_mailings_sends_fixes_rename
         await page.get_by_role("button", name="Save the address").click()
         await expect(page.get_by_text("The address of C0002 is saved.")).to_be_visible()
         await page.get_by_role("link", name="Back to the mailing").click()
+        # One document: its client's several addresses are offered; the directory's, just fixed, is chosen.
         await page.get_by_role("link", name="Re-send").click()
+        await expect(page.get_by_label("two@reject.test (the document's record)")).to_be_visible()
+        await page.get_by_label("two@example.test (the client's address in the directory)").check()
+        await shot(page, "people-11-resend-address-choice")
         await send(page, will_send="1 of 1 documents will be sent.", over="The send is over: 1 sent, 0 not sent.")
-        await shot(page, "people-11-resent")
+        await shot(page, "people-12-resent")
         await wait_until(lambda: "two@example.test" in recipients(stack), timeout=30)
         assert recipients(stack) == ["one@example.test", "two@example.test"]
 
@@ -198,14 +202,14 @@ async def test_a_person_imports_the_directory_starts_mailings_sends_fixes_rename
         await page.goto(f"{stack['console']}/mailings")
         await page.get_by_role("button", name="Rename Uploaded notices").click()
         await page.get_by_label("New name").fill("April notices")
-        await shot(page, "people-12-rename")
+        await shot(page, "people-13-rename")
         await page.get_by_role("button", name="Save the name").click()
         await expect(page.get_by_role("link", name="April notices", exact=True)).to_be_visible()
         await expect(page.get_by_role("link", name="Uploaded notices", exact=True)).to_have_count(0)
 
         # The template: its fields, then a new version.
         await page.get_by_role("link", name="Templates").click()
-        await shot(page, "people-13-templates")
+        await shot(page, "people-14-templates")
         await page.get_by_role("link", name="Notice", exact=True).click()
         await expect(page.get_by_role("heading", name="Template Notice")).to_be_visible()
         await expect(page.get_by_text("document_number").first).to_be_visible()
@@ -213,14 +217,14 @@ async def test_a_person_imports_the_directory_starts_mailings_sends_fixes_rename
         await page.get_by_role("button", name="Upload the version").click()
         await expect(page.get_by_text("Version 2 is uploaded.")).to_be_visible()
         await expect(page.get_by_role("row")).to_have_count(3)  # the header, versions 2 and 1
-        await shot(page, "people-14-template-version")
+        await shot(page, "people-15-template-version")
 
         # The saved selections and the e-mail templates.
         await page.get_by_role("link", name="E-mail templates").click()
         await expect(page.get_by_role("link", name="Premium notice")).to_be_visible()
-        await shot(page, "people-15-email-templates")
+        await shot(page, "people-16-email-templates")
         await page.get_by_role("link", name="Directory").click()
         await page.get_by_role("link", name="Selections").click()
         await expect(page.get_by_role("row", name="High mileage")).to_contain_text("2 clients")
-        await shot(page, "people-16-selections")
+        await shot(page, "people-17-selections")
         await browser.close()

@@ -1,6 +1,7 @@
-"""The console's new-mailing, directory and template forms made into what the services take, without I/O."""
+"""The console's new-mailing, directory, template and send forms made into what the services take, without I/O."""
 
 import pytest
+from publipost_console.addresses import AddressChoice, address_choices
 from publipost_console.catalog import MESSAGES
 from publipost_console.selection import (
     CRITERION_OPS,
@@ -107,3 +108,19 @@ def test_every_label_named_by_a_value_is_in_the_catalog():
         | {f"filter.answer.{answer}" for answer in ("any", "yes", "no")}
     )
     assert named <= set(MESSAGES["en"])
+
+
+def test_the_one_documents_recipient_has_each_of_its_addresses_offered_once():
+    document = {"email": "Two@Reject.test", "customer_number": "C0002"}
+    recipient = {
+        "email": "two@example.test",
+        "billing_email": "two@reject.test",  # the record's, named once
+        "main_email": None,
+        "contacts": [{"name": "Paul Compta", "email": "compta@example.test", "correspondence_types": ["invoice"]}],
+    }
+    assert address_choices(document, recipient) == [
+        AddressChoice("Two@Reject.test", "record"),
+        AddressChoice("two@example.test", "directory"),
+        AddressChoice("compta@example.test", "contact", "Paul Compta, invoice"),
+    ]
+    assert address_choices({"email": None}, None) == []
