@@ -82,7 +82,12 @@ async def stack(issuer, make_settings, running, serve_http, mailbox):
 
     template = await running(build_template(settings(TemplateSettings)))
     template_url = await serve_http(template)
-    merge = await running(build_merge(settings(MergeSettings, template_url=template_url, render_chunk_size=4)))
+    directory = await running(build_directory(settings(RecipientDirectorySettings)))
+    directory_url = await serve_http(directory)
+    merge_settings = settings(
+        MergeSettings, template_url=template_url, directory_url=directory_url, render_chunk_size=4
+    )
+    merge = await running(build_merge(merge_settings))
     merge_url = await serve_http(merge)
     render_url = await serve_http(await running(build_render(settings(RenderPdfSettings))))
     dispatch = await running(
@@ -98,8 +103,6 @@ async def stack(issuer, make_settings, running, serve_http, mailbox):
         )
     )
     dispatch_url = await serve_http(dispatch)
-    directory = await running(build_directory(settings(RecipientDirectorySettings)))
-    directory_url = await serve_http(directory)
     scheduler = await running(
         build_scheduler(
             settings(

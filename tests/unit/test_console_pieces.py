@@ -40,7 +40,9 @@ def test_every_label_exists_in_both_languages_with_the_same_placeholders():
 
 def test_every_label_a_page_names_is_in_the_catalog():
     named = {
-        key for page in TEMPLATES.glob("*.html") for key in re.findall(r"""t\(["']([\w.]+)["'][,)]""", page.read_text())
+        key
+        for page in TEMPLATES.glob("*.html")
+        for key in re.findall(r"""\bt\(["']([\w.]+)["'][,)]""", page.read_text())
     }
     assert named and named <= set(MESSAGES["en"])
     # Labels named by a state the services give.

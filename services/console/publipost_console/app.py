@@ -10,17 +10,25 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from publipost_auth import Issuer, IssuerUnavailable, TokenVerifier
-from publipost_http import BodyLimit, CachedCheck, health_router
+from publipost_http import BodyLimit, CachedCheck, health_router, upload_limit
 from publipost_http.access_log import AccessLog
 from publipost_logging import configure_logging
 
-from . import admin, campaigns, history, login, mailings, recipients, sending
+from . import admin, campaigns, directory, history, login, mailings, recipients, sending, starting, template_screens
 from .catalog import Catalog
 from .origin import comes_from_the_console
 from .session import SESSION_COOKIE, Seal
 from .settings import ConsoleSettings
 from .upstream import ServiceRefused, Services, ServiceUnreachable, SignedOut
 from .web import HERE, Console, NotSignedIn, is_htmx, render, templates
+
+# The forms that carry a file, passed on to the services (which apply their own limits too).
+UPLOAD_ROUTES = (
+    "POST /mailings/new",
+    "POST /directory/import",
+    "POST /templates",
+    "POST /templates/{template_id}/versions",
+)
 
 
 def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -47,14 +55,18 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
         return bool(await parts.issuer.metadata())
 
     app.include_router(health_router({"issuer": CachedCheck(issuer_answers)}))
+    # starting before mailings: /mailings/new is not a mailing's id.
     for router in (
         login.router,
+        starting.router,
         mailings.router,
         sending.router,
         recipients.router,
         history.router,
         campaigns.router,
         admin.router,
+        directory.router,
+        template_screens.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -101,7 +113,12 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
             return render(request, parts, t, "error.html", 403, problem=t("error.cross_origin"))
         return await call_next(request)
 
-    app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes)
+    uploads = upload_limit(settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        default_bytes=settings.max_body_bytes,
+        route_bytes={route: uploads for route in UPLOAD_ROUTES},
+    )
     app.add_middleware(AccessLog)
     return app
 

@@ -1,21 +1,19 @@
 """Mailings: the list (newest first, paginated), progress while they are made, a mailing with its documents,
 approve / reject / delete, and the downloads of its documents and print-file parts."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response
 
+from .downloads import pass_through
 from .screens import IN_PROGRESS, can_send, is_not_sent, mailing_progress, page_count
 from .web import Labels, Parts, Person, render
 
 router = APIRouter(include_in_schema=False)
 EMAIL_STATES = ("never_sent", "sent", "not_sent")
 DOCUMENTS_PER_PAGE = 50
-# The service's headers a download keeps: what the file is and its name.
-DOWNLOAD_HEADERS = ("content-type", "content-disposition", "content-length")
 
 
 @router.get("/")
@@ -116,26 +114,10 @@ async def delete(parts: Parts, person: Person, mailing_id: str) -> RedirectRespo
 
 @router.get("/mailings/{mailing_id}/parts/{number}")
 async def download_part(parts: Parts, person: Person, mailing_id: str, number: int) -> Response:
-    return await _pass_through(parts, person.access_token, f"/mailings/{quote(mailing_id)}/parts/{number}")
+    return await pass_through(parts, "merge", person.access_token, f"/mailings/{quote(mailing_id)}/parts/{number}")
 
 
 @router.get("/mailings/{mailing_id}/documents/{document_id}")
 async def download_document(parts: Parts, person: Person, mailing_id: str, document_id: str) -> Response:
     path = f"/mailings/{quote(mailing_id)}/documents/{quote(document_id)}/content"
-    return await _pass_through(parts, person.access_token, path)
-
-
-async def _pass_through(parts: Parts, token: str, path: str) -> Response:
-    """merge's file, streamed to the browser as it comes (the stream closes when the download ends)."""
-    opened = parts.services.stream("merge", path, token)
-    upstream = await opened.__aenter__()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_bytes():
-                yield chunk
-        finally:
-            await opened.__aexit__(None, None, None)
-
-    headers = {name: upstream.headers[name] for name in DOWNLOAD_HEADERS if name in upstream.headers}
-    return StreamingResponse(body(), headers=headers)
+    return await pass_through(parts, "merge", person.access_token, path)

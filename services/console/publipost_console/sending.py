@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from .addresses import single_document_addresses
 from .screens import CHOOSABLE_DOCUMENTS, DISPATCH_OVER, NothingChosen, chosen_documents, dispatch_status_counts
 from .session import Session
 from .upstream import ServiceRefused
@@ -16,17 +17,18 @@ from .web import Console, Labels, Parts, Person, render
 router = APIRouter(include_in_schema=False)
 
 
-async def _menus(parts: Console, token: str) -> dict[str, Any]:
+async def _menus(parts: Console, token: str, mailing: dict[str, Any]) -> dict[str, Any]:
     accounts = await parts.services.json("dispatch", "/accounts", token)
     email_templates = await parts.services.json("template", "/email-templates", token, params={"per_page": 100})
-    return {"accounts": accounts, "email_templates": email_templates["items"]}
+    addresses = await single_document_addresses(parts, token, mailing)
+    return {"accounts": accounts, "email_templates": email_templates["items"], "addresses": addresses}
 
 
 @router.get("/mailings/{mailing_id}/send")
 async def send_form(request: Request, parts: Parts, person: Person, t: Labels, mailing_id: str) -> Response:
     mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", person.access_token)
-    menus = await _menus(parts, person.access_token)
-    chosen = {"account_id": "", "email_template_id": "", "subject": "", "body": t("send.body.default")}
+    menus = await _menus(parts, person.access_token, mailing)
+    chosen = {"account_id": "", "email_template_id": "", "subject": "", "body": t("send.body.default"), "to": ""}
     return render(request, parts, t, "send.html", mailing=mailing, chosen=chosen, **menus)
 
 
@@ -41,11 +43,18 @@ async def edit_form(
     email_template_id: Annotated[str, Form()] = "",
     subject: Annotated[str, Form()] = "",
     body: Annotated[str, Form()] = "",
+    to: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     """Back from the confirmation to the form, filled as it was."""
     mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", person.access_token)
-    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
-    menus = await _menus(parts, person.access_token)
+    chosen = {
+        "account_id": account_id,
+        "email_template_id": email_template_id,
+        "subject": subject,
+        "body": body,
+        "to": to,
+    }
+    menus = await _menus(parts, person.access_token, mailing)
     return render(request, parts, t, "send.html", mailing=mailing, chosen=chosen, **menus)
 
 
@@ -57,6 +66,8 @@ def _request(mailing_id: str, chosen: dict[str, str], document_ids: list[str] | 
         "subject": chosen["subject"],
         "body": chosen["body"],
     }
+    if chosen.get("to"):  # an address chosen for the one document, instead of dispatch's rules
+        body["to"] = [chosen["to"]]
     if document_ids is not None:
         body["document_ids"] = document_ids
     return body
@@ -73,10 +84,17 @@ async def confirm(
     email_template_id: Annotated[str, Form()] = "",
     subject: Annotated[str, Form()] = "",
     body: Annotated[str, Form()] = "",
+    to: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     """The confirmation: how many documents go, which cannot and why, the documents to untick."""
     token = person.access_token
-    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
+    chosen = {
+        "account_id": account_id,
+        "email_template_id": email_template_id,
+        "subject": subject,
+        "body": body,
+        "to": to,
+    }
     mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", token)
     try:
         preview = (
@@ -117,7 +135,7 @@ async def _form_again(
     chosen: dict[str, str],
     problem: str,
 ) -> Response:
-    menus = await _menus(parts, person.access_token)
+    menus = await _menus(parts, person.access_token, mailing)
     return render(request, parts, t, "send.html", 422, mailing=mailing, chosen=chosen, problem=problem, **menus)
 
 
@@ -135,9 +153,16 @@ async def send(
     body: Annotated[str, Form()] = "",
     offered: Annotated[list[str] | None, Form()] = None,
     document: Annotated[list[str] | None, Form()] = None,
+    to: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     token = person.access_token
-    chosen = {"account_id": account_id, "email_template_id": email_template_id, "subject": subject, "body": body}
+    chosen = {
+        "account_id": account_id,
+        "email_template_id": email_template_id,
+        "subject": subject,
+        "body": body,
+        "to": to,
+    }
     try:
         document_ids = chosen_documents(offered or [], document or [])
         request_body = {**_request(mailing_id, chosen, document_ids), "dispatch_id": dispatch_id}
@@ -150,12 +175,18 @@ async def send(
 
 
 async def _dispatch_view(parts: Console, token: str, dispatch_id: str) -> dict[str, Any]:
-    dispatch = await parts.services.json("dispatch", f"/dispatches/{quote(dispatch_id)}", token)
+    answer = await parts.services.call("dispatch", "GET", f"/dispatches/{quote(dispatch_id)}", token, ok=(404,))
+    # dispatch answers 404 for the instant between accepting a send and recording it: shown as being prepared.
+    dispatch = answer.json() if answer.status_code == 200 else not_recorded_yet(dispatch_id)
     return {
         "dispatch": dispatch,
         "counts": dispatch_status_counts(dispatch),
         "over": dispatch["status"] in DISPATCH_OVER,
     }
+
+
+def not_recorded_yet(dispatch_id: str) -> dict[str, Any]:
+    return {"dispatch_id": dispatch_id, "status": "fanning_out", "sent": 0, "failed": 0, "total": 0, "reason": None}
 
 
 @router.get("/dispatches/{dispatch_id}")

@@ -45,3 +45,9 @@ class ConsoleSettings(ServiceSettings):
     )
     page_size: int = Field(default=20, ge=1, le=200, description="Mailings per page of the mailing list.")
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often a page in progress asks again.")
+    max_upload_bytes: int = Field(
+        default=512 << 20,
+        gt=0,
+        description="Largest file of a form (a mailing's records, a directory import, a template), passed on to "
+        "its service as it arrives; the service's own limit applies too.",
+    )

@@ -1,0 +1,158 @@
+"""The console's new mailing, rename, directory, template and one-document send screens without a browser:
+the console's app driven over ASGI, the services behind it faked by what they answer; what a person sees,
+what the services are asked."""
+
+import json
+import time
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from publipost_console.app import build
+from publipost_console.session import SESSION_COOKIE, Seal, Session
+from publipost_console.settings import ConsoleSettings
+
+CONSOLE = "http://console.test"
+KEY = Fernet.generate_key().decode()
+TEMPLATE = {"id": "t-1", "name": "Notice", "version": 1, "custom_fields": ["signatory"], "entity_type": "client"}
+
+
+class FakeServices:
+    """Answers by (service host, method, path); records every request with its body read."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str, str], tuple[int, object]] = {}
+        self.asked: list[httpx.Request] = []
+
+    def answer(self, service: str, method: str, path: str, body: object, status: int = 200) -> None:
+        self.answers[(service, method, path)] = (status, body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.asked.append(request)
+        status, body = self.answers.get((request.url.host, request.method, request.url.path), (404, {"detail": "no"}))
+        return httpx.Response(status, json=body)
+
+    def sent(self, service: str, method: str, path: str) -> httpx.Request:
+        return next(r for r in self.asked if (r.url.host, r.method, r.url.path) == (service, method, path))
+
+
+@pytest.fixture
+def services() -> FakeServices:
+    fake = FakeServices()
+    fake.answer("template", "GET", "/templates", {"items": [TEMPLATE], "total": 1, "page": 1, "per_page": 100})
+    fake.answer("template", "GET", "/templates/t-1", TEMPLATE)
+    fake.answer("directory", "GET", "/segments", [{"id": "s-1", "name": "Paris", "filter": {}}])
+    return fake
+
+
+@pytest.fixture
+async def console(services):
+    settings = ConsoleSettings(
+        auth_issuer_url="https://issuer.test",
+        session_key=KEY,
+        public_url=CONSOLE,
+        **{f"{name}_url": f"http://{name}" for name in ("template", "directory", "merge", "dispatch", "scheduler")},
+        render_url="http://render-pdf",
+    )
+    app = build(settings, httpx.MockTransport(services))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE, headers={"Origin": CONSOLE}) as client:
+        session = Session(access_token="token", expires_at=int(time.time()) + 600, name="ann", roles=["operator"])
+        client.cookies.set(SESSION_COOKIE, Seal(KEY, 3600).seal(session))
+        yield client
+
+
+async def test_a_mailing_from_an_uploaded_file_goes_to_merge_as_a_form_with_the_file(console, services):
+    services.answer("merge", "POST", "/mailings", {"request_id": "r", "mailing_id": "m-1"}, 202)
+    fields = {"name": "April", "template_id": "t-1", "cf_signatory": "Jane", "source": "file"}
+    answer = await console.post(
+        "/mailings/new", data=fields, files={"file": ("records.csv", b"id,name\nr1,Ann\n", "text/csv")}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/mailings/m-1/starting"
+    sent = services.sent("merge", "POST", "/mailings")
+    assert sent.headers["content-type"].startswith("multipart/form-data")
+    body = sent.content.decode()
+    assert 'filename="records.csv"' in body and "id,name\nr1,Ann\n" in body
+    assert '{"signatory": "Jane"}' in body and "April" in body
+
+
+async def test_a_new_selection_is_saved_as_a_segment_then_the_mailing_names_it(console, services):
+    services.answer("directory", "POST", "/segments", {"id": "s-9", "name": "Over 100000"}, 201)
+    services.answer("merge", "POST", "/mailings", {"request_id": "r", "mailing_id": "m-2"}, 202)
+    form = {
+        "template_id": "t-1",
+        "cf_signatory": "Jane",
+        "source": "filter",
+        "selection_name": "Over 100000",
+        "f_country_in": "FR",
+        "crit_attr_0": "mileage",
+        "crit_op_0": "gt",
+        "crit_value_0": "100000",
+    }
+    answer = await console.post("/mailings/new", data=form)
+    assert answer.status_code == 303
+    segment = json.loads(services.sent("directory", "POST", "/segments").content)
+    assert segment == {
+        "name": "Over 100000",
+        "filter": {"country_in": ["FR"], "criteria": [{"attribute": "mileage", "op": "gt", "value": 100000.0}]},
+    }
+    started = json.loads(services.sent("merge", "POST", "/mailings").content)
+    assert started["segment_id"] == "s-9" and started["custom_fields"] == {"signatory": "Jane"}
+
+
+async def test_merges_refusal_is_shown_above_the_form_filled_as_it_was(console, services):
+    refusal = {"detail": [{"loc": ["body", "file"], "msg": "line 3, column email: not an address", "type": "x"}]}
+    services.answer("merge", "POST", "/mailings", refusal, 422)
+    form = {"name": "April", "template_id": "t-1", "source": "segment", "segment_id": "s-1"}
+    page = await console.post("/mailings/new", data=form)
+    assert page.status_code == 422
+    assert "The merge service answered: file: line 3, column email: not an address" in page.text
+    assert 'value="April"' in page.text and '<option value="s-1" selected>' in page.text
+
+
+async def test_a_refused_import_lists_every_problem_in_a_table(console, services):
+    refusal = {
+        "message": "the file was not imported, nothing was stored: 2 problems",
+        "error_count": 2,
+        "detail": [
+            {"line": 2, "column": "email", "column_number": 4, "msg": "not an e-mail address"},
+            {"line": 3, "column": "document_type", "column_number": 2, "msg": "unknown document type"},
+        ],
+    }
+    services.answer("directory", "POST", "/recipients/import", refusal, 422)
+    page = await console.post("/directory/import", files={"file": ("bad.csv", b"customer_number\n", "text/csv")})
+    assert page.status_code == 422
+    assert "nothing was stored: 2 problems" in page.text
+    assert "<td>2</td><td>email</td><td>not an e-mail address</td>" in page.text
+    assert "<td>3</td><td>document_type</td><td>unknown document type</td>" in page.text
+
+
+async def test_a_rename_asks_merge_and_returns_where_it_came_from(console, services):
+    services.answer("merge", "PATCH", "/mailings/m-1", {"id": "m-1", "name": "May"})
+    answer = await console.post("/mailings/m-1/rename", data={"name": " May ", "back": "/mailings"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/mailings"
+    assert json.loads(services.sent("merge", "PATCH", "/mailings/m-1").content) == {"name": "May"}
+
+
+async def test_a_mailing_of_one_document_offers_its_clients_addresses_and_sends_to_the_chosen_one(console, services):
+    mailing = {"id": "m-1", "name": "April", "documents": 1, "sendable": True, "output": "pdf"}
+    services.answer("merge", "GET", "/mailings/m-1", mailing)
+    document = {"id": "d-1", "email": "two@reject.test", "customer_number": "C2"}
+    services.answer("merge", "GET", "/mailings/m-1/documents", {"items": [document], "next_after": None})
+    client = {"email": "two@example.test", "billing_email": "billing@example.test", "contacts": []}
+    services.answer("directory", "GET", "/recipients/C2", client)
+    services.answer("dispatch", "GET", "/accounts", [])
+    services.answer("template", "GET", "/email-templates", {"items": []})
+    page = await console.get("/mailings/m-1/send")
+    for label in (
+        "two@reject.test (the document&#39;s record)",
+        "two@example.test (the client&#39;s address in the directory)",
+        "billing@example.test (the client&#39;s billing address)",
+    ):
+        assert label in page.text
+    services.answer("dispatch", "POST", "/dispatches", {"dispatch_id": "x"}, 202)
+    form = {"dispatch_id": "x", "to": "billing@example.test", "subject": "", "body": "Hi"}
+    answer = await console.post("/mailings/m-1/send", data=form)
+    assert answer.status_code == 303
+    assert json.loads(services.sent("dispatch", "POST", "/dispatches").content)["to"] == ["billing@example.test"]
