@@ -6,11 +6,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from publipost_refusals import Conflict, Invalid, NotFound
+from publipost_refusals import Conflict, Gone, Invalid, NotFound
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
 
-REFUSAL_STATUS = ((NotFound, 404), (Invalid, 422), (Conflict, 409))
+REFUSAL_STATUS = ((NotFound, 404), (Gone, 410), (Invalid, 422), (Conflict, 409))
 RETRY_AFTER_S = 5
 
 

@@ -156,3 +156,31 @@ async def test_a_mailing_of_one_document_offers_its_clients_addresses_and_sends_
     answer = await console.post("/mailings/m-1/send", data=form)
     assert answer.status_code == 303
     assert json.loads(services.sent("dispatch", "POST", "/dispatches").content)["to"] == ["billing@example.test"]
+
+
+async def test_a_mailing_merge_refused_after_taking_its_request_says_why_instead_of_waiting_for_ever(console, services):
+    refusal = "mailing 'm-1' will not exist: merge refused its request (template_id: no template 't-1')"
+    services.answer("merge", "GET", "/mailings/m-1", {"detail": refusal}, 410)
+
+    polled = await console.get("/mailings/m-1/starting", headers={"HX-Request": "true"})
+    page = await console.get("/mailings/m-1/starting")
+
+    assert polled.status_code == 204 and polled.headers["HX-Redirect"] == "/mailings/m-1/starting"
+    assert page.status_code == 410 and "no template &#39;t-1&#39;" in page.text
+
+
+async def test_a_send_s_page_waits_for_dispatch_to_record_it_for_a_while_only(console, services):
+    """dispatch answers 404 until it has recorded a send it accepted: the send's page says "Preparing" then.
+    It used to say so for ever, for a send that never came and for an id no send of the console made."""
+    services.answer("dispatch", "GET", "/dispatches/d-1", {"detail": "no dispatch 'd-1' for this tenant"}, 404)
+    now = int(time.time())
+
+    just_sent = await console.get(f"/dispatches/d-1?since={now}")
+    polled = await console.get(f"/dispatches/d-1/progress?since={now}", headers={"HX-Request": "true"})
+    long_after = await console.get(f"/dispatches/d-1/progress?since={now - 600}", headers={"HX-Request": "true"})
+    unknown = await console.get("/dispatches/d-1")
+
+    assert just_sent.status_code == 200 and "Preparing" in just_sent.text
+    assert f"/dispatches/d-1/progress?since={now}" in polled.text
+    assert long_after.status_code == 204 and long_after.headers["HX-Redirect"] == "/dispatches/d-1"
+    assert unknown.status_code == 404 and "no dispatch &#39;d-1&#39;" in unknown.text

@@ -10,6 +10,7 @@ from publipost_merge.clients import TemplateRef
 from publipost_merge.domain import MailingRequest, mailing_id_for
 from publipost_merge.settings import MergeSettings
 from publipost_merge.starting import InlineRecords, MailingStart, start_mailing
+from publipost_refusals import Gone
 
 from tests.unit.fakes.merge import FakeDocumentRepository, FakeMailingRepository, FakeMailingRequestRepository
 from tests.unit.fakes.storage import FakeStorage
@@ -49,6 +50,8 @@ async def test_merges_refusal_of_a_request_made_over_http_is_kept_with_it_and_it
     assert rejected.problems == [Problem(field="template_id", message="no template 't-gone' for this tenant")]
     request = await requests.get(mailing_id)
     assert request is not None and request.refusal == rejected.problems
+    assert isinstance(request.not_found(), Gone)  # GET /mailings/{id} answers 410: it will never exist
+    assert isinstance(request.not_found(), Gone)  # GET /mailings/{id} answers 410: it will never exist
     assert str(request.not_found()) == (
         f"mailing {mailing_id!r} will not exist: merge refused its request "
         "(template_id: no template 't-gone' for this tenant)"
@@ -59,6 +62,7 @@ async def test_merges_refusal_of_a_request_made_over_http_is_kept_with_it_and_it
 def test_a_request_merge_has_not_taken_yet_says_so():
     request = MailingRequest(id="m-1", tenant_id="acme", request_id="req-1", requested_at=datetime.now(UTC))
 
+    assert not isinstance(request.not_found(), Gone)  # 404: it will exist, merge has not taken it yet
     assert str(request.not_found()) == (
         "mailing 'm-1' is not started yet: merge has its request and takes it shortly; ask again"
     )

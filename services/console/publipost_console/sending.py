@@ -1,6 +1,7 @@
 """Send a mailing by e-mail: the account and e-mail template menus, a confirmation from dispatch's preview
 with tick boxes, the send, and its page that follows the counts until it ends."""
 
+import time
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -13,6 +14,9 @@ from .screens import CHOOSABLE_DOCUMENTS, DISPATCH_OVER, NothingChosen, chosen_d
 from .session import Session
 from .upstream import ServiceRefused
 from .web import Console, Labels, Parts, Person, render
+
+# How long after a send its page waits for dispatch to record it (dispatch answers 404 until then).
+RECORDING_WINDOW_S = 60
 
 router = APIRouter(include_in_schema=False)
 
@@ -171,17 +175,22 @@ async def send(
         mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", token)
         problem = refused.detail if isinstance(refused, ServiceRefused) else str(refused)
         return await _form_again(request, parts, person, t, mailing, chosen, problem)
-    return RedirectResponse(f"/dispatches/{quote(dispatch_id)}", status_code=303)
+    return RedirectResponse(f"/dispatches/{quote(dispatch_id)}?since={int(time.time())}", status_code=303)
 
 
-async def _dispatch_view(parts: Console, token: str, dispatch_id: str) -> dict[str, Any]:
-    answer = await parts.services.call("dispatch", "GET", f"/dispatches/{quote(dispatch_id)}", token, ok=(404,))
-    # dispatch answers 404 for the instant between accepting a send and recording it: shown as being prepared.
+async def _dispatch_view(parts: Console, token: str, dispatch_id: str, since: int | None) -> dict[str, Any]:
+    """The dispatch as dispatch tells it. It answers 404 for the instant between accepting a send and
+    recording it: within RECORDING_WINDOW_S of the send (`since`) that is shown as being prepared, after it
+    (or for an id no send of this page made) it is an unknown dispatch."""
+    recording = since is not None and time.time() - since < RECORDING_WINDOW_S
+    path = f"/dispatches/{quote(dispatch_id)}"
+    answer = await parts.services.call("dispatch", "GET", path, token, ok=(404,) if recording else ())
     dispatch = answer.json() if answer.status_code == 200 else not_recorded_yet(dispatch_id)
     return {
         "dispatch": dispatch,
         "counts": dispatch_status_counts(dispatch),
         "over": dispatch["status"] in DISPATCH_OVER,
+        "since": since if answer.status_code == 404 else None,
     }
 
 
@@ -190,12 +199,19 @@ def not_recorded_yet(dispatch_id: str) -> dict[str, Any]:
 
 
 @router.get("/dispatches/{dispatch_id}")
-async def dispatch_page(request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str) -> Response:
-    view = await _dispatch_view(parts, person.access_token, dispatch_id)
+async def dispatch_page(
+    request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str, since: int | None = None
+) -> Response:
+    view = await _dispatch_view(parts, person.access_token, dispatch_id, since)
     return render(request, parts, t, "dispatch.html", **view)
 
 
 @router.get("/dispatches/{dispatch_id}/progress")
-async def dispatch_progress(request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str) -> Response:
-    view = await _dispatch_view(parts, person.access_token, dispatch_id)
+async def dispatch_progress(
+    request: Request, parts: Parts, person: Person, t: Labels, dispatch_id: str, since: int | None = None
+) -> Response:
+    try:
+        view = await _dispatch_view(parts, person.access_token, dispatch_id, since)
+    except ServiceRefused:  # htmx leaves an error answer unshown: the whole page says what went wrong
+        return Response(status_code=204, headers={"HX-Redirect": f"/dispatches/{quote(dispatch_id)}"})
     return render(request, parts, t, "dispatch_progress.html", **view)

@@ -136,7 +136,13 @@ async def _save_selection(parts: Console, token: str, fields: dict[str, str], de
 @router.get("/mailings/{mailing_id}/starting")
 async def starting(request: Request, parts: Parts, person: Person, t: Labels, mailing_id: str) -> Response:
     """merge answers 404 for the instant before it takes a request: this page waits for the mailing."""
-    answer = await parts.services.call("merge", "GET", f"/mailings/{quote(mailing_id)}", person.access_token, ok=(404,))
+    try:
+        path = f"/mailings/{quote(mailing_id)}"
+        answer = await parts.services.call("merge", "GET", path, person.access_token, ok=(404,))
+    except ServiceRefused:  # 410: merge refused the request; the whole page says why
+        if is_htmx(request):  # htmx leaves an error answer unshown
+            return Response(status_code=204, headers={"HX-Redirect": f"/mailings/{quote(mailing_id)}/starting"})
+        raise
     if answer.status_code == 200:
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": f"/mailings/{quote(mailing_id)}"})

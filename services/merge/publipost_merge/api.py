@@ -7,6 +7,7 @@ from publipost_auth import Admin, Operator, OutcomeReader, Reader
 from publipost_contracts.events import FacturxLevel
 from publipost_contracts.reads import DocumentPage, MailingView, PartView
 from publipost_http import IndexCursor, Paging, content_disposition
+from publipost_http.errors import Refused
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
 
@@ -81,7 +82,11 @@ async def list_mailings(
     return MailingPage(items=[_view(m) for m in items], total=total, page=paging.page, per_page=paging.per_page)
 
 
-@router.get("/{mailing_id}", response_model=MailingView)
+@router.get(
+    "/{mailing_id}",
+    response_model=MailingView,
+    responses={410: {"model": Refused, "description": "Started over HTTP, then refused by merge: it will not exist."}},
+)
 async def get_mailing(ctx: Context, caller: OutcomeReader, mailing_id: str) -> MailingView:
     mailing = await _mailing(ctx, caller.tenant_id, mailing_id)
     if mailing.sendable and not mailing.documents_file_id:

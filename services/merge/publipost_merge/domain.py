@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from publipost_contracts import Problem, deterministic_id
-from publipost_refusals import Conflict, NotFound
+from publipost_refusals import Conflict, Gone, NotFound
 from publipost_storage import derived_blob_id
 
 T = TypeVar("T")
@@ -108,6 +108,10 @@ class Outcome(StrEnum):
 
 class MailingNotFound(NotFound):
     """No such mailing for this tenant."""
+
+
+class MailingRefused(Gone):
+    """A mailing started over HTTP that merge refused: it will never exist (and the answer says why)."""
 
 
 class PartNotFound(NotFound):
@@ -532,11 +536,11 @@ class MailingRequest:
     requested_at: datetime
     refusal: list[Problem] | None = None
 
-    def not_found(self) -> MailingNotFound:
+    def not_found(self) -> MailingNotFound | MailingRefused:
         """What GET /mailings/{id} answers while there is no mailing: refused, or not taken by merge yet."""
         if self.refusal is None:
             return MailingNotFound(
                 f"mailing {self.id!r} is not started yet: merge has its request and takes it shortly; ask again"
             )
         reasons = "; ".join(f"{problem.field}: {problem.message}" for problem in self.refusal)
-        return MailingNotFound(f"mailing {self.id!r} will not exist: merge refused its request ({reasons})")
+        return MailingRefused(f"mailing {self.id!r} will not exist: merge refused its request ({reasons})")
