@@ -5,36 +5,11 @@ what the services are asked."""
 import json
 import time
 
-import httpx
 import pytest
-from cryptography.fernet import Fernet
-from publipost_console.app import build
-from publipost_console.session import SESSION_COOKIE, Seal, Session
-from publipost_console.settings import ConsoleSettings
 
-CONSOLE = "http://console.test"
-KEY = Fernet.generate_key().decode()
+from tests.unit.fakes.console import FakeServices, console_over, sign_in
+
 TEMPLATE = {"id": "t-1", "name": "Notice", "version": 1, "custom_fields": ["signatory"], "entity_type": "client"}
-
-
-class FakeServices:
-    """Answers by (service host, method, path); records every request with its body read."""
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple[str, str, str], tuple[int, object]] = {}
-        self.asked: list[httpx.Request] = []
-
-    def answer(self, service: str, method: str, path: str, body: object, status: int = 200) -> None:
-        self.answers[(service, method, path)] = (status, body)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.asked.append(request)
-        status, body = self.answers.get((request.url.host, request.method, request.url.path), (404, {"detail": "no"}))
-        return httpx.Response(status, json=body)
-
-    def sent(self, service: str, method: str, path: str) -> httpx.Request:
-        return next(r for r in self.asked if (r.url.host, r.method, r.url.path) == (service, method, path))
 
 
 @pytest.fixture
@@ -48,18 +23,8 @@ def services() -> FakeServices:
 
 @pytest.fixture
 async def console(services):
-    settings = ConsoleSettings(
-        auth_issuer_url="https://issuer.test",
-        session_key=KEY,
-        public_url=CONSOLE,
-        **{f"{name}_url": f"http://{name}" for name in ("template", "directory", "merge", "dispatch", "scheduler")},
-        render_url="http://render-pdf",
-    )
-    app = build(settings, httpx.MockTransport(services))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE, headers={"Origin": CONSOLE}) as client:
-        session = Session(access_token="token", expires_at=int(time.time()) + 600, name="ann", roles=["operator"])
-        client.cookies.set(SESSION_COOKIE, Seal(KEY, 3600).seal(session))
+    async for client in console_over(services):
+        sign_in(client, ["operator"])
         yield client
 
 
