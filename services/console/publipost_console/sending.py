@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from .addresses import single_document_addresses
 from .screens import CHOOSABLE_DOCUMENTS, DISPATCH_OVER, NothingChosen, chosen_documents, dispatch_status_counts
@@ -19,6 +20,16 @@ from .web import Console, Labels, Parts, Person, render
 RECORDING_WINDOW_S = 60
 
 router = APIRouter(include_in_schema=False)
+
+
+class SendChoice(BaseModel):
+    """The send form: account, e-mail template, subject and body, and for one document its address."""
+
+    account_id: str = ""
+    email_template_id: str = ""
+    subject: str = ""
+    body: str = ""
+    to: str = Field(default="", max_length=254)
 
 
 async def _menus(parts: Console, token: str, mailing: dict[str, Any]) -> dict[str, Any]:
@@ -43,21 +54,11 @@ async def edit_form(
     person: Person,
     t: Labels,
     mailing_id: str,
-    account_id: Annotated[str, Form()] = "",
-    email_template_id: Annotated[str, Form()] = "",
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    to: Annotated[str, Form(max_length=254)] = "",
+    choice: Annotated[SendChoice, Form()],
 ) -> Response:
     """Back from the confirmation to the form, filled as it was."""
     mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", person.access_token)
-    chosen = {
-        "account_id": account_id,
-        "email_template_id": email_template_id,
-        "subject": subject,
-        "body": body,
-        "to": to,
-    }
+    chosen = choice.model_dump()
     menus = await _menus(parts, person.access_token, mailing)
     return render(request, parts, t, "send.html", mailing=mailing, chosen=chosen, **menus)
 
@@ -84,21 +85,11 @@ async def confirm(
     person: Person,
     t: Labels,
     mailing_id: str,
-    account_id: Annotated[str, Form()] = "",
-    email_template_id: Annotated[str, Form()] = "",
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    to: Annotated[str, Form(max_length=254)] = "",
+    choice: Annotated[SendChoice, Form()],
 ) -> Response:
     """The confirmation: how many documents go, which cannot and why, the documents to untick."""
     token = person.access_token
-    chosen = {
-        "account_id": account_id,
-        "email_template_id": email_template_id,
-        "subject": subject,
-        "body": body,
-        "to": to,
-    }
+    chosen = choice.model_dump()
     mailing = await parts.services.json("merge", f"/mailings/{quote(mailing_id)}", token)
     try:
         preview = (
@@ -151,22 +142,12 @@ async def send(
     t: Labels,
     mailing_id: str,
     dispatch_id: Annotated[str, Form(min_length=1, max_length=128)],
-    account_id: Annotated[str, Form()] = "",
-    email_template_id: Annotated[str, Form()] = "",
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
+    choice: Annotated[SendChoice, Form()],
     offered: Annotated[list[str] | None, Form()] = None,
     document: Annotated[list[str] | None, Form()] = None,
-    to: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     token = person.access_token
-    chosen = {
-        "account_id": account_id,
-        "email_template_id": email_template_id,
-        "subject": subject,
-        "body": body,
-        "to": to,
-    }
+    chosen = choice.model_dump()
     try:
         document_ids = chosen_documents(offered or [], document or [])
         request_body = {**_request(mailing_id, chosen, document_ids), "dispatch_id": dispatch_id}

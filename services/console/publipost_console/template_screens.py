@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from .selection import TEMPLATE_TYPES
@@ -112,17 +113,17 @@ async def _email_list(
     return render(request, parts, t, "email_templates.html", status, listed=listed, types=TEMPLATE_TYPES, **more)
 
 
-def _email_body(name: str, template_type: str, subject: str, body_text: str, signature: str) -> dict[str, str]:
-    return {
-        "name": name.strip(),
-        "template_type": template_type,
-        "subject": subject.strip(),
-        "body_text": body_text,
-        "signature": signature,
-    }
+class EmailTemplateForm(BaseModel):
+    """An e-mail template's form, as the template service takes it (name and subject trimmed)."""
 
+    name: str = ""
+    template_type: str = "standard"
+    subject: str = ""
+    body_text: str = ""
+    signature: str = ""
 
-EmailForm = Annotated[str, Form()]
+    def body(self) -> dict[str, str]:
+        return {**self.model_dump(), "name": self.name.strip(), "subject": self.subject.strip()}
 
 
 @router.post("/email-templates")
@@ -131,13 +132,9 @@ async def create_email_template(
     parts: Parts,
     person: Person,
     t: Labels,
-    name: EmailForm = "",
-    template_type: EmailForm = "standard",
-    subject: EmailForm = "",
-    body_text: EmailForm = "",
-    signature: EmailForm = "",
+    form: Annotated[EmailTemplateForm, Form()],
 ) -> Response:
-    body = _email_body(name, template_type, subject, body_text, signature)
+    body = form.body()
     try:
         await parts.services.call("template", "POST", "/email-templates", person.access_token, json=body)
     except ServiceRefused as refused:
@@ -158,13 +155,9 @@ async def save_email_template(
     person: Person,
     t: Labels,
     template_id: str,
-    name: EmailForm = "",
-    template_type: EmailForm = "standard",
-    subject: EmailForm = "",
-    body_text: EmailForm = "",
-    signature: EmailForm = "",
+    form: Annotated[EmailTemplateForm, Form()],
 ) -> Response:
-    body = _email_body(name, template_type, subject, body_text, signature)
+    body = form.body()
     path = f"/email-templates/{quote(template_id)}"
     existing = await parts.services.json("template", path, person.access_token)
     kept = {field: existing[field] for field in KEPT_EMAIL_FIELDS if existing.get(field) is not None}
