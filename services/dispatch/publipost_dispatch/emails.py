@@ -12,7 +12,6 @@ from publipost_refusals import Refusal
 from .context import DispatchContext
 from .domain import (
     BadTemplate,
-    DispatchStatus,
     EmailText,
     LetterFacts,
     UnknownVariable,
@@ -21,17 +20,15 @@ from .domain import (
     check_message,
     dispatch_key,
 )
-from .fan_out import account_and_text, record_and_ask, refuse, start_sending
+from .fan_out import account_and_text, fanning_out, record_and_ask, refuse, start_sending
 from .model import Delivery, Dispatch
 
 
 async def emails_requested(event: EmailsRequested, ctx: DispatchContext = Components) -> None:
     """Record one delivery per recipient of the segment and ask for each send, as a dispatch's fan-out does."""
     key = dispatch_key(event.tenant_id, event.email_id)
-    await ctx.dispatches.create(Dispatch.emailed(key, event, datetime.now(UTC)))
-    dispatch = await ctx.dispatches.get(key)  # this one, or the one a redelivered request made
-    assert dispatch is not None
-    if dispatch.status is not DispatchStatus.FANNING_OUT:
+    dispatch = await fanning_out(ctx, Dispatch.emailed(key, event, datetime.now(UTC)))
+    if dispatch is None:
         return
     try:
         text, pause_after = await what_it_emails(event, ctx)

@@ -42,10 +42,8 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     """Record one delivery per document of the mailing and ask for each send on dispatch's own work queue,
     which every replica consumes: the sends, not the fan-out, are shared."""
     key = dispatch_key(event.tenant_id, event.dispatch_id)
-    await ctx.dispatches.create(Dispatch.requested(key, event, datetime.now(UTC)))
-    dispatch = await ctx.dispatches.get(key)  # this one, or the one a redelivered request made
-    assert dispatch is not None
-    if dispatch.status is not DispatchStatus.FANNING_OUT:
+    dispatch = await fanning_out(ctx, Dispatch.requested(key, event, datetime.now(UTC)))
+    if dispatch is None:
         return
     try:
         mailing, text, pause_after = await what_it_sends(event, ctx)
@@ -56,6 +54,15 @@ async def dispatch_requested(event: DispatchRequested, ctx: DispatchContext = Co
     documents = chosen_documents(ctx.storage.blobs, event.tenant_id, mailing, dispatch.document_ids)
     deliveries = (dispatch_delivery(dispatch, mailing, document) async for document in documents)
     await start_sending(ctx, dispatch, await record_and_ask(event, ctx, dispatch, deliveries))
+
+
+async def fanning_out(ctx: DispatchContext, new: Dispatch) -> Dispatch | None:
+    """The dispatch as stored (`new`, or the one a redelivered request stored first) while its fan-out is
+    to be done; None once it has moved on."""
+    await ctx.dispatches.create(new)
+    dispatch = await ctx.dispatches.get(new.id)
+    assert dispatch is not None
+    return dispatch if dispatch.status is DispatchStatus.FANNING_OUT else None
 
 
 async def refuse(ctx: DispatchContext, event: Event, dispatch: Dispatch, refusal: Refusal) -> NoReturn:
