@@ -3,6 +3,7 @@ serves them (POST /mailings, GET /mailings…, the print file's parts and each d
 
 import json
 import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,6 +89,14 @@ def failed_documents(merge: ServiceClient, mailing_id: str) -> list[str]:
     return shown
 
 
+class EInvoice(StrEnum):
+    """How an invoice mailing's documents go by e-mail (merge's `format`)."""
+
+    PDF = "pdf"
+    FACTURX = "facturx"
+    UBL = "ubl"
+
+
 @mailing_app.command("create")
 def create(
     ctx: typer.Context,
@@ -112,6 +121,14 @@ def create(
     file_format: Annotated[
         str, typer.Option("--format", help="pdf (e-mailable), or docx: documents not converted.")
     ] = "pdf",
+    einvoice: Annotated[
+        EInvoice,
+        typer.Option(
+            "--e-invoice",
+            help="Invoice templates: how documents go by e-mail unless the directory says otherwise: "
+            "pdf, facturx (the Factur-X PDF) or ubl (the PDF and a UBL 2.1 XML).",
+        ),
+    ] = EInvoice.PDF,
     no_wait: NoWait = False,
 ) -> None:
     """Start a mailing, then follow it: rendering, converting to PDF, ready."""
@@ -124,6 +141,8 @@ def create(
         "custom_fields": json.dumps(fields),
         "output": file_format,
     }
+    if einvoice is not EInvoice.PDF:
+        form["format"] = einvoice.value
     if name is not None:
         form["name"] = name
     content_type = RECORDS_TYPES.get(records.suffix.lower(), "application/octet-stream")

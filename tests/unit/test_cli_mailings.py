@@ -245,3 +245,18 @@ def test_a_download_merge_refuses_says_why(terminal, tmp_path):
     assert result.exit_code == 1
     assert "error: merge answered 404: no document 'd9' in mailing 'm1'" in result.output
     assert not (tmp_path / "d9.pdf").exists()
+
+
+def test_an_invoice_mailing_says_how_its_documents_go_by_e_mail(terminal, tmp_path):
+    records = tmp_path / "invoices.json"
+    records.write_text('[{"id": "r1", "document_number": "INV-1"}]')
+    terminal.services.on("POST", MAILINGS, httpx.Response(202, json={"request_id": "q", "mailing_id": "m1"}))
+
+    result = terminal.run(
+        "mailing", "create", "--template", "t1", "--records", str(records), "--e-invoice", "facturx", "--no-wait"
+    )
+    refused = terminal.run("mailing", "create", "--template", "t1", "--records", str(records), "--e-invoice", "xml")
+
+    assert result.exit_code == 0, result.output
+    assert form_fields(terminal.services.sent("POST", MAILINGS)[0])["format"] == "facturx"
+    assert refused.exit_code == 2 and "--e-invoice" in refused.output
