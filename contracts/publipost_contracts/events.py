@@ -211,7 +211,9 @@ class AddressAnswer(_Part):
     cc: list[str] = Field(default_factory=list, description="The directory's copies for this recipient.")
     reason: str | None = None
     format: RecipientFormat | None = Field(
-        default=None, description="The form the recipient wants this document type in; none: not in the directory."
+        default=None,
+        description="The form the recipient wants this document type in; none: not in the directory, or no form "
+        "stated (the document goes as its mailing makes it).",
     )
 
 

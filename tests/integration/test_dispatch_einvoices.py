@@ -138,3 +138,20 @@ async def test_an_invoice_whose_totals_do_not_add_up_refuses_the_mailing_naming_
         (1, "seller.vat_id", "missing (seller.vat_id, required by the EN 16931 profile)"),
         (1, "tax", "is 80.00 but the VAT per rate is 78.06"),
     ]
+
+
+async def test_a_client_whose_address_was_fixed_in_the_directory_still_gets_the_mailing_s_factur_x(flow):  # noqa: F811
+    """Fixing a client's address in the directory, as one does before re-sending the not-sent, made it a
+    recipient whose format was pdf by default: the re-sent invoice went as a plain PDF, without its XML."""
+    fixed = await flow["directory_http"].put("/recipients/C0003", headers=TENANT, json={"email": "three@example.test"})
+    assert fixed.status_code in (200, 201), fixed.text
+    assert fixed.json()["format"] is None
+
+    mailing = await invoice_mailing(flow, [invoice(3, None)], "facturx")
+    request = await dispatch(flow, mailing.mailing_id, document_type="invoice")
+    outcome = await flow["tap"].next(DispatchCompleted, lambda e: e.dispatch_id == request.dispatch_id, timeout=90)
+
+    assert (outcome.sent, outcome.failed) == (1, 0), outcome.failures
+    (message,) = messages(flow)
+    assert message["To"] == "three@example.test"
+    assert inspect_facturx(attachments(message)["INV-0003.pdf"]).embedded_names == ["factur-x.xml"]

@@ -73,7 +73,7 @@ async def test_a_csv_with_bom_comments_semicolons_and_quoted_fields_is_imported(
     assert dupont["postal_address"] == "12 rue de la Paix\n# Bâtiment B"
     assert (dupont["country"], dupont["promotional_consent"], dupont["last_visit_date"]) == ("FR", True, "2024-03-31")
     martin = await recipient(directory, "C002")
-    assert (martin["name"], martin["country"], martin["format"]) == ("Martin; Émilie", "BE", "pdf")
+    assert (martin["name"], martin["country"], martin["format"]) == ("Martin; Émilie", "BE", None)
 
 
 async def test_a_comma_separated_csv_saved_by_a_european_excel_in_windows_1252_is_imported(directory):

@@ -114,7 +114,7 @@ async def test_a_new_recipient_gets_the_defaults_and_blank_text_is_no_value(dire
     stored = (await http.put("/recipients/C001", headers=ACME, json={"email": " ", "phone": ""})).json()
 
     assert (stored["format"], stored["promotional_consent"], stored["contacts"], stored["attributes"]) == (
-        "pdf",
+        None,  # no format stated: documents go as their mailing makes them
         False,
         [],
         {},
@@ -269,7 +269,7 @@ async def test_a_refused_record_address_yields_to_the_directory_and_the_answer_c
     unknown = await ask(customer_number="C999", record_email="own@example.test", document_type="invoice")
 
     assert (refused_before.email, refused_before.rule) == ("compta@dupont.example", "directory")
-    assert [invoice.format, order.format, unknown.format] == ["docx", "pdf", None]
+    assert [invoice.format, order.format, unknown.format] == ["docx", None, None]  # another type: none stated
 
 
 async def test_the_tenant_order_decides_between_billing_and_main_addresses(directory, ask):

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 
 import httpx
+from publipost_recipient_directory.app import build as build_directory
+from publipost_recipient_directory.settings import RecipientDirectorySettings
 from publipost_storage import Storage
 from publipost_template.app import build as build_template
 from publipost_template.settings import TemplateSettings
@@ -72,3 +74,27 @@ async def test_a_migration_runs_each_upgrade_once_and_runs_again_changing_nothin
     async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://t") as http:
         template = (await http.get("/templates/t-first", headers=ACME)).json()
     assert (template["name"], template["version"], template["fields"]) == ("Old letter", 1, ["city", "name"])
+
+
+async def test_the_directory_s_migration_makes_the_old_default_pdf_a_format_stated_by_nobody(make_settings, running):
+    """Before e-invoices every recipient had the format pdf unless it asked for DOCX. Read as a wish for the
+    plain PDF, it sent a client whose address was just fixed its invoice without its Factur-X."""
+    settings = make_settings(RecipientDirectorySettings)
+    storage = Storage.for_service(settings)
+    stored_at = datetime(2026, 6, 1, tzinfo=UTC)
+    old = {"tenant_id": "acme", "document_type": "invoice", "email": "a@example.test"}
+    old |= {"created_at": stored_at, "updated_at": stored_at}
+    await storage.db["recipients"].insert_many(
+        [{**old, "customer_number": "C1", "format": "pdf"}, {**old, "customer_number": "C2", "format": "docx"}]
+    )
+    await storage.close()
+    env = {**os.environ, "MONGODB_URL": settings.mongodb_url, "PUBLIPOST_NAMESPACE": settings.namespace}
+    command = [sys.executable, "-m", "publipost", "migrate", "--service", "recipient-directory"]
+
+    migrated = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=True)
+
+    assert "ran a recipient's default format (pdf) states none" in migrated.stdout
+    service = await running(build_directory(settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(service.http_app()), base_url="http://d") as http:
+        formats = [(await http.get(f"/recipients/{c}", headers=ACME)).json()["format"] for c in ("C1", "C2")]
+    assert formats == [None, "docx"]

@@ -48,9 +48,9 @@ def test_a_recipient_stored_by_an_import_without_some_columns_loads_with_the_def
 
     recipient = RECIPIENTS.load(stored)
 
-    assert (recipient.format, recipient.cc, recipient.contacts, recipient.promotional_consent) == ("pdf", [], [], False)
+    assert (recipient.format, recipient.cc, recipient.contacts, recipient.promotional_consent) == (None, [], [], False)
     view = RecipientView.from_recipient(recipient).model_dump(mode="json")
-    assert view["format"] == "pdf" and view["attributes"] == {"sector": "food"} and view["last_visit_date"] is None
+    assert view["format"] is None and view["attributes"] == {"sector": "food"} and view["last_visit_date"] is None
 
 
 def test_a_recipient_shows_its_visit_as_a_day_and_is_a_merge_record_keyed_by_customer_number():

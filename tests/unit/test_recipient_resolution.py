@@ -155,8 +155,8 @@ def test_a_refused_record_address_is_still_tried_when_the_directory_has_nothing(
     [
         ("invoice", "invoice", "docx"),
         ("Invoice", "invoice ", "docx"),
-        ("invoice", "order", "pdf"),
-        ("invoice", None, "pdf"),
+        ("invoice", "order", None),  # none stated: the document goes as its mailing makes it
+        ("invoice", None, None),
         (None, "order", "docx"),  # a format without a document type holds for every type
     ],
 )

@@ -4,7 +4,7 @@ from publipost_bus import Bus
 from publipost_contracts import ResolveRecipients
 from publipost_http import upload_limit
 from publipost_runtime import Service
-from publipost_storage import Storage
+from publipost_storage import Storage, Upgrade
 
 from . import handlers, segment_api
 from .api import router, settings_router
@@ -33,6 +33,8 @@ def build(settings: RecipientDirectorySettings | None = None) -> Service:
         components=ctx,
         routers=[router, segment_api.router, settings_router],
         repositories=[ctx.recipients, ctx.segments, ctx.tenant_settings],
+        schema_version=2,
+        upgrades=[Upgrade(2, "a recipient's default format (pdf) states none", ctx.recipients.forget_default_formats)],
         body_limits={"POST /recipients/import": upload_limit(settings.max_import_bytes)},
     )
 

@@ -113,7 +113,9 @@ class Recipient:
     name: str | None = None
     cc: list[str] = field(default_factory=list)  # copied on every document
     document_type: str | None = None
-    format: Format = "pdf"  # the form its documents are sent in
+    # The form it wants its documents in; None: as the mailing makes them (its PDF, or the invoice format the
+    # mailing names). "pdf" said explicitly keeps an invoice to the plain PDF.
+    format: Format | None = None
     contacts: list[RecipientContact] = field(default_factory=list)
     billing_email: str | None = None
     main_email: str | None = None
@@ -135,13 +137,13 @@ class Recipient:
         wanted = correspondence_type.strip().lower()
         return next((c for c in self.contacts if wanted in c.correspondence_types and c.email), None)
 
-    def format_for(self, document_type: str | None) -> Format:
+    def format_for(self, document_type: str | None) -> Format | None:
         """The form it wants a document in: its format holds for its document type (for every type when it
-        names none); any other type comes as PDF."""
+        names none); for any other type it states none."""
         if self.document_type is None:
             return self.format
         wanted = (document_type or "").strip().lower()
-        return self.format if wanted == self.document_type.strip().lower() else "pdf"
+        return self.format if wanted == self.document_type.strip().lower() else None
 
 
 class RecipientNotFound(NotFound):
@@ -171,7 +173,7 @@ class Resolution:
     rule: Rule | None
     cc: list[str]
     reason: str | None = None
-    format: Format | None = None  # None: the recipient is not in the directory
+    format: Format | None = None  # None: the recipient is not in the directory, or states no format
 
 
 # A rule gives an address, or None and why not.

@@ -88,9 +88,9 @@ def _optional(read: Callable[[str], Any]) -> Callable[[str], Any]:
     return lambda text: read(text) if text else None
 
 
-def _format(text: str) -> str:
-    value = text.lower() or "pdf"
-    if value not in FORMATS:
+def _format(text: str) -> str | None:
+    value = text.lower() or None  # an empty cell states no format: documents go as the mailing makes them
+    if value is not None and value not in FORMATS:
         raise ValueError(f"{text!r} is not a format ({', '.join(FORMATS)})")
     return value
 

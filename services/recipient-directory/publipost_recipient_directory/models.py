@@ -56,7 +56,11 @@ class RecipientIn(BaseModel):
     name: Text | None = None
     cc: list[str] = Field(default_factory=list, max_length=20, description="Copied on every document.")
     document_type: str | None = Field(default=None, max_length=64, description="One of the service's document types.")
-    format: Format = Field(default="pdf", description="The form documents are sent in.")
+    format: Format | None = Field(
+        default=None,
+        description="The form documents are sent in; none: as the mailing makes them (a PDF, or the invoice format "
+        "the mailing names).",
+    )
     contacts: list[Contact] = Field(default_factory=list, max_length=50)
     billing_email: str | None = Field(default=None, max_length=254)
     main_email: str | None = Field(default=None, max_length=254)

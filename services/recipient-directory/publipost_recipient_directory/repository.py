@@ -35,6 +35,13 @@ class RecipientRepository(Repository):
         query = {"tenant_id": tenant_id, "customer_number": {"$in": list(set(customer_numbers))}}
         return {doc["customer_number"]: RECIPIENTS.load(doc) async for doc in self.collection.find(query)}
 
+    async def forget_default_formats(self) -> None:
+        """Before e-invoices a recipient's format was pdf unless it asked for DOCX: that default now states no
+        format, so an invoice goes as its mailing makes it (Factur-X, UBL) rather than as a plain PDF."""
+        await self.collection.update_many(
+            {"format": "pdf"}, {"$set": {"format": None}}, comment="collection scan: a migration, run once"
+        )
+
     async def upsert(self, recipient: Recipient) -> tuple[Recipient, bool]:
         """Create the recipient, or replace what is known of it; says whether it was created."""
         now = datetime.now(UTC)
