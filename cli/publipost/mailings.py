@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .api import CommandFailed, ServiceClient
 from .progress import MAILING_SETTLED, follow, mailing_stages, once_recorded
-from .session import Session
+from .session import Session, counted
 
 mailing_app = typer.Typer(help="Mailings: create one from a file of records, list them, show one.")
 
@@ -42,7 +42,7 @@ def custom_fields(values: list[str]) -> dict[str, str]:
 
 def summary(view: dict[str, Any]) -> str:
     """One line a person reads when a mailing settles."""
-    said = [f"{view['name']} ({view['id']}): {view['status'].replace('_', ' ')}, {view['documents']} documents"]
+    said = [f"{view['name']} ({view['id']}): {view['status'].replace('_', ' ')}, {counted(view['documents'], 'document')}"]
     if view.get("failed"):
         said.append(f"{view['failed']} failed")
     parts = view.get("parts") or []
@@ -201,7 +201,7 @@ def show(ctx: typer.Context, mailing_id: str, as_json: JsonOption = False) -> No
         f"output {view['output']}"
     )
     for part in view.get("parts") or []:
-        out.print(f"  part {part['number']}: {part['documents']} documents, {part['pages']} pages")
+        out.print(f"  part {part['number']}: {counted(part['documents'], 'document')}, {counted(part['pages'], 'page')}")
     for warning in view.get("warnings") or []:
         out.print(f"  warning: {warning.get('message', warning)}")
     if view.get("regrouped_from"):

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from .api import CommandFailed, ServiceClient
 from .progress import DISPATCH_SETTLED, dispatch_stages, follow, once_recorded
-from .session import Session
+from .session import Session, counted
 
 Account = Annotated[str | None, typer.Option("--account", help="The sending account's id (default: the tenant's).")]
 EmailTemplate = Annotated[
@@ -34,7 +34,7 @@ def dispatch_body(
 
 def show_preview(session: Session, preview: dict[str, Any]) -> None:
     session.out.print(
-        f"{preview['documents']} documents: {preview['will_send']} will be sent, "
+        f"{counted(preview['documents'], 'document')}: {preview['will_send']} will be sent, "
         f"{preview['without_address']} will not ({preview['estimated_bytes']} bytes of e-mail)"
     )
     for unsendable in preview["unsendable"]:
@@ -123,7 +123,7 @@ def resend_unsent(
     session: Session = ctx.obj
     with session.client("merge") as merge:
         unsent = not_sent_mailing(merge, mailing_id)
-    session.out.print(f"{unsent['name']} ({unsent['id']}): {unsent['documents']} documents to send again")
+    session.out.print(f"{unsent['name']} ({unsent['id']}): {counted(unsent['documents'], 'document')} to send again")
     with session.client("dispatch") as dispatch:
         start_dispatch(
             session, dispatch, dispatch_body(unsent["id"], account, email_template, subject, []), not no_wait

@@ -50,3 +50,8 @@ class Session:
     def print_json(self, value: Any) -> None:
         """For scripts: plain JSON on stdout, never wrapped or coloured."""
         print(json.dumps(value, indent=2, default=str))
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 document", "3 documents": what a person reads."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 from publipost.progress import Stage, mailing_stages
+from publipost.session import counted
 
 from tests.unit.fakes.services_http import PROFILE, Terminal, form_fields
 
@@ -260,3 +261,7 @@ def test_an_invoice_mailing_says_how_its_documents_go_by_e_mail(terminal, tmp_pa
     assert result.exit_code == 0, result.output
     assert form_fields(terminal.services.sent("POST", MAILINGS)[0])["format"] == "facturx"
     assert refused.exit_code == 2 and "--e-invoice" in refused.output
+
+
+def test_counts_read_as_a_person_writes_them():
+    assert [counted(1, "document"), counted(3, "document"), counted(0, "page")] == ["1 document", "3 documents", "0 pages"]
