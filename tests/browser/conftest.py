@@ -5,13 +5,15 @@ import asyncio
 import shutil
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright
 from publipost_bus import Bus
 from publipost_console.app import build as build_console
 from publipost_console.settings import ConsoleSettings
@@ -155,6 +157,28 @@ async def stack(issuer, make_settings, running, serve_http, mailbox):
     await system.stop()
     server.should_exit = True
     await task
+
+
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright (whose own browser download is not needed)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def laptop_page(browser: Browser, locale: str = "en-GB") -> Page:
+    """A page of a new session, as a person's laptop shows it, in the browser language `locale`."""
+    context = await browser.new_context(locale=locale, viewport=LAPTOP, accept_downloads=True)
+    page = await context.new_page()
+    page.set_default_timeout(30_000)
+    return page
 
 
 async def request_mailing(stack, name: str, records: list[dict]) -> None:

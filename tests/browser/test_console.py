@@ -11,10 +11,10 @@ import io
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from pypdf import PdfReader
 
-from tests.browser.conftest import CHROMIUM, WAIT_MS, request_mailing, shot, sign_in
+from tests.browser.conftest import WAIT_MS, chromium, laptop_page, request_mailing, shot, sign_in
 from tests.support import sample_record, wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,13 +42,8 @@ async def test_a_person_signs_in_watches_a_mailing_downloads_sends_fixes_and_res
         sample_record(3, email="three@reject.test"),  # the server refuses it
         sample_record(4, email=None),  # no address anywhere
     ]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = await browser.new_context(
-            locale="en-GB", viewport={"width": 1366, "height": 768}, accept_downloads=True
-        )
-        page = await context.new_page()
-        page.set_default_timeout(30_000)
+    async with chromium() as browser:
+        page = await laptop_page(browser)
 
         # Sign in through the issuer's form, then land on the mailings.
         await page.goto(f"{stack['console']}/mailings")
@@ -147,8 +142,7 @@ async def test_a_person_signs_in_watches_a_mailing_downloads_sends_fixes_and_res
         ]
 
         # The same console in French, for a browser that asks for it.
-        french = await browser.new_context(locale="fr-FR", viewport={"width": 1366, "height": 768})
-        page = await french.new_page()
+        page = await laptop_page(browser, "fr-FR")
         await sign_in(page, stack, "User name", "Password", "Sign in")  # the issuer's own form is in English
         await expect(page.get_by_role("heading", name="Publipostages")).to_be_visible()
         await expect(page.get_by_text("Connecté : operator")).to_be_visible()
@@ -158,4 +152,3 @@ async def test_a_person_signs_in_watches_a_mailing_downloads_sends_fixes_and_res
         await expect(page.get_by_label("État de l'envoi")).to_be_visible()
         await expect(page.get_by_text("2 documents, 0 en échec")).to_be_visible()
         await shot(page, "12-french")
-        await browser.close()

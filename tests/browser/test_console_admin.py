@@ -8,10 +8,10 @@ Screenshots of each screen go to .local/screenshots/admin-*.png for review."""
 import re
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from publipost_localstack import dev_issuer
 
-from tests.browser.conftest import CHROMIUM, WAIT_MS, request_mailing, shot
+from tests.browser.conftest import WAIT_MS, chromium, laptop_page, request_mailing, shot
 from tests.support import sample_record, wait_until
 
 pytestmark = pytest.mark.slow
@@ -28,11 +28,8 @@ async def sign_in_as(page: Page, stack, issuer, user: str) -> None:
 
 async def test_an_admin_sets_up_an_account_finds_a_failed_send_and_runs_a_campaign(stack, issuer):
     records = [sample_record(1, email="one@example.test"), sample_record(2, email="two@reject.test")]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = await browser.new_context(locale="en-GB", viewport={"width": 1366, "height": 768})
-        page = await context.new_page()
-        page.set_default_timeout(30_000)
+    async with chromium() as browser:
+        page = await laptop_page(browser)
         await sign_in_as(page, stack, issuer, "admin")
         await request_mailing(stack, "Premium notices", records)  # made while the admin sets up
 
@@ -146,8 +143,7 @@ async def test_an_admin_sets_up_an_account_finds_a_failed_send_and_runs_a_campai
 
         # A viewer and an operator: no settings in the menu, and the page refused.
         for user in ("viewer", "operator"):
-            other = await browser.new_context(locale="en-GB", viewport={"width": 1366, "height": 768})
-            page = await other.new_page()
+            page = await laptop_page(browser)
             await sign_in_as(page, stack, issuer, user)
             await expect(page.get_by_role("link", name="History")).to_be_visible()
             await expect(page.get_by_role("link", name="Settings")).to_have_count(0)
@@ -155,5 +151,4 @@ async def test_an_admin_sets_up_an_account_finds_a_failed_send_and_runs_a_campai
             await expect(page.get_by_text("Settings are for the tenant's admins.")).to_be_visible()
             if user == "viewer":
                 await shot(page, "admin-settings-refused")
-            await other.close()
-        await browser.close()
+            await page.context.close()

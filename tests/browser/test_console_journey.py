@@ -15,10 +15,10 @@ from pathlib import Path
 
 import docx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from pypdf import PdfReader
 
-from tests.browser.conftest import CHROMIUM, SAMPLE, WAIT_MS, shot, sign_in
+from tests.browser.conftest import SAMPLE, WAIT_MS, chromium, laptop_page, shot, sign_in
 from tests.support import sample_record, wait_until
 
 pytestmark = pytest.mark.slow
@@ -76,13 +76,8 @@ async def test_a_person_imports_the_directory_starts_mailings_sends_fixes_rename
     refused, good = tmp_path / "refused.csv", tmp_path / "clients.csv"
     refused.write_text(REFUSED_DIRECTORY)
     good.write_text(DIRECTORY)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = await browser.new_context(
-            locale="en-GB", viewport={"width": 1366, "height": 768}, accept_downloads=True
-        )
-        page = await context.new_page()
-        page.set_default_timeout(30_000)
+    async with chromium() as browser:
+        page = await laptop_page(browser)
         await sign_in(page, stack, "User name", "Password", "Sign in")
         await expect(page.get_by_role("heading", name="Mailings")).to_be_visible()
 
@@ -227,4 +222,3 @@ async def test_a_person_imports_the_directory_starts_mailings_sends_fixes_rename
         await page.get_by_role("link", name="Selections").click()
         await expect(page.get_by_role("row", name="High mileage")).to_contain_text("2 clients")
         await shot(page, "people-17-selections")
-        await browser.close()
