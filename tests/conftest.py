@@ -21,6 +21,8 @@ import uvicorn
 from publipost_localstack.dev_issuer import client_id_of
 from publipost_localstack.processes import ensure_rabbitmq, free_port, start_secantus
 from publipost_localstack.smtp_capture import start_capture
+from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
+from publipost_render_pdf.settings import RenderPdfSettings
 from publipost_runtime import Service
 from publipost_settings import ServiceSettings
 from pymongo import AsyncMongoClient
@@ -284,3 +286,12 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
     controller = start_capture(tmp_path / "mail", port=port)
     yield Mailbox("127.0.0.1", port, tmp_path / "mail")
     controller.stop()
+
+
+@pytest.fixture
+async def libreoffice() -> AsyncIterator[LibreOfficePool]:
+    """render-pdf's LibreOffice, one worker, as the service starts it."""
+    pool = LibreOfficePool(1, WorkerConfig.from_settings(RenderPdfSettings()))
+    await pool.start()
+    yield pool
+    await pool.stop()

@@ -4,25 +4,14 @@ with the same text, whichever pair did it, and as many pages as their letter has
 
 import io
 
-import pytest
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf.combine import COMBINERS
 from publipost_render_pdf.domain import page_count
-from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
 from publipost_render_pdf.pdf_split import SPLITTERS
-from publipost_render_pdf.settings import RenderPdfSettings
 from pypdf import PdfReader
 
 from tests.integration.test_render_pdf_service import numbered_template
 from tests.support import sample_record
-
-
-@pytest.fixture
-async def libreoffice():
-    pool = LibreOfficePool(1, WorkerConfig.from_settings(RenderPdfSettings()))
-    await pool.start()
-    yield pool
-    await pool.stop()
 
 
 def _pages(parts: list[tuple[bytes, int]]) -> list[list[str]]:

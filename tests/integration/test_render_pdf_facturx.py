@@ -6,20 +6,10 @@ from pathlib import Path
 
 import pytest
 from publipost_einvoice import Profile, build_cii, embed_facturx, inspect_facturx, read_invoice, xml_from_facturx
-from publipost_render_pdf.libreoffice import LibreOfficePool, WorkerConfig
-from publipost_render_pdf.settings import RenderPdfSettings
 
 from tests.unit.test_einvoice import INVOICE
 
 LETTER = Path(__file__).resolve().parents[2] / "samples" / "letter.docx"
-
-
-@pytest.fixture
-async def libreoffice():
-    pool = LibreOfficePool(1, WorkerConfig.from_settings(RenderPdfSettings()))
-    await pool.start()
-    yield pool
-    await pool.stop()
 
 
 @pytest.mark.slow
