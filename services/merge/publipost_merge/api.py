@@ -11,7 +11,7 @@ from publipost_http.errors import Refused
 from publipost_storage import BlobNotFound
 from pydantic import BaseModel, Field, field_validator
 
-from . import handlers
+from . import handlers, mailing_files
 from .context import Context, MergeContext
 from .documents_file import document_view, write_documents_file
 from .domain import DocumentStatus, EmailState, Language, Mailing, MailingNotFound
@@ -152,7 +152,7 @@ async def download_part(ctx: Context, caller: OutcomeReader, mailing_id: str, nu
     part = mailing.part(number)
     if not part.built_on_download or await ctx.storage.blobs.exists(part.blob_id):
         return await _download(ctx, caller.tenant_id, part.blob_id)
-    built = await handlers.print_part(ctx, mailing, part)
+    built = await mailing_files.print_part(ctx, mailing, part)
     headers = {"Content-Disposition": content_disposition(built.filename)}
     return Response(built.data, media_type=built.content_type, headers=headers)
 
@@ -198,7 +198,7 @@ async def rename_mailing(ctx: Context, caller: Operator, mailing_id: str, body: 
 @router.delete("/{mailing_id}", status_code=204)
 async def delete_mailing(ctx: Context, caller: Operator, mailing_id: str) -> None:
     """The mailing, its documents and every file they had (DOCX, PDF, print file parts)."""
-    await handlers.delete_mailing(ctx, await _mailing(ctx, caller.tenant_id, mailing_id))
+    await mailing_files.delete_mailing(ctx, await _mailing(ctx, caller.tenant_id, mailing_id))
 
 
 class TenantSettings(BaseModel):

@@ -17,7 +17,7 @@ from publipost_http import upload_limit
 from publipost_runtime import Service
 from publipost_storage import Storage
 
-from . import handlers
+from . import handlers, regrouping
 from .api import router, settings_router
 from .clients import DirectoryClient, TemplateClient
 from .context import MergeContext
@@ -64,8 +64,8 @@ def build(settings: MergeSettings | None = None) -> Service:
 
     bus.consumer(MergeRequested)(handlers.merge_requested)
     bus.consumer(DocumentsRendered)(handlers.documents_rendered)
-    bus.consumer(DispatchCompleted)(handlers.dispatch_completed)
-    bus.consumer(DocumentSent)(handlers.document_sent)
+    bus.consumer(DispatchCompleted)(regrouping.dispatch_completed)
+    bus.consumer(DocumentSent)(regrouping.document_sent)
 
     async def close_clients() -> None:
         await ctx.templates.close()

@@ -31,7 +31,7 @@ class DocumentStatus(StrEnum):
 
 
 class EmailState(StrEnum):
-    """Where a document stands with e-mail: dispatch's events move it (see handlers.document_sent)."""
+    """Where a document stands with e-mail: dispatch's events move it (see regrouping.document_sent)."""
 
     NEVER_SENT = "never_sent"
     SENT = "sent"

@@ -1,4 +1,5 @@
-"""One function per message merge consumes: load, call the domain, store, publish."""
+"""What merge does to make a mailing, one function per message it consumes (merge.requested,
+documents.rendered): load, call the domain, store, publish; and its validation, which ends the making."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -8,12 +9,8 @@ from typing import TypeVar
 from publipost_bus import Components
 from publipost_contracts import (
     CombinedPart,
-    DispatchCompleted,
-    DocumentSent,
     DocumentSideEffect,
     DocumentsRendered,
-    Failure,
-    MailingRegrouped,
     MergeCompleted,
     MergeRejected,
     MergeRequested,
@@ -28,7 +25,6 @@ from publipost_storage import BlobNotFound, NewBlob
 
 from .clients import TemplateRef
 from .context import MergeContext
-from .documents_file import write_documents_file
 from .domain import (
     Document,
     DocumentStatus,
@@ -37,15 +33,13 @@ from .domain import (
     MailingContents,
     MailingNotFound,
     MailingStatus,
-    Outcome,
     PrintPart,
     chunked,
     document_id_for,
     mailing_id_for,
-    regrouped_mailing_id,
 )
 from .einvoices import EInvoicing, format_problem
-from .print_file import PartFile, build_part, delete_parts, plan_parts
+from .mailing_files import contents, delete_documents_file
 from .records import BadRecord, iter_records
 from .rendering import RenderFailed
 from .repository import PendingConversion
@@ -329,10 +323,10 @@ async def complete_if_done(
         return
     if mailing.in_progress:
         was = mailing.status
-        mailing.complete(await _contents(ctx, mailing))
+        mailing.complete(await contents(ctx, mailing))
         # Handlers settling the same mailing at once each wrote a documents file: the one stored stays.
         if not await ctx.mailings.move(mailing, was, *MailingContents.FIELDS):
-            await _delete_documents_file(ctx, mailing)
+            await delete_documents_file(ctx, mailing)
             mailing = await ctx.mailings.get(mailing_id)
             assert mailing is not None
     if mailing.announced:
@@ -392,135 +386,6 @@ async def validate(ctx: MergeContext, tenant_id: str, mailing_id: str, *, approv
     return mailing
 
 
-async def _contents(ctx: MergeContext, mailing: Mailing) -> MailingContents:
-    """Counts, the print file's plan (its files are built on download) and the documents file."""
-    documents = await ctx.documents.count(mailing.id)
-    failed = await ctx.documents.count(mailing.id, DocumentStatus.FAILED)
-    page_limit = (await ctx.tenant_settings.get(mailing.tenant_id)).page_limit(ctx.settings.combined_page_limit)
-    return MailingContents(
-        documents=documents,
-        failed=failed,
-        converted_by=await ctx.documents.converted_by(mailing.id),
-        parts=await plan_parts(ctx.documents, mailing, page_limit),
-        documents_file_id=await write_documents_file(ctx.storage, ctx.documents, mailing),
-    )
-
-
-async def dispatch_completed(event: DispatchCompleted, ctx: MergeContext = Components) -> None:
-    """Replace the dispatched mailing by its "sent by e-mail" and "not sent by e-mail" mailings, unless the
-    dispatch says not to: a campaign's published mailing stays ready for its next occurrence. The documents a
-    re-send of a not-sent mailing sent join its original's sent mailing (updated) instead of making another."""
-    if not event.regroup:
-        await _not_sent_in_place(ctx, event)
-        return
-    source = await ctx.mailings.get(event.mailing_id)
-    if source is None:
-        log.warning("dispatch completed for an unknown mailing", mailing_id=event.mailing_id)
-        return
-    joinable = await ctx.mailings.get(source.sent_mailing_id) if source.sent_mailing_id else None
-    sent_id = source.sent_mailing_for(event.dispatch_id, joinable)
-    not_sent_id = regrouped_mailing_id(source.id, event.dispatch_id, Outcome.NOT_SENT)
-    if source.status != MailingStatus.REPLACED:
-        failures = await _failures(ctx, event)
-        language = (await ctx.tenant_settings.get(source.tenant_id)).language
-        if failures:
-            not_sent_mailing = Mailing.regrouped(
-                source, event.dispatch_id, Outcome.NOT_SENT, sent_mailing_id=sent_id, language=language
-            )
-            await ctx.mailings.create(not_sent_mailing)
-            await _not_sent(ctx, source.id, failures, not_sent_id)
-        if await ctx.documents.count(source.id):
-            if sent_id == source.sent_mailing_id:
-                assert joinable is not None
-                await delete_parts(ctx.storage, joinable.parts)  # its parts are planned again with the new documents
-            else:
-                await ctx.mailings.create(Mailing.regrouped(source, event.dispatch_id, Outcome.SENT, language=language))
-            await ctx.documents.reassign_rest(source.id, sent_id)
-        for mailing_id in (sent_id, not_sent_id):
-            if (mailing := await ctx.mailings.get(mailing_id)) is not None:
-                earlier = mailing.documents_file_id  # a regrouping cut short and run again wrote one already
-                mailing.hold(await _contents(ctx, mailing))
-                await ctx.mailings.save(mailing, *MailingContents.FIELDS)
-                if earlier:
-                    await ctx.storage.blobs.delete(earlier)
-        await delete_parts(ctx.storage, source.parts)
-        await _delete_documents_file(ctx, source)
-        not_sent = await ctx.documents.count(not_sent_id)
-        source.replace([m for m, moved in ((sent_id, source.documents - not_sent), (not_sent_id, not_sent)) if moved])
-        await ctx.mailings.save(source, "status", "parts", "documents_file_id", "replaced_by")
-    not_sent = await ctx.documents.count(not_sent_id)
-    sent = source.documents - not_sent  # the sent mailing may hold the documents of earlier sends too
-    await ctx.bus.publish(
-        MailingRegrouped.caused_by(
-            event,
-            key="regrouped",
-            dispatch_id=event.dispatch_id,
-            source_mailing_id=source.id,
-            sent_mailing_id=sent_id if sent else None,
-            not_sent_mailing_id=not_sent_id if not_sent else None,
-            sent=sent,
-            not_sent=not_sent,
-        )
-    )
-
-
-async def _not_sent_in_place(ctx: MergeContext, event: DispatchCompleted) -> None:
-    """The mailing stays as it is: its documents not sent show it, and why (those sent did at each send). Its
-    documents file is written again, so the next send of them asks the directory first for a failed address."""
-    mailing = await ctx.mailings.get(event.mailing_id)
-    failures = await _failures(ctx, event)
-    if mailing is None or mailing.tenant_id != event.tenant_id or not failures:
-        return
-    await _not_sent(ctx, mailing.id, failures, mailing.id)
-    earlier = mailing.documents_file_id
-    mailing.documents_file_id = await write_documents_file(ctx.storage, ctx.documents, mailing)
-    await ctx.mailings.save(mailing, "documents_file_id")
-    if earlier:
-        await ctx.storage.blobs.delete(earlier)
-
-
-async def _failures(ctx: MergeContext, event: DispatchCompleted) -> list[Failure]:
-    """Every document the dispatch did not send: those the event lists, or its file when they are too many."""
-    if not (event.failures_truncated and event.failures_file_id is not None):
-        return list(event.failures)
-    return [
-        Failure.model_validate_json(line)
-        async for line in ctx.storage.blobs.lines(event.failures_file_id, tenant_id=event.tenant_id)
-    ]
-
-
-async def _not_sent(ctx: MergeContext, source_id: str, failures: list[Failure], not_sent_id: str) -> None:
-    """Move the failed documents to the not-sent mailing, each with why it was not sent, a thousand a write."""
-    for start in range(0, len(failures), 1000):
-        given = {f.document_id: f for f in failures[start : start + 1000]}
-        moved = [d for d in await ctx.documents.get_many(list(given)) if d.mailing_id in (source_id, not_sent_id)]
-        for document in moved:
-            document.not_sent_by_email(given[document.id].reason, given[document.id].kind)
-            document.mailing_id = not_sent_id
-        await ctx.documents.save_many(moved, "mailing_id", *Document.EMAIL_FIELDS)
-
-
-async def document_sent(event: DocumentSent, ctx: MergeContext = Components) -> None:
-    """The document shows when and to whom it was sent: one read and one write per document sent, at the pace
-    dispatch sends, rather than a pass over the mailing's documents when the dispatch completes."""
-    document = await ctx.documents.get(event.document_id)
-    if document is None or document.tenant_id != event.tenant_id:
-        log.info("sent document unknown (deleted since?)", document_id=event.document_id)
-        return
-    document.sent_by_email(event.occurred_at, event.recipients)
-    await ctx.documents.save_many([document], *Document.EMAIL_FIELDS)
-
-
-async def print_part(ctx: MergeContext, mailing: Mailing, part: PrintPart) -> PartFile:
-    """Build a part of the print file at its first download, and store it for the next ones."""
-    built = await build_part(ctx.storage, ctx.documents, mailing, part)
-    # Regrouped or deleted while it was built: its file would be left to no one.
-    now = await ctx.mailings.get(mailing.id)
-    if now is None or part not in now.parts:
-        await delete_parts(ctx.storage, [part])
-    return built
-
-
 async def _enumerate(items: AsyncIterator[T]) -> AsyncIterator[tuple[int, T]]:
     index = 0
     async for item in items:
@@ -528,20 +393,3 @@ async def _enumerate(items: AsyncIterator[T]) -> AsyncIterator[tuple[int, T]]:
         index += 1
 
 
-async def delete_mailing(ctx: MergeContext, mailing: Mailing) -> None:
-    """Files first, then the records that point at them: a delete cut short can be run again."""
-    async for blob_ids in chunked(ctx.documents.blob_ids(mailing.id), 1000):
-        await ctx.storage.blobs.delete_many(blob_ids)
-    await delete_parts(ctx.storage, mailing.parts)
-    await _delete_documents_file(ctx, mailing)
-    await ctx.documents.delete_of(mailing.id)
-    if (request := await ctx.requests.get(mailing.id)) is not None:  # started over HTTP: its records file too
-        if request.records_file_id:
-            await ctx.storage.blobs.delete(request.records_file_id)
-        await ctx.requests.delete(mailing.id)
-    await ctx.mailings.delete(mailing.id)
-
-
-async def _delete_documents_file(ctx: MergeContext, mailing: Mailing) -> None:
-    if mailing.documents_file_id:
-        await ctx.storage.blobs.delete(mailing.documents_file_id)
