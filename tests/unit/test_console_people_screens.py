@@ -149,3 +149,11 @@ async def test_a_send_s_page_waits_for_dispatch_to_record_it_for_a_while_only(co
     assert f"/dispatches/d-1/progress?since={now}" in polled.text
     assert long_after.status_code == 204 and long_after.headers["HX-Redirect"] == "/dispatches/d-1"
     assert unknown.status_code == 404 and "no dispatch &#39;d-1&#39;" in unknown.text
+
+
+async def test_a_page_the_console_does_not_have_is_a_page_in_the_person_s_language(console):
+    english = await console.get("/directory/clients")
+    french = await console.get("/directory/clients", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+
+    assert english.status_code == 404 and "There is no such page." in english.text
+    assert french.status_code == 404 and "Cette page n&#39;existe pas." in french.text

@@ -7,12 +7,14 @@ from urllib.parse import quote
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from publipost_auth import Issuer, IssuerUnavailable, TokenVerifier
 from publipost_http import BodyLimit, CachedCheck, health_router, upload_limit
 from publipost_http.access_log import AccessLog
 from publipost_logging import configure_logging
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import admin, campaigns, directory, history, login, mailings, recipients, sending, starting, template_screens
 from .catalog import Catalog
@@ -87,6 +89,14 @@ def build(settings: ConsoleSettings | None = None, transport: httpx.AsyncBaseTra
     async def not_admin(request: Request, _: admin.NotAdmin) -> Response:
         t = Catalog.for_request(request.headers.get("accept-language"))
         return render(request, parts, t, "error.html", 403, problem=t("error.admins_only"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """A page the console does not have, as a page in the person's language (not FastAPI's JSON)."""
+        if exc.status_code != 404:
+            return await http_exception_handler(request, exc)
+        t = Catalog.for_request(request.headers.get("accept-language"))
+        return render(request, parts, t, "error.html", 404, problem=t("error.no_page"))
 
     @app.exception_handler(SignedOut)
     async def signed_out(request: Request, _: SignedOut) -> Response:

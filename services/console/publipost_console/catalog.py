@@ -20,6 +20,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "error.service": "The {service} service answered: {detail}",
         "error.unreachable": "The {service} service cannot be reached right now; please try again in a moment.",
         "error.back": "Back to the mailings",
+        "error.no_page": "There is no such page. Its address may be mistyped, or what it showed deleted.",
         "error.cross_origin": "This form was not sent from a page of Publipost, so nothing was done. Open the "
         "page again here and send it from there.",
         "send.to": "Send to",
@@ -450,6 +451,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "error.service": "Le service {service} a répondu : {detail}",
         "error.unreachable": "Le service {service} ne répond pas pour le moment ; réessayez dans un instant.",
         "error.back": "Retour aux publipostages",
+        "error.no_page": "Cette page n'existe pas. Son adresse est peut-être mal saisie, ou ce qu'elle montrait supprimé.",
         "error.cross_origin": "Ce formulaire n'a pas été envoyé depuis une page de Publipost : rien n'a été fait. "
         "Rouvrez la page ici et envoyez-le depuis celle-ci.",
         "send.to": "Envoyer à",
