@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import openpyxl
-from publipost_localstack.processes import free_port, start_secantus
+from measure import secantus
 from publipost_recipient_directory.importing import import_file
 from publipost_recipient_directory.repository import RecipientRepository
 from publipost_recipient_directory.settings import DOCUMENT_TYPES
@@ -154,12 +154,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        secantus = start_secantus(port, folder / "data", folder, name=f"secantus-bench-{port}")
-        try:
-            measured = asyncio.run(run(args, folder, f"mongodb://127.0.0.1:{port}/"))
-        finally:
-            secantus.stop()
+        with secantus(folder) as mongodb_url:
+            measured = asyncio.run(run(args, folder, mongodb_url))
     seconds = measured["seconds"]
     print(
         json.dumps(

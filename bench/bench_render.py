@@ -30,8 +30,8 @@ import time
 import uuid
 from pathlib import Path
 
+from measure import secantus
 from publipost_contracts import RenderItem, RenderRequested
-from publipost_localstack.processes import free_port, start_secantus
 from publipost_localstack.records import letter_record
 from publipost_merge.rendering import render_docx
 from publipost_render_pdf import handlers
@@ -159,12 +159,8 @@ def main() -> None:
         print(f"(a) carbone docx->pdf, one by one:        {carbone_s:6.2f} s  {len(documents) / carbone_s:7.1f} PDFs/s")
         single_s = asyncio.run(one_by_one(documents, settings))
         print(f"(b) warm LibreOffice worker, one by one:  {single_s:6.2f} s  {len(documents) / single_s:7.1f} PDFs/s")
-        port = free_port()
-        secantus = start_secantus(port, folder / "data", folder, name=f"secantus-bench-render-{port}")
-        try:
-            batch_s = asyncio.run(batch_path(documents, args.chunk, f"mongodb://127.0.0.1:{port}/"))
-        finally:
-            secantus.stop()
+        with secantus(folder) as mongodb_url:
+            batch_s = asyncio.run(batch_path(documents, args.chunk, mongodb_url))
         print(
             f"(c) render-pdf batch path, chunks of {args.chunk}: {batch_s:6.2f} s  {len(documents) / batch_s:7.1f} PDFs/s"
             " (GridFS DOCX to per-recipient PDFs stored)"

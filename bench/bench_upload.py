@@ -27,8 +27,7 @@ import uuid
 from pathlib import Path
 
 import openpyxl
-from measure import reset_peak_rss, status_kb
-from publipost_localstack.processes import free_port, start_secantus
+from measure import reset_peak_rss, secantus, status_kb
 from publipost_merge.clients import TemplateRef
 from publipost_merge.context import MergeContext
 from publipost_merge.repository import MailingRepository, MailingRequestRepository
@@ -181,12 +180,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        secantus = start_secantus(port, folder / "data", folder, name=f"secantus-bench-{port}")
-        try:
-            measured = asyncio.run(run(args, folder, f"mongodb://127.0.0.1:{port}/"))
-        finally:
-            secantus.stop()
+        with secantus(folder) as mongodb_url:
+            measured = asyncio.run(run(args, folder, mongodb_url))
     worst = max(measured["ratios"].values())
     print(
         json.dumps(

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from publipost_localstack.processes import free_port, wait_for_port
+from publipost_localstack.processes import free_port, start_secantus, wait_for_port
 
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 
@@ -84,6 +84,17 @@ class ProcessWatch:
         kb = {name: status_kb(pid, field) for name, pid in self.pids.items()}
         kb["libreoffice"] = max((status_kb(pid, field) for pid in descendants(self.pids["render-pdf"])), default=0)
         return {name: round(value / 1024, 1) for name, value in kb.items()}
+
+
+@contextmanager
+def secantus(folder: Path) -> Iterator[str]:
+    """A SecantusDB of the benchmark's own, its data in `folder`: its MongoDB URL."""
+    port = free_port()
+    database = start_secantus(port, folder / "data", folder, name=f"secantus-bench-{port}")
+    try:
+        yield f"mongodb://127.0.0.1:{port}/"
+    finally:
+        database.stop()
 
 
 def cpu_ticks(pid: int) -> list[int]:
