@@ -36,6 +36,7 @@ class Attachment:
 
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XML_TYPE = "application/xml"
 
 
 def pdf_attachment(pdf: bytes, filename: str) -> Attachment:

@@ -31,9 +31,7 @@ from .domain import (
     einvoice_format,
 )
 from .limits import DailyCapReached
-from .mail import DOCX_TYPE, MESSAGE_BUILDERS, Attachment, file_attachment, pdf_attachment
-
-XML_TYPE = "application/xml"
+from .mail import DOCX_TYPE, MESSAGE_BUILDERS, XML_TYPE, Attachment, file_attachment, pdf_attachment
 from .model import Delivery, Dispatch
 
 log = get_logger(__name__)

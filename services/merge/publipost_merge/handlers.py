@@ -67,12 +67,12 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
         return
 
     template = await ctx.templates.get(event.tenant_id, event.template_id, event.template_version)
-    einvoicing = None
+    output, einvoicing = "pdf", None
     if template is not None:
         output = effective_output(event.output, template.auto_pdf)
         profile = (await ctx.tenant_settings.get(event.tenant_id)).facturx_profile
         einvoicing = EInvoicing.of(template, output, profile)
-    findings = await _validate(event, ctx, template, einvoicing)
+    findings = await _validate(event, ctx, template, output, einvoicing)
     if findings.problems:
         await ctx.bus.publish(
             MergeRejected.caused_by(event, key="rejected", request_id=event.request_id, problems=findings.refusal())
@@ -90,7 +90,7 @@ async def merge_requested(event: MergeRequested, ctx: MergeContext = Components)
             template_id=template.template_id,
             template_version=template.version,
             template_type=template.template_type,
-            output=effective_output(event.output, template.auto_pdf),
+            output=output,
             expected=findings.records,
             validation_required=template.validation_required,
             warnings=findings.warnings,
@@ -120,7 +120,11 @@ async def _refuse_http_request(ctx: MergeContext, mailing_id: str, problems: lis
 
 
 async def _validate(
-    event: MergeRequested, ctx: MergeContext, template: TemplateRef | None, einvoicing: EInvoicing | None
+    event: MergeRequested,
+    ctx: MergeContext,
+    template: TemplateRef | None,
+    output: str,
+    einvoicing: EInvoicing | None,
 ) -> Findings:
     findings = Findings()
     if template is None:
@@ -132,7 +136,6 @@ async def _validate(
             message = f"no value for the template's custom fields: {', '.join(missing)}"
             findings.problem(Problem(field="custom_fields", message=message))
         needed = fields_records_need(template.fields, template.custom_fields)
-        output = effective_output(event.output, template.auto_pdf)
         if (problem := format_problem(event.format, template, output)) is not None:
             findings.problem(problem)
     if event.name is not None and (problem := header_text_problem("name", event.name)) is not None:
@@ -257,10 +260,7 @@ async def resume_conversion(ctx: MergeContext, mailing: Mailing) -> None:
                 correlation_id=mailing.correlation_id,
                 mailing_id=mailing.id,
                 chunk=chunk[0].index // ctx.settings.render_chunk_size,
-                documents=[
-                    RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id, facturx_level=mailing.facturx_level)
-                    for d in chunk
-                ],
+                documents=_render_items(mailing, chunk),
                 count_only=mailing.pages_only,
             )
         )
@@ -277,13 +277,16 @@ async def _publish_render_request(
             key=documents[0].id,
             mailing_id=mailing.id,
             chunk=documents[0].index // ctx.settings.render_chunk_size,
-            documents=[
-                RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id, facturx_level=mailing.facturx_level)
-                for d in documents
-            ],
+            documents=_render_items(mailing, documents),
             count_only=mailing.pages_only,
         )
     )
+
+
+def _render_items(mailing: Mailing, documents: list[PendingConversion]) -> list[RenderItem]:
+    """What render-pdf is asked of each document: its PDF, and its Factur-X for an e-invoice mailing."""
+    level = mailing.facturx_level
+    return [RenderItem(document_id=d.id, docx_blob_id=d.docx_blob_id, facturx_level=level) for d in documents]
 
 
 async def documents_rendered(event: DocumentsRendered, ctx: MergeContext = Components) -> None:
